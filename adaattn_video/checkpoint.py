@@ -1,0 +1,167 @@
+"""The project's own checkpoint format: one safetensors file that rebuilds its model.
+
+Metadata (all strings, as safetensors requires):
+    format = "stylestream", format_version = "1", model_config = ModelConfig JSON,
+    plus free-form provenance (``source``, ``trained_steps``...).
+
+safetensors holds tensors only, so loading a file can never run code (unlike pickle).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from adaattn_video.config import ModelConfig
+from adaattn_video.errors import CheckpointError, MissingWeightsError
+from adaattn_video.model import StyleTransferModel, build_model
+
+log = logging.getLogger(__name__)
+
+FORMAT = "stylestream"
+FORMAT_VERSION = "1"
+CACHE_ENV = "STYLESTREAM_CACHE"
+DEFAULT_CHECKPOINT_NAME = "video.safetensors"
+
+
+def cache_dir() -> Path:
+    """Where downloaded/imported weights live: ``$STYLESTREAM_CACHE`` or ``~/.cache/stylestream``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stylestream"
+
+
+def save_checkpoint(
+    model: StyleTransferModel, path: str | Path, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``model``'s weights and config to ``path`` atomically (temp file, then rename)."""
+    path = Path(path)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_json(),
+    }
+    meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Tensors and metadata of a stylestream safetensors file, checked for format only."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingWeightsError(f"weights file {path} does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({err}); published .pth files must first go "
+            "through `stylestream weights import`"
+        ) from err
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a stylestream checkpoint (metadata format={metadata.get('format')!r}); "
+            "import published files with `stylestream weights import`"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {metadata.get('format_version')!r} is not supported "
+            f"(expected {FORMAT_VERSION}); upgrade stylestream"
+        )
+    return tensors, metadata
+
+
+def load_state_strict(model: StyleTransferModel, state: Mapping[str, Tensor], source: str) -> None:
+    """Copy ``state`` into ``model`` after checking that every key and shape matches exactly."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing:
+        raise CheckpointError(f"{source}: missing {len(missing)} key(s), e.g. {missing[:3]}")
+    if extra:
+        raise CheckpointError(f"{source}: {len(extra)} unexpected key(s), e.g. {extra[:3]}")
+    for key, tensor in state.items():
+        if not isinstance(tensor, Tensor):
+            raise CheckpointError(f"{source}: {key} is a {type(tensor).__name__}, not a tensor")
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: {key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
+            )
+        if not tensor.is_floating_point():
+            raise CheckpointError(
+                f"{source}: {key} has dtype {tensor.dtype}, expected a float tensor"
+            )
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: {key} holds NaN or infinite values")
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
+def load_checkpoint(path: str | Path) -> StyleTransferModel:
+    """Rebuild the model a stylestream safetensors file describes, with its weights."""
+    tensors, metadata = read_checkpoint(path)
+    try:
+        config = ModelConfig.from_json(metadata["model_config"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(
+            f"{path}: model config in the metadata cannot be used ({err}); this stylestream "
+            "cannot build that model"
+        ) from err
+    model = build_model(config)
+    load_state_strict(model, tensors, str(path))
+    return model.eval()
+
+
+def default_checkpoint() -> Path:
+    return cache_dir() / DEFAULT_CHECKPOINT_NAME
+
+
+def open_model(
+    weights: str | Path | None, *, untrained: bool = False, config: ModelConfig | None = None
+) -> StyleTransferModel:
+    """The model the command line should use.
+
+    ``weights`` if given; else the cached default (``stylestream weights download``/``import``
+    put it there); else, only with ``untrained=True``, random weights (loud warning: output is
+    NOT a stylization; for benchmarks and pipeline smoke runs).
+    """
+    if untrained:
+        if weights is not None:
+            raise ValueError("give either --weights or --untrained, not both")
+        log.warning(
+            "UNTRAINED MODEL: random weights, the output is NOT a stylization "
+            "(use only for benchmarks and pipeline smoke runs)"
+        )
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(0)  # the same random model in every run, so runs are comparable
+        model = build_model(config or ModelConfig())
+        torch.random.set_rng_state(generator_state)
+        return model.eval()
+    if weights is not None:
+        return load_checkpoint(weights)
+    default = default_checkpoint()
+    if default.is_file():
+        return load_checkpoint(default)
+    raise MissingWeightsError(
+        f"no weights given and none in the cache ({default}): run `stylestream weights download` "
+        "(needs internet), or `stylestream weights import DIR_OR_ZIP` with the published files, "
+        "or pass --weights FILE.safetensors (--untrained gives random weights for smoke tests)"
+    )

@@ -1,0 +1,24 @@
+"""Errors a user can cause, and fix.
+
+Every error here inherits the builtin that fits it (so ``except ValueError`` still works) and
+:class:`StylestreamError`, which the command line turns into one readable line and a non-zero
+exit instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class StylestreamError(Exception):
+    """Base of every user-facing error: the message says what was wrong and what to try."""
+
+
+class CheckpointError(StylestreamError, ValueError):
+    """A weights file is missing keys, has extra or misshaped ones, or is not a state dict."""
+
+
+class MissingWeightsError(StylestreamError, FileNotFoundError):
+    """No weights were given and none are in the cache."""
+
+
+class ImageReadError(StylestreamError, ValueError):
+    """An image file (content or style) is missing or cannot be decoded."""

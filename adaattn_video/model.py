@@ -1,0 +1,248 @@
+"""The two published AdaAttN models (SPEC section 4) behind one interface.
+
+A model turns content images and a precomputed style into stylized images:
+
+    state = model.encode_style(style)          # once per style image
+    out = model.stylize(content, [state])      # every frame; (B, 3, H, W) in, same out
+
+Submodule names are chosen so that the published state dicts load under a fixed prefix
+(``encoder.``, ``transformer.``, ``decoder.``, ``adaattn_3.``), see :mod:`adaattn_video.weights`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from adaattn_video.attention import AdaAttN, StyleState
+from adaattn_video.config import TAPS, ModelConfig
+from adaattn_video.decoder import ImageDecoder, video_decoder
+from adaattn_video.encoder import VGGEncoder
+from adaattn_video.functional import attention_key
+
+# One entry per attention level: the states of one style image.
+StyleFeatures = tuple[StyleState, ...]
+
+
+def _keys(taps: dict[str, Tensor], level: str) -> Tensor:
+    return attention_key([taps[name] for name in TAPS[: TAPS.index(level) + 1]])
+
+
+def _mix(parts: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    out = parts[0] * weights[0]
+    for part, weight in zip(parts[1:], weights[1:], strict=True):
+        out = out + part * weight
+    return out
+
+
+def _check_images(images: Tensor, name: str) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"{name} must be (B, 3, H, W), got {tuple(images.shape)}")
+
+
+class StyleTransferModel(nn.Module):
+    """Common interface of :class:`VideoAdaAttN` and :class:`ImageAdaAttN`.
+
+    The encoder and decoder run in ``compute_dtype`` (see :meth:`set_compute_dtype`); keys and
+    attention always run in float32.
+    """
+
+    config: ModelConfig
+    encoder: VGGEncoder
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.compute_dtype = torch.float32
+
+    @property
+    def size_multiple(self) -> int:
+        return self.config.size_multiple
+
+    @property
+    def min_side(self) -> int:
+        """Smallest input side: the deepest tap must be at least 2x2 (reflection pad, variance)."""
+        return 2 * self.size_multiple
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> StyleTransferModel:
+        """Run encoder and decoder in ``dtype`` (float32, float16 or bfloat16)."""
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
+        self.compute_dtype = dtype
+        self.encoder.to(dtype)
+        self.decoder.to(dtype)
+        return self
+
+    def encode_style(self, style: Tensor) -> StyleFeatures:
+        """Precompute what every frame reuses. style: (S, 3, Hs, Ws) in [0, 1]; usually S = 1."""
+        _check_images(style, "style")
+        taps = self.encoder(style.to(self.compute_dtype))
+        return tuple(
+            attn.style_state(taps[level], _keys(taps, level))
+            for level, attn in self.attention_levels().items()
+        )
+
+    @torch.no_grad()
+    def stylize(
+        self,
+        content: Tensor,
+        styles: Sequence[StyleFeatures],
+        weights: Sequence[float] | None = None,
+        alpha: float = 1.0,
+    ) -> Tensor:
+        """Stylize a batch.
+
+        Args:
+            content: (B, 3, H, W) in [0, 1]; H and W multiples of :attr:`size_multiple`.
+            styles: one or more :meth:`encode_style` results; their outputs are mixed with
+                ``weights`` (which must sum to 1) before decoding.
+            alpha: content strength; 1 = fully stylized, 0 = the decoded content features.
+
+        Returns:
+            (B, 3, H, W) in ``compute_dtype``, not clamped.
+        """
+        _check_images(content, "content")
+        if not styles:
+            raise ValueError("at least one style is needed")
+        weights = [1.0 / len(styles)] * len(styles) if weights is None else list(weights)
+        taps = self.encoder(content.to(self.compute_dtype))
+        keys = {level: _keys(taps, level) for level in self.attention_levels()}
+        per_style = [self._transform(taps, keys, state) for state in styles]
+        mixed = [_mix(parts, weights) for parts in zip(*per_style, strict=True)]
+        return self._decode(taps, mixed, alpha)
+
+    def forward(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+        """Convenience (and training) path: encode the style and stylize, with gradients."""
+        taps = self.encoder(content.to(self.compute_dtype))
+        keys = {level: _keys(taps, level) for level in self.attention_levels()}
+        return self._decode(
+            taps, list(self._transform(taps, keys, self.encode_style(style))), alpha
+        )
+
+    @torch.no_grad()
+    def forward_reference(self, content: Tensor, style: Tensor) -> Tensor:
+        """The published formulation: quadratic attention, style encoded on every call."""
+        c_taps = self.encoder(content.to(self.compute_dtype))
+        s_taps = self.encoder(style.to(self.compute_dtype))
+        outs = [
+            attn.forward_quadratic(
+                c_taps[level], s_taps[level], _keys(c_taps, level), _keys(s_taps, level)
+            )
+            for level, attn in self.attention_levels().items()
+        ]
+        return self._decode(c_taps, self._combine(outs), 1.0)
+
+    # -- per-variant parts ------------------------------------------------------------------
+    def attention_levels(self) -> dict[str, AdaAttN]:
+        raise NotImplementedError
+
+    def _transform(
+        self, taps: dict[str, Tensor], keys: dict[str, Tensor], state: StyleFeatures
+    ) -> list[Tensor]:
+        outs = [
+            attn(taps[level], keys[level], level_state)
+            for (level, attn), level_state in zip(
+                self.attention_levels().items(), state, strict=True
+            )
+        ]
+        return self._combine(outs)
+
+    def _combine(self, outs: list[Tensor]) -> list[Tensor]:
+        """Attention outputs (one per level) -> the decoder's inputs."""
+        raise NotImplementedError
+
+    def _decode(self, taps: dict[str, Tensor], features: list[Tensor], alpha: float) -> Tensor:
+        raise NotImplementedError
+
+
+class VideoAdaAttN(StyleTransferModel):
+    """The published video model: normalised VGG to relu3_1, one AdaAttN at relu3_1 (keys 448,
+    values 256), and a decoder from 1/4 scale. Cosine attention by default (linear time)."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        config = config or ModelConfig()
+        if config.variant != "video":
+            raise ValueError(f"VideoAdaAttN needs variant 'video', got {config.variant!r}")
+        super().__init__(config)
+        self.encoder = VGGEncoder(config.encoder_family, deepest="relu3_1")
+        self.transformer = AdaAttN(256, 448, config.attention)
+        self.decoder = video_decoder()
+
+    def attention_levels(self) -> dict[str, AdaAttN]:
+        return {"relu3_1": self.transformer}
+
+    def _combine(self, outs: list[Tensor]) -> list[Tensor]:
+        return outs
+
+    def _decode(self, taps: dict[str, Tensor], features: list[Tensor], alpha: float) -> Tensor:
+        (stylized,) = features
+        if alpha != 1.0:
+            stylized = alpha * stylized + (1.0 - alpha) * taps["relu3_1"].float()
+        return self.decoder(stylized.to(self.compute_dtype))
+
+
+class Transformer(nn.Module):
+    """The image model's relu4_1 + relu5_1 attention pair and merge conv (published key names)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.attn_adain_4_1 = AdaAttN(512, 960, kind)  # type: ignore[arg-type]
+        self.attn_adain_5_1 = AdaAttN(512, 1472, kind)  # type: ignore[arg-type]
+        self.merge_conv_pad = nn.ReflectionPad2d(1)
+        self.merge_conv = nn.Conv2d(512, 512, 3)
+
+    def merge(self, out4_1: Tensor, out5_1: Tensor) -> Tensor:
+        up = nn.functional.interpolate(out5_1, scale_factor=2, mode="nearest")
+        return self.merge_conv(self.merge_conv_pad(out4_1 + up))
+
+
+class ImageAdaAttN(StyleTransferModel):
+    """The published image model: normalised VGG to relu5_1, softmax AdaAttN at relu3_1 (a skip
+    into the decoder), relu4_1 and relu5_1 (merged), decoder from 1/8 scale. Sides must be
+    multiples of 16."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        config = config or ModelConfig(variant="image", attention="softmax")
+        if config.variant != "image":
+            raise ValueError(f"ImageAdaAttN needs variant 'image', got {config.variant!r}")
+        super().__init__(config)
+        self.encoder = VGGEncoder(config.encoder_family, deepest="relu5_1")
+        self.adaattn_3 = AdaAttN(256, 448, config.attention)
+        self.transformer = Transformer(config.attention)
+        self.decoder = ImageDecoder()
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> StyleTransferModel:
+        super().set_compute_dtype(dtype)
+        self.transformer.merge_conv.to(dtype)
+        return self
+
+    def attention_levels(self) -> dict[str, AdaAttN]:
+        return {
+            "relu3_1": self.adaattn_3,
+            "relu4_1": self.transformer.attn_adain_4_1,
+            "relu5_1": self.transformer.attn_adain_5_1,
+        }
+
+    def _combine(self, outs: list[Tensor]) -> list[Tensor]:
+        skip, out4_1, out5_1 = outs
+        merged = self.transformer.merge(
+            out4_1.to(self.compute_dtype), out5_1.to(self.compute_dtype)
+        )
+        return [merged, skip]
+
+    def _decode(self, taps: dict[str, Tensor], features: list[Tensor], alpha: float) -> Tensor:
+        merged, skip = features
+        if alpha != 1.0:
+            merged = alpha * merged + (1.0 - alpha) * taps["relu4_1"]
+            skip = alpha * skip + (1.0 - alpha) * taps["relu3_1"].float()
+        dtype = self.compute_dtype
+        return self.decoder(merged.to(dtype), skip.to(dtype))
+
+
+def build_model(config: ModelConfig) -> StyleTransferModel:
+    """A model with random weights for ``config`` (load weights with :mod:`adaattn_video.weights`)."""
+    if config.variant == "video":
+        return VideoAdaAttN(config)
+    return ImageAdaAttN(config)

@@ -1,0 +1,251 @@
+"""Frames in, stylized frames out: the one object every front end (image, render, live) uses.
+
+It owns the uint8 <-> float conversion, padding to the model's size multiple, the compute
+device and precision, the current style (switchable at any time, from any thread) and the
+content strength ``alpha``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from adaattn_video.image_io import read_image
+from adaattn_video.model import StyleFeatures, StyleTransferModel
+
+log = logging.getLogger(__name__)
+
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+StyleImage = str | Path | np.ndarray | Tensor
+
+
+@dataclass(frozen=True)
+class StylizerConfig:
+    """How frames are stylized.
+
+    Attributes:
+        device: torch device string ("cpu", "cuda", "cuda:1").
+        precision: "fp32", "fp16" or "bf16" for the convolutions (attention stays fp32).
+        alpha: content strength in [0, 1]; 1 = fully stylized.
+        style_size: longer side (pixels) style images are resized to, or None for native size.
+        size: (height, width) frames are resized to before stylizing (the output size), or None
+            to keep each frame's size.
+    """
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    alpha: float = 1.0
+    style_size: int | None = None
+    size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"
+            )
+        check_alpha(self.alpha)
+        if self.style_size is not None and self.style_size < 16:
+            raise ValueError(f"style_size must be >= 16 pixels, got {self.style_size}")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):
+            raise ValueError(f"size must be (height, width) with sides >= 16, got {self.size}")
+        try:
+            torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
+            ) from err
+
+
+def check_alpha(alpha: float) -> float:
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    return float(alpha)
+
+
+def check_style_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Normalised mixing weights for ``count`` styles (equal when None)."""
+    if weights is None:
+        return [1.0 / count] * count
+    weights = [float(w) for w in weights]
+    if len(weights) != count:
+        raise ValueError(f"expected {count} style weights (one per style), got {len(weights)}")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style weights must be >= 0 with a positive sum, got {weights}")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@dataclass(frozen=True)
+class ActiveStyle:
+    """The styles frames are currently stylized with (replaced as a whole, never mutated)."""
+
+    features: tuple[StyleFeatures, ...]
+    weights: tuple[float, ...]
+    style_id: str
+
+
+def to_image_tensor(image: StyleImage) -> Tensor:
+    """A path, (H, W, 3) uint8 array/tensor or (3, H, W) uint8 tensor -> (3, H, W) uint8 tensor."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    tensor = (
+        torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+    )
+    if tensor.dtype != torch.uint8 or tensor.ndim != 3:
+        raise ValueError(
+            f"expected an RGB uint8 image, got shape {tuple(tensor.shape)} {tensor.dtype}"
+        )
+    if tensor.shape[-1] == 3 and tensor.shape[0] != 3:
+        tensor = tensor.permute(2, 0, 1)
+    if tensor.shape[0] != 3:
+        raise ValueError(f"expected 3 colour channels, got shape {tuple(tensor.shape)}")
+    return tensor
+
+
+class FrameStylizer:
+    """Stylizes RGB uint8 frames with a model and a switchable style.
+
+    ``stylizer(frames)`` takes (H, W, 3) or (B, H, W, 3) uint8 (numpy or torch) and returns the
+    same type and layout; ``set_style`` / ``alpha`` may be changed from another thread and take
+    effect on the next call.
+    """
+
+    def __init__(self, model: StyleTransferModel, config: StylizerConfig | None = None) -> None:
+        self.config = config or StylizerConfig()
+        self.device = torch.device(self.config.device)
+        self.dtype = PRECISIONS[self.config.precision]
+        self.model = model.eval().to(self.device)
+        self.model.set_compute_dtype(self.dtype)
+        self._alpha = self.config.alpha
+        self._style: ActiveStyle | None = None
+        self._style_lock = threading.Lock()  # serialises style encodes, not frames
+
+    # -- style and alpha --------------------------------------------------------------------
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self._alpha = check_alpha(value)
+
+    @property
+    def style(self) -> ActiveStyle:
+        if self._style is None:
+            raise RuntimeError("no style set: call set_style() first")
+        return self._style
+
+    @property
+    def style_id(self) -> str:
+        return self.style.style_id
+
+    def encode_style(self, image: StyleImage) -> StyleFeatures:
+        """Encode one style image (resized to ``style_size`` when configured)."""
+        style = to_image_tensor(image).to(self.device)
+        style = style.unsqueeze(0).float().div_(255.0)
+        if self.config.style_size is not None:
+            h, w = style.shape[-2:]
+            scale = self.config.style_size / max(h, w)
+            size = (max(16, round(h * scale)), max(16, round(w * scale)))
+            style = F.interpolate(
+                style, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+        with torch.inference_mode():
+            return self.model.encode_style(self._pad(style)[0])
+
+    def set_style(
+        self,
+        styles: StyleImage | Sequence[StyleImage],
+        weights: Sequence[float] | None = None,
+        *,
+        style_id: str | None = None,
+    ) -> ActiveStyle:
+        """Encode and switch to one style or a weighted mix of several; returns the new style.
+
+        Raises the reader's error (e.g. :class:`~adaattn_video.errors.ImageReadError`) without
+        changing the current style when an image is bad.
+        """
+        if isinstance(styles, (str, Path, np.ndarray, Tensor)):
+            styles = [styles]
+        styles = list(styles)
+        if not styles:
+            raise ValueError("expected at least one style image, got none")
+        mix = check_style_weights(weights, len(styles))
+        if style_id is None:
+            names = [
+                Path(s).stem if isinstance(s, (str, Path)) else f"array{i}"
+                for i, s in enumerate(styles)
+            ]
+            style_id = (
+                "+".join(names)
+                if len(names) == 1
+                else "+".join(f"{n}:{w:.2f}" for n, w in zip(names, mix, strict=True))
+            )
+        with self._style_lock:
+            features = tuple(self.encode_style(s) for s in styles)
+            active = ActiveStyle(features, tuple(mix), style_id)
+            self._style = active
+        log.info("style set to %s", style_id)
+        return active
+
+    # -- frames -----------------------------------------------------------------------------
+    def _pad(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """Replicate-pad (B, 3, H, W) so both sides are multiples of the model's size multiple."""
+        h, w = images.shape[-2:]
+        m = self.model.size_multiple
+        target_h = max(-(-h // m) * m, self.model.min_side)
+        target_w = max(-(-w // m) * m, self.model.min_side)
+        if (target_h, target_w) != (h, w):
+            images = F.pad(images, (0, target_w - w, 0, target_h - h), mode="replicate")
+        return images, (h, w)
+
+    @torch.inference_mode()
+    def stylize_tensor(self, content: Tensor) -> Tensor:
+        """(B, 3, H, W) float in [0, 1] on the stylizer's device -> (B, 3, H', W') float32 in
+        [0, 1], (H', W') = ``config.size`` or (H, W)."""
+        active = self.style
+        if self.config.size is not None and tuple(content.shape[-2:]) != tuple(self.config.size):
+            content = F.interpolate(
+                content, size=self.config.size, mode="bilinear", antialias=True, align_corners=False
+            )
+        padded, (h, w) = self._pad(content)
+        out = self.model.stylize(padded, active.features, active.weights, self._alpha)
+        return out[..., :h, :w].float().clamp_(0.0, 1.0)
+
+    @torch.inference_mode()
+    def stylize_uint8(self, frames: Tensor) -> Tensor:
+        """(B, H, W, 3) uint8 tensor (any device) -> (B, H', W', 3) uint8 on the stylizer's device."""
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"expected (B, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
+            )
+        content = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        out = self.stylize_tensor(content)
+        return out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    def __call__(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """(H, W, 3) or (B, H, W, 3) uint8 numpy/torch -> the same type and layout, stylized."""
+        single = frames.ndim == 3
+        is_numpy = isinstance(frames, np.ndarray)
+        tensor = torch.from_numpy(np.ascontiguousarray(frames)) if is_numpy else frames
+        if single:
+            tensor = tensor.unsqueeze(0)
+        out = self.stylize_uint8(tensor)
+        if single:
+            out = out[0]
+        if is_numpy:
+            return out.cpu().numpy()
+        return out.to(frames.device)

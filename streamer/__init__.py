@@ -1,0 +1,1 @@
+"""stylestream's outside world: sources, sinks, pipeline, wire format and command line."""

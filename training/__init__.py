@@ -1,0 +1,1 @@
+"""Training the temporally stable (cosine-attention) AdaAttN and measuring temporal stability."""
