@@ -18,9 +18,9 @@ from adaattn_video.errors import StylestreamError
 
 log = logging.getLogger("stylestream")
 
-# (module, attribute) pairs; each module's ``register`` adds one or more subcommands.
+# Each module's ``register(subparsers)`` adds one or more subcommands.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "streamer.cli.model_commands",  # image, info, weights, bench model
+    # one module per line, e.g. "streamer.cli.render",
 )
 
 
