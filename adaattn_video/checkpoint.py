@@ -21,7 +21,7 @@ from torch import Tensor
 
 from adaattn_video.config import ModelConfig
 from adaattn_video.errors import CheckpointError, MissingWeightsError
-from adaattn_video.model import StyleTransferModel, build_model
+from adaattn_video.model import StyleTransferModel, build_model, init_untrained_
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +150,8 @@ def open_model(
             "UNTRAINED MODEL: random weights, the output is NOT a stylization "
             "(use only for benchmarks and pipeline smoke runs)"
         )
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(0)  # the same random model in every run, so runs are comparable
-        model = build_model(config or ModelConfig())
-        torch.random.set_rng_state(generator_state)
-        return model.eval()
+        # The same random model in every run, so runs are comparable.
+        return init_untrained_(build_model(config or ModelConfig())).eval()
     if weights is not None:
         return load_checkpoint(weights)
     default = default_checkpoint()

@@ -241,6 +241,26 @@ class ImageAdaAttN(StyleTransferModel):
         return self.decoder(merged.to(dtype), skip.to(dtype))
 
 
+def init_untrained_(model: StyleTransferModel, seed: int = 0) -> StyleTransferModel:
+    """Give ``model`` deterministic, signal-preserving random weights (He init, zero bias, output
+    layer centred on mid-grey), so untrained smoke runs show the input's structure and motion
+    instead of a flat colour. Random weights never give a stylization."""
+    generator = torch.Generator().manual_seed(seed)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        for conv in convs:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu", generator=generator)
+            nn.init.zeros_(conv.bias)
+        last = (
+            model.decoder.decoder_layer_2[-1]
+            if isinstance(model, ImageAdaAttN)
+            else model.decoder[-1]
+        )
+        last.weight.mul_(0.25)
+        last.bias.fill_(0.5)
+    return model
+
+
 def build_model(config: ModelConfig) -> StyleTransferModel:
     """A model with random weights for ``config`` (load weights with :mod:`adaattn_video.weights`)."""
     if config.variant == "video":
