@@ -105,17 +105,21 @@ def cosine_attention_stats_quadratic(
 def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
     """Exact softmax attention statistics (no 1/sqrt(d) scale), fused.
 
-    ``[V, V^2]`` are attended together in one ``scaled_dot_product_attention`` call, whose
-    memory-efficient kernels never hold the (Nc, Ns) matrix. Args and returns as
-    :func:`cosine_attention_stats_quadratic`.
+    ``[V, V^2]`` are attended together in one ``scaled_dot_product_attention`` call whose
+    flash kernels never hold the (Nc, Ns) matrix. Those kernels need contiguous inputs with one
+    head size, so the narrower side is zero-padded (zeros change neither q.k nor the output
+    columns kept). Args and returns as :func:`cosine_attention_stats_quadratic`.
     """
     c = value.shape[1]
-    q = query.float().transpose(1, 2).unsqueeze(1)  # (B, 1, Nc, d)
-    k = key.float().transpose(1, 2).unsqueeze(1)  # (B, 1, Ns, d)
     v = value.float()
-    both = torch.cat([v, v * v], dim=1).transpose(1, 2).unsqueeze(1)  # (B, 1, Ns, 2C)
-    out = F.scaled_dot_product_attention(q, k, both, scale=1.0).squeeze(1)  # (B, Nc, 2C)
-    mean, second = out[..., :c], out[..., c:]
+    both = torch.cat([v, v * v], dim=1)  # (B, 2C, Ns)
+    q, k = query.float(), key.float()
+    width = max(q.shape[1], both.shape[1])
+    q, k = (F.pad(t, (0, 0, 0, width - t.shape[1])) for t in (q, k))
+    both = F.pad(both, (0, 0, 0, width - both.shape[1]))
+    q, k, both = (t.transpose(1, 2).unsqueeze(1).contiguous() for t in (q, k, both))
+    out = F.scaled_dot_product_attention(q, k, both, scale=1.0).squeeze(1)  # (B, Nc, width)
+    mean, second = out[..., :c], out[..., c : 2 * c]
     std = torch.relu(second - mean * mean).sqrt()
     return mean.transpose(1, 2).contiguous(), std.transpose(1, 2).contiguous()
 
