@@ -101,6 +101,14 @@ def test_published_key_layout_of_both_models() -> None:
 )
 def test_fast_path_matches_published_formulation(config, content_hw, style_hw) -> None:
     model = _model(config)
+    if config.attention == "softmax":
+        # He-initialised f and g give logits in the hundreds: a one-hot softmax where
+        # E[V^2] - M^2 is 0 up to rounding and its sqrt amplifies fp32 noise in BOTH forms.
+        # Scaling them down gives logits of order 1-10, the regime the comparison is about.
+        with torch.no_grad():
+            for attn in model.attention_levels().values():
+                attn.f.weight.mul_(0.05)
+                attn.g.weight.mul_(0.05)
     content, style = _images((2, 3, *content_hw), 2), _images((1, 3, *style_hw), 3)
     fast = model.stylize(content, [model.encode_style(style)])
     reference = model.forward_reference(content, style)
