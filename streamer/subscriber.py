@@ -1,0 +1,180 @@
+"""Python client for a stylestream publisher: iterate frames with their headers.
+
+    from streamer.subscriber import Subscriber
+
+    with Subscriber("tcp://127.0.0.1:5555", latest_only=True) as sub:
+        for frame in sub:                      # ReceivedFrame(header, image, ...)
+            show(frame.image)                  # (H, W, 3) uint8 RGB
+            print(frame.header.index, frame.header.style_id, frame.latency_s)
+
+``latest_only`` skips frames the client is too slow for and always returns the newest one that
+has arrived. ZeroMQ's ``CONFLATE`` option cannot do this (it breaks multipart messages), so the
+client drains its socket after each wait and decodes only the last complete message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from adaattn_video.errors import StylestreamError
+from streamer.endpoints import check_endpoint
+from streamer.wire import FrameHeader, decode_frame
+
+log = logging.getLogger(__name__)
+
+
+class _Default:
+    """Type of :data:`DEFAULT`: "use the configured receive timeout"."""
+
+
+DEFAULT = _Default()
+
+
+class ReceiveTimeout(StylestreamError, TimeoutError):
+    """No frame arrived within the receive timeout."""
+
+
+@dataclass(frozen=True)
+class ReceivedFrame:
+    """One frame as received.
+
+    Attributes:
+        header: the validated wire header.
+        image: (H, W, 3) uint8 RGB (read-only for rgb24 payloads: it views the message).
+        receive_time: Unix time the message was taken from the socket.
+        skipped: newer-first skipped messages before this one (latest-only mode), else 0.
+    """
+
+    header: FrameHeader
+    image: np.ndarray
+    receive_time: float
+    skipped: int = 0
+
+    @property
+    def latency_s(self) -> float:
+        """Capture to receive, in seconds (meaningful when both clocks are this machine's)."""
+        return self.receive_time - self.header.capture_time
+
+
+@dataclass(frozen=True)
+class SubscriberConfig:
+    """How to receive.
+
+    Attributes:
+        endpoint: the publisher's endpoint (``tcp://HOST:PORT``).
+        latest_only: return only the newest frame available, skipping older ones.
+        receive_timeout_s: how long ``receive``/iteration waits for a frame before raising
+            :class:`ReceiveTimeout`; None waits forever.
+        receive_hwm: messages ZeroMQ queues for this client before dropping new ones.
+        curve_keys_dir: directory with ``server.key`` and ``client.key_secret`` for an
+            encrypted publisher (see :mod:`streamer.keys`).
+    """
+
+    endpoint: str
+    latest_only: bool = False
+    receive_timeout_s: float | None = 10.0
+    receive_hwm: int = 32
+    curve_keys_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_endpoint(self.endpoint)
+        if self.receive_timeout_s is not None and self.receive_timeout_s <= 0:
+            raise ValueError(f"receive_timeout_s must be > 0 or None, got {self.receive_timeout_s}")
+        if self.receive_hwm < 1:
+            raise ValueError(f"receive_hwm must be >= 1, got {self.receive_hwm}")
+
+
+class Subscriber:
+    """A SUB socket connected to a publisher; iterate it or call :meth:`receive`."""
+
+    def __init__(self, config: SubscriberConfig | str, **options: object) -> None:
+        if isinstance(config, str):
+            config = SubscriberConfig(config, **options)  # type: ignore[arg-type]
+        elif options:
+            raise TypeError("give either a SubscriberConfig or an endpoint with options")
+        self.config = config
+        self.frames_received = 0
+        self.frames_skipped = 0
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.SUB)
+        try:
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
+            if config.curve_keys_dir is not None:
+                from streamer.keys import configure_curve_client
+
+                configure_curve_client(self._socket, config.curve_keys_dir)
+            self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+            self._socket.connect(config.endpoint)
+        except BaseException:
+            self.close()
+            raise
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+
+    def _wait(self, timeout_s: float | None) -> bool:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            # Wake at least every 0.5 s so a KeyboardInterrupt is handled promptly.
+            slice_s = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+            if self._poller.poll(int(slice_s * 1000)):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def receive_parts(
+        self, timeout_s: float | _Default | None = DEFAULT
+    ) -> tuple[list[zmq.Frame], int]:
+        """The next raw message (or the newest, in latest-only mode) and how many were skipped.
+
+        ``timeout_s``: seconds to wait, None to wait forever; by default the config's.
+        """
+        timeout = self.config.receive_timeout_s if isinstance(timeout_s, _Default) else timeout_s
+        if not self._wait(timeout):
+            raise ReceiveTimeout(
+                f"no frame from {self.config.endpoint} within {timeout:.1f} s: is the publisher "
+                "running and reachable"
+                + (", and do the CURVE keys match?" if self.config.curve_keys_dir else "?")
+            )
+        parts = self._socket.recv_multipart(copy=False)
+        skipped = 0
+        if self.config.latest_only:
+            while True:
+                try:
+                    newer = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                parts = newer
+                skipped += 1
+        return parts, skipped
+
+    def receive(self, timeout_s: float | _Default | None = DEFAULT) -> ReceivedFrame:
+        """The next frame, decoded and validated (:class:`~streamer.wire.WireFormatError`)."""
+        parts, skipped = self.receive_parts(timeout_s)
+        received = time.time()
+        header, image = decode_frame([part.buffer for part in parts])
+        self.frames_received += 1
+        self.frames_skipped += skipped
+        return ReceivedFrame(header=header, image=image, receive_time=received, skipped=skipped)
+
+    def __iter__(self) -> Iterator[ReceivedFrame]:
+        while not self._socket.closed:
+            yield self.receive()
+
+    def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.close(linger=0)
+        self._context.term()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
