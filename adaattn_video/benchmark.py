@@ -1,0 +1,317 @@
+"""Per-frame cost of the published formulation against ours, measured in one process.
+
+* published: :meth:`StyleTransferModel.forward_reference`, i.e. the style re-encoded for every
+  frame and the quadratic (Nc x Ns) attention, as the reference code runs it.
+* ours: :meth:`StyleTransferModel.encode_style` once per style (timed separately) and
+  :meth:`StyleTransferModel.stylize` per frame (linear-time cosine attention for the video model).
+* conv-only: encoder + decoder without attention: the floor both forms share.
+
+Random weights (speed does not depend on their values). Numbers, not a pass/fail test: the
+command line prints them as a table (``stylestream bench model``).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from adaattn_video.config import VARIANTS, ModelConfig
+from adaattn_video.model import ImageAdaAttN, StyleTransferModel, build_model
+from adaattn_video.stylizer import PRECISIONS
+
+log = logging.getLogger(__name__)
+
+Size = tuple[int, int]  # (height, width)
+
+
+@dataclass(frozen=True)
+class ModelBenchConfig:
+    """What to measure.
+
+    Attributes:
+        sizes: content sizes (H, W) measured on every device.
+        style_size: side of the square style image of the main comparison.
+        large_style_size: a larger style for "ours" only: its cost must not depend on it.
+        repeats: timed frames per measurement (the median is reported); warmup frames first.
+        device: "cpu", "cuda", "cuda:1"...; "auto" = CUDA when available, else CPU.
+        precision: "fp32", "fp16" or "bf16" for the convolutions on ``device``.
+        gpu_sizes: extra content sizes measured only on CUDA (720p and 1080p by default).
+        gpu_precision: precision of the ``gpu_sizes`` rows.
+        reference: also time the published formulation (slow on CPU).
+        variant: "video" (cosine, the default model) or "image" (softmax at three levels).
+    """
+
+    sizes: tuple[Size, ...] = ((256, 512), (360, 640))
+    style_size: int = 512
+    large_style_size: int | None = 1024
+    repeats: int = 3
+    warmup: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    gpu_sizes: tuple[Size, ...] = ((720, 1280), (1080, 1920))
+    gpu_precision: str = "fp16"
+    reference: bool = True
+    variant: str = "video"
+
+    def __post_init__(self) -> None:
+        for size in (*self.sizes, *self.gpu_sizes):
+            if len(size) != 2 or min(size) < 16:
+                raise ValueError(f"sizes must be (height, width) with sides >= 16, got {size}")
+        if self.style_size < 16 or (
+            self.large_style_size is not None and self.large_style_size < 16
+        ):
+            raise ValueError(
+                f"style sizes must be >= 16, got {self.style_size} and {self.large_style_size}"
+            )
+        if self.repeats < 1 or self.warmup < 0:
+            raise ValueError(
+                f"expected repeats >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}"
+            )
+        for precision in (self.precision, self.gpu_precision):
+            if precision not in PRECISIONS:
+                raise ValueError(
+                    f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}"
+                )
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One measurement. ``ms`` is the median per-frame (or per-style) time in milliseconds."""
+
+    device: str
+    precision: str
+    content: Size | None  # None for the once-per-style rows
+    style: int | None
+    form: str  # "published", "ours", "conv-only", "style encode (once)"
+    ms: float | None  # None: out of memory
+    peak_mib: float | None = None  # CUDA only
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    config: dict
+    environment: dict
+    rows: list[BenchRow] = field(default_factory=list)
+    summary: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config,
+            "environment": self.environment,
+            "rows": [asdict(r) for r in self.rows],
+            "summary": self.summary,
+        }
+
+
+def _round_up(size: Size, multiple: int) -> Size:
+    return (-(-size[0] // multiple) * multiple, -(-size[1] // multiple) * multiple)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(
+    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int
+) -> tuple[float | None, float | None]:
+    """Median milliseconds per call and (CUDA) peak MiB allocated; (None, None) on OOM."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                _sync(device)
+                start = time.perf_counter()
+                fn()
+                _sync(device)
+                if i >= warmup:
+                    times.append((time.perf_counter() - start) * 1000.0)
+    except torch.cuda.OutOfMemoryError:
+        return None, None
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return statistics.median(times), peak
+
+
+def _conv_only(model: StyleTransferModel, content: Tensor) -> Tensor:
+    """Encoder + decoder, no attention (what both forms pay regardless of the attention)."""
+    taps = model.encoder(content.to(model.compute_dtype))
+    if isinstance(model, ImageAdaAttN):
+        return model.decoder(taps["relu4_1"], taps["relu3_1"])
+    return model.decoder(taps["relu3_1"])
+
+
+def _random_model(variant: str) -> StyleTransferModel:
+    config = ModelConfig(variant=variant, attention="cosine" if variant == "video" else "softmax")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_model(config).eval()
+
+
+def _measure_device(
+    model: StyleTransferModel,
+    device: torch.device,
+    precision: str,
+    sizes: tuple[Size, ...],
+    config: ModelBenchConfig,
+    result: BenchResult,
+) -> None:
+    model.to(device).set_compute_dtype(PRECISIONS[precision])
+    generator = torch.Generator().manual_seed(0)
+    dev = str(device)
+
+    def image(h: int, w: int) -> Tensor:
+        return torch.rand(1, 3, h, w, generator=generator).to(device)
+
+    style_sides = [config.style_size] + (
+        [config.large_style_size] if config.large_style_size else []
+    )
+    styles = {side: image(side, side) for side in style_sides}
+    states = {}
+    for side, style in styles.items():
+        ms, peak = _time(partial(model.encode_style, style), device, config.repeats, 1)
+        result.rows.append(BenchRow(dev, precision, None, side, "style encode (once)", ms, peak))
+        with torch.inference_mode():
+            states[side] = model.encode_style(style)
+        log.info("%s %s: style %d encoded in %.1f ms", dev, precision, side, ms or float("nan"))
+    for requested in sizes:
+        size = _round_up(requested, model.size_multiple)
+        note = "" if size == requested else f"rounded up from {requested[0]}x{requested[1]}"
+        forms: list[tuple[str, int | None, Callable[[], object]]] = []
+        content = image(*size)
+        if config.reference:
+            style = styles[config.style_size]
+            forms.append(
+                ("published", config.style_size, partial(model.forward_reference, content, style))
+            )
+        forms += [
+            ("ours", side, partial(model.stylize, content, [states[side]])) for side in states
+        ]
+        forms.append(("conv-only", None, partial(_conv_only, model, content)))
+        for form, side, fn in forms:
+            ms, peak = _time(fn, device, config.repeats, config.warmup)
+            result.rows.append(BenchRow(dev, precision, size, side, form, ms, peak, note))
+            log.info("%s %s %s %s (style %s): %s ms", dev, precision, size, form, side, ms)
+
+
+def _summarise(result: BenchResult, config: ModelBenchConfig) -> None:
+    def find(device: str, precision: str, size: Size, style: int | None, form: str):
+        for row in result.rows:
+            if (row.device, row.precision, row.content, row.style, row.form) == (
+                device,
+                precision,
+                size,
+                style,
+                form,
+            ):
+                return row.ms
+        return None
+
+    keys = {
+        (r.device, r.precision, r.content) for r in result.rows if r.form == "ours" and r.content
+    }
+    for device, precision, size in sorted(keys):
+        label = f"{device} {precision} {size[0]}x{size[1]}"
+        ours = find(device, precision, size, config.style_size, "ours")
+        published = find(device, precision, size, config.style_size, "published")
+        if ours and published:
+            result.summary[f"speedup {label}"] = published / ours
+        if config.large_style_size:
+            large = find(device, precision, size, config.large_style_size, "ours")
+            if ours and large:
+                result.summary[
+                    f"style {config.large_style_size}/{config.style_size} time ratio {label}"
+                ] = large / ours
+
+
+def run_model_benchmark(config: ModelBenchConfig | None = None) -> BenchResult:
+    """Measure every row of the table (see the module docstring)."""
+    config = config or ModelBenchConfig()
+    if config.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} asked for but CUDA is not available")
+    environment = {
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+    }
+    config_dict = asdict(config)
+    config_dict["device"] = str(device)
+    result = BenchResult(config_dict, environment)
+    model = _random_model(config.variant)
+    _measure_device(model, device, config.precision, config.sizes, config, result)
+    if device.type == "cuda" and config.gpu_sizes:
+        _measure_device(model, device, config.gpu_precision, config.gpu_sizes, config, result)
+    _summarise(result, config)
+    return result
+
+
+def format_table(result: BenchResult) -> str:
+    """A plain-text table (also valid Markdown) of every row and the summary ratios."""
+    by_key = {
+        (r.device, r.precision, r.content): r.ms
+        for r in result.rows
+        if r.form == "published" and r.style == result.config["style_size"]
+    }
+    header = [
+        "device",
+        "precision",
+        "content",
+        "style",
+        "form",
+        "ms/frame",
+        "vs published",
+        "peak MiB",
+    ]
+    lines = [header]
+    for row in result.rows:
+        published = by_key.get((row.device, row.precision, row.content))
+        ratio = (
+            f"{published / row.ms:.1f}x faster"
+            if published and row.ms and row.form in ("ours", "conv-only")
+            else ""
+        )
+        lines.append(
+            [
+                row.device,
+                row.precision,
+                f"{row.content[0]}x{row.content[1]}" if row.content else "-",
+                f"{row.style}x{row.style}" if row.style else "-",
+                row.form + (f" ({row.note})" if row.note else ""),
+                "OOM" if row.ms is None else f"{row.ms:.1f}",
+                ratio,
+                "" if row.peak_mib is None else f"{row.peak_mib:.0f}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in lines
+    ]
+    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    env = result.environment
+    text = [
+        f"model: {result.config['variant']} (random weights); torch {env['torch']} on "
+        f"{env['device']} ({env['cpu_threads']} CPU threads)",
+        *out,
+    ]
+    for name, value in result.summary.items():
+        text.append(f"{name}: {value:.2f}")
+    return "\n".join(text)

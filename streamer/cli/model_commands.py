@@ -1,0 +1,437 @@
+"""Model commands: ``weights import|download``, ``image``, ``info`` and ``bench model``.
+
+Each command is a thin layer over a function of :mod:`adaattn_video` that tests call too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from adaattn_video.checkpoint import load_checkpoint, open_model, read_checkpoint
+from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
+from adaattn_video.errors import MissingWeightsError, StylestreamError
+from adaattn_video.image_io import read_image, write_image
+from adaattn_video.model import StyleTransferModel
+from adaattn_video.stylizer import PRECISIONS, FrameStylizer, StylizerConfig
+from adaattn_video.weights import (
+    cached_checkpoint,
+    download_published,
+    import_weights,
+)
+from streamer.cli import add_config_option
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+class UsageError(StylestreamError, ValueError):
+    """A command-line value that parses but cannot be used (reported as one line, exit 2)."""
+
+
+# -- argument types ----------------------------------------------------------------------------
+def _size_arg(text: str) -> int | tuple[int, int]:
+    """``N`` (longer side, aspect kept) or ``WxH`` -> N or (height, width)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"expected N or WIDTHxHEIGHT (e.g. 512 or 640x360), got {text!r}"
+        )
+    if match.group(2) is None:
+        value = int(match.group(1))
+        if value < 16:
+            raise argparse.ArgumentTypeError(f"size must be >= 16 pixels, got {value}")
+        return value
+    width, height = int(match.group(1)), int(match.group(2))
+    if min(width, height) < 16:
+        raise argparse.ArgumentTypeError(f"sides must be >= 16 pixels, got {text!r}")
+    return (height, width)
+
+
+def _hw_arg(text: str) -> tuple[int, int]:
+    """``HxW`` -> (height, width) (benchmark sizes, written as in the published numbers)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 360x640), got {text!r}")
+    height, width = int(match.group(1)), int(match.group(2))
+    if min(height, width) < 16:
+        raise argparse.ArgumentTypeError(f"sides must be >= 16 pixels, got {text!r}")
+    return (height, width)
+
+
+def _alpha_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from err
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"alpha must be in [0, 1], got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; a CUDA device without CUDA is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as err:
+        raise UsageError(f"--device: expected cpu, cuda, cuda:N or auto, got {device!r}") from err
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available here; use --device cpu")
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    if precision == "auto":
+        return "fp16" if torch.device(device).type == "cuda" else "fp32"
+    return precision
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--weights`` / ``--untrained`` / ``--model`` as every model-using command has them."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--weights",
+        metavar="FILE.safetensors",
+        help="model weights (default: the cached model, see `stylestream weights download`)",
+    )
+    source.add_argument(
+        "--untrained",
+        action="store_true",
+        help="random weights (output is NOT a stylization; for smoke tests and benchmarks only)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=("video", "image"),
+        default="video",
+        help="which cached model to use without --weights (and which architecture --untrained "
+        "builds): video (default) or the published image model",
+    )
+
+
+def open_cli_model(args: argparse.Namespace) -> StyleTransferModel:
+    """The model ``--weights`` / ``--untrained`` / ``--model`` select."""
+    variant = getattr(args, "model", "video")
+    if args.untrained:
+        return open_model(
+            None, untrained=True, config=VIDEO_MODEL if variant == "video" else IMAGE_MODEL
+        )
+    if args.weights is None and variant == "image":
+        cached = cached_checkpoint("image")
+        if not cached.is_file():
+            raise MissingWeightsError(
+                f"no image model in the cache ({cached}): run `stylestream weights download "
+                "--variant image` (needs internet) or `stylestream weights import DIR_OR_ZIP "
+                "--variant image`, or pass --weights FILE.safetensors"
+            )
+        return load_checkpoint(cached)
+    return open_model(args.weights)
+
+
+# -- weights -----------------------------------------------------------------------------------
+def run_weights_import(args: argparse.Namespace) -> int:
+    result = import_weights(args.src, args.output, variant=args.variant)
+    sources = json.loads(result.metadata["source_files"])
+    print(f"wrote {result.path} ({result.model.config.variant} model) from:")
+    for source in sources:
+        print(f"  {source['location']}  sha256 {source['sha256'][:16]}...")
+    if args.output is None:
+        print("it is in the cache: commands use it when no --weights is given")
+    return 0
+
+
+def run_weights_download(args: argparse.Namespace) -> int:
+    path = download_published(args.variant, force=args.force)
+    print(f"wrote {path} ({args.variant} model); commands use it when no --weights is given")
+    return 0
+
+
+# -- image -------------------------------------------------------------------------------------
+def _content_size(
+    size: int | tuple[int, int] | None, height: int, width: int
+) -> tuple[int, int] | None:
+    """(height, width) the content is resized to: N = longer side, aspect kept."""
+    if size is None or isinstance(size, tuple):
+        return size
+    scale = size / max(height, width)
+    return (max(16, round(height * scale)), max(16, round(width * scale)))
+
+
+def run_image(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(
+            f"-o {output}: unknown image type {output.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
+    styles = args.style
+    if args.style_weights is not None and len(args.style_weights) != len(styles):
+        raise UsageError(
+            f"--style-weights: expected {len(styles)} weight(s), one per --style, "
+            f"got {len(args.style_weights)}"
+        )
+    content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    try:
+        config = StylizerConfig(
+            device=device,
+            precision=precision,
+            alpha=args.alpha,
+            style_size=args.style_size,
+            size=_content_size(args.size, *content.shape[-2:]),
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    model = open_cli_model(args)
+    stylizer = FrameStylizer(model, config)
+    start = time.perf_counter()
+    try:
+        stylizer.set_style(styles, args.style_weights)
+    except ValueError as err:
+        if isinstance(err, StylestreamError):
+            raise
+        raise UsageError(str(err)) from err
+    out = stylizer(content.permute(1, 2, 0))  # (H, W, 3) uint8 tensor
+    elapsed = time.perf_counter() - start
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_image(output, out.permute(2, 0, 1).cpu())
+    height, width = out.shape[:2]
+    note = " (UNTRAINED random weights: not a stylization)" if args.untrained else ""
+    print(f"wrote {output} ({width}x{height}) in {elapsed:.2f} s on {device} {precision}{note}")
+    return 0
+
+
+# -- info --------------------------------------------------------------------------------------
+def checkpoint_info(path: str | Path) -> dict:
+    """Config, metadata, tensor and parameter counts of a stylestream checkpoint (checked by
+    rebuilding its model)."""
+    tensors, metadata = read_checkpoint(path)
+    model = load_checkpoint(path)
+    parameters: dict[str, int] = {}
+    for name, tensor in tensors.items():
+        part = name.split(".")[0]
+        parameters[part] = parameters.get(part, 0) + tensor.numel()
+    meta = dict(metadata)
+    if "source_files" in meta:
+        with contextlib.suppress(json.JSONDecodeError):
+            meta["source_files"] = json.loads(meta["source_files"])
+    return {
+        "file": str(path),
+        "bytes": Path(path).stat().st_size,
+        "model_config": json.loads(model.config.to_json()),
+        "deepest_tap": model.config.deepest_tap,
+        "size_multiple": model.size_multiple,
+        "metadata": {k: v for k, v in meta.items() if k != "model_config"},
+        "tensors": len(tensors),
+        "parameters": parameters,
+        "total_parameters": sum(parameters.values()),
+    }
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = checkpoint_info(args.weights_file)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"file: {info['file']} ({info['bytes'] / 2**20:.1f} MiB)")
+    config = info["model_config"]
+    print(
+        "model: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(config.items()))
+        + f" (encoder to {info['deepest_tap']}, sides padded to multiples of {info['size_multiple']})"
+    )
+    print("metadata:")
+    for key, value in sorted(info["metadata"].items()):
+        if key == "source_files" and isinstance(value, list):
+            print("  source_files:")
+            for source in value:
+                print(
+                    f"    {source.get('name')}: sha256 {source.get('sha256')} ({source.get('location')})"
+                )
+        else:
+            print(f"  {key}: {value}")
+    print(f"tensors: {info['tensors']}")
+    print(f"parameters: {info['total_parameters'] / 1e6:.2f} M")
+    for part, count in sorted(info["parameters"].items()):
+        print(f"  {part}: {count / 1e6:.2f} M")
+    return 0
+
+
+# -- bench model -------------------------------------------------------------------------------
+def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sizes", nargs="+", type=_hw_arg, default=[(256, 512), (360, 640)], metavar="HxW",
+        help="content sizes, HEIGHTxWIDTH (default: 256x512 360x640)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--style-size", type=_positive_int, default=512, help="style side (default 512)"
+    )
+    parser.add_argument(
+        "--large-style-size", type=int, default=1024,
+        help="a larger style timed for our form only, to show its cost is flat (0: skip; default 1024)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=_positive_int, default=3, help="timed frames per row (median)"
+    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed frames before each row")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument(
+        "--precision", choices=sorted(PRECISIONS), default="fp32",
+        help="precision of the --sizes rows (default fp32)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gpu-sizes", nargs="*", type=_hw_arg, default=[(720, 1280), (1080, 1920)], metavar="HxW",
+        help="extra sizes measured on CUDA only (default 720x1280 1080x1920)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gpu-precision", choices=sorted(PRECISIONS), default="fp16",
+        help="precision of the --gpu-sizes rows (default fp16)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-reference", action="store_true",
+        help="skip the published (quadratic) form, which is slow on CPU",
+    )  # fmt: skip
+    parser.add_argument("--variant", choices=("video", "image"), default="video")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+
+def run_bench_model(args: argparse.Namespace) -> int:
+    from adaattn_video.benchmark import ModelBenchConfig, format_table, run_model_benchmark
+
+    try:
+        config = ModelBenchConfig(
+            sizes=tuple(args.sizes),
+            style_size=args.style_size,
+            large_style_size=args.large_style_size or None,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            device=resolve_device(args.device),
+            precision=args.precision,
+            gpu_sizes=tuple(args.gpu_sizes),
+            gpu_precision=args.gpu_precision,
+            reference=not args.no_reference,
+            variant=args.variant,
+        )
+    except ValueError as err:
+        if isinstance(err, StylestreamError):
+            raise
+        raise UsageError(str(err)) from err
+    result = run_model_benchmark(config)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _register_bench(subparsers: argparse._SubParsersAction) -> None:
+    help_text = "per-frame time of the published formulation vs ours (random weights)"
+    try:
+        from streamer.cli.bench import add_bench_command
+    except ImportError:
+        add_bench_command = None
+    if add_bench_command is not None:
+        parser = add_bench_command(subparsers, "model", help=help_text)
+    else:  # the bench group is not there: a standalone `bench` with one subcommand
+        bench = subparsers.add_parser("bench", help="benchmarks that print numbers")
+        parser = bench.add_subparsers(
+            dest="bench_command", metavar="BENCHMARK", required=True
+        ).add_parser("model", help=help_text)
+    add_bench_model_arguments(parser)
+    parser.set_defaults(func=run_bench_model)
+
+
+# -- registration ------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    weights = subparsers.add_parser("weights", help="get model weights: import or download")
+    weights_commands = weights.add_subparsers(
+        dest="weights_command", metavar="ACTION", required=True
+    )
+
+    imp = weights_commands.add_parser(
+        "import",
+        help="import the published .pth files (a directory or the downloaded .zip) into one "
+        "safetensors file",
+        description="Find vgg_normalised.pth and the latest_net_*.pth files under SRC (searched "
+        "recursively; .zip/.tar packages are read in place), check every key and shape, and "
+        "write one safetensors file.",
+    )
+    imp.add_argument("src", metavar="SRC", help="directory or .zip holding the published files")
+    imp.add_argument(
+        "-o", "--output", metavar="OUT.safetensors",
+        help="where to write (default: the cache, where commands look without --weights)",
+    )  # fmt: skip
+    imp.add_argument(
+        "--variant", choices=("video", "image"),
+        help="which model when SRC holds both packages (they share file names)",
+    )  # fmt: skip
+    imp.set_defaults(func=run_weights_import)
+
+    download = weights_commands.add_parser(
+        "download",
+        help="download the published weights from Google Drive and import them into the cache",
+    )
+    download.add_argument("--variant", choices=("video", "image"), default="video")
+    download.add_argument("--force", action="store_true", help="download again even if cached")
+    download.set_defaults(func=run_weights_download)
+
+    image = subparsers.add_parser(
+        "image",
+        help="stylize one picture",
+        description="Stylize CONTENT with one or more styles (weighted mix). Content and styles "
+        "are used at their native size unless --size / --style-size say otherwise.",
+    )
+    image.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...)")
+    image.add_argument(
+        "--style", action="append", required=True, metavar="STYLE",
+        help="style image; repeat for a mix",
+    )  # fmt: skip
+    image.add_argument(
+        "--style-weights", nargs="+", type=float, metavar="W",
+        help="one weight per --style (normalised to sum 1; default equal)",
+    )  # fmt: skip
+    add_model_options(image)
+    image.add_argument(
+        "--size", type=_size_arg, metavar="N|WxH",
+        help="resize the content: N = longer side (aspect kept) or WIDTHxHEIGHT",
+    )  # fmt: skip
+    image.add_argument(
+        "--style-size", type=_positive_int, metavar="N", help="resize styles to this longer side"
+    )
+    image.add_argument(
+        "--alpha", type=_alpha_arg, default=1.0, help="content strength in [0, 1] (1 = full style)"
+    )
+    image.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    image.add_argument(
+        "--precision", choices=("auto", *sorted(PRECISIONS)), default="auto",
+        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+    )  # fmt: skip
+    image.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output image")
+    add_config_option(image)
+    image.set_defaults(func=run_image)
+
+    info = subparsers.add_parser("info", help="show a checkpoint's model config and metadata")
+    info.add_argument("weights_file", metavar="W", help="a stylestream .safetensors file")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=run_info)
+
+    _register_bench(subparsers)
