@@ -1,0 +1,406 @@
+"""The training run's configuration: one frozen, validated dataclass, loaded from YAML.
+
+A run is fully described by a :class:`TrainConfig`: it is written into every training
+checkpoint and into the exported model's metadata, so a run can be resumed and audited.
+
+    config = load_train_config("configs/train_video.yaml", ["lr=2e-4", "batch_size=4"])
+
+YAML keys are the field names below; an unknown key is an error (a typo must not silently
+fall back to a default). Values are checked by type and range in ``__post_init__`` with
+messages of the form "expected X, got Y".
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from adaattn_video.config import (
+    ATTENTION_KINDS,
+    ENCODER_FAMILIES,
+    TAPS,
+    AttentionKind,
+    EncoderFamily,
+)
+from adaattn_video.errors import StylestreamError
+
+Optimizer = Literal["adam", "adamw"]
+Schedule = Literal["constant", "cosine", "linear"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+LOSS_TAPS: tuple[str, ...] = TAPS[1:]  # relu2_1 .. relu5_1 (SPEC section 5)
+BUNDLED = "bundled"  # content_dir/style_dir value meaning the images shipped with the package
+
+
+class TrainConfigError(StylestreamError, ValueError):
+    """A training config file or override is malformed, has an unknown key or a bad value."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs (SPEC sections 5 and 6).
+
+    Data:
+        content_dir: folder of photos (any depth; jpg/png/webp/gif), or ``"bundled"``.
+        style_dir: folder of paintings (any depth), or ``"bundled"``.
+        video_dir: optional folder of clips, each a sub-folder of consecutive frames; when set,
+            content pairs for the image-similarity loss are consecutive frames from it instead of
+            two perturbed views of one photo.
+        load_size: the shorter side images are resized to before cropping (reference 512).
+        crop_size: side of the square random crop (reference 256); a multiple of 16.
+        batch_size: samples per process and step (global batch = batch_size * processes).
+        num_workers: DataLoader worker processes per training process.
+        video_frame_gap: frames between the two frames of a video pair (1 = consecutive).
+
+    Model:
+        attention: "cosine" (the video model, SPEC 3b) or "softmax" (for comparison).
+        encoder_family: "vgg_normalised" or "torchvision_vgg19"; recorded in the export.
+        encoder_weights: vgg_normalised.pth, or a torchvision vgg19 file; None for the
+            torchvision family means torchvision's weights API (online or its cache).
+        allow_random_encoder: with encoder_weights None, train against a RANDOM frozen encoder
+            (tests and benchmarks only: the result is not a style-transfer model).
+        init_from: a stylestream .safetensors checkpoint (e.g. the imported published video
+            model) to fine-tune from.
+
+    Losses (weights of SPEC section 5/6; 0 turns a term off):
+        style_weight (10), local_weight (3), content_weight (0), similarity_weight (100).
+        similarity_taps: taps the image-similarity loss compares (relu4_1 of a 256 crop = 1024
+            positions); similarity_max_positions: positions sampled per image and tap beyond that.
+
+    Pairs (two views of one photo; fractions of the crop side / degrees / [0, 1] intensities):
+        pair_shift, pair_scale, pair_rotation_deg, pair_noise_std, pair_brightness.
+
+    Optimisation:
+        optimizer ("adam"/"adamw"), lr, weight_decay, betas, lr_schedule
+        ("constant"/"cosine"/"linear" decay to ``min_lr_ratio * lr``), warmup_steps, max_steps,
+        grad_clip_norm (None = no clipping), precision ("auto" = fp16 with a GradScaler on CUDA,
+        fp32 on CPU; "bf16" works on both), device ("auto", "cpu", "cuda", "cuda:1"), seed,
+        deterministic (deterministic CUDA kernels: bitwise-exact resume on GPUs too, slower;
+        CPU runs are bitwise reproducible either way).
+
+    Output:
+        output_dir: checkpoints/, tensorboard/ and the exported model go here.
+        checkpoint_every / keep_checkpoints (0 = keep all) / log_every / sample_every (0 = off),
+        tensorboard, export_name, resume (None, "auto" = latest in output_dir, or a path).
+    """
+
+    content_dir: str = ""
+    style_dir: str = ""
+    video_dir: str | None = None
+    load_size: int = 512
+    crop_size: int = 256
+    batch_size: int = 8
+    num_workers: int = 2
+    video_frame_gap: int = 1
+
+    attention: AttentionKind = "cosine"
+    encoder_family: EncoderFamily = "vgg_normalised"
+    encoder_weights: str | None = None
+    allow_random_encoder: bool = False
+    init_from: str | None = None
+
+    style_weight: float = 10.0
+    local_weight: float = 3.0
+    content_weight: float = 0.0
+    similarity_weight: float = 100.0
+    similarity_taps: tuple[str, ...] = ("relu4_1",)
+    similarity_max_positions: int = 1024
+
+    pair_shift: float = 0.03
+    pair_scale: float = 0.05
+    pair_rotation_deg: float = 3.0
+    pair_noise_std: float = 0.02
+    pair_brightness: float = 0.05
+
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_schedule: Schedule = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    max_steps: int = 50000
+    grad_clip_norm: float | None = None
+    precision: Precision = "auto"
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+
+    output_dir: str = "runs/video"
+    checkpoint_every: int = 5000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    sample_every: int = 1000
+    tensorboard: bool = True
+    export_name: str = "video.safetensors"
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
+        if not self.content_dir and self.video_dir is None:
+            raise TrainConfigError("content_dir is required (or video_dir), got an empty value")
+        for name in ("style_dir", "output_dir", "export_name"):
+            if not getattr(self, name):
+                raise TrainConfigError(f"{name} is required, got an empty value")
+        positive = ("load_size", "crop_size", "batch_size", "max_steps", "checkpoint_every")
+        positive += ("log_every", "video_frame_gap", "similarity_max_positions")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise TrainConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_workers", "keep_checkpoints", "sample_every", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise TrainConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.crop_size % 16 or self.crop_size < 32:
+            raise TrainConfigError(
+                f"crop_size must be a multiple of 16 and >= 32 (the loss taps reach relu5_1 at "
+                f"1/16 scale), got {self.crop_size}"
+            )
+        if self.crop_size > self.load_size:
+            raise TrainConfigError(
+                f"crop_size must be <= load_size, got crop {self.crop_size} > load {self.load_size}"
+            )
+        weights = ("style_weight", "local_weight", "content_weight", "similarity_weight")
+        for name in weights:
+            if getattr(self, name) < 0:
+                raise TrainConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not any(getattr(self, name) > 0 for name in weights):
+            raise TrainConfigError("at least one loss weight must be > 0, got all zero")
+        if not self.similarity_taps or any(t not in LOSS_TAPS for t in self.similarity_taps):
+            raise TrainConfigError(
+                f"similarity_taps must be a non-empty list from {LOSS_TAPS}, "
+                f"got {list(self.similarity_taps)}"
+            )
+        for name in ("pair_shift", "pair_scale", "pair_noise_std", "pair_brightness"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 0.5:
+                raise TrainConfigError(f"{name} must be in [0, 0.5], got {value}")
+        if not 0.0 <= self.pair_rotation_deg <= 45.0:
+            raise TrainConfigError(
+                f"pair_rotation_deg must be in [0, 45], got {self.pair_rotation_deg}"
+            )
+        if self.lr <= 0:
+            raise TrainConfigError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise TrainConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise TrainConfigError(f"betas must both be in [0, 1), got {list(self.betas)}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise TrainConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
+            raise TrainConfigError(
+                f"grad_clip_norm must be > 0 (or null for no clipping), got {self.grad_clip_norm}"
+            )
+        if self.device != "auto" and not (
+            self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
+        ):
+            raise TrainConfigError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+        if not self.export_name.endswith(".safetensors"):
+            raise TrainConfigError(
+                f"export_name must end with .safetensors, got {self.export_name!r}"
+            )
+
+    # -- conversions ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping of field names to (YAML- or string-typed) values.
+
+        Strings are converted to the field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True,
+        ``"relu3_1,relu4_1"`` -> a tuple), so YAML files and ``key=value`` overrides share this.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in data if str(k).replace("-", "_") not in known)
+        if unknown:
+            raise TrainConfigError(
+                f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}"
+            )
+        hints = get_type_hints(cls)
+        values = {}
+        for key, value in data.items():
+            name = str(key).replace("-", "_")
+            values[name] = coerce(name, value, hints[name], source)
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_mapping(json.loads(text), source="saved config")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (converted and validated like any other value)."""
+        merged = {**asdict(self), **changes}
+        return TrainConfig.from_mapping(merged, source="override")
+
+    def resolved_dir(self, name: str) -> Path:
+        """``content_dir`` / ``style_dir`` as a path; ``"bundled"`` is the packaged images."""
+        value = getattr(self, name)
+        if value == BUNDLED and name in ("content_dir", "style_dir"):
+            from adaattn_video.assets import CONTENTS_DIR, STYLES_DIR
+
+            return CONTENTS_DIR if name == "content_dir" else STYLES_DIR
+        return Path(value).expanduser()
+
+
+# -- loading ------------------------------------------------------------------------------------
+def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """``["lr=2e-4", "similarity_taps=[relu3_1, relu4_1]"]`` -> a mapping (values YAML-parsed)."""
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainConfigError(f"override must look like key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            raise TrainConfigError(f"override {item!r}: value is not valid YAML ({err})") from err
+        result[key.strip()] = value
+    return result
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (empty file -> {})."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise TrainConfigError(f"config file {path} does not exist") from err
+    except yaml.YAMLError as err:
+        raise TrainConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TrainConfigError(
+            f"config file {path}: expected a mapping of keys to values, got {type(data).__name__}"
+        )
+    return data
+
+
+def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """The config of a YAML file (or the defaults), with ``key=value`` overrides applied."""
+    data = read_yaml_mapping(path) if path is not None else {}
+    data.update(parse_overrides(overrides))
+    return TrainConfig.from_mapping(data, source=str(path) if path else "overrides")
+
+
+# -- type conversion and checking ---------------------------------------------------------------
+_NULLS = ("null", "none", "~", "")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _is_optional(hint: Any) -> tuple[bool, Any]:
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) != len(get_args(hint)):
+            return True, args[0] if len(args) == 1 else Union[tuple(args)]  # noqa: UP007
+    return False, hint
+
+
+def coerce(name: str, value: Any, hint: Any, source: str = "config") -> Any:
+    """Convert a YAML/CLI value to the field's declared type, or raise TrainConfigError."""
+    optional, hint = _is_optional(hint)
+    if value is None or (optional and isinstance(value, str) and value.lower() in _NULLS):
+        if optional:
+            return None
+        raise TrainConfigError(f"{source}: {name} must not be null")
+    origin = get_origin(hint)
+    try:
+        if origin is Literal:
+            if value not in get_args(hint):
+                raise ValueError
+            return value
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError
+            args = get_args(hint)
+            item_types = [args[0]] * len(items) if args[-1] is Ellipsis else list(args)
+            if len(item_types) != len(items):
+                raise ValueError
+            return tuple(
+                coerce(name, v.strip() if isinstance(v, str) else v, t, source)
+                for v, t in zip(items, item_types, strict=True)
+            )
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+                return value.lower() in _TRUE
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            if isinstance(value, (str, Path)):
+                return str(value)
+            raise ValueError
+    except (ValueError, TypeError) as err:
+        raise TrainConfigError(
+            f"{source}: {name} expected {_type_name(hint)}, got {value!r}"
+        ) from err
+    raise TrainConfigError(f"{source}: {name} has an unsupported type {hint}")  # pragma: no cover
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    """Reject values of the wrong type passed to the constructor directly (no conversion)."""
+    optional, inner = _is_optional(hint)
+    if value is None and optional:
+        return
+    coerced = coerce(name, value, hint, source="TrainConfig")
+    int_for_float = inner is float and isinstance(value, int) and not isinstance(value, bool)
+    if coerced != value or (type(coerced) is not type(value) and not int_for_float):
+        raise TrainConfigError(
+            f"TrainConfig: {name} expected {_type_name(hint)}, got {value!r} "
+            "(TrainConfig.from_mapping converts strings and lists)"
+        )
+
+
+def _type_name(hint: Any) -> str:
+    optional, hint = _is_optional(hint)
+    origin = get_origin(hint)
+    if origin is Literal:
+        text = "one of " + ", ".join(repr(a) for a in get_args(hint))
+    elif origin is tuple:
+        text = "a list"
+    else:
+        text = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+            hint, str(hint)
+        )
+    return f"{text} or null" if optional else text
+
+
+__all__ = [
+    "ATTENTION_KINDS",
+    "BUNDLED",
+    "ENCODER_FAMILIES",
+    "LOSS_TAPS",
+    "TrainConfig",
+    "TrainConfigError",
+    "load_train_config",
+    "parse_overrides",
+]
