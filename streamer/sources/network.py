@@ -1,0 +1,434 @@
+"""Network video input (RTSP, RTMP, HTTP/HLS, SRT, UDP...) through PyAV, built to stay up.
+
+- TCP for RTSP by default (no lost packets, no smeared frames), open and read timeouts,
+  low-latency demuxer and decoder settings.
+- When the stream drops (server gone, network down, no data within ``read_timeout_s``, or the
+  stream ends), the reader reconnects with bounded exponential backoff while the rest of the
+  pipeline keeps running. During an outage nothing is published (``during_outage="pause"``) or
+  the last frame is repeated at the stream's rate (``"repeat"``). Outages are counted and
+  logged; one that lasts ``give_up_after_s`` ends the stream with :class:`StreamLostError`.
+- A reader thread decodes continuously and keeps only the newest frame(s) for the consumer;
+  older ones are dropped and counted, so a slow model never builds latency.
+- Output timestamps are continuous across reconnects: each new connection's timestamps (which
+  restart at a random offset, and the first of which may be None) are rebased after the last
+  frame's, plus the outage's duration, so a recording of a relayed stream stays monotonic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any
+
+import av
+import av.codec.context
+import numpy as np
+
+from adaattn_video.errors import StylestreamError
+from streamer.frames import Frame
+from streamer.sources.live import EndOfStream, NewestFrames, run_producer
+
+log = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = (
+    "rtsp",
+    "rtsps",
+    "rtmp",
+    "rtmps",
+    "http",
+    "https",
+    "hls",
+    "srt",
+    "udp",
+    "rtp",
+    "tcp",
+)
+DEFAULT_TIME_BASE = Fraction(1, 90000)
+_AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
+
+
+class StreamOpenError(StylestreamError, ConnectionError):
+    """A network stream could not be opened (unreachable, refused, timed out, not a video)."""
+
+
+class StreamLostError(StylestreamError, ConnectionError):
+    """A network stream dropped and did not come back within the give-up time."""
+
+
+def is_network_url(uri: str) -> bool:
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme.lower() in NETWORK_SCHEMES
+
+
+@dataclass(frozen=True)
+class NetworkSourceConfig:
+    """How to read and keep reading a network stream.
+
+    Attributes:
+        url: ``rtsp://host:8554/path``, ``rtmp://...``, ``https://.../index.m3u8``, ``srt://...``.
+        transport: RTSP lower transport, ``"tcp"`` (default, reliable) or ``"udp"``.
+        open_timeout_s: longest wait to connect and read the stream's header.
+        read_timeout_s: longest wait for data once streaming; longer = an outage.
+        reconnect: reconnect after an outage (else the first outage ends the stream).
+        give_up_after_s: an outage longer than this ends the stream with an error.
+        backoff_initial_s / backoff_max_s: wait between reconnect attempts, doubling from the
+            first to the second.
+        end_of_stream: what the server ending the stream means: ``"reconnect"`` (an outage:
+            live cameras and relays restart) or ``"stop"`` (the end: recordings, VOD).
+        during_outage: ``"pause"`` (publish nothing) or ``"repeat"`` (repeat the last frame at
+            the stream's frame rate, so viewers see a still picture instead of a stall).
+        max_queue_frames: newest decoded frames kept for the consumer (1 = lowest latency).
+        low_latency: small probe, low-delay decoding, slice (not frame) threading.
+        ffmpeg_options: extra demuxer/protocol options passed to FFmpeg as they are.
+    """
+
+    url: str
+    transport: str = "tcp"
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    reconnect: bool = True
+    give_up_after_s: float = 60.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 8.0
+    end_of_stream: str = "reconnect"
+    during_outage: str = "pause"
+    max_queue_frames: int = 1
+    low_latency: bool = True
+    ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not is_network_url(self.url):
+            raise ValueError(
+                f"expected a network URL ({', '.join(s + '://' for s in NETWORK_SCHEMES)}), "
+                f"got {self.url!r}"
+            )
+        if self.transport not in ("tcp", "udp"):
+            raise ValueError(f"transport must be 'tcp' or 'udp', got {self.transport!r}")
+        for name in ("open_timeout_s", "read_timeout_s", "backoff_initial_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s must be >= backoff_initial_s ({self.backoff_initial_s}), "
+                f"got {self.backoff_max_s}"
+            )
+        if self.give_up_after_s < 0:
+            raise ValueError(f"give_up_after_s must be >= 0, got {self.give_up_after_s}")
+        if self.end_of_stream not in ("reconnect", "stop"):
+            raise ValueError(
+                f"end_of_stream must be 'reconnect' or 'stop', got {self.end_of_stream!r}"
+            )
+        if self.during_outage not in ("pause", "repeat"):
+            raise ValueError(
+                f"during_outage must be 'pause' or 'repeat', got {self.during_outage!r}"
+            )
+        if self.max_queue_frames < 1:
+            raise ValueError(f"max_queue_frames must be >= 1, got {self.max_queue_frames}")
+        object.__setattr__(
+            self,
+            "ffmpeg_options",
+            MappingProxyType({str(k): str(v) for k, v in self.ffmpeg_options.items()}),
+        )
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0].lower()
+
+    def av_options(self) -> dict[str, str]:
+        """The FFmpeg options ``av.open`` gets."""
+        options: dict[str, str] = {}
+        if self.scheme in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = self.transport
+        if self.low_latency:
+            # Small probe = fast open (~0.1 s instead of ~1.5 s). NOT fflags=nobuffer: it
+            # discards the packets read while probing, i.e. the first keyframe.
+            options.update(analyzeduration="200000", probesize="131072", max_delay="500000")
+        options.update(self.ffmpeg_options)
+        return options
+
+
+@dataclass
+class NetworkStats:
+    """Counters a status line reports (read from any thread; written by the reader only)."""
+
+    frames_read: int = 0
+    outages: int = 0
+    reconnects: int = 0
+    outage_time_s: float = 0.0
+    connected: bool = False
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    index: int
+    frame: av.VideoFrame  # converted to RGB by the consumer: dropped frames cost no conversion
+    pts: int
+    capture_time_s: float
+
+
+class NetworkSource:
+    """A live network stream as a :class:`~streamer.frames.FrameSource` (``live = True``).
+
+    Use in a ``with`` block: entering connects (fail fast with :class:`StreamOpenError`) and
+    starts the reader thread; iterating yields the newest frames; leaving stops and joins.
+    """
+
+    live = True
+    expected_frames = None
+
+    def __init__(self, config: NetworkSourceConfig | str, **options: Any) -> None:
+        if isinstance(config, str):
+            config = NetworkSourceConfig(config, **options)
+        elif options:
+            raise TypeError("give either a NetworkSourceConfig or a URL with options")
+        self.config = config
+        self.stats = NetworkStats()
+        self.time_base = DEFAULT_TIME_BASE
+        self.width: int | None = None
+        self.height: int | None = None
+        self.frame_interval_s = 1 / 30
+        self._buffer: NewestFrames[_Decoded] = NewestFrames(config.max_queue_frames)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._container: av.container.InputContainer | None = None
+        self._outage_started: float | None = None
+        self._segment: dict[str, Any] = {}
+        self._last_pts: int | None = None
+        self._last_wall: float | None = None
+        self._next_index = 0
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames decoded but replaced by newer ones before the consumer took them."""
+        return self._buffer.dropped
+
+    @property
+    def in_outage(self) -> bool:
+        return self._outage_started is not None
+
+    # -- connection -----------------------------------------------------------------------
+    def _open(self, open_timeout_s: float) -> av.container.InputContainer:
+        container = av.open(
+            self.config.url,
+            options=self.config.av_options(),
+            timeout=(open_timeout_s, self.config.read_timeout_s),
+        )
+        try:
+            if not container.streams.video:
+                raise StreamOpenError(f"{self.config.url} has no video stream")
+            stream = container.streams.video[0]
+            if self.config.low_latency:
+                # Frame threading holds back one frame per thread; slices do not.
+                stream.codec_context.thread_type = "SLICE"
+                stream.codec_context.flags |= av.codec.context.Flags.low_delay
+            self.width = stream.codec_context.width or self.width
+            self.height = stream.codec_context.height or self.height
+            rate = stream.average_rate or stream.guessed_rate
+            if rate:
+                self.frame_interval_s = float(1 / rate)
+        except BaseException:
+            container.close()
+            raise
+        return container
+
+    def __enter__(self) -> NetworkSource:
+        started = time.monotonic()
+        try:
+            self._container = self._open(self.config.open_timeout_s)
+        except StreamOpenError:
+            raise
+        except _AV_ERRORS as err:
+            raise StreamOpenError(
+                f"cannot open {self.config.url}: {_describe(err)} (after "
+                f"{time.monotonic() - started:.1f} s); check the URL and that the server is "
+                "running"
+                + (", or try --transport udp" if self.config.scheme.startswith("rtsp") else "")
+            ) from err
+        self.stats.connected = True
+        log.info(
+            "opened %s (%sx%s, %.1f fps) in %.2f s",
+            self.config.url,
+            self.width,
+            self.height,
+            1 / self.frame_interval_s,
+            time.monotonic() - started,
+        )
+        self._thread = run_producer(f"read {self.config.url}", self._read_forever, self._buffer)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.config.open_timeout_s + self.config.read_timeout_s + 1)
+            if self._thread.is_alive():
+                log.warning("reader of %s did not stop in time", self.config.url)
+            self._thread = None
+        if self._container is not None:  # never started, or the thread left it
+            self._container.close()
+            self._container = None
+
+    # -- reader thread --------------------------------------------------------------------
+    def _read_forever(self) -> None:
+        container = self._container
+        while not self._stop.is_set():
+            assert container is not None
+            try:
+                self._stream(container)
+                reason = "the server ended the stream"
+                if self.config.end_of_stream == "stop" and not self._stop.is_set():
+                    log.info("%s: %s", self.config.url, reason)
+                    return
+            except _AV_ERRORS as err:
+                reason = _describe(err)
+            finally:
+                container.close()
+                self._container = None
+                self.stats.connected = False
+            if self._stop.is_set():
+                return
+            container = self._reconnect(reason)
+            if container is None:
+                return
+            self._container = container
+            self.stats.connected = True
+
+    def _stream(self, container: av.container.InputContainer) -> None:
+        stream = container.streams.video[0]
+        source_time_base = stream.time_base or DEFAULT_TIME_BASE
+        segment_first_pts: int | None = None
+        segment_start_wall = time.time()
+        # Where this connection's timestamps continue the output timeline.
+        if self._last_pts is None:
+            offset = 0
+        else:
+            gap_s = max(0.0, time.time() - (self._last_wall or time.time()))
+            offset = self._last_pts + max(1, round(gap_s / self.time_base))
+        for decoded in container.decode(stream):
+            if self._stop.is_set():
+                return
+            now = time.time()
+            if self._outage_started is not None:
+                lasted = time.monotonic() - self._outage_started
+                self.stats.outage_time_s += lasted
+                self.stats.reconnects += 1
+                self._outage_started = None
+                log.warning("%s: stream back after %.1f s outage", self.config.url, lasted)
+            if decoded.pts is None or segment_first_pts is None:
+                relative_s = now - segment_start_wall
+                if decoded.pts is not None:
+                    # First timestamped frame anchors the segment at its wall-clock position.
+                    segment_first_pts = decoded.pts - round(relative_s / source_time_base)
+            else:
+                relative_s = float((decoded.pts - segment_first_pts) * source_time_base)
+            pts = offset + round(relative_s / self.time_base)
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1
+            if self._last_wall is not None:
+                interval = now - self._last_wall
+                if 0 < interval < 1:
+                    self.frame_interval_s += 0.1 * (interval - self.frame_interval_s)
+            self._last_pts = pts
+            self._last_wall = now
+            self._buffer.put(_Decoded(self._next_index, decoded, pts, now))
+            self._next_index += 1
+            self.stats.frames_read += 1
+
+    def _reconnect(self, reason: str) -> av.container.InputContainer | None:
+        """Reconnect with exponential backoff; None when stopped; raises on give-up."""
+        config = self.config
+        self.stats.last_error = reason
+        if self._outage_started is None:
+            self._outage_started = time.monotonic()
+            self.stats.outages += 1
+        if not config.reconnect:
+            raise StreamLostError(f"{config.url}: stream lost ({reason}); reconnecting is off")
+        log.warning(
+            "%s: stream lost (%s); reconnecting (outage %d, giving up after %.0f s)",
+            config.url,
+            reason,
+            self.stats.outages,
+            config.give_up_after_s,
+        )
+        delay = config.backoff_initial_s
+        attempts = 0
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - self._outage_started
+            remaining = config.give_up_after_s - elapsed
+            if remaining <= 0:
+                self.stats.outage_time_s += elapsed
+                raise StreamLostError(
+                    f"{config.url}: no stream for {elapsed:.1f} s after {attempts} reconnect "
+                    f"attempt(s) (last error: {reason}); giving up. Check the server, or allow "
+                    "a longer outage with --give-up-after-s"
+                )
+            attempts += 1
+            try:
+                container = self._open(min(config.open_timeout_s, max(remaining, 0.2)))
+            except _AV_ERRORS as err:
+                reason = _describe(err)
+                self.stats.last_error = reason
+                log.info("%s: reconnect attempt %d failed: %s", config.url, attempts, reason)
+            else:
+                log.info("%s: reconnected (attempt %d)", config.url, attempts)
+                return container
+            self._stop.wait(min(delay, max(0.0, remaining - 0.01)))
+            delay = min(delay * 2, config.backoff_max_s)
+        return None
+
+    # -- consumer side --------------------------------------------------------------------
+    def _to_frame(self, item: _Decoded) -> Frame:
+        image = item.frame.to_ndarray(format="rgb24")
+        return Frame(
+            index=item.index,
+            image=np.ascontiguousarray(image),
+            pts=item.pts,
+            time_base=self.time_base,
+            capture_time_s=item.capture_time_s,
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._thread is None:
+            raise RuntimeError("use the source in a `with` block before iterating it")
+        last: Frame | None = None
+        repeat = self.config.during_outage == "repeat"
+        while True:
+            wait_s = self.frame_interval_s if repeat and self.in_outage else 0.1
+            try:
+                item = self._buffer.get(wait_s)
+            except EndOfStream:
+                return
+            if item is not None:
+                last = self._to_frame(item)
+                yield last
+            elif repeat and last is not None and self.in_outage:
+                # The same picture again (same index and pts), captured "now".
+                yield replace(last, capture_time_s=time.time())
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, av.error.FFmpegError):
+        text = err.strerror or str(err)
+        if "Immediate exit" in text or isinstance(err, av.error.ExitError):
+            return "timed out"
+        return text
+    if isinstance(err, EOFError):
+        return "end of stream"
+    return str(err) or type(err).__name__
+
+
+def open_network_source(uri: str, **options: Any) -> NetworkSource:
+    """Opener for :func:`streamer.sources.register_source`."""
+    return NetworkSource(NetworkSourceConfig(uri, **options))
