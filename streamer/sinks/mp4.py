@@ -1,0 +1,464 @@
+"""Stylized frames -> an MP4 (or MOV/MKV) file with PyAV: exact timing, copied audio, crash-safe.
+
+Crash safety (``crash_safe=True``, the default)
+    The file is written directly under its final name as a fragmented MP4
+    (``movflags=frag_keyframe+delay_moov+default_base_moof``, a fragment at least every
+    ``fragment_s`` seconds, I/O flushed after each fragment). Every finished fragment is playable
+    on its own, so a process killed at any point (SIGKILL, power loss) leaves a file that plays
+    up to the last complete fragment; what is lost is the fragment being built (<= ``fragment_s``
+    of video) plus the frames inside the encoder's lookahead (libx264 veryfast: ~10-15 frames).
+    A temp file renamed at the end would leave nothing under the name the user asked for.
+    ``delay_moov`` is what keeps the timing exact: the header (moov) is written once the first
+    fragment is known, so it carries the edit lists for libx264's B-frame delay and for the AAC
+    priming of copied audio. The plain ``empty_moov`` flavour cannot, and shifts every video
+    frame by the B-frame delay (2 frames) and by the AAC priming (1024 samples, ~21 ms) -- we
+    measured both; ``tests/test_sinks.py`` checks every output frame time against the input.
+    So B-frames stay on. The price: nothing is on disk before the first fragment is complete
+    (the first ``fragment_s`` of video plus the lookahead).
+    ``crash_safe=False`` writes a regular MP4 (moov at the end, moved to the front on close):
+    slightly smaller, but a killed process leaves an unplayable file.
+
+Timing
+    Frames keep their pts and time base (the encoder's time base is the input stream's), so a
+    variable-frame-rate input stays variable. The muxer may scale the time base by a power of
+    two (MP4 timescales below 10000 are raised), which keeps every time exact. Non-increasing pts
+    (broken inputs) are bumped by one tick, with a warning.
+
+Audio
+    ``audio_from`` names a file whose audio streams are copied packet by packet (no re-encode,
+    byte-identical), interleaved with the video as it is written, cut to ``[start, start +
+    duration)`` and shifted by ``start`` (the same shift the source applied to the video).
+    When the render stops early (Ctrl-C, damaged input) audio is copied up to the end of the
+    last video frame written; after a complete render (``end_of_stream()``), to its end. MP4
+    takes AAC, MP3, Opus, AC-3/E-AC-3, FLAC, ALAC; other codecs (e.g. Vorbis) are left out with a
+    warning -- write ``.mkv`` to keep them.
+
+Sizes
+    Encoders with chroma subsampling (yuv420p: both sides, yuv422p: width) need even sides. A
+    frame with an odd side is padded by repeating its last row/column, so the video is one pixel
+    larger there and its top-left W x H region is exactly the stylized frame. Even sizes are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamer.frames import Frame
+from streamer.sinks import EncoderError, OutputError, check_output_file
+
+log = logging.getLogger(__name__)
+
+FRAGMENTED_MOVFLAGS = "frag_keyframe+delay_moov+default_base_moof"
+MP4_FAMILY = frozenset({".mp4", ".m4v", ".mov"})
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "mp2", "opus", "ac3", "eac3", "flac", "alac"})
+# encoders that understand -crf / -preset (others get neither, with a warning when asked for)
+CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libsvtav1"})
+PRESET_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
+AUDIO_LEAD_S = 0.5  # audio is muxed this far ahead of the last video frame
+
+
+@dataclass(frozen=True)
+class VideoEncoderConfig:
+    """Attributes:
+    codec: FFmpeg encoder name (``libx264``, ``libx265``, ``libvpx-vp9``, ``libsvtav1``, ...).
+    crf: constant rate factor (lower = better; libx264: 0-51, 18 is visually near-lossless),
+        or None for the encoder's default rate control.
+    preset: speed/size trade-off (libx264: ultrafast ... veryslow), or None.
+    pix_fmt: pixel format of the encoded video (``yuv420p`` plays everywhere).
+    options: further encoder options as strings (``{"g": "60", "x264-params": "..."}``).
+    """
+
+    codec: str = "libx264"
+    crf: float | None = 18
+    preset: str | None = "veryfast"
+    pix_fmt: str = "yuv420p"
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        codec = video_encoder(self.codec)
+        formats = [f.name for f in (codec.video_formats or [])]
+        if formats and self.pix_fmt not in formats:
+            raise EncoderError(
+                f"encoder {self.codec} does not take pixel format {self.pix_fmt!r}; "
+                f"it takes: {', '.join(formats)}"
+            )
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise EncoderError(f"crf must be in [0, 63], got {self.crf}")
+
+    def codec_options(self) -> dict[str, str]:
+        """Options for ``add_stream``: crf/preset where the encoder knows them, then ``options``."""
+        options: dict[str, str] = {}
+        if self.crf is not None:
+            if self.codec in CRF_CODECS:
+                options["crf"] = f"{self.crf:g}"
+                if self.codec in ("libvpx", "libvpx-vp9"):
+                    options.setdefault("b", "0")  # constant quality mode
+            else:
+                log.warning("encoder %s has no crf option: using its default quality", self.codec)
+        if self.preset is not None:
+            if self.codec in PRESET_CODECS:
+                options["preset"] = str(self.preset)
+            else:
+                log.warning("encoder %s has no preset option: ignored", self.codec)
+        options.update({str(k): str(v) for k, v in self.options.items()})
+        return options
+
+
+def video_encoder(name: str) -> av.Codec:
+    """The FFmpeg video encoder called ``name``, or a clear error listing common ones."""
+    try:
+        codec = av.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError) as err:
+        raise EncoderError(
+            f"unknown video encoder {name!r}; try libx264, libx265, libvpx-vp9, libsvtav1 "
+            "or mpeg4 (`python -c 'import av; print(sorted(av.codecs_available))'` lists all)"
+        ) from err
+    if codec.type != "video":
+        raise EncoderError(f"{name!r} is a {codec.type} encoder, expected a video encoder")
+    return codec
+
+
+@dataclass(frozen=True)
+class Mp4SinkConfig:
+    """Attributes:
+    path: output file (``.mp4``, ``.m4v``, ``.mov`` or ``.mkv``).
+    encoder: video encoder settings.
+    overwrite: replace an existing file (else :class:`~streamer.sinks.OutputExistsError`).
+    crash_safe: fragmented MP4 that survives SIGKILL (see the module docstring).
+    fragment_s: longest fragment (seconds of video) in crash-safe mode.
+    frame_rate: the input's average rate, a hint for the encoder's rate control (timing itself
+        comes from each frame's pts); None: 30.
+    audio_from: a file whose audio streams are copied unchanged (None: no audio).
+    audio_start_s / audio_duration_s: the part of that audio to copy (same as the video's).
+    """
+
+    path: str | Path
+    encoder: VideoEncoderConfig = field(default_factory=VideoEncoderConfig)
+    overwrite: bool = False
+    crash_safe: bool = True
+    fragment_s: float = 1.0
+    frame_rate: Fraction | float | None = None
+    audio_from: str | Path | None = None
+    audio_start_s: float = 0.0
+    audio_duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        suffix = Path(self.path).suffix.lower()
+        if suffix not in MP4_FAMILY | {".mkv"}:
+            raise OutputError(
+                f"output {self.path}: expected a .mp4, .m4v, .mov or .mkv file name "
+                "(or a folder / %06d.png pattern for images)"
+            )
+        if not 0.05 <= self.fragment_s <= 60:
+            raise ValueError(f"fragment_s must be in [0.05, 60], got {self.fragment_s}")
+        if self.frame_rate is not None and not 0 < self.frame_rate <= 1000:
+            raise ValueError(f"frame_rate must be in (0, 1000], got {self.frame_rate}")
+
+
+class Mp4Sink:
+    """Encodes frames into a video file; see the module docstring for the guarantees.
+
+    The file is created at construction (so an unwritable path fails before any work); the
+    video stream is set up at the first frame (its size is the frame's, padded to even sides
+    when the pixel format needs it). ``close()`` flushes the encoder and finalizes the file; a
+    sink that got no frame removes the empty file it created.
+    """
+
+    def __init__(self, config: Mp4SinkConfig) -> None:
+        self.config = config
+        self.path = check_output_file(config.path, overwrite=config.overwrite)
+        self.frames_written = 0
+        self.padded_size: tuple[int, int] | None = None  # (height, width) when padded
+        self._suffix = self.path.suffix.lower()
+        self._stream: av.video.stream.VideoStream | None = None
+        self._frame_size: tuple[int, int] | None = None
+        self._pad: tuple[int, int] = (0, 0)
+        self._last_pts: int | None = None
+        self._step: int = 1
+        self._time_base: Fraction | None = None
+        self._complete = False
+        self._closed = False
+        try:
+            self.path.write_bytes(b"")  # claim the name now: fails early if not writable
+        except OSError as err:
+            raise OutputError(f"cannot create output {self.path}: {err.strerror or err}") from err
+        try:
+            self._container = av.open(str(self.path), "w", options=self._container_options())
+        except av.FFmpegError as err:
+            self.path.unlink(missing_ok=True)
+            raise OutputError(f"cannot open output {self.path}: {err}") from err
+        self._audio: _AudioCopy | None = None
+        if config.audio_from is not None:
+            try:
+                self._audio = _AudioCopy(
+                    str(config.audio_from),
+                    self._container,
+                    start_s=config.audio_start_s,
+                    duration_s=config.audio_duration_s,
+                    allowed=MP4_AUDIO_CODECS if self._suffix in MP4_FAMILY else None,
+                )
+            except BaseException:
+                self._abandon()
+                raise
+
+    def _container_options(self) -> dict[str, str]:
+        if self._suffix not in MP4_FAMILY:
+            return {"flush_packets": "1"}  # Matroska: clusters readable up to a cut anyway
+        if self.config.crash_safe:
+            return {
+                "movflags": FRAGMENTED_MOVFLAGS,
+                "frag_duration": str(int(self.config.fragment_s * 1_000_000)),
+                "flush_packets": "1",
+            }
+        return {"movflags": "faststart"}
+
+    # -- frames -----------------------------------------------------------------------------
+    def write(self, frame: Frame) -> None:
+        if self._closed:
+            raise RuntimeError("write() after close()")
+        image = frame.image
+        if self._stream is None:
+            self._open_video(frame)
+        if image.shape[:2] != self._frame_size:
+            h, w = self._frame_size
+            raise EncoderError(
+                f"frame {frame.index} is {image.shape[1]}x{image.shape[0]} but the video is "
+                f"{w}x{h}: one video has one size (set an output size with --size WxH)"
+            )
+        if self._pad != (0, 0):
+            image = np.pad(image, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
+        pts = self._next_pts(frame)
+        video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        video_frame.pts = pts
+        video_frame.time_base = self._time_base
+        try:
+            for packet in self._stream.encode(video_frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as err:
+            raise OutputError(f"writing {self.path} failed at frame {frame.index}: {err}") from err
+        self.frames_written += 1
+        if self._audio is not None:
+            self._audio.copy_until(float(pts * self._time_base) + AUDIO_LEAD_S)
+
+    def end_of_stream(self) -> None:
+        """The input was read to its end: copy its audio to the end too."""
+        self._complete = True
+
+    def _next_pts(self, frame: Frame) -> int:
+        if frame.pts is None or frame.time_base != self._time_base:
+            pts = 0 if self._last_pts is None else self._last_pts + self._step
+            if frame.pts is not None:  # a new time base mid-stream: rescale
+                pts = max(pts, round(frame.pts * frame.time_base / self._time_base))
+        else:
+            pts = frame.pts
+        if self._last_pts is not None and pts <= self._last_pts:
+            log.warning(
+                "frame %d: pts %d does not increase (previous %d); using %d",
+                frame.index,
+                pts,
+                self._last_pts,
+                self._last_pts + 1,
+            )
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+    def _open_video(self, frame: Frame) -> None:
+        cfg = self.config
+        height, width = frame.image.shape[:2]
+        self._frame_size = (height, width)
+        encoder = cfg.encoder
+        chroma = av.VideoFormat(encoder.pix_fmt, width, height).components
+        pad_h = height % 2 if len(chroma) > 1 and chroma[1].height != height else 0
+        pad_w = width % 2 if len(chroma) > 1 and chroma[1].width != width else 0
+        self._pad = (pad_h, pad_w)
+        if pad_h or pad_w:
+            self.padded_size = (height + pad_h, width + pad_w)
+            log.warning(
+                "%s needs even sides: the %dx%d frames are padded to %dx%d (last row/column "
+                "repeated); the top-left %dx%d is the stylized frame",
+                encoder.pix_fmt,
+                width,
+                height,
+                width + pad_w,
+                height + pad_h,
+                width,
+                height,
+            )
+        rate = Fraction(cfg.frame_rate).limit_denominator(1_000_000) if cfg.frame_rate else None
+        time_base = frame.time_base
+        if time_base is None or frame.pts is None:
+            time_base = 1 / (rate or Fraction(30))
+        self._time_base = Fraction(time_base)
+        if rate is None:
+            rate = 1 / self._time_base if 1 / self._time_base <= 240 else Fraction(30)
+        self._step = max(1, round(1 / (rate * self._time_base)))
+        try:
+            stream = self._container.add_stream(
+                encoder.codec, rate=rate, options=encoder.codec_options()
+            )
+            stream.width = width + pad_w
+            stream.height = height + pad_h
+            stream.pix_fmt = encoder.pix_fmt
+            stream.codec_context.time_base = self._time_base
+            stream.time_base = self._time_base
+            stream.codec_context.open()  # bad options fail here, with the option named
+        except (av.FFmpegError, ValueError) as err:
+            raise EncoderError(
+                f"cannot open encoder {encoder.codec} ({width + pad_w}x{height + pad_h}, "
+                f"{encoder.pix_fmt}, options {encoder.codec_options()}): {err}"
+            ) from err
+        self._stream = stream
+
+    # -- closing ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio, finalize the file (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._stream is None:
+            self._abandon()
+            return
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            if self._audio is not None:
+                if self._complete:
+                    self._audio.copy_until(None)
+                else:
+                    end = (self._last_pts + self._step) * self._time_base
+                    self._audio.copy_until(float(end), inclusive=False)
+        except (av.FFmpegError, OSError) as err:
+            raise OutputError(f"finishing {self.path} failed: {err}") from err
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError) as err:
+                raise OutputError(f"finalizing {self.path} failed: {err}") from err
+        log.debug("closed %s: %d frames", self.path, self.frames_written)
+
+    def _abandon(self) -> None:
+        """No frame was written: close without a header and remove the empty file."""
+        self._closed = True
+        if self._audio is not None:
+            self._audio.close()
+        with contextlib.suppress(av.FFmpegError, OSError):
+            self._container.close()
+        if self.path.exists() and self.path.stat().st_size == 0:
+            self.path.unlink()
+
+    def __enter__(self) -> Mp4Sink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def audio_streams(self) -> int:
+        return 0 if self._audio is None else len(self._audio.pairs)
+
+
+class _AudioCopy:
+    """Copies the audio packets of one input file into an output container, unchanged."""
+
+    def __init__(
+        self,
+        path: str,
+        output: av.container.OutputContainer,
+        *,
+        start_s: float,
+        duration_s: float | None,
+        allowed: frozenset[str] | None,
+    ) -> None:
+        self.path = path
+        self.output = output
+        self.start_s = start_s
+        self.end_s = None if duration_s is None else start_s + duration_s
+        self.copied = 0
+        try:
+            self.input = av.open(path)
+        except av.FFmpegError as err:
+            raise OutputError(f"cannot read the audio of {path}: {err}") from err
+        self.pairs: dict[int, tuple[av.audio.stream.AudioStream, av.stream.Stream]] = {}
+        for stream in self.input.streams.audio:
+            name = stream.codec_context.name
+            if allowed is not None and name not in allowed:
+                log.warning(
+                    "audio stream %d (%s) cannot be copied into MP4 unchanged: left out "
+                    "(write a .mkv file to keep it)",
+                    stream.index,
+                    name,
+                )
+                continue
+            self.pairs[stream.index] = (stream, output.add_stream_from_template(stream))
+        self._packets: Iterator[av.Packet] | None = None
+        self._held: av.Packet | None = None
+        self._done = not self.pairs
+        if self.pairs:
+            if start_s > 0:
+                try:
+                    self.input.seek(int(start_s * av.time_base), backward=True)
+                except av.FFmpegError as err:
+                    log.debug("audio seek failed (%s): reading from the start", err)
+            self._packets = self.input.demux([s for s, _ in self.pairs.values()])
+
+    def _shift(self, stream: av.audio.stream.AudioStream) -> int:
+        return round(Fraction(self.start_s) / stream.time_base) if self.start_s else 0
+
+    def copy_until(self, until_s: float | None, *, inclusive: bool = True) -> None:
+        """Mux every packet presented before ``until_s`` (output time; None: to the end)."""
+        while not self._done:
+            packet = self._held or self._next()
+            self._held = None
+            if packet is None:
+                return
+            in_stream, out_stream = self.pairs[packet.stream.index]
+            ts = packet.pts if packet.pts is not None else packet.dts
+            time_s = float(ts * in_stream.time_base)
+            if self.start_s and time_s < self.start_s:
+                continue  # before the part being rendered
+            if self.end_s is not None and time_s >= self.end_s:
+                if time_s > self.end_s + 2.0:  # every stream is past the end by now
+                    self._done = True
+                continue  # after the part (other streams may still have packets inside)
+            out_time = time_s - self.start_s
+            if until_s is not None and (
+                out_time > until_s or (not inclusive and out_time >= until_s)
+            ):
+                self._held = packet
+                return
+            shift = self._shift(in_stream)
+            if shift:
+                packet.pts = None if packet.pts is None else packet.pts - shift
+                packet.dts = packet.dts - shift
+            packet.stream = out_stream
+            self.output.mux(packet)
+            self.copied += 1
+
+    def _next(self) -> av.Packet | None:
+        """The next audio packet with a dts (flush packets have none), or None at the end."""
+        while True:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                self._done = True
+                return None
+            except av.FFmpegError as err:
+                log.warning("audio of %s is damaged (%s): audio stops here", self.path, err)
+                self._done = True
+                return None
+            if packet.dts is not None:
+                return packet
+
+    def close(self) -> None:
+        self.input.close()

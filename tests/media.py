@@ -1,0 +1,178 @@
+"""Test media made on the spot with PyAV, and readers that look at what a file really holds.
+
+No video file ships with the project or exists on the machine; every test writes the clip it
+needs (a few dozen tiny frames) into ``tmp_path``. Shared by every test module: keep it general.
+
+Writers:    :func:`write_clip` (H.264 + optional AAC sine, CFR or VFR, any size, any container),
+            :func:`write_image_folder`.
+Readers:    :func:`decoded_frames`, :func:`frame_times`, :func:`audio_packets`,
+            :func:`count_decodable_frames` (tolerates a torn end, as after a crash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def pattern_frame(index: int, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: a smooth gradient with a bar that moves one step per frame, so every
+    frame differs from its neighbours and compresses well."""
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    image = np.empty((height, width, 3), np.uint8)
+    image[..., 0] = ((x + 7 * index) % 256).astype(np.uint8)
+    image[..., 1] = np.broadcast_to(y, (height, width)).astype(np.uint8)
+    image[..., 2] = (128 + 60 * np.sin(index / 3.0)) % 256
+    bar = (3 * index) % width
+    image[:, bar : bar + max(1, width // 16)] = 255
+    return image
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What :func:`write_clip` wrote: frame pts in ``time_base`` units, the frames themselves
+    (before compression) and the audio sample count."""
+
+    path: Path
+    pts: list[int]
+    time_base: Fraction
+    frames: list[np.ndarray]
+    audio_samples: int
+
+    @property
+    def times(self) -> list[Fraction]:
+        return [p * self.time_base for p in self.pts]
+
+
+def write_clip(
+    path: str | Path,
+    *,
+    frames: int = 24,
+    size: tuple[int, int] = (64, 64),
+    fps: int = 24,
+    audio: bool = True,
+    vfr: bool = False,
+    sample_rate: int = 48000,
+    tone_hz: float = 440.0,
+    codec: str = "libx264",
+    pix_fmt: str | None = None,
+    container_options: dict[str, str] | None = None,
+    bframes: int | None = None,
+) -> ClipInfo:
+    """Write a test clip: ``size`` = (height, width) frames from :func:`pattern_frame`.
+
+    ``vfr=True`` spaces frames irregularly (1, 2 or 3 ticks of 1/(fps*2) s, a fixed pattern), in
+    a 1/(fps*2) time base. Audio is a mono AAC sine as long as the video. ``bframes`` sets
+    libx264's B-frames (None: its default, B-frames on). ``pix_fmt`` None: yuv420p, or yuv444p
+    when a side is odd (yuv420p needs even sides).
+    """
+    path = Path(path)
+    height, width = size
+    time_base = Fraction(1, fps * 2) if vfr else Fraction(1, fps)
+    steps = [1, 2, 3, 2] if vfr else [1]
+    pts = [0]
+    for i in range(1, frames):
+        pts.append(pts[-1] + steps[i % len(steps)])
+    images = [pattern_frame(i, height, width) for i in range(frames)]
+    options = {} if bframes is None else {"bf": str(bframes)}
+    duration_s = float((pts[-1] + steps[frames % len(steps)]) * time_base)
+    samples = round(duration_s * sample_rate) if audio else 0
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        video = container.add_stream(codec, rate=fps, options=options)
+        if pix_fmt is None:
+            pix_fmt = "yuv444p" if height % 2 or width % 2 else "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.codec_context.time_base = time_base
+        if audio:
+            sound = container.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
+        for image, p in zip(images, pts, strict=True):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = p, time_base
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        if audio:
+            t = np.arange(samples) / sample_rate
+            wave = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    wave[None, start : start + 1024], format="fltp", layout="mono"
+                )
+                chunk.sample_rate, chunk.pts = sample_rate, start
+                chunk.time_base = Fraction(1, sample_rate)
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
+    return ClipInfo(path, pts, time_base, images, samples)
+
+
+def write_image_folder(
+    folder: str | Path,
+    *,
+    frames: int = 6,
+    size: tuple[int, int] = (48, 64),
+    name: str = "frame_{:03d}.png",
+) -> list[np.ndarray]:
+    """Write ``frames`` PNG files (lossless: tests can compare exactly); returns the images."""
+    import cv2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = [pattern_frame(i, *size) for i in range(frames)]
+    for i, image in enumerate(images):
+        cv2.imwrite(str(folder / name.format(i)), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return images
+
+
+def decoded_frames(path: str | Path) -> list[av.VideoFrame]:
+    """Every video frame of a file, in presentation order (raises on damage)."""
+    with av.open(str(path)) as container:
+        return list(container.decode(video=0))
+
+
+def frame_times(path: str | Path) -> list[Fraction]:
+    """Presentation time (seconds, exact) of every decoded video frame."""
+    return [f.pts * Fraction(f.time_base) for f in decoded_frames(path)]
+
+
+def frame_arrays(path: str | Path) -> list[np.ndarray]:
+    return [f.to_ndarray(format="rgb24") for f in decoded_frames(path)]
+
+
+def audio_packets(path: str | Path) -> list[tuple[int | None, bytes]]:
+    """(pts, payload) of every audio packet of the first audio stream (empty list if none)."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        return [
+            (p.pts, bytes(p))
+            for p in container.demux(container.streams.audio[0])
+            if p.dts is not None and p.size
+        ]
+
+
+def count_decodable_frames(path: str | Path) -> int:
+    """How many video frames decode before the first error (a crashed file ends torn)."""
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for _ in container.decode(video=0):
+                count += 1
+    except av.FFmpegError:
+        pass
+    return count
+
+
+def video_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the first video stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height
