@@ -42,6 +42,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -112,7 +113,8 @@ class FoundFile:
     name: str
     location: str
     folder: tuple[str, ...]
-    read: Callable[[], bytes] = field(repr=False, compare=False)
+    # The file's bytes (archive member) or its path (loose file, loaded without a copy).
+    source: Callable[[], bytes | Path] = field(repr=False, compare=False)
 
     @property
     def folder_text(self) -> str:
@@ -139,8 +141,14 @@ def _archive_files(archive: Path) -> list[FoundFile]:
                 continue
 
             def read_zip(member: str = member) -> bytes:
-                with zipfile.ZipFile(archive) as handle:
-                    return handle.read(member)
+                try:
+                    with zipfile.ZipFile(archive) as handle:
+                        return handle.read(member)
+                except (zipfile.BadZipFile, OSError, EOFError) as err:
+                    raise CheckpointError(
+                        f"{archive}:{member}: cannot be read from the zip ({_first_line(err)}); "
+                        "download the package again"
+                    ) from err
 
             found.append(
                 FoundFile(
@@ -163,11 +171,17 @@ def _archive_files(archive: Path) -> list[FoundFile]:
                 continue
 
             def read_tar(member: str = member) -> bytes:
-                with tarfile.open(archive) as handle:
-                    extracted = handle.extractfile(member)
-                    if extracted is None:
-                        raise CheckpointError(f"{archive}:{member}: not a regular file")
-                    return extracted.read()
+                try:
+                    with tarfile.open(archive) as handle:
+                        extracted = handle.extractfile(member)
+                        if extracted is None:
+                            raise CheckpointError(f"{archive}:{member}: not a regular file")
+                        return extracted.read()
+                except (tarfile.TarError, OSError, EOFError) as err:
+                    raise CheckpointError(
+                        f"{archive}:{member}: cannot be read from the tar archive "
+                        f"({_first_line(err)}); download the package again"
+                    ) from err
 
             found.append(
                 FoundFile(
@@ -201,7 +215,7 @@ def find_published_files(sources: Iterable[str | Path]) -> list[FoundFile]:
                 if file.name in PUBLISHED_FILES:
                     found.append(
                         FoundFile(
-                            file.name, str(file), file.resolve().parent.parts, file.read_bytes
+                            file.name, str(file), file.resolve().parent.parts, partial(Path, file)
                         )
                     )
                 elif _is_archive_name(file):
@@ -210,7 +224,7 @@ def find_published_files(sources: Iterable[str | Path]) -> list[FoundFile]:
             found += _archive_files(path)
         elif path.name in PUBLISHED_FILES:
             found.append(
-                FoundFile(path.name, str(path), path.resolve().parent.parts, path.read_bytes)
+                FoundFile(path.name, str(path), path.resolve().parent.parts, partial(Path, path))
             )
         else:
             raise CheckpointError(
@@ -238,8 +252,9 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
-def load_state_dict_bytes(data: bytes, location: str) -> dict[str, Tensor]:
-    """Unpickle ``data`` with ``torch.load(weights_only=True)`` and check it is a state dict.
+def load_state_dict_safe(data: bytes | Path, location: str) -> dict[str, Tensor]:
+    """Unpickle ``data`` (bytes or a file path) with ``torch.load(weights_only=True)`` and check
+    it is a state dict.
 
     Returns a plain dict of name -> tensor with any ``module.`` prefix stripped.
 
@@ -247,12 +262,17 @@ def load_state_dict_bytes(data: bytes, location: str) -> dict[str, Tensor]:
         CheckpointError: empty, truncated or corrupt file; a pickle that carries code; anything
             that is not a mapping of string keys to tensors.
     """
-    if not data:
+    size = data.stat().st_size if isinstance(data, Path) else len(data)
+    if size == 0:
         raise CheckpointError(f"{location}: the file is empty (0 bytes); download it again")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notices from the safe unpickler
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            obj = torch.load(
+                data if isinstance(data, Path) else io.BytesIO(data),
+                map_location="cpu",
+                weights_only=True,
+            )
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{location}: refused: {_unpickling_reason(err)}") from err
     except Exception as err:  # untrusted bytes: torch raises many types for a torn file
@@ -400,7 +420,13 @@ class ModelFiles:
     files: dict[str, FoundFile]  # published name -> file
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | Path) -> str:
+    if isinstance(data, Path):
+        digest = hashlib.sha256()
+        with data.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
     return hashlib.sha256(data).hexdigest()
 
 
@@ -427,7 +453,7 @@ def _select_model_files(
         )
     sets: list[tuple[Variant, FoundFile]] = []
     for file in transformers:
-        states[file.location] = load_state_dict_bytes(file.read(), file.location)
+        states[file.location] = load_state_dict_safe(file.source(), file.location)
         sets.append((transformer_variant(states[file.location], file.location), file))
     found_text = "; ".join(f"{v} model in {f.folder_text}" for v, f in sets)
     matching = [(v, f) for v, f in sets if variant is None or v == variant]
@@ -501,8 +527,8 @@ def _import(
     provenance = []
     for layout in _LAYOUTS[chosen.variant]:
         file = chosen.files[layout.name]
-        data = file.read()
-        state = states.get(file.location) or load_state_dict_bytes(data, file.location)
+        data = file.source()
+        state = states.get(file.location) or load_state_dict_safe(data, file.location)
         expected = _expected_file_keys(model_state, layout)
         if layout.name == VGG_FILE:
             state = _drop_deeper_vgg_layers(state, expected, "vgg_normalised")
@@ -613,7 +639,7 @@ def load_encoder_weights(encoder: VGGEncoder, source: str | Path | None) -> None
         if not path.is_file():
             raise MissingWeightsError(f"encoder weights file {path} does not exist")
         location = str(path)
-        state = load_state_dict_bytes(path.read_bytes(), location)
+        state = load_state_dict_safe(path, location)
     if family == "torchvision_vgg19" and any(k.startswith("features.") for k in state):
         others = [k for k in state if not k.startswith(("features.", "classifier."))]
         if others:
@@ -624,6 +650,15 @@ def load_encoder_weights(encoder: VGGEncoder, source: str | Path | None) -> None
         state = {
             k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
         }
+    first = state.get("0.weight")
+    if first is not None and tuple(first.shape) != expected["0.weight"]:
+        found = (
+            "normalised VGG (vgg_normalised.pth)" if first.shape[-1] == 1 else "torchvision vgg19"
+        )
+        raise CheckpointError(
+            f"{location}: holds the {found} encoder, not {family}; the two encoder families "
+            "are not interchangeable (a decoder trained with one does not work with the other)"
+        )
     state = _drop_deeper_vgg_layers(state, expected, family)
     _check_file_state(state, expected, location, what=what)
     encoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)

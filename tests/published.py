@@ -80,7 +80,7 @@ def video_package(seed: int = 0, *, vgg_last_index: int = 52) -> dict[str, dict[
     }
 
 
-def image_package(seed: int = 1) -> dict[str, dict[str, Tensor]]:
+def image_package(seed: int = 1, *, vgg_last_index: int = 52) -> dict[str, dict[str, Tensor]]:
     """File name -> state dict of the published image model (+ vgg_normalised.pth)."""
     generator = torch.Generator().manual_seed(seed)
     transformer = {
@@ -92,7 +92,7 @@ def image_package(seed: int = 1) -> dict[str, dict[str, Tensor]]:
     _conv(decoder, "decoder_layer_1.1", 256, 512, 3, generator)
     decoder.update(decoder_state(generator, "decoder_layer_2.", 512))
     return {
-        "vgg_normalised.pth": vgg_normalised_state(generator),
+        "vgg_normalised.pth": vgg_normalised_state(generator, last_index=vgg_last_index),
         "latest_net_adaattn_3.pth": adaattn_state(generator, 256, 448),
         "latest_net_transformer.pth": transformer,
         "latest_net_decoder.pth": decoder,
