@@ -269,6 +269,10 @@ class NetworkSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def interrupt(self) -> None:
+        """Make a waiting iterator return soon (the pipeline calls this when it stops)."""
+        self._stop.set()
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -404,7 +408,7 @@ class NetworkSource:
             raise RuntimeError("use the source in a `with` block before iterating it")
         last: Frame | None = None
         repeat = self.config.during_outage == "repeat"
-        while True:
+        while not self._stop.is_set():
             wait_s = self.frame_interval_s if repeat and self.in_outage else 0.1
             try:
                 item = self._buffer.get(wait_s)
