@@ -90,7 +90,7 @@ class BenchRow:
 
     device: str
     precision: str
-    content: Size | None  # None for the once-per-style rows
+    content: Size | None  # (height, width); None for the once-per-style rows
     style: int | None
     form: str  # "published", "ours", "conv-only", "style encode (once)"
     ms: float | None  # None: out of memory
@@ -190,7 +190,7 @@ def _measure_device(
         log.info("%s %s: style %d encoded in %.1f ms", dev, precision, side, ms or float("nan"))
     for requested in sizes:
         size = _round_up(requested, model.size_multiple)
-        note = "" if size == requested else f"rounded up from {requested[0]}x{requested[1]}"
+        note = "" if size == requested else f"rounded up from {requested[1]}x{requested[0]}"
         forms: list[tuple[str, int | None, Callable[[], object]]] = []
         content = image(*size)
         if config.reference:
@@ -225,7 +225,7 @@ def _summarise(result: BenchResult, config: ModelBenchConfig) -> None:
         (r.device, r.precision, r.content) for r in result.rows if r.form == "ours" and r.content
     }
     for device, precision, size in sorted(keys):
-        label = f"{device} {precision} {size[0]}x{size[1]}"
+        label = f"{device} {precision} {size[1]}x{size[0]}"
         ours = find(device, precision, size, config.style_size, "ours")
         published = find(device, precision, size, config.style_size, "published")
         if ours and published:
@@ -273,7 +273,7 @@ def format_table(result: BenchResult) -> str:
     header = [
         "device",
         "precision",
-        "content",
+        "content (WxH)",
         "style",
         "form",
         "ms/frame",
@@ -292,7 +292,7 @@ def format_table(result: BenchResult) -> str:
             [
                 row.device,
                 row.precision,
-                f"{row.content[0]}x{row.content[1]}" if row.content else "-",
+                f"{row.content[1]}x{row.content[0]}" if row.content else "-",
                 f"{row.style}x{row.style}" if row.style else "-",
                 row.form + (f" ({row.note})" if row.note else ""),
                 "OOM" if row.ms is None else f"{row.ms:.1f}",

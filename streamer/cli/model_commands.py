@@ -56,15 +56,12 @@ def _size_arg(text: str) -> int | tuple[int, int]:
     return (height, width)
 
 
-def _hw_arg(text: str) -> tuple[int, int]:
-    """``HxW`` -> (height, width) (benchmark sizes, written as in the published numbers)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 360x640), got {text!r}")
-    height, width = int(match.group(1)), int(match.group(2))
-    if min(height, width) < 16:
-        raise argparse.ArgumentTypeError(f"sides must be >= 16 pixels, got {text!r}")
-    return (height, width)
+def _wh_arg(text: str) -> tuple[int, int]:
+    """``WxH`` -> (height, width)."""
+    size = _size_arg(text)
+    if not isinstance(size, tuple):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT (e.g. 640x360), got {text!r}")
+    return size
 
 
 def _alpha_arg(text: str) -> float:
@@ -279,8 +276,8 @@ def run_info(args: argparse.Namespace) -> int:
 # -- bench model -------------------------------------------------------------------------------
 def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--sizes", nargs="+", type=_hw_arg, default=[(256, 512), (360, 640)], metavar="HxW",
-        help="content sizes, HEIGHTxWIDTH (default: 256x512 360x640)",
+        "--sizes", nargs="+", type=_wh_arg, default=[(256, 512), (360, 640)], metavar="WxH",
+        help="content sizes, WIDTHxHEIGHT (default: 512x256 640x360)",
     )  # fmt: skip
     parser.add_argument(
         "--style-size", type=_positive_int, default=512, help="style side (default 512)"
@@ -299,8 +296,8 @@ def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="precision of the --sizes rows (default fp32)",
     )  # fmt: skip
     parser.add_argument(
-        "--gpu-sizes", nargs="*", type=_hw_arg, default=[(720, 1280), (1080, 1920)], metavar="HxW",
-        help="extra sizes measured on CUDA only (default 720x1280 1080x1920)",
+        "--gpu-sizes", nargs="*", type=_wh_arg, default=[(720, 1280), (1080, 1920)], metavar="WxH",
+        help="extra sizes measured on CUDA only (default 1280x720 1920x1080)",
     )  # fmt: skip
     parser.add_argument(
         "--gpu-precision", choices=sorted(PRECISIONS), default="fp16",
