@@ -23,6 +23,9 @@ class Frame:
         pts: presentation timestamp in ``time_base`` units, or None when the source has none.
         time_base: seconds per pts tick, or None.
         capture_time_s: ``time.time()`` when the frame was read (for end-to-end latency).
+        style_id: the style the frame was stylized with (set by the pipeline from the
+            stylizer's ``style_id``; None before stylizing). Live style switches need it per
+            frame: the stylizer's current style may already be the next one when it is written.
     """
 
     index: int
@@ -30,6 +33,7 @@ class Frame:
     pts: int | None = None
     time_base: Fraction | None = None
     capture_time_s: float = 0.0
+    style_id: str | None = None
 
     @property
     def time_s(self) -> float | None:

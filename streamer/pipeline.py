@@ -220,6 +220,10 @@ class PipelineStats:
 Stylizer = Any  # FrameStylizer, an object with stylize_uint8, or a numpy callable
 
 
+# A CUDA batch in flight: frames, pinned output buffer, done event, style id.
+_Pending = tuple[list[Frame], torch.Tensor, torch.cuda.Event, str | None]
+
+
 class BatchRunner:
     """Runs a stylizer on batches of frames and hands back finished frames.
 
@@ -239,7 +243,7 @@ class BatchRunner:
             self._copy_stream = torch.cuda.Stream(self.device)
             self._slots: list[dict[str, Any]] = [{}, {}]
             self._slot = 0
-            self._pending: tuple[list[Frame], torch.Tensor, torch.cuda.Event] | None = None
+            self._pending: _Pending | None = None
 
     def submit(self, frames: Sequence[Frame]) -> list[Frame]:
         images = np.stack([f.image for f in frames])
@@ -250,7 +254,10 @@ class BatchRunner:
         else:
             out = np.asarray(self.stylizer(images))
         _check_output(out, len(frames))
-        return [dataclasses.replace(f, image=out[i]) for i, f in enumerate(frames)]
+        style_id = _style_id(self.stylizer)
+        return [
+            dataclasses.replace(f, image=out[i], style_id=style_id) for i, f in enumerate(frames)
+        ]
 
     def flush(self) -> list[Frame]:
         if not self.cuda or self._pending is None:
@@ -282,22 +289,36 @@ class BatchRunner:
         compute.wait_event(uploaded)
         device_in.record_stream(compute)
         device_out = self.stylizer.stylize_uint8(device_in)
+        style_id = _style_id(self.stylizer)
         host_out = self._pinned(slot, "out", tuple(device_out.shape))
         host_out.copy_(device_out, non_blocking=True)
         done = torch.cuda.Event()
         done.record(compute)
         finished = self._collect() if self._pending is not None else []
-        self._pending = (frames, host_out, done)
+        self._pending = (frames, host_out, done, style_id)
         return finished
 
     def _collect(self) -> list[Frame]:
-        frames, host_out, done = self._pending
+        frames, host_out, done, style_id = self._pending
         self._pending = None
         done.synchronize()
         out = host_out.numpy()
         _check_output(out, len(frames))
         # copy out of the pinned buffer: it is reused two batches later
-        return [dataclasses.replace(f, image=out[i].copy()) for i, f in enumerate(frames)]
+        return [
+            dataclasses.replace(f, image=out[i].copy(), style_id=style_id)
+            for i, f in enumerate(frames)
+        ]
+
+
+def _style_id(stylizer: Stylizer) -> str | None:
+    """The style the batch just stylized got (frames carry it: live switches, issue 4). Exact
+    when the stylizer says so (``streamer.live.SwitchSafeStylizer``); a plain FrameStylizer is
+    read right after the call, which is exact unless the style changed during it."""
+    try:
+        return getattr(stylizer, "style_id", None)
+    except RuntimeError:  # FrameStylizer without a style (cannot happen after a call)
+        return None
 
 
 def _check_output(out: np.ndarray, count: int) -> None:
@@ -368,6 +389,11 @@ class Pipeline:
     def stop(self, *, graceful: bool = True) -> None:
         """Stop reading (graceful: the batch being stylized is still written) or stop now."""
         self._stop_input.set()
+        # Live sources (webcam, network) may be waiting for a frame that never comes (an
+        # outage): let them return now instead of after their timeouts (issue 4).
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
         if not graceful:
             self._hard_stop.set()
 

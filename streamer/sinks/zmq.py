@@ -61,8 +61,8 @@ class ZmqSinkConfig:
 class ZmqSink:
     """Publishes frames on a PUB socket (a :class:`~streamer.frames.FrameSink`).
 
-    ``style_id`` (a callable) names the style each frame was stylized with; the pipeline
-    passes the stylizer's, so subscribers can tell when a switch took effect.
+    Each message's ``style_id`` is the frame's own (set by the pipeline), else what the optional
+    ``style_id`` callable returns, so subscribers can tell when a style switch took effect.
     Thread-safety: ``write`` from one thread at a time (the pipeline's sink stage).
     """
 
@@ -127,7 +127,10 @@ class ZmqSink:
             )
 
     def write(self, frame: Frame) -> None:
-        self.publish(frame, style_id=self._style_id() if self._style_id else None)
+        style_id = frame.style_id
+        if style_id is None and self._style_id is not None:
+            style_id = self._style_id()
+        self.publish(frame, style_id=style_id)
 
     def _close_sockets(self) -> None:
         self._socket.close(linger=0)

@@ -175,6 +175,8 @@ class CameraSource:
         return capture
 
     def __enter__(self) -> CameraSource:
+        if self._thread is not None:  # already open (entering twice is harmless)
+            return self
         started = time.monotonic()
         capture = self._open_capture()
         self._capture = capture

@@ -242,6 +242,8 @@ class NetworkSource:
         return container
 
     def __enter__(self) -> NetworkSource:
+        if self._thread is not None:  # already open (entering twice is harmless)
+            return self
         started = time.monotonic()
         try:
             self._container = self._open(self.config.open_timeout_s)
