@@ -225,12 +225,7 @@ class TrainConfig:
         Strings are converted to the field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True,
         ``"relu3_1,relu4_1"`` -> a tuple), so YAML files and ``key=value`` overrides share this.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in data if str(k).replace("-", "_") not in known)
-        if unknown:
-            raise TrainConfigError(
-                f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}"
-            )
+        check_keys(data, source)
         hints = get_type_hints(cls)
         values = {}
         for key, value in data.items():
@@ -258,6 +253,16 @@ class TrainConfig:
 
 
 # -- loading ------------------------------------------------------------------------------------
+def check_keys(data: Mapping[str, Any], source: str) -> None:
+    """Raise TrainConfigError naming any key of ``data`` that is not a TrainConfig field."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(str(k) for k in data if str(k).replace("-", "_") not in known)
+    if unknown:
+        raise TrainConfigError(
+            f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}"
+        )
+
+
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     """``["lr=2e-4", "similarity_taps=[relu3_1, relu4_1]"]`` -> a mapping (values YAML-parsed)."""
     import yaml
@@ -298,7 +303,9 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
     """The config of a YAML file (or the defaults), with ``key=value`` overrides applied."""
     data = read_yaml_mapping(path) if path is not None else {}
-    data.update(parse_overrides(overrides))
+    extra = parse_overrides(overrides)
+    check_keys(extra, "override")
+    data.update(extra)
     return TrainConfig.from_mapping(data, source=str(path) if path else "overrides")
 
 

@@ -19,23 +19,62 @@ Departures from the published code, all deliberate:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adaattn_video.attention import adaptive_attention_norm
-from adaattn_video.config import TAPS, AttentionKind
+from adaattn_video.config import TAPS, AttentionKind, EncoderFamily
 from adaattn_video.encoder import VGGEncoder
 from adaattn_video.functional import attention_key, mean_std, mean_variance_norm
+
+log = logging.getLogger(__name__)
 
 Features = Mapping[str, Tensor]
 
 STYLE_TAPS: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
+RANDOM_ENCODER_SEED = 0  # every random-encoder run uses the same encoder (comparable runs)
 _COSINE_EPS = 1e-8
 _COLUMN_EPS = 1e-8
+
+
+def random_encoder_(encoder: VGGEncoder) -> VGGEncoder:
+    """Fill a VGG with He-normal random weights (zero biases), so activations keep their scale
+    through 13 layers. Deterministic (:data:`RANDOM_ENCODER_SEED`)."""
+    generator = torch.Generator().manual_seed(RANDOM_ENCODER_SEED)
+    with torch.no_grad():
+        for m in encoder.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
+                nn.init.zeros_(m.bias)
+    return encoder
+
+
+def load_loss_encoder(
+    family: EncoderFamily, weights: str | Path | None, *, allow_random: bool = False
+) -> tuple[VGGEncoder, str]:
+    """The frozen VGG to relu5_1 the losses look through, and where its weights came from.
+
+    ``weights``: vgg_normalised.pth, or a torchvision vgg19 file; None with the torchvision family
+    uses torchvision's weights API (online or its cache). None with ``allow_random``: a random
+    encoder with a loud warning (tests and benchmarks; such losses mean nothing).
+    """
+    encoder = VGGEncoder(family, deepest="relu5_1")
+    if weights is None and allow_random:
+        log.warning(
+            "RANDOM LOSS ENCODER (allow_random_encoder): the losses look through a random VGG; "
+            "a model trained with it is NOT a style-transfer model (tests and benchmarks only)"
+        )
+        return random_encoder_(encoder), "random (allow_random_encoder)"
+    from adaattn_video.weights import load_encoder_weights
+
+    load_encoder_weights(encoder, weights)
+    return encoder, str(weights or "torchvision VGG19_Weights.IMAGENET1K_V1")
 
 
 def _no_autocast(tensor: Tensor) -> torch.autocast:

@@ -57,7 +57,13 @@ from training.distributed import (
     wrap_model,
 )
 from training.logging_utils import RunLogger, sample_grid
-from training.losses import TERM_NAMES, LossTerms, LossWeights, StyleTransferLoss
+from training.losses import (
+    TERM_NAMES,
+    LossTerms,
+    LossWeights,
+    StyleTransferLoss,
+    load_loss_encoder,
+)
 from training.pairs import PairConfig, perturbed_view
 
 log = logging.getLogger(__name__)
@@ -66,7 +72,6 @@ STATE_FORMAT = "stylestream-train"
 STATE_FORMAT_VERSION = "1"
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT_NAME = re.compile(r"step_(\d+)\.safetensors")
-RANDOM_ENCODER_SEED = 0  # every random-encoder run uses the same encoder (comparable runs)
 _PAIR_STREAM, _POSITION_STREAM, _INIT_STREAM = 1, 2, 3
 # Fields that may change between a run and its resumption without changing the losses.
 _RESUME_FREE_FIELDS = frozenset(
@@ -122,38 +127,16 @@ def reset_conv_parameters(module: nn.Module, generator: torch.Generator) -> None
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
 
 
-def random_encoder_(encoder: VGGEncoder) -> VGGEncoder:
-    """Fill a VGG with He-normal random weights (zero biases) so activations keep their scale
-    through 13 layers. Deterministic (:data:`RANDOM_ENCODER_SEED`)."""
-    generator = torch.Generator().manual_seed(RANDOM_ENCODER_SEED)
-    with torch.no_grad():
-        for m in encoder.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
-                nn.init.zeros_(m.bias)
-    return encoder
-
-
 def build_loss_encoder(config: TrainConfig) -> tuple[VGGEncoder, str]:
     """The frozen VGG (to relu5_1) the losses look through, and a description of its weights."""
-    encoder = VGGEncoder(config.encoder_family, deepest="relu5_1")
-    if config.encoder_weights is None and config.allow_random_encoder:
-        log.warning(
-            "RANDOM LOSS ENCODER (allow_random_encoder): the losses look through a random VGG; "
-            "the trained model is NOT a style-transfer model (tests and benchmarks only)"
-        )
-        return random_encoder_(encoder), "random (allow_random_encoder)"
-    if config.encoder_weights is None and config.encoder_family == "vgg_normalised":
+    family, weights = config.encoder_family, config.encoder_weights
+    if weights is None and family == "vgg_normalised" and not config.allow_random_encoder:
         raise TrainConfigError(
             "encoder_weights is required for the vgg_normalised family: the path to "
             "vgg_normalised.pth (`stylestream weights download` fetches it), or use "
             "encoder_family: torchvision_vgg19"
         )
-    from adaattn_video.weights import load_encoder_weights
-
-    load_encoder_weights(encoder, config.encoder_weights)
-    source = config.encoder_weights or "torchvision VGG19_Weights.IMAGENET1K_V1"
-    return encoder, str(source)
+    return load_loss_encoder(family, weights, allow_random=config.allow_random_encoder)
 
 
 def _model_config(config: TrainConfig) -> ModelConfig:
