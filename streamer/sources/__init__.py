@@ -145,3 +145,9 @@ __all__ = [
     "open_source",
     "register_source",
 ]
+
+
+# Webcams and network streams (streamer.sources.camera / .network, issue 4) register their
+# openers when imported; importing them here makes every command accept those INPUTs.
+from streamer.sources import camera as _camera  # noqa: E402, F401
+from streamer.sources import network as _network  # noqa: E402, F401

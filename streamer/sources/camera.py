@@ -26,7 +26,14 @@ import numpy as np
 
 from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame
-from streamer.sources.live import EndOfStream, NewestFrames, run_producer
+from streamer.sources import register_source
+from streamer.sources.live import (
+    EndOfStream,
+    NewestFrames,
+    build_config,
+    check_live_options,
+    run_producer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +309,21 @@ def _read_with_timeout(capture: cv2.VideoCapture, timeout_s: float) -> np.ndarra
     return None if reader.is_alive() else result[0]
 
 
-def open_camera_source(uri: str, **options: Any) -> CameraSource:
-    """Opener for :func:`streamer.sources.register_source`."""
-    return CameraSource(CameraConfig(uri, **options))
+def open_camera_source(
+    uri: str,
+    *,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    realtime: bool = False,
+    fps: float | None = None,
+    **options: Any,
+) -> CameraSource:
+    """Opener for :func:`streamer.sources.open_source` (``fps`` = requested camera rate;
+    ``realtime`` changes nothing: a camera is real time)."""
+    check_live_options(uri, start_s, duration_s)
+    if fps is not None:
+        options = {"fps": fps, **options}
+    return CameraSource(build_config(CameraConfig, uri, options))
+
+
+register_source("camera", is_camera, open_camera_source)

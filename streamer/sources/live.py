@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +105,26 @@ def drain(buffer: NewestFrames[T], wait_s: float | None) -> Iterator[T]:
             return
         if item is not None:
             yield item
+
+
+def check_live_options(uri: str, start_s: float, duration_s: float | None) -> None:
+    """Live inputs have no start or duration to seek to (``open_source`` passes them)."""
+    from streamer.sources import SourceError
+
+    if start_s:
+        raise SourceError(f"--start does not apply to the live input {uri}")
+    if duration_s is not None:
+        raise SourceError(
+            f"--duration does not apply to the live input {uri}; stop a live run with "
+            "--seconds or Ctrl-C"
+        )
+
+
+def build_config(config_type: type, uri: str, options: dict[str, Any]) -> Any:
+    """``config_type(uri, **options)`` with unknown options reported as a SourceError."""
+    from streamer.sources import SourceError
+
+    try:
+        return config_type(uri, **options)
+    except TypeError as err:
+        raise SourceError(f"options {sorted(options)} do not all apply to {uri}: {err}") from err

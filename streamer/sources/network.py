@@ -31,7 +31,14 @@ import numpy as np
 
 from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame
-from streamer.sources.live import EndOfStream, NewestFrames, run_producer
+from streamer.sources import SourceError, register_source
+from streamer.sources.live import (
+    EndOfStream,
+    NewestFrames,
+    build_config,
+    check_live_options,
+    run_producer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +442,20 @@ def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def open_network_source(uri: str, **options: Any) -> NetworkSource:
-    """Opener for :func:`streamer.sources.register_source`."""
-    return NetworkSource(NetworkSourceConfig(uri, **options))
+def open_network_source(
+    uri: str,
+    *,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    realtime: bool = False,
+    fps: float | None = None,
+    **options: Any,
+) -> NetworkSource:
+    """Opener for :func:`streamer.sources.open_source` (a network stream is real time)."""
+    check_live_options(uri, start_s, duration_s)
+    if fps is not None:
+        raise SourceError(f"fps={fps} does not apply to {uri}: a stream has its own rate")
+    return NetworkSource(build_config(NetworkSourceConfig, uri, options))
+
+
+register_source("network", is_network_url, open_network_source)
