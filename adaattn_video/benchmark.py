@@ -123,28 +123,52 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(
-    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int
-) -> tuple[float | None, float | None]:
-    """Median milliseconds per call and (CUDA) peak MiB allocated; (None, None) on OOM."""
-    gc.collect()
+def _call_ms(fn: Callable[[], object], device: torch.device) -> tuple[float, float | None]:
+    """Milliseconds of one call and (CUDA) the peak MiB allocated during it."""
     if device.type == "cuda":
-        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    try:
-        with torch.inference_mode():
-            for i in range(warmup + repeats):
-                _sync(device)
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                if i >= warmup:
-                    times.append((time.perf_counter() - start) * 1000.0)
-    except torch.cuda.OutOfMemoryError:
-        return None, None
+    with torch.inference_mode():
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        elapsed = (time.perf_counter() - start) * 1000.0
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return statistics.median(times), peak
+    return elapsed, peak
+
+
+def _time_interleaved(
+    forms: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
+) -> dict[str, tuple[float | None, float | None]]:
+    """Median ms per call and peak MiB of each form, the forms taking turns in every round.
+
+    Taking turns spreads any load from other processes over all forms alike, so their ratios
+    stay meaningful on a shared machine. A form that runs out of memory gives (None, None).
+    """
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    peaks: dict[str, float | None] = dict.fromkeys(forms)
+    failed: set[str] = set()
+    for round_index in range(warmup + repeats):
+        for name, fn in forms.items():
+            if name in failed:
+                continue
+            gc.collect()
+            try:
+                ms, peak = _call_ms(fn, device)
+            except torch.cuda.OutOfMemoryError:
+                failed.add(name)
+                log.warning("%s: out of memory", name)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            if round_index >= warmup:
+                times[name].append(ms)
+                if peak is not None:
+                    peaks[name] = max(peaks[name] or 0.0, peak)
+    return {
+        name: (None, None) if name in failed else (statistics.median(times[name]), peaks[name])
+        for name in forms
+    }
 
 
 def _conv_only(model: StyleTransferModel, content: Tensor) -> Tensor:
@@ -182,28 +206,31 @@ def _measure_device(
     )
     styles = {side: image(side, side) for side in style_sides}
     states = {}
-    for side, style in styles.items():
-        ms, peak = _time(partial(model.encode_style, style), device, config.repeats, 1)
+    encodes = {side: partial(model.encode_style, style) for side, style in styles.items()}
+    for side, (ms, peak) in _time_interleaved(encodes, device, config.repeats, 1).items():
         result.rows.append(BenchRow(dev, precision, None, side, "style encode (once)", ms, peak))
+        if ms is None:
+            continue  # out of memory: no "ours" row for this style
         with torch.inference_mode():
-            states[side] = model.encode_style(style)
-        log.info("%s %s: style %d encoded in %.1f ms", dev, precision, side, ms or float("nan"))
+            states[side] = model.encode_style(styles[side])
     for requested in sizes:
         size = _round_up(requested, model.size_multiple)
         note = "" if size == requested else f"rounded up from {requested[1]}x{requested[0]}"
-        forms: list[tuple[str, int | None, Callable[[], object]]] = []
         content = image(*size)
+        forms: dict[str, Callable[[], object]] = {}
+        labels: dict[str, tuple[str, int | None]] = {}
         if config.reference:
             style = styles[config.style_size]
-            forms.append(
-                ("published", config.style_size, partial(model.forward_reference, content, style))
-            )
-        forms += [
-            ("ours", side, partial(model.stylize, content, [states[side]])) for side in states
-        ]
-        forms.append(("conv-only", None, partial(_conv_only, model, content)))
-        for form, side, fn in forms:
-            ms, peak = _time(fn, device, config.repeats, config.warmup)
+            forms["published"] = partial(model.forward_reference, content, style)
+            labels["published"] = ("published", config.style_size)
+        for side in states:
+            forms[f"ours {side}"] = partial(model.stylize, content, [states[side]])
+            labels[f"ours {side}"] = ("ours", side)
+        forms["conv-only"] = partial(_conv_only, model, content)
+        labels["conv-only"] = ("conv-only", None)
+        timings = _time_interleaved(forms, device, config.repeats, config.warmup)
+        for name, (ms, peak) in timings.items():
+            form, side = labels[name]
             result.rows.append(BenchRow(dev, precision, size, side, form, ms, peak, note))
             log.info("%s %s %s %s (style %s): %s ms", dev, precision, size, form, side, ms)
 
