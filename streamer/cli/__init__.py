@@ -23,9 +23,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     # one module per line, e.g. "streamer.cli.render",
     "streamer.cli.model_commands",
     "streamer.cli.training_commands",
-    "streamer.cli.render",
-    "streamer.cli.bench",
-    "streamer.cli.training_commands",
 )
 
 
