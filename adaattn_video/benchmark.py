@@ -40,7 +40,7 @@ class ModelBenchConfig:
         sizes: content sizes (H, W) measured on every device.
         style_size: side of the square style image of the main comparison.
         large_style_size: a larger style for "ours" only: its cost must not depend on it.
-        repeats: timed frames per measurement (the median is reported); warmup frames first.
+        repeats: timed frames per measurement (best and median reported); warmup frames first.
         device: "cpu", "cuda", "cuda:1"...; "auto" = CUDA when available, else CPU.
         precision: "fp32", "fp16" or "bf16" for the convolutions on ``device``.
         gpu_sizes: extra content sizes measured only on CUDA (720p and 1080p by default).
@@ -86,7 +86,9 @@ class ModelBenchConfig:
 
 @dataclass(frozen=True)
 class BenchRow:
-    """One measurement. ``ms`` is the median per-frame (or per-style) time in milliseconds."""
+    """One measurement: the best (``ms``) and median per-frame (or per-style) time in
+    milliseconds. The best of several runs is the least disturbed by other processes (the
+    advice of :mod:`timeit`); ratios use it."""
 
     device: str
     precision: str
@@ -94,6 +96,7 @@ class BenchRow:
     style: int | None
     form: str  # "published", "ours", "conv-only", "style encode (once)"
     ms: float | None  # None: out of memory
+    median_ms: float | None
     peak_mib: float | None = None  # CUDA only
     note: str = ""
 
@@ -139,11 +142,11 @@ def _call_ms(fn: Callable[[], object], device: torch.device) -> tuple[float, flo
 
 def _time_interleaved(
     forms: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
-) -> dict[str, tuple[float | None, float | None]]:
-    """Median ms per call and peak MiB of each form, the forms taking turns in every round.
+) -> dict[str, tuple[float | None, float | None, float | None]]:
+    """Best and median ms per call and peak MiB of each form, taking turns in every round.
 
     Taking turns spreads any load from other processes over all forms alike, so their ratios
-    stay meaningful on a shared machine. A form that runs out of memory gives (None, None).
+    stay meaningful on a shared machine. A form that runs out of memory gives Nones.
     """
     times: dict[str, list[float]] = {name: [] for name in forms}
     peaks: dict[str, float | None] = dict.fromkeys(forms)
@@ -166,7 +169,9 @@ def _time_interleaved(
                 if peak is not None:
                     peaks[name] = max(peaks[name] or 0.0, peak)
     return {
-        name: (None, None) if name in failed else (statistics.median(times[name]), peaks[name])
+        name: (None, None, None)
+        if name in failed
+        else (min(times[name]), statistics.median(times[name]), peaks[name])
         for name in forms
     }
 
@@ -207,8 +212,10 @@ def _measure_device(
     styles = {side: image(side, side) for side in style_sides}
     states = {}
     encodes = {side: partial(model.encode_style, style) for side, style in styles.items()}
-    for side, (ms, peak) in _time_interleaved(encodes, device, config.repeats, 1).items():
-        result.rows.append(BenchRow(dev, precision, None, side, "style encode (once)", ms, peak))
+    for side, (ms, median, peak) in _time_interleaved(encodes, device, config.repeats, 1).items():
+        result.rows.append(
+            BenchRow(dev, precision, None, side, "style encode (once)", ms, median, peak)
+        )
         if ms is None:
             continue  # out of memory: no "ours" row for this style
         with torch.inference_mode():
@@ -229,9 +236,9 @@ def _measure_device(
         forms["conv-only"] = partial(_conv_only, model, content)
         labels["conv-only"] = ("conv-only", None)
         timings = _time_interleaved(forms, device, config.repeats, config.warmup)
-        for name, (ms, peak) in timings.items():
+        for name, (ms, median, peak) in timings.items():
             form, side = labels[name]
-            result.rows.append(BenchRow(dev, precision, size, side, form, ms, peak, note))
+            result.rows.append(BenchRow(dev, precision, size, side, form, ms, median, peak, note))
             log.info("%s %s %s %s (style %s): %s ms", dev, precision, size, form, side, ms)
 
 
@@ -303,7 +310,8 @@ def format_table(result: BenchResult) -> str:
         "content (WxH)",
         "style",
         "form",
-        "ms/frame",
+        "best ms",
+        "median ms",
         "vs published",
         "peak MiB",
     ]
@@ -323,6 +331,7 @@ def format_table(result: BenchResult) -> str:
                 f"{row.style}x{row.style}" if row.style else "-",
                 row.form + (f" ({row.note})" if row.note else ""),
                 "OOM" if row.ms is None else f"{row.ms:.1f}",
+                "" if row.median_ms is None else f"{row.median_ms:.1f}",
                 ratio,
                 "" if row.peak_mib is None else f"{row.peak_mib:.0f}",
             ]
@@ -336,7 +345,10 @@ def format_table(result: BenchResult) -> str:
     env = result.environment
     text = [
         f"model: {result.config['variant']} (random weights); torch {env['torch']} on "
-        f"{env['device']} ({env['cpu_threads']} CPU threads)",
+        f"{env['device']} ({env['cpu_threads']} CPU threads), "
+        f"{result.config['repeats']} timed rounds after {result.config['warmup']} warm-up",
+        "published = style re-encoded and quadratic attention every frame; ours = style "
+        "encoded once, then per frame; ratios use the best time",
         *out,
     ]
     for name, value in result.summary.items():
