@@ -176,3 +176,20 @@ def video_size(path: str | Path) -> tuple[int, int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return stream.codec_context.width, stream.codec_context.height
+
+
+def decodable_frame_times(path: str | Path) -> list[Fraction]:
+    """Times of the video frames that decode before the first error (a torn file's end)."""
+    times: list[Fraction] = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                times.append(frame.pts * Fraction(frame.time_base))
+    except av.FFmpegError:
+        pass
+    return times
+
+
+def has_audio(path: str | Path) -> bool:
+    with av.open(str(path)) as container:
+        return bool(container.streams.audio)

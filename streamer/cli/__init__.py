@@ -22,6 +22,8 @@ log = logging.getLogger("stylestream")
 _COMMAND_MODULES: tuple[str, ...] = (
     # one module per line, e.g. "streamer.cli.render",
     "streamer.cli.model_commands",
+    "streamer.cli.render",
+    "streamer.cli.bench",
     "streamer.cli.training_commands",
 )
 

@@ -66,30 +66,54 @@ def resolve_pattern(target: str | Path) -> Path:
     return pattern
 
 
+def existing_frames(pattern: Path) -> list[Path]:
+    """Files in the pattern's folder whose names the pattern could have produced."""
+    folder = pattern.parent
+    if not folder.is_dir():
+        return []
+    head, tail = _PRINTF_INT.split(pattern.name)
+    regex = re.compile(re.escape(head) + r"\d+" + re.escape(tail) + "$")
+    return sorted(p for p in folder.iterdir() if regex.match(p.name))
+
+
+def check_image_output(target: str | Path, *, overwrite: bool) -> Path:
+    """The resolved pattern, after checking that writing it loses nothing unasked.
+
+    Raises:
+        OutputExistsError: frames named like the pattern exist and ``overwrite`` is False.
+        OutputError: the folder cannot be created or written.
+    """
+    pattern = resolve_pattern(target)
+    existing = existing_frames(pattern)
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"output folder {pattern.parent} already holds {len(existing)} file(s) named like "
+            f"{pattern.name} (e.g. {existing[0].name}); pass --overwrite to replace them"
+        )
+    ancestor = pattern.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        raise OutputError(f"output folder {pattern.parent} cannot be created in {ancestor}")
+    return pattern
+
+
 class ImageSequenceSink:
     """Writes each frame as one image file (see the module docstring)."""
 
     def __init__(self, config: ImageSequenceSinkConfig) -> None:
         self.config = config
-        self.pattern = resolve_pattern(config.target)
+        self.pattern = check_image_output(config.target, overwrite=config.overwrite)
         self.folder = self.pattern.parent
         self.frames_written = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            for path in existing_frames(self.pattern):  # only with overwrite (checked above)
+                path.unlink()
         except OSError as err:
             raise OutputError(
-                f"cannot create output folder {self.folder}: {err.strerror or err}"
+                f"cannot prepare output folder {self.folder}: {err.strerror or err}"
             ) from err
-        if not os.access(self.folder, os.W_OK):
-            raise OutputError(f"output folder {self.folder} is not writable")
-        existing = self._existing()
-        if existing and not config.overwrite:
-            raise OutputExistsError(
-                f"output folder {self.folder} already holds {len(existing)} file(s) named like "
-                f"{self.pattern.name} (e.g. {existing[0].name}); pass --overwrite to replace them"
-            )
-        for path in existing:
-            path.unlink()
         suffix = self.pattern.suffix.lower()
         if suffix == ".png":
             self._params = [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression]
@@ -97,11 +121,6 @@ class ImageSequenceSink:
             self._params = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
         else:
             self._params = []
-
-    def _existing(self) -> list[Path]:
-        head, tail = _PRINTF_INT.split(self.pattern.name)
-        regex = re.compile(re.escape(head) + r"\d+" + re.escape(tail) + "$")
-        return sorted(p for p in self.folder.iterdir() if regex.match(p.name))
 
     def path_for(self, frame: Frame) -> Path:
         return self.folder / (self.pattern.name % frame.index)

@@ -211,7 +211,9 @@ class Mp4Sink:
 
     def _container_options(self) -> dict[str, str]:
         if self._suffix not in MP4_FAMILY:
-            return {"flush_packets": "1"}  # Matroska: clusters readable up to a cut anyway
+            # Matroska: clusters are readable up to a cut anyway. Negative timestamps (AAC
+            # priming) are allowed, else the muxer shifts every stream by the priming delay.
+            return {"flush_packets": "1", "avoid_negative_ts": "disabled"}
         if self.config.crash_safe:
             return {
                 "movflags": FRAGMENTED_MOVFLAGS,

@@ -1,0 +1,108 @@
+"""``stylestream bench ...``: benchmarks that print numbers; this module owns the group.
+
+Any command module adds its benchmark with :func:`add_bench_command` from its own
+``register(subparsers)``; the ``bench`` parser is created by whichever module asks first, so the
+order of ``_COMMAND_MODULES`` does not matter. ``bench render`` lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from streamer.cli import add_config_option
+
+_GROUP_ATTR = "_stylestream_bench_subparsers"
+
+
+def bench_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The subparsers of the ``bench`` group in ``subparsers`` (created on first use)."""
+    bench = subparsers.choices.get("bench")
+    if bench is None:
+        bench = subparsers.add_parser(
+            "bench",
+            help="benchmarks that print numbers (render, model, live)",
+            description="Benchmarks that print numbers; ratios are measured in one process.",
+        )
+        group = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+        setattr(bench, _GROUP_ATTR, group)
+    group = getattr(bench, _GROUP_ATTR, None)
+    if group is None:
+        raise RuntimeError("a `bench` command exists that was not made by streamer.cli.bench")
+    return group
+
+
+def add_bench_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.ArgumentParser:
+    """Add ``bench NAME``; ``configure(parser)`` (optional) adds its arguments and sets
+    ``func``. Returns the new parser (callers may configure it themselves instead)."""
+    parser = bench_subparsers(subparsers).add_parser(name, help=help, description=help)
+    if configure is not None:
+        configure(parser)
+    return parser
+
+
+# -- bench render ------------------------------------------------------------------------------
+def _configure_render(parser: argparse.ArgumentParser) -> None:
+    from streamer.cli.render import parse_size
+
+    parser.add_argument(
+        "--size", type=parse_size, default=(360, 640), metavar="WxH",
+        help="frame size of the clip (default 640x360)",
+    )  # fmt: skip
+    parser.add_argument("--frames", type=int, default=24, help="clip length (default 24)")
+    parser.add_argument("--batch-size", type=int, default=0, help="frames per model call (0: auto)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+    )  # fmt: skip
+    parser.add_argument("--style-size", type=int, default=256, help="style image longer side")
+    parser.add_argument("--codec", default="libx264")
+    parser.add_argument("--preset", default="veryfast")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
+    weights.add_argument(
+        "--untrained", action="store_true", default=None,
+        help="random weights (the default here: speed does not depend on the weights)",
+    )  # fmt: skip
+    parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    add_config_option(parser)
+    parser.set_defaults(func=run_bench_render)
+
+
+def run_bench_render(args: argparse.Namespace) -> int:
+    from streamer.bench_render import RenderBenchConfig, run_render_benchmark
+
+    config = RenderBenchConfig(
+        size=tuple(args.size),
+        frames=args.frames,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        style_size=args.style_size,
+        codec=args.codec,
+        preset=args.preset,
+        weights=args.weights,
+    )
+    result = run_render_benchmark(config, progress=print)
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    add_bench_command(
+        subparsers,
+        "render",
+        "decode->stylize->encode: stage by stage vs pipelined, and the overlap efficiency",
+        _configure_render,
+    )

@@ -1,0 +1,274 @@
+"""``stylestream render`` (a file, image sequence or lavfi source -> a stylized MP4 or frames)
+and ``stylestream demo`` (a bundled clip, rendered; works offline on a fresh install)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from adaattn_video.errors import MissingWeightsError
+from streamer.cli import add_config_option
+from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
+
+log = logging.getLogger(__name__)
+
+
+def parse_size(text: str | Any) -> tuple[int, int]:
+    """``WxH`` (``640x360``) -> (height, width); a YAML list [W, H] works too."""
+    try:
+        if isinstance(text, (list, tuple)):
+            width, height = (int(v) for v in text)
+        else:
+            width, height = (int(v) for v in str(text).lower().split("x"))
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 640x360, got {text!r}") from err
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"expected sides >= 16 pixels, got {width}x{height}")
+    return height, width
+
+
+class _ReplaceAppend(argparse.Action):
+    """Like ``append``, but the first use on the command line replaces a value that came from
+    ``--config`` (argparse would otherwise append to the YAML list)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        flag = f"_{self.dest}_from_flags"
+        items = list(getattr(namespace, self.dest) or []) if getattr(namespace, flag, False) else []
+        items.append(values)
+        setattr(namespace, self.dest, items)
+        setattr(namespace, flag, True)
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "input", nargs="?", metavar="INPUT",
+        help="video file, image folder, frames/%%06d.png pattern, or lavfi:GRAPH "
+        "(e.g. lavfi:testsrc2=size=320x240:rate=30:duration=5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-o", "--output", metavar="OUT.mp4",
+        help="output .mp4/.mov/.mkv, or a folder / %%06d.png pattern for PNG frames",
+    )  # fmt: skip
+    style = parser.add_argument_group("style")
+    style.add_argument(
+        "--style", action=_ReplaceAppend, metavar="IMAGE",
+        help="style image; repeat to mix several (see --style-weights)",
+    )  # fmt: skip
+    style.add_argument(
+        "--style-weights", type=float, nargs="+", metavar="W", help="one weight per --style"
+    )
+    style.add_argument("--alpha", type=float, default=1.0, help="content strength 0..1 (1: full)")
+    style.add_argument(
+        "--style-size", type=int, default=512, metavar="N",
+        help="resize style images so the longer side is N pixels (default 512)",
+    )  # fmt: skip
+    model = parser.add_argument_group("model")
+    weights = model.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights", metavar="W", help="a .safetensors checkpoint (default: cache)"
+    )
+    weights.add_argument(
+        "--untrained", action="store_true",
+        help="random weights: output is NOT a stylization (smoke tests, benchmarks)",
+    )  # fmt: skip
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    model.add_argument(
+        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+    )  # fmt: skip
+    model.add_argument(
+        "--batch-size", type=int, default=0, metavar="N",
+        help="frames per model call (0: 4 on CUDA, 1 on CPU)",
+    )  # fmt: skip
+    model.add_argument(
+        "--size", type=parse_size, metavar="WxH", help="output frame size (default: the input's)"
+    )
+    encode = parser.add_argument_group("encoding (MP4 output)")
+    encode.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    encode.add_argument("--crf", type=float, default=18, help="quality, lower is better (18)")
+    encode.add_argument("--preset", default="veryfast", help="encoder speed preset (veryfast)")
+    encode.add_argument("--pix-fmt", default="yuv420p", help="pixel format (yuv420p)")
+    encode.add_argument(
+        "--crash-safe", action=argparse.BooleanOptionalAction, default=True,
+        help="fragmented MP4 that plays after a crash or kill (default on)",
+    )  # fmt: skip
+    encode.add_argument(
+        "--fragment-s", type=float, default=1.0, metavar="S",
+        help="longest MP4 fragment: the most video a crash can lose (default 1 s)",
+    )  # fmt: skip
+    part = parser.add_argument_group("input range")
+    part.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
+    part.add_argument("--duration", type=float, metavar="S", help="render S seconds")
+    part.add_argument("--fps", type=float, metavar="F", help="frame rate of an image sequence (30)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True,
+        help="show a progress bar (default on)",
+    )  # fmt: skip
+    add_config_option(parser)
+
+
+def _value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
+    """``args.<name>`` as ``kind``: flags are already typed, YAML values are checked here."""
+    value = getattr(args, name)
+    if value is None and optional:
+        return None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise RenderConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    try:
+        if kind is float and isinstance(value, bool):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError) as err:
+        raise RenderConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from err
+
+
+def config_from_args(args: argparse.Namespace) -> RenderConfig:
+    """Flags + YAML values -> a checked :class:`RenderConfig` (bad values: one clear error)."""
+    size = args.size
+    if size is not None and not (isinstance(size, tuple) and len(size) == 2):
+        try:
+            size = parse_size(size)  # from YAML: "640x360" or [640, 360]
+        except argparse.ArgumentTypeError as err:
+            raise RenderConfigError(f"size: {err}") from err
+    weights = args.style_weights
+    if weights is not None:
+        if not isinstance(weights, (list, tuple)):
+            weights = [weights]
+        try:
+            weights = tuple(float(w) for w in weights)
+        except (TypeError, ValueError) as err:
+            raise RenderConfigError(f"style_weights: expected numbers, got {weights!r}") from err
+    return RenderConfig(
+        input=_value(args, "input", str, optional=True) or "",
+        output=_value(args, "output", str, optional=True) or "",
+        styles=parse_styles(args.style),
+        style_weights=weights,
+        weights=_value(args, "weights", str, optional=True),
+        untrained=_value(args, "untrained", bool),
+        size=size,
+        style_size=_value(args, "style_size", int, optional=True),
+        alpha=_value(args, "alpha", float),
+        device=_value(args, "device", str),
+        precision=_value(args, "precision", str),
+        batch_size=_value(args, "batch_size", int),
+        codec=_value(args, "codec", str),
+        crf=_value(args, "crf", float, optional=True),
+        preset=_value(args, "preset", str, optional=True),
+        pix_fmt=_value(args, "pix_fmt", str),
+        start_s=_value(args, "start", float),
+        duration_s=_value(args, "duration", float, optional=True),
+        fps=_value(args, "fps", float, optional=True),
+        overwrite=_value(args, "overwrite", bool),
+        crash_safe=_value(args, "crash_safe", bool),
+        fragment_s=_value(args, "fragment_s", float),
+    )
+
+
+def exit_code(result: RenderResult) -> int:
+    """0, or 128 + the signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + result.interrupted_by if result.interrupted_by else 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = render(config, progress=_value(args, "progress", bool))
+    print(result.summary())
+    if result.interrupted_by:
+        print(
+            f"stylestream: interrupted by {signal.Signals(result.interrupted_by).name}",
+            file=sys.stderr,
+        )
+    return exit_code(result)
+
+
+# -- demo --------------------------------------------------------------------------------------
+DEMO_OUTPUT = "stylestream-demo.mp4"
+DEMO_INPUT = "stylestream-demo-input.mp4"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from adaattn_video.assets import DEFAULT_STYLE
+    from adaattn_video.checkpoint import default_checkpoint
+    from streamer.demo import make_demo_clip
+
+    folder = Path(args.output_dir)
+    if not folder.is_dir():
+        raise RenderConfigError(f"output folder {folder} does not exist")
+    height, width = args.size
+    if height % 2 or width % 2:
+        raise RenderConfigError(f"demo size must have even sides, got {width}x{height}")
+    untrained = bool(args.untrained)
+    if args.weights is None and not untrained and not default_checkpoint().is_file():
+        untrained = True
+        print(
+            "stylestream demo: no trained weights found (looked for "
+            f"{default_checkpoint()}); running with an UNTRAINED model so you can see the "
+            "pipeline work. Its output is NOT a stylization.",
+            file=sys.stderr,
+        )
+    clip = folder / DEMO_INPUT
+    output = folder / DEMO_OUTPUT
+    make_demo_clip(clip, size=(height, width), fps=args.fps, seconds=args.seconds)
+    print(f"made {clip} ({width}x{height}, {args.seconds:g} s at {args.fps} fps, with a tone)")
+    config = RenderConfig(
+        input=str(clip),
+        output=str(output),
+        styles=(str(DEFAULT_STYLE),),
+        weights=args.weights,
+        untrained=untrained,
+        style_size=256,
+        device=args.device,
+        overwrite=True,
+    )
+    try:
+        result = render(config, progress=args.progress)
+    except MissingWeightsError:  # pragma: no cover - the cache was emptied meanwhile
+        raise
+    print(result.summary())
+    print(f"input clip: {clip}\nstylized:   {output}  (style: {DEFAULT_STYLE.name})")
+    if untrained:
+        print(
+            "\n*** This was NOT a stylization: the model had random weights. ***\n"
+            "Get the published weights with `stylestream weights download` (needs internet) or\n"
+            "`stylestream weights import DIR_OR_ZIP` (the published .pth files), then run\n"
+            "`stylestream demo` again."
+        )
+    return exit_code(result)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    render_parser = subparsers.add_parser(
+        "render",
+        help="stylize a video file (or frames) into an MP4 with its audio",
+        description="Stylize a video file, image sequence or lavfi source into an MP4 (audio "
+        "copied unchanged, timing kept, playable even after a crash) or into PNG frames.",
+    )
+    add_render_arguments(render_parser)
+    render_parser.set_defaults(func=run_render)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="render a short bundled clip into ./stylestream-demo.mp4",
+        description=f"Make a 3-second clip from a bundled photo ({DEMO_INPUT}) and render it "
+        f"with the bundled style into {DEMO_OUTPUT} (both overwritten). Works offline: without "
+        "weights it runs the untrained model and says so.",
+    )
+    demo.add_argument("--output-dir", default=".", metavar="DIR", help="where to write (.)")
+    weights = demo.add_mutually_exclusive_group()
+    weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
+    weights.add_argument("--untrained", action="store_true", help="force random weights")
+    demo.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    demo.add_argument("--size", type=parse_size, default=(180, 320), metavar="WxH",
+                      help="clip size (default 320x180)")  # fmt: skip
+    demo.add_argument("--fps", type=int, default=24, help="clip frame rate (24)")
+    demo.add_argument("--seconds", type=float, default=3.0, help="clip length (3)")
+    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                      help="show a progress bar")  # fmt: skip
+    demo.set_defaults(func=run_demo)

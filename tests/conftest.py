@@ -1,0 +1,28 @@
+"""Shared pytest fixtures (keep this small; modules put their own helpers in tests/*.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def untrained_stylizer():
+    """A CPU :class:`FrameStylizer` with the deterministic untrained video model and a small
+    random style (32 px): the real architecture at the cheapest size. Shared by the session:
+    do not change its style or alpha (build your own for that)."""
+    from adaattn_video.checkpoint import open_model
+    from adaattn_video.stylizer import FrameStylizer, StylizerConfig
+
+    stylizer = FrameStylizer(open_model(None, untrained=True), StylizerConfig(device="cpu"))
+    style = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    stylizer.set_style(style)
+    return stylizer
+
+
+@pytest.fixture
+def clip_with_audio(tmp_path):
+    """A 24-frame 64x64 H.264 clip at 24 fps (B-frames on) with a mono AAC sine track."""
+    from media import write_clip
+
+    return write_clip(tmp_path / "clip.mp4", frames=24, size=(64, 64), fps=24, audio=True)
