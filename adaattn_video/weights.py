@@ -29,6 +29,7 @@ image latest_net_decoder      ``decoder_layer_1.*``, ``decoder_layer_2.*``  ``de
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -68,6 +69,8 @@ DRIVE_IDS: dict[str, str] = {
     "image": "1XvpD1eI4JeCBIaW5uwMT6ojF_qlzM_lo",
     "vgg_normalised": "1BinnwM5AmIcVubr16tPTqxMjUCE8iu5M",
 }
+
+DOWNLOAD_TIMEOUT_S = 60.0  # seconds without a byte before a download gives up
 
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 # The last module index of each VGG family (53 modules for the normalised VGG, 37 for
@@ -667,6 +670,21 @@ def load_encoder_weights(encoder: VGGEncoder, source: str | Path | None) -> None
 
 
 # -- downloading -------------------------------------------------------------------------------
+def _network_reason(err: BaseException) -> str:
+    """A short reason for a failed request (requests' own messages run to several hundred
+    characters)."""
+    text = str(err)
+    if "NameResolution" in text or "name resolution" in text.lower():
+        return "cannot resolve drive.google.com: no internet connection?"
+    import requests
+
+    if isinstance(err, requests.Timeout):
+        return f"no answer within {DOWNLOAD_TIMEOUT_S:.0f} s"
+    if isinstance(err, requests.ConnectionError):
+        return f"connection failed: {_first_line(err)[:120]}"
+    return f"{type(err).__name__}: {_first_line(err)[:160]}"
+
+
 def _download_file(file_id: str, final: Path, *, quiet: bool = False) -> Path:
     """Download one Google Drive file to ``final`` atomically.
 
@@ -676,6 +694,14 @@ def _download_file(file_id: str, final: Path, *, quiet: bool = False) -> Path:
     import gdown  # the published files sit behind Google Drive's confirm pages
     import requests
 
+    gdown_errors = tuple(
+        getattr(gdown.exceptions, name)
+        for name in ("DownloadError", "FileURLRetrievalError")
+        if hasattr(gdown.exceptions, name)
+    )
+    options: dict[str, object] = {"quiet": quiet}
+    if "timeout" in inspect.signature(gdown.download).parameters:  # gdown >= 6
+        options["timeout"] = DOWNLOAD_TIMEOUT_S  # a stalled connection fails instead of hanging
     final.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below, renamed on success
         dir=final.parent, prefix=f".{final.name}.", suffix=".part", delete=False
@@ -684,12 +710,12 @@ def _download_file(file_id: str, final: Path, *, quiet: bool = False) -> Path:
     try:
         try:
             with handle:
-                gdown.download(id=file_id, output=handle, quiet=quiet)
+                gdown.download(id=file_id, output=handle, **options)
                 handle.flush()
                 os.fsync(handle.fileno())
-        except (requests.RequestException, gdown.exceptions.DownloadError, OSError) as err:
+        except (requests.RequestException, *gdown_errors, OSError) as err:
             raise WeightsDownloadError(
-                f"could not reach Google Drive for {drive_url(file_id)} ({_first_line(err)})"
+                f"could not reach Google Drive for {drive_url(file_id)} ({_network_reason(err)})"
             ) from err
         if tmp.stat().st_size == 0:
             raise WeightsDownloadError(f"Google Drive sent an empty file for {drive_url(file_id)}")

@@ -203,7 +203,7 @@ def test_weights_download_offline(monkeypatch, capsys, empty_cache) -> None:
     import gdown
     import requests
 
-    def offline(*, id, output, quiet):
+    def offline(*, id, output, **options):
         raise requests.exceptions.ConnectionError("Failed to resolve 'drive.google.com'")
 
     monkeypatch.setattr(gdown, "download", offline)

@@ -477,8 +477,9 @@ def test_download_imports_into_the_cache(tmp_path, monkeypatch, drive_files, vid
 
     requested = []
 
-    def fake_download(*, id, output, quiet):
+    def fake_download(*, id, output, **options):
         requested.append(id)
+        assert options.get("timeout"), "a stalled connection must time out, not hang"
         data = drive_files[id]
         for start in range(0, len(data), 1 << 20):
             output.write(data[start : start + (1 << 20)])
@@ -503,7 +504,7 @@ def test_download_failing_midway_leaves_no_partial_file(tmp_path, monkeypatch, d
     import gdown
     import requests
 
-    def flaky(*, id, output, quiet):
+    def flaky(*, id, output, **options):
         data = drive_files[id]
         if id == DRIVE_IDS["video"]:
             output.write(data[: len(data) // 2])
@@ -530,7 +531,7 @@ def test_download_offline(tmp_path, monkeypatch) -> None:
     import gdown
     import requests
 
-    def offline(*, id, output, quiet):
+    def offline(*, id, output, **options):
         raise requests.exceptions.ConnectionError("Failed to resolve 'drive.google.com'")
 
     monkeypatch.setattr(gdown, "download", offline)
