@@ -341,18 +341,11 @@ def run_bench_model(args: argparse.Namespace) -> int:
 
 
 def _register_bench(subparsers: argparse._SubParsersAction) -> None:
-    help_text = "per-frame time of the published formulation vs ours (random weights)"
-    try:
-        from streamer.cli.bench import add_bench_command
-    except ImportError:
-        add_bench_command = None
-    if add_bench_command is not None:
-        parser = add_bench_command(subparsers, "model", help=help_text)
-    else:  # the bench group is not there: a standalone `bench` with one subcommand
-        bench = subparsers.add_parser("bench", help="benchmarks that print numbers")
-        parser = bench.add_subparsers(
-            dest="bench_command", metavar="BENCHMARK", required=True
-        ).add_parser("model", help=help_text)
+    from streamer.cli.bench import add_bench_command
+
+    parser = add_bench_command(
+        subparsers, "model", "per-frame time of the published formulation vs ours (random weights)"
+    )
     add_bench_model_arguments(parser)
     parser.set_defaults(func=run_bench_model)
 
