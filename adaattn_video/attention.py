@@ -24,6 +24,12 @@ from adaattn_video.config import AttentionKind
 from adaattn_video.functional import EPS, mean_variance_norm
 
 
+def _no_autocast(x: Tensor) -> torch.autocast:
+    """Turn off an enclosing ``torch.autocast`` (training with AMP): it would recast the matmuls
+    below to half precision despite the ``.float()`` calls."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def unit_positions(x: Tensor) -> Tensor:
     """Each position's vector divided by (its L2 norm + 1e-5). (B, d, N) -> (B, d, N)."""
     return x / (x.norm(dim=1, keepdim=True) + EPS)
@@ -204,24 +210,26 @@ class AdaAttN(nn.Module):
 
     def style_state(self, style: Tensor, style_key: Tensor) -> StyleState:
         """Everything about a style that frames reuse: style (S, C, Hs, Ws), key (S, d, Hs, Ws)."""
-        key = self.g(style_key.float()).flatten(2)
-        value = self.h(style.float()).flatten(2)
-        if self.kind == "cosine":
-            return CosineStyleSums.from_style(key, value)
-        return SoftmaxStyleState(key, value)
+        with _no_autocast(style):
+            key = self.g(style_key.float()).flatten(2)
+            value = self.h(style.float()).flatten(2)
+            if self.kind == "cosine":
+                return CosineStyleSums.from_style(key, value)
+            return SoftmaxStyleState(key, value)
 
     def forward(self, content: Tensor, content_key: Tensor, state: StyleState) -> Tensor:
         """content (B, C, H, W), content_key (B, d, H, W) -> (B, C, H, W) float32."""
         b, c, h, w = content.shape
-        query = self.f(content_key.float()).flatten(2)
-        if isinstance(state, CosineStyleSums):
-            mean, std = cosine_attention_stats(query, state)
-        else:
-            key, value = state.key, state.value
-            if key.shape[0] != b:
-                key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
-            mean, std = softmax_attention_stats(query, key, value)
-        return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
+        with _no_autocast(content):
+            query = self.f(content_key.float()).flatten(2)
+            if isinstance(state, CosineStyleSums):
+                mean, std = cosine_attention_stats(query, state)
+            else:
+                key, value = state.key, state.value
+                if key.shape[0] != b:
+                    key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
+                mean, std = softmax_attention_stats(query, key, value)
+            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
 
     def forward_quadratic(
         self, content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor
@@ -229,10 +237,11 @@ class AdaAttN(nn.Module):
         """The published formulation (full score matrix, style projected on every call); the
         reference the fast path is tested and benchmarked against."""
         b, c, h, w = content.shape
-        query = self.f(content_key.float()).flatten(2)
-        key = self.g(style_key.float()).flatten(2)
-        value = self.h(style.float()).flatten(2)
-        if key.shape[0] != b:
-            key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
-        mean, std = attention_stats(self.kind, query, key, value, quadratic=True)
-        return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
+        with _no_autocast(content):
+            query = self.f(content_key.float()).flatten(2)
+            key = self.g(style_key.float()).flatten(2)
+            value = self.h(style.float()).flatten(2)
+            if key.shape[0] != b:
+                key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
+            mean, std = attention_stats(self.kind, query, key, value, quadratic=True)
+            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
