@@ -432,3 +432,33 @@ def test_train_command_runs_the_smoke_config(tmp_path: Path, capsys) -> None:
     assert main(["train", "--config", smoke, *overrides]) == 0
     assert f"model: {out / 'video.safetensors'}" in capsys.readouterr().out
     assert [s for s, _ in list_checkpoints(out)] == [1, 2]
+
+
+def test_attention_stays_float32_under_autocast() -> None:
+    # SPEC 3b: style sums and E[V^2] - M^2 in float32 even when training with AMP; autocast
+    # would otherwise recast the attention's matmuls to half precision.
+    from adaattn_video.checkpoint import open_model
+    from adaattn_video.functional import attention_key
+
+    model = open_model(None, untrained=True)
+    generator = torch.Generator().manual_seed(0)
+    content, style = (
+        torch.rand(2, 3, 32, 32, generator=generator),
+        torch.rand(1, 3, 32, 32, generator=generator),
+    )
+
+    taps, style_taps = model.encoder(content), model.encoder(style)  # outside autocast
+    levels = ("relu1_1", "relu2_1", "relu3_1")
+    keys = [attention_key([t[n] for n in levels]) for t in (taps, style_taps)]
+
+    def attend() -> tuple[torch.Tensor, torch.Tensor]:
+        state = model.transformer.style_state(style_taps["relu3_1"], keys[1])
+        return state.p1, model.transformer(taps["relu3_1"], keys[0], state)
+
+    reference_sums, reference = attend()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sums, out = attend()
+        assert model(content, style).dtype == torch.bfloat16, "the convolutions do use AMP"
+    assert sums.dtype == torch.float32 and out.dtype == torch.float32
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    torch.testing.assert_close(sums, reference_sums, rtol=0, atol=0)
