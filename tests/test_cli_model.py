@@ -198,6 +198,11 @@ def test_weights_import_refusal_is_one_line(tmp_path, capsys) -> None:
     assert "latest_net_transformer.pth: missing 5 key(s)" in line
 
 
+def test_weights_import_needs_a_safetensors_output(tmp_path, capsys) -> None:
+    assert main(["weights", "import", str(tmp_path), "-o", str(tmp_path / "x.pth")]) == 2
+    assert "must be a .safetensors file" in _error_line(capsys)
+
+
 def test_weights_download_offline(monkeypatch, capsys, empty_cache) -> None:
     """No internet here: gdown.download (the network call) is mocked to fail as offline."""
     import gdown

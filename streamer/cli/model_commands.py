@@ -146,6 +146,8 @@ def open_cli_model(args: argparse.Namespace) -> StyleTransferModel:
 
 # -- weights -----------------------------------------------------------------------------------
 def run_weights_import(args: argparse.Namespace) -> int:
+    if args.output is not None and Path(args.output).suffix != ".safetensors":
+        raise UsageError(f"-o {args.output}: the output must be a .safetensors file")
     result = import_weights(args.src, args.output, variant=args.variant)
     sources = json.loads(result.metadata["source_files"])
     print(f"wrote {result.path} ({result.model.config.variant} model) from:")
