@@ -462,3 +462,20 @@ def test_attention_stays_float32_under_autocast() -> None:
     assert sums.dtype == torch.float32 and out.dtype == torch.float32
     torch.testing.assert_close(out, reference, rtol=0, atol=0)
     torch.testing.assert_close(sums, reference_sums, rtol=0, atol=0)
+
+
+def test_ctrl_c_keeps_the_steps_done(data: dict[str, Path], tmp_path: Path) -> None:
+    config = small_config(data, tmp_path / "run", max_steps=10, checkpoint_every=5)
+    trainer = Trainer(config)
+    step = trainer.train_step
+
+    def interrupted_third_step(batch):
+        if trainer.step == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return step(batch)
+
+    trainer.train_step = interrupted_third_step  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert [s for s, _ in list_checkpoints(config.output_dir)] == [2]
+    assert Trainer(config.replace(resume="auto")).step == 2

@@ -682,6 +682,14 @@ class Trainer:
                     saved = self.save_state()
                     if saved is not None:
                         result.checkpoints.append(saved)
+        except KeyboardInterrupt:
+            # Keep the work done since the last checkpoint (single process only: other ranks
+            # of a distributed run may be mid-step). Resume with resume=auto.
+            logger.close()
+            if not ctx.distributed and self.step > 0 and self.step % config.checkpoint_every:
+                log.warning("interrupted at step %d: saving a checkpoint", self.step)
+                self.save_state()
+            raise
         finally:
             logger.close()
         result.losses.update({s: float(t) for s, t in pending})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -71,8 +72,11 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     from training.trainer import train
 
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if not main_rank:  # under torchrun: rank 0 reports, the others only warn
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
     result = train(config)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_rank:
         print(f"trained to step {result.final_step}")
         for path in result.checkpoints[-1:]:
             print(f"last training checkpoint: {path}")
