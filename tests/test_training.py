@@ -479,3 +479,19 @@ def test_ctrl_c_keeps_the_steps_done(data: dict[str, Path], tmp_path: Path) -> N
         trainer.train()
     assert [s for s, _ in list_checkpoints(config.output_dir)] == [2]
     assert Trainer(config.replace(resume="auto")).step == 2
+
+
+def test_divergence_is_reported_and_never_checkpointed(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    from training.trainer import TrainingDivergedError
+
+    trainer = Trainer(
+        small_config(data, tmp_path / "run", max_steps=2, checkpoint_every=1, log_every=5)
+    )
+    with torch.no_grad():
+        trainer.params[0].fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="NaN") as raised:
+        trainer.train()
+    assert isinstance(raised.value, FloatingPointError)
+    assert list_checkpoints(trainer.config.output_dir) == []

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from adaattn_video.checkpoint import load_checkpoint, save_checkpoint
 from adaattn_video.config import ModelConfig
 from adaattn_video.encoder import VGGEncoder
-from adaattn_video.errors import CheckpointError
+from adaattn_video.errors import CheckpointError, StylestreamError
 from adaattn_video.model import VideoAdaAttN
 from training.config import TrainConfig, TrainConfigError
 from training.data import StepSampler, TrainingSet, VideoFramePairs, build_training_set, mix_seed
@@ -82,6 +82,16 @@ _RESUME_FREE_FIELDS = frozenset(
 
 class TrainingStateError(CheckpointError):
     """A training checkpoint is missing, unreadable, or does not fit this run."""
+
+
+class TrainingDivergedError(StylestreamError, FloatingPointError):
+    """The loss or the weights became NaN or infinite."""
+
+
+_DIVERGED_HINT = (
+    "resume from the last checkpoint (resume=auto) with a lower lr, grad_clip_norm set, or "
+    "precision fp32"
+)
 
 
 # -- small pure helpers -------------------------------------------------------------------------
@@ -489,6 +499,11 @@ class Trainer:
         """Rank 0 writes ``checkpoints/step_N.safetensors`` and prunes old ones."""
         if not self.ctx.is_main:
             return None
+        if not all(bool(torch.isfinite(p).all()) for p in self.params):
+            raise TrainingDivergedError(
+                f"the weights hold NaN or infinite values at step {self.step} (not saved); "
+                + _DIVERGED_HINT
+            )
         path = save_training_state(
             checkpoint_path(self.config.output_dir, self.step),
             step=self.step,
@@ -669,9 +684,9 @@ class Trainer:
                     result.losses.update({s: float(t) for s, t in pending})
                     pending.clear()
                     if not all(math.isfinite(v) for v in losses.values()):
-                        raise FloatingPointError(
-                            f"loss became {losses['total']} at step {self.step}; lower lr, set "
-                            "grad_clip_norm, or use precision fp32"
+                        raise TrainingDivergedError(
+                            f"the loss became {losses['total']} at step {self.step}; "
+                            + _DIVERGED_HINT
                         )
                 logger.step(
                     self.step, losses, self.optimizer.param_groups[0]["lr"], result.skipped_files
