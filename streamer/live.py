@@ -34,6 +34,7 @@ from torch import Tensor
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.stylizer import PRECISIONS, FrameStylizer, StylizerConfig
+from streamer.endpoints import check_bind_endpoint
 from streamer.frames import Frame, FrameSink, FrameSource
 from streamer.pipeline import Pipeline, PipelineConfig, StatsSnapshot
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
@@ -132,6 +133,9 @@ class LiveConfig:
             check_encoding(self.encoding, self.jpeg_quality)
         except ValueError as err:
             raise LiveConfigError(str(err)) from err
+        for endpoint in (self.zmq, self.control):
+            if endpoint is not None:  # EndpointError is already a one-line user error
+                check_bind_endpoint(endpoint, allow_remote=self.allow_remote_bind)
 
 
 # -- the stylizer ----------------------------------------------------------------------------
@@ -454,6 +458,10 @@ def _run_opened(
         from streamer.sinks import check_output_file
 
         record_path = check_output_file(config.record, overwrite=config.overwrite)
+    if config.curve_keys_dir is not None:
+        from streamer.keys import load_server_keys
+
+        load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
     if stylizer is None:
         stylizer = build_stylizer(config)
     labeled = SwitchSafeStylizer(stylizer)

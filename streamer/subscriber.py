@@ -49,13 +49,16 @@ class ReceivedFrame:
         header: the validated wire header.
         image: (H, W, 3) uint8 RGB (read-only for rgb24 payloads: it views the message).
         receive_time: Unix time the message was taken from the socket.
-        skipped: newer-first skipped messages before this one (latest-only mode), else 0.
+        skipped: older messages skipped to get to this one (latest-only mode), else 0.
+        payload: the message's payload as received (JPEG bytes or raw rgb24), e.g. to forward
+            a JPEG without re-encoding it.
     """
 
     header: FrameHeader
     image: np.ndarray
     receive_time: float
     skipped: int = 0
+    payload: bytes | memoryview = b""
 
     @property
     def latency_s(self) -> float:
@@ -159,10 +162,13 @@ class Subscriber:
         """The next frame, decoded and validated (:class:`~streamer.wire.WireFormatError`)."""
         parts, skipped = self.receive_parts(timeout_s)
         received = time.time()
-        header, image = decode_frame([part.buffer for part in parts])
+        buffers = [part.buffer for part in parts]
+        header, image = decode_frame(buffers)
         self.frames_received += 1
         self.frames_skipped += skipped
-        return ReceivedFrame(header=header, image=image, receive_time=received, skipped=skipped)
+        return ReceivedFrame(
+            header=header, image=image, receive_time=received, skipped=skipped, payload=buffers[1]
+        )
 
     def __iter__(self) -> Iterator[ReceivedFrame]:
         while not self._socket.closed:

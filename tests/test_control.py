@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from live_helpers import LiveRun, PatternSource, receive_until
+from live_helpers import (  # one_torch_thread: an autouse fixture
+    LiveRun,
+    PatternSource,
+    one_torch_thread,  # noqa: F401
+    receive_until,
+)
 
 from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model

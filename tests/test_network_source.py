@@ -42,7 +42,7 @@ def write_rtsp_clip(path: Path, frames: int = CLIP_FRAMES, size: int = 64) -> li
         stream.codec_context.thread_type = "FRAME"
         stream.options = {"g": "15"}
         for i in range(frames):
-            image = np.full((size, size, 3), 40 + 4 * i, np.uint8)
+            image = np.full((size, size, 3), 40 + (4 * i) % 200, np.uint8)
             image[:, (3 * i) % size : (3 * i) % size + 6] = (250, 30, 30)
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
