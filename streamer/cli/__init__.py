@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "streamer.cli.render",
     "streamer.cli.bench",
     "streamer.cli.training_commands",
+    "streamer.cli.live",
 )
 
 
