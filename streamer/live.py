@@ -311,7 +311,7 @@ class LiveStatus:
         return text + f", style {self.style_id}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
 
 
 def source_frames_read(source: FrameSource, fallback: int) -> int:

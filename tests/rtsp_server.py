@@ -75,6 +75,12 @@ class RtspServer:
             if line.startswith("PORT "):
                 self.port = int(line.split()[1])
                 return self
+            if line.startswith("MISSING"):
+                self.stop()
+                self._close_pipes()
+                raise RuntimeError(
+                    f"{line}; apt-get install --no-install-recommends {APT_PACKAGES}"
+                )
             self.stop()
             stderr = self.proc.stderr.read() if self.proc.stderr else ""
             self._close_pipes()
@@ -132,6 +138,21 @@ def main() -> int:
     from gi.repository import GLib, Gst, GstRtspServer
 
     Gst.init(None)
+    needed = {
+        "videotestsrc": "gstreamer1.0-plugins-base",
+        "x264enc": "gstreamer1.0-plugins-ugly",
+        "rtph264pay": "gstreamer1.0-plugins-good",
+        "qtdemux": "gstreamer1.0-plugins-good",
+        "h264parse": "gstreamer1.0-plugins-bad",
+    }
+    missing = [
+        f"{name} ({package})"
+        for name, package in needed.items()
+        if not Gst.ElementFactory.find(name)
+    ]
+    if missing:
+        print(f"MISSING GStreamer elements: {', '.join(missing)}", flush=True)
+        return 1
     size, fps = args.live.split("@")
     width, height = size.split("x")
 
