@@ -37,7 +37,7 @@ from streamer.sources.file import FileSource, FileSourceConfig
 @dataclass(frozen=True)
 class RenderBenchConfig:
     size: tuple[int, int] = (360, 640)  # (height, width)
-    frames: int = 24
+    frames: int = 16
     batch_size: int = 0  # 0: 4 on CUDA, 1 on CPU
     device: str = "auto"
     precision: str = "auto"

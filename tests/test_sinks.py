@@ -10,6 +10,7 @@ import pytest
 from media import (
     audio_packets,
     decodable_frame_times,
+    decoded_frames,
     frame_arrays,
     frame_times,
     has_audio,
@@ -108,6 +109,25 @@ def test_odd_size_is_padded_to_even_and_even_size_kept(tmp_path):
     with Mp4Sink(Mp4SinkConfig(even)) as sink:
         sink.write(Frame(0, np.zeros((36, 50, 3), np.uint8), pts=0, time_base=Fraction(1, 10)))
     assert sink.padded_size is None and video_size(even) == (50, 36)
+
+
+def test_colours_survive_and_the_stream_says_how(tmp_path):
+    """Saturated colours round-trip: the conversion matrix and the stream's tag agree (a BT.601
+    conversion tagged, or guessed, as BT.709 shifts such colours by ~10 levels)."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (250, 160, 30)]
+    for i, colour in enumerate(colours):
+        image[:, 16 * i : 16 * (i + 1)] = colour
+    out = tmp_path / "colours.mp4"
+    with Mp4Sink(Mp4SinkConfig(out, encoder=VideoEncoderConfig(crf=0))) as sink:
+        sink.write(Frame(0, image, pts=0, time_base=Fraction(1, 10)))
+    (decoded,) = decoded_frames(out)
+    assert decoded.colorspace == 1 and decoded.color_range == 1  # BT.709, limited range
+    rgb = decoded.to_ndarray(format="rgb24").astype(int)
+    for i, colour in enumerate(colours):
+        block = rgb[8:56, 16 * i + 4 : 16 * i + 12]  # away from chroma-subsampled edges
+        # 8-bit limited-range YUV rounding: a few levels
+        assert np.abs(block - colour).max() <= 4, (colour, block.mean(axis=(0, 1)))
 
 
 def test_odd_size_needs_no_padding_in_yuv444(tmp_path):

@@ -56,7 +56,7 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
         "--size", type=parse_size, default=(360, 640), metavar="WxH",
         help="frame size of the clip (default 640x360)",
     )  # fmt: skip
-    parser.add_argument("--frames", type=int, default=24, help="clip length (default 24)")
+    parser.add_argument("--frames", type=int, default=16, help="clip length (default 16)")
     parser.add_argument("--batch-size", type=int, default=0, help="frames per model call (0: auto)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument(

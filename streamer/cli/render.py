@@ -44,6 +44,9 @@ class _ReplaceAppend(argparse.Action):
 
 
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``render`` options. Values are converted and checked after parsing
+    (:func:`config_from_args`), so a bad flag and a bad YAML value give the same one-line error.
+    """
     parser.add_argument(
         "input", nargs="?", metavar="INPUT",
         help="video file, image folder, frames/%%06d.png pattern, or lavfi:GRAPH "
@@ -58,12 +61,10 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         "--style", action=_ReplaceAppend, metavar="IMAGE",
         help="style image; repeat to mix several (see --style-weights)",
     )  # fmt: skip
+    style.add_argument("--style-weights", nargs="+", metavar="W", help="one weight per --style")
+    style.add_argument("--alpha", default=1.0, help="content strength 0..1 (1: full)")
     style.add_argument(
-        "--style-weights", type=float, nargs="+", metavar="W", help="one weight per --style"
-    )
-    style.add_argument("--alpha", type=float, default=1.0, help="content strength 0..1 (1: full)")
-    style.add_argument(
-        "--style-size", type=int, default=512, metavar="N",
+        "--style-size", default=512, metavar="N",
         help="resize style images so the longer side is N pixels (default 512)",
     )  # fmt: skip
     model = parser.add_argument_group("model")
@@ -81,15 +82,13 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
     )  # fmt: skip
     model.add_argument(
-        "--batch-size", type=int, default=0, metavar="N",
+        "--batch-size", default=0, metavar="N",
         help="frames per model call (0: 4 on CUDA, 1 on CPU)",
     )  # fmt: skip
-    model.add_argument(
-        "--size", type=parse_size, metavar="WxH", help="output frame size (default: the input's)"
-    )
+    model.add_argument("--size", metavar="WxH", help="output frame size (default: the input's)")
     encode = parser.add_argument_group("encoding (MP4 output)")
     encode.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
-    encode.add_argument("--crf", type=float, default=18, help="quality, lower is better (18)")
+    encode.add_argument("--crf", default=18, help="quality, lower is better (18)")
     encode.add_argument("--preset", default="veryfast", help="encoder speed preset (veryfast)")
     encode.add_argument("--pix-fmt", default="yuv420p", help="pixel format (yuv420p)")
     encode.add_argument(
@@ -97,13 +96,13 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         help="fragmented MP4 that plays after a crash or kill (default on)",
     )  # fmt: skip
     encode.add_argument(
-        "--fragment-s", type=float, default=1.0, metavar="S",
+        "--fragment-s", default=1.0, metavar="S",
         help="longest MP4 fragment: the most video a crash can lose (default 1 s)",
     )  # fmt: skip
     part = parser.add_argument_group("input range")
-    part.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
-    part.add_argument("--duration", type=float, metavar="S", help="render S seconds")
-    part.add_argument("--fps", type=float, metavar="F", help="frame rate of an image sequence (30)")
+    part.add_argument("--start", default=0.0, metavar="S", help="start at S seconds")
+    part.add_argument("--duration", metavar="S", help="render S seconds")
+    part.add_argument("--fps", metavar="F", help="frame rate of an image sequence (30)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True,
@@ -122,11 +121,14 @@ def _value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = 
             raise RenderConfigError(f"{name}: expected true or false, got {value!r}")
         return value
     try:
-        if kind is float and isinstance(value, bool):
+        if kind in (int, float) and isinstance(value, (bool, list, dict)):
             raise TypeError
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
         return kind(value)
     except (TypeError, ValueError) as err:
-        raise RenderConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from err
+        what = {int: "a whole number", float: "a number", str: "a string"}[kind]
+        raise RenderConfigError(f"{name}: expected {what}, got {value!r}") from err
 
 
 def config_from_args(args: argparse.Namespace) -> RenderConfig:
@@ -265,8 +267,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
     weights.add_argument("--untrained", action="store_true", help="force random weights")
     demo.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    demo.add_argument("--size", type=parse_size, default=(180, 320), metavar="WxH",
-                      help="clip size (default 320x180)")  # fmt: skip
+    demo.add_argument("--size", type=parse_size, default=(144, 256), metavar="WxH",
+                      help="clip size (default 256x144)")  # fmt: skip
     demo.add_argument("--fps", type=int, default=24, help="clip frame rate (24)")
     demo.add_argument("--seconds", type=float, default=3.0, help="clip length (3)")
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,

@@ -33,6 +33,12 @@ Audio
     takes AAC, MP3, Opus, AC-3/E-AC-3, FLAC, ALAC; other codecs (e.g. Vorbis) are left out with a
     warning -- write ``.mkv`` to keep them.
 
+Colours
+    Frames are RGB; for YUV pixel formats the sink converts them itself with the BT.709 matrix
+    (limited range) and tags the stream BT.709, so every player converts back the same way. (The
+    source side reads each input frame's own colour tags, see PyAV's ``to_ndarray``.) Untagged
+    streams are a trap: players guess BT.601 for SD and BT.709 for HD.
+
 Sizes
     Encoders with chroma subsampling (yuv420p: both sides, yuv422p: width) need even sides. A
     frame with an odd side is padded by repeating its last row/column, so the video is one pixel
@@ -50,6 +56,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Colorspace
 
 from streamer.frames import Frame
 from streamer.sinks import EncoderError, OutputError, check_output_file
@@ -63,6 +70,8 @@ MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "mp2", "opus", "ac3", "eac3", "flac"
 CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libsvtav1"})
 PRESET_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
 AUDIO_LEAD_S = 0.5  # audio is muxed this far ahead of the last video frame
+BT709 = 1  # AVCOL_SPC/PRI/TRC_BT709
+MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited ("TV") range, what players expect from yuv420p
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,7 @@ class Mp4Sink:
         self._time_base: Fraction | None = None
         self._complete = False
         self._closed = False
+        self._yuv = False
         try:
             self.path.write_bytes(b"")  # claim the name now: fails early if not writable
         except OSError as err:
@@ -239,6 +249,12 @@ class Mp4Sink:
             image = np.pad(image, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         pts = self._next_pts(frame)
         video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        if self._yuv:  # convert here, with the matrix the stream is tagged with
+            video_frame = video_frame.reformat(
+                format=self.config.encoder.pix_fmt, dst_colorspace=Colorspace.ITU709
+            )
+            video_frame.colorspace = BT709
+            video_frame.color_range = MPEG_RANGE
         video_frame.pts = pts
         video_frame.time_base = self._time_base
         try:
@@ -310,6 +326,11 @@ class Mp4Sink:
             stream.width = width + pad_w
             stream.height = height + pad_h
             stream.pix_fmt = encoder.pix_fmt
+            self._yuv = encoder.pix_fmt.startswith(("yuv", "nv"))
+            if self._yuv:  # tag what write() converts with: players then agree on colours
+                context = stream.codec_context
+                context.colorspace = context.color_primaries = context.color_trc = BT709
+                context.color_range = MPEG_RANGE
             stream.codec_context.time_base = self._time_base
             stream.time_base = self._time_base
             stream.codec_context.open()  # bad options fail here, with the option named
