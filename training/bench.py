@@ -154,7 +154,12 @@ def run_train_benchmark(config: TrainBenchConfig) -> list[TrainBenchResult]:
 
 def format_results(config: TrainBenchConfig, results: list[TrainBenchResult]) -> str:
     """A table with each count's speed-up over the first (usually 1 process)."""
-    device = "GPU" if config.device == "cuda" else f"CPU, {config.total_threads} threads in total"
+    threads = config.total_threads
+    device = (
+        "GPU"
+        if config.device == "cuda"
+        else f"CPU, {threads} thread{'s' * (threads != 1)} in total"
+    )
     lines = [
         f"training throughput at {config.size}x{config.size}, batch {config.batch_size} per "
         f"process, {config.precision}, {device} ({config.steps} timed steps)",
