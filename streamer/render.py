@@ -9,6 +9,7 @@ output file is created only when frames are about to flow.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +233,15 @@ def render(
         config.input, start_s=config.start_s, duration_s=config.duration_s, fps=config.fps
     )
     with source:
+        if (
+            config.input.startswith("lavfi:")
+            and config.duration_s is None
+            and not re.search(r"[:=](d|duration)=", config.input)
+        ):
+            log.warning(
+                "%s has no end: rendering until Ctrl-C (add :duration=S to the graph or --duration)",
+                config.input,
+            )
         _check_output(config)
         if stylizer is None:
             stylizer = build_stylizer(config, device)

@@ -171,6 +171,13 @@ def count_decodable_frames(path: str | Path) -> int:
     return count
 
 
+def video_duration(path: str | Path) -> Fraction:
+    """The video stream's duration as the container declares it (seconds, exact)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.duration * Fraction(stream.time_base)
+
+
 def video_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of the first video stream."""
     with av.open(str(path)) as container:

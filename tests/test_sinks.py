@@ -15,6 +15,7 @@ from media import (
     frame_times,
     has_audio,
     pattern_frame,
+    video_duration,
     video_size,
     write_clip,
 )
@@ -56,12 +57,31 @@ def test_timing_exact_and_audio_byte_identical(clip_with_audio, tmp_path, crash_
     sink = copy_through(str(clip_with_audio.path), out, crash_safe=crash_safe)
     assert sink.frames_written == 24 and sink.audio_streams == 1
     assert frame_times(out) == clip_with_audio.times  # exact Fractions, every frame
+    assert video_duration(out) == video_duration(clip_with_audio.path) == 1  # last frame too
     source_audio = audio_packets(clip_with_audio.path)
     assert source_audio[0][0] < 0  # the priming packet really is there to be kept
     assert audio_packets(out) == source_audio  # same pts, same bytes
     for got, want in zip(frame_arrays(out), clip_with_audio.frames, strict=True):
         # two lossy generations (the test clip, then crf 18) on a smooth pattern
         assert np.abs(got.astype(int) - want).mean() < 8
+
+
+def test_frame_rate_from_the_frames_when_not_given(clip_with_audio, tmp_path):
+    """No frame-rate hint and a time base that is not a rate (1/12288): the gap between the
+    first two frames gives the rate, so the last frame lasts as long as in the input."""
+    with open_source(str(clip_with_audio.path)) as source:
+        frames = list(source)
+    assert 1 / frames[0].time_base > 240
+    out = tmp_path / "out.mp4"
+    with Mp4Sink(Mp4SinkConfig(out)) as sink:
+        for frame in frames:
+            sink.write(frame)
+    assert frame_times(out) == clip_with_audio.times
+    assert video_duration(out) == video_duration(clip_with_audio.path)
+    single = tmp_path / "single.mp4"
+    with Mp4Sink(Mp4SinkConfig(single)) as sink:
+        sink.write(frames[0])  # held for the rate, then written on close
+    assert frame_times(single) == [0]
 
 
 def test_variable_frame_rate_survives(tmp_path):

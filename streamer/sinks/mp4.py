@@ -196,6 +196,7 @@ class Mp4Sink:
         self._complete = False
         self._closed = False
         self._yuv = False
+        self._held: Frame | None = None  # the first frame, while the frame rate is unknown
         try:
             self.path.write_bytes(b"")  # claim the name now: fails early if not writable
         except OSError as err:
@@ -236,9 +237,24 @@ class Mp4Sink:
     def write(self, frame: Frame) -> None:
         if self._closed:
             raise RuntimeError("write() after close()")
-        image = frame.image
         if self._stream is None:
-            self._open_video(frame)
+            if self._held is None and self._rate_unknown(frame):
+                self._held = frame  # the second frame tells the frame rate
+                return
+            first, self._held = self._held, None
+            self._open_video(first or frame, second=frame if first is not None else None)
+            if first is not None:
+                self._encode(first)
+        self._encode(frame)
+
+    def _rate_unknown(self, frame: Frame) -> bool:
+        """No frame-rate hint and none in the time base (1/12288 is not a rate)."""
+        if self.config.frame_rate is not None:
+            return False
+        return frame.pts is None or frame.time_base is None or 1 / frame.time_base > 240
+
+    def _encode(self, frame: Frame) -> None:
+        image = frame.image
         if image.shape[:2] != self._frame_size:
             h, w = self._frame_size
             raise EncoderError(
@@ -289,7 +305,11 @@ class Mp4Sink:
         self._last_pts = pts
         return pts
 
-    def _open_video(self, frame: Frame) -> None:
+    def _open_video(self, frame: Frame, second: Frame | None = None) -> None:
+        """Set up the video stream for ``frame``'s size and timing. The frame rate (the
+        encoder's rate control, and the duration of the last frame) comes from the
+        ``frame_rate`` hint, else the time base when it is a rate (1/30), else the gap to
+        ``second``, else 30."""
         cfg = self.config
         height, width = frame.image.shape[:2]
         self._frame_size = (height, width)
@@ -316,8 +336,18 @@ class Mp4Sink:
         if time_base is None or frame.pts is None:
             time_base = 1 / (rate or Fraction(30))
         self._time_base = Fraction(time_base)
+        if rate is None and 1 / self._time_base <= 240:
+            rate = 1 / self._time_base
+        if (
+            rate is None
+            and second is not None
+            and second.pts is not None
+            and second.time_base == self._time_base
+            and second.pts > frame.pts
+        ):
+            rate = (1 / ((second.pts - frame.pts) * self._time_base)).limit_denominator(1_000_000)
         if rate is None:
-            rate = 1 / self._time_base if 1 / self._time_base <= 240 else Fraction(30)
+            rate = Fraction(30)
         self._step = max(1, round(1 / (rate * self._time_base)))
         try:
             stream = self._container.add_stream(
@@ -346,6 +376,14 @@ class Mp4Sink:
         """Flush the encoder, copy the remaining audio, finalize the file (idempotent)."""
         if self._closed:
             return
+        if self._stream is None and self._held is not None:  # a one-frame video
+            held, self._held = self._held, None
+            try:
+                self._open_video(held)
+                self._encode(held)
+            except BaseException:
+                self._abandon()
+                raise
         self._closed = True
         if self._stream is None:
             self._abandon()
