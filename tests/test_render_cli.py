@@ -217,10 +217,28 @@ def test_demo_runs_offline_without_weights(tmp_path, monkeypatch, capsys):
 
 
 def test_bench_render_prints_numbers(capsys):
-    assert main(["bench", "render", "--size", "64x64", "--frames", "4", "--device", "cpu"]) == 0
+    args = [
+        "bench",
+        "render",
+        "--size",
+        "64x64",
+        "--frames",
+        "4",
+        "--repeat",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    for label in ("stage by stage", "pipelined", "model only", "overlap efficiency"):
-        assert re.search(rf"{label}\s*:\s*\d+\.\d+", out), out
+    for label in (
+        "stage by stage",
+        "pipelined",
+        "model only",
+        "overlap efficiency",
+        "model busy in (b)",
+    ):
+        assert re.search(rf"{re.escape(label)}\s*:\s*\d+\.\d+", out), out
 
 
 # -- signals to a real render process ------------------------------------------------------

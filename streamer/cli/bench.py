@@ -56,7 +56,11 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
         "--size", type=parse_size, default=(360, 640), metavar="WxH",
         help="frame size of the clip (default 640x360)",
     )  # fmt: skip
-    parser.add_argument("--frames", type=int, default=16, help="clip length (default 16)")
+    parser.add_argument("--frames", type=int, default=8, help="clip length (default 8)")
+    parser.add_argument(
+        "--repeat", type=int, default=3,
+        help="alternate (a) and (b) this many times; the fastest of each counts (default 3)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=0, help="frames per model call (0: auto)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument(
@@ -83,6 +87,7 @@ def run_bench_render(args: argparse.Namespace) -> int:
     config = RenderBenchConfig(
         size=tuple(args.size),
         frames=args.frames,
+        repeat=args.repeat,
         batch_size=args.batch_size,
         device=args.device,
         precision=args.precision,
