@@ -58,6 +58,8 @@ class LiveConfig:
         zmq: PUB endpoint, or None to publish nothing (then ``record`` is required).
         encoding / jpeg_quality: payload of published frames (``jpeg`` or ``rgb24``).
         send_hwm: frames queued per subscriber before that subscriber loses frames.
+        send_buffer_bytes: kernel send buffer per subscriber connection (None: the OS's); with
+            ``send_hwm`` it bounds how stale a slow subscriber's frames can get.
         record: also write the stylized stream to this MP4 file.
         overwrite: replace an existing ``record`` file.
         size: (height, width) of stylized frames, or None for the source's.
@@ -81,6 +83,7 @@ class LiveConfig:
     encoding: str = "jpeg"
     jpeg_quality: int = 90
     send_hwm: int = 8
+    send_buffer_bytes: int | None = None
     record: str | None = None
     overwrite: bool = False
     size: tuple[int, int] | None = None
@@ -479,6 +482,7 @@ def _run_opened(
                     encoding=config.encoding,
                     jpeg_quality=config.jpeg_quality,
                     send_hwm=config.send_hwm,
+                    send_buffer_bytes=config.send_buffer_bytes,
                     allow_remote_bind=config.allow_remote_bind,
                     curve_keys_dir=None
                     if config.curve_keys_dir is None

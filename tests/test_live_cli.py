@@ -117,10 +117,11 @@ def test_rtsp_stream_is_stylized_published_and_recorded(tmp_path: Path, model) -
     finally:
         server.stop()
 
-    # The summary counts what was published; the subscriber saw (nearly) all of it.
+    # The summary counts what was published; the subscriber saw all of it from the moment its
+    # subscription arrived (PUB/SUB drops what is sent before: the first frames may be missed).
     published = int(re.search(r"(\d+) out", stdout).group(1))
     assert published >= 10
-    assert len(received) >= published - 3  # the subscription takes a moment to arrive
+    assert len(received) >= 10
     assert any(
         re.search(r"live \d+ s: in [\d.]+ fps, out [\d.]+ fps, latency", line) for line in lines
     )
@@ -144,11 +145,15 @@ def test_rtsp_stream_is_stylized_published_and_recorded(tmp_path: Path, model) -
         best = min(np.abs(r.image.astype(int) - stylizer(c).astype(int)).max() for c in candidates)
         assert best <= 2
 
-    # The recording holds every published frame, with increasing timestamps.
+    # The recording holds every published frame at the published timestamps, and the
+    # subscriber got every one of them from its first frame on: nothing lost after joining.
     with av.open(str(record)) as container:
-        recorded = list(container.decode(video=0))
+        recorded = [float(f.pts * f.time_base) for f in container.decode(video=0)]
     assert len(recorded) == published
-    assert all(b.pts > a.pts for a, b in itertools.pairwise(recorded))
+    assert all(b > a for a, b in itertools.pairwise(recorded))
+    got = [r.header.time_s for r in received]
+    tail = recorded[len(recorded) - len(got) :]
+    assert np.allclose(got, tail, atol=1e-3), (got[:3], tail[:3])
 
 
 @pytest.mark.rtsp
@@ -202,22 +207,30 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
             after = receive_until(
                 sub, lambda fs: sum(f.header.capture_time > restarted for f in fs) >= 5
             )
+        deadline = time.monotonic() + 10
+        while not any("reconnects 1" in line for line in run.status_lines):
+            assert time.monotonic() < deadline, run.status_lines
+            time.sleep(0.1)
         result = run.stop()
     finally:
         server.stop()
     assert result.status.reconnects == 1 and result.status.outages == 1
     pts = [f.header.pts for f in before + after]
     assert all(b > a for a, b in itertools.pairwise(pts))
-    assert any("reconnects 1" in line for line in run.status_lines)
+    # The status line said so while it happened, and counted it afterwards.
+    assert any("SOURCE DOWN (reconnecting)" in line for line in run.status_lines)
 
 
 def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
-    """The stream's rate with a subscriber that never reads equals its rate without one."""
+    """A subscriber that never reads: the publisher drops its frames instead of waiting.
 
-    def frames_out(stalled: bool) -> tuple[int, int]:
+    Its queue (send_hwm=2) and socket buffers (4 KB here) fill after a few 12 KB frames; a
+    publisher that waited for it would then stall the pipeline. Compared with no subscriber."""
+
+    def frames_out(stalled: bool) -> int:
         config = LiveConfig(
             "pattern", styles=(str(STYLE),), zmq=ANY_PORT, encoding="rgb24", send_hwm=2,
-            control=None, status_interval_s=0, seconds=2.5,
+            send_buffer_bytes=4096, control=None, status_interval_s=0, seconds=2.5,
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model), source=PatternSource(fps=20))
         proc = None
@@ -232,18 +245,20 @@ def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
             if proc is not None:
                 proc.kill()
                 proc.wait()
-        return result.stats.frames_out, result.status.frames_in
+        return result.stats.frames_out
 
-    alone_out, _ = frames_out(stalled=False)
-    stalled_out, _ = frames_out(stalled=True)
-    assert alone_out >= 20
-    assert stalled_out >= 0.7 * alone_out, (stalled_out, alone_out)
+    alone = frames_out(stalled=False)
+    stalled = frames_out(stalled=True)
+    assert alone >= 15
+    assert stalled >= 15, "the stalled subscriber stalled the pipeline"
+    assert stalled >= 0.5 * alone, (stalled, alone)  # same rate, up to a shared machine's noise
 
 
 _NEVER_READS = """
 import sys, time, zmq
 socket = zmq.Context().socket(zmq.SUB)
 socket.setsockopt(zmq.RCVHWM, 1)
+socket.setsockopt(zmq.RCVBUF, 4096)
 socket.setsockopt(zmq.SUBSCRIBE, b"")
 socket.connect(sys.argv[1])
 time.sleep(60)

@@ -111,8 +111,9 @@ def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(server) -> No
                 break
         dropped = source.dropped_frames
     assert dropped >= 8  # ~3 frames arrive per 0.25 s, one is taken
-    # Latency never builds: each frame taken is at most one source frame old.
-    assert max(ages[1:]) < 0.2, ages
+    # Latency never builds: each frame taken is at most about one source frame (67 ms) old,
+    # plus scheduling noise; a backlog would add 0.18 s per iteration (1.4 s by the end).
+    assert max(ages[1:]) < 0.35, ages
 
 
 @pytest.mark.slow
