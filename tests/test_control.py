@@ -182,3 +182,15 @@ def test_style_switch_on_a_running_stream_applies_from_the_next_frame(
     a = reference(source.image(0)).astype(int)
     reference.set_style(STYLE_B)
     assert np.abs(a - reference(source.image(0)).astype(int)).mean() > 2
+
+
+def test_control_with_curve_accepts_only_key_holders(model, tmp_path: Path) -> None:
+    from streamer.keys import generate_keys
+
+    keys = generate_keys(tmp_path / "keys")
+    with ControlServer(_stylizer(model), ANY_PORT, curve_keys_dir=keys) as server:
+        status = send_command(server.endpoint, {"command": "get-status"}, curve_keys_dir=keys)
+        assert status["style_id"] == STYLE_A.stem
+        with pytest.raises(ControlError, match="no reply"):
+            send_command(server.endpoint, {"command": "set-alpha", "alpha": 0.1}, timeout_s=0.5)
+        assert server.stylizer.alpha == 1.0
