@@ -221,6 +221,29 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
     assert any("SOURCE DOWN (reconnecting)" in line for line in run.status_lines)
 
 
+@pytest.mark.rtsp
+def test_stopping_during_an_outage_is_prompt(model) -> None:
+    """Ctrl-C (here: the stop event) while the source is reconnecting ends the run at once,
+    not after the give-up time: the pipeline interrupts the waiting source."""
+    server = _rtsp_server()
+    try:
+        config = LiveConfig(
+            server.url("live"), styles=(str(STYLE),), zmq=ANY_PORT, control=None,
+            status_interval_s=0, give_up_after_s=60, read_timeout_s=1.0,
+        )  # fmt: skip
+        run = LiveRun(config, stylizer=_stylizer(model))
+        with Subscriber(run.endpoints["zmq"], receive_timeout_s=30.0) as sub:
+            receive_until(sub, lambda fs: len(fs) >= 3)
+        server.stop()
+        time.sleep(1.0)  # reconnecting now
+        started = time.monotonic()
+        result = run.stop()
+        assert time.monotonic() - started < 5.0
+    finally:
+        server.stop()
+    assert result.status.outages == 1 and result.status.reconnects == 0
+
+
 def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
     """A subscriber that never reads: the publisher drops its frames instead of waiting.
 
