@@ -39,38 +39,46 @@ def unit_positions(x: Tensor) -> Tensor:
 class CosineStyleSums:
     """Per-style sums that make cosine attention linear (SPEC 3b). All float32.
 
-    Attributes (S = number of styles in the batch, 1 broadcasts over every frame):
-        count: (S, 1, 1) number of style positions n.
-        kappa: (S, 1, d) sum_j k_j.
-        sigma1, sigma2: (S, 1, C) sum_j V_j and sum_j V_j^2.
-        p1, p2: (S, d, C) sum_j k_j V_j^T and sum_j k_j (V_j^2)^T.
+    With unit style keys k_j and values V_j (S = number of styles in the batch, 1 broadcasts
+    over every frame), the sums are stored fused so a frame needs ONE matmul:
+
+        bias   (S, 1, 1 + 2C) = [n,     sum_j V_j,      sum_j V_j^2       ]
+        weight (S, d, 1 + 2C) = [kappa, sum_j k_j V_j^T, sum_j k_j (V_j^2)^T]
+
+    and ``bias + q^T weight`` = [denominator - 1e-5, numerator of M, numerator of E[V^2]].
     """
 
-    count: Tensor
-    kappa: Tensor
-    sigma1: Tensor
-    sigma2: Tensor
-    p1: Tensor
-    p2: Tensor
+    bias: Tensor
+    weight: Tensor
 
     @classmethod
     def from_style(cls, key: Tensor, value: Tensor) -> CosineStyleSums:
         """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns)."""
         k = unit_positions(key.float())
         v = value.float()
-        v2 = v * v
-        n = torch.full((k.shape[0], 1, 1), float(k.shape[-1]), device=k.device)
+        ones = torch.ones_like(v[:, :1])
+        columns = torch.cat([ones, v, v * v], dim=1)  # (B, 1 + 2C, Ns)
         return cls(
-            count=n,
-            kappa=k.sum(dim=2).unsqueeze(1),
-            sigma1=v.sum(dim=2).unsqueeze(1),
-            sigma2=v2.sum(dim=2).unsqueeze(1),
-            p1=torch.bmm(k, v.transpose(1, 2)),
-            p2=torch.bmm(k, v2.transpose(1, 2)),
+            bias=columns.sum(dim=2).unsqueeze(1),
+            weight=torch.bmm(k, columns.transpose(1, 2)),
         )
 
+    @property
+    def channels(self) -> int:
+        return (self.weight.shape[-1] - 1) // 2
+
+    @property
+    def count(self) -> Tensor:
+        """(S, 1, 1) number of style positions n."""
+        return self.bias[..., :1]
+
+    @property
+    def p1(self) -> Tensor:
+        """(S, d, C) sum_j k_j V_j^T."""
+        return self.weight[..., 1 : 1 + self.channels]
+
     def to(self, device: torch.device | str) -> CosineStyleSums:
-        return CosineStyleSums(*(t.to(device) for t in self.__dict__.values()))
+        return CosineStyleSums(self.bias.to(device), self.weight.to(device))
 
 
 def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor, Tensor]:
@@ -83,10 +91,13 @@ def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor
     Returns:
         mean, std: (B, C, Nc) float32.
     """
+    c = sums.channels
     q = unit_positions(query.float()).transpose(1, 2)  # (B, Nc, d)
-    denom = sums.count + torch.matmul(q, sums.kappa.transpose(1, 2)) + EPS  # (B, Nc, 1)
-    mean = (sums.sigma1 + torch.matmul(q, sums.p1)) / denom  # (B, Nc, C)
-    second = (sums.sigma2 + torch.matmul(q, sums.p2)) / denom
+    out = torch.baddbmm(
+        sums.bias.expand(q.shape[0], -1, -1), q, sums.weight.expand(q.shape[0], -1, -1)
+    )
+    moments = out[..., 1:] / (out[..., :1] + EPS)  # (B, Nc, 2C): [M, E[V^2]]
+    mean, second = moments[..., :c], moments[..., c:]
     std = torch.relu(second - mean * mean).sqrt()
     return mean.transpose(1, 2), std.transpose(1, 2)
 
@@ -229,7 +240,9 @@ class AdaAttN(nn.Module):
                 if key.shape[0] != b:
                     key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
                 mean, std = softmax_attention_stats(query, key, value)
-            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
+            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(
+                b, c, h, w
+            )
 
     def forward_quadratic(
         self, content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor
@@ -244,4 +257,6 @@ class AdaAttN(nn.Module):
             if key.shape[0] != b:
                 key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
             mean, std = attention_stats(self.kind, query, key, value, quadratic=True)
-            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
+            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(
+                b, c, h, w
+            )

@@ -1,9 +1,11 @@
 """Per-frame cost of the published formulation against ours, measured in one process.
 
 * published: :meth:`StyleTransferModel.forward_reference`, i.e. the style re-encoded for every
-  frame and the quadratic (Nc x Ns) attention, as the reference code runs it.
+  frame and the quadratic (Nc x Ns) attention, in float32 and the default memory layout, as the
+  reference code runs it.
 * ours: :meth:`StyleTransferModel.encode_style` once per style (timed separately) and
-  :meth:`StyleTransferModel.stylize` per frame (linear-time cosine attention for the video model).
+  :meth:`StyleTransferModel.stylize` per frame (linear-time cosine attention for the video model),
+  channels-last, at each requested precision.
 * conv-only: encoder + decoder without attention: the floor both forms share.
 
 Random weights (speed does not depend on their values). Numbers, not a pass/fail test: the
@@ -12,6 +14,7 @@ command line prints them as a table (``stylestream bench model``).
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import statistics
@@ -42,7 +45,8 @@ class ModelBenchConfig:
         large_style_size: a larger style for "ours" only: its cost must not depend on it.
         repeats: timed frames per measurement (best and median reported); warmup frames first.
         device: "cpu", "cuda", "cuda:1"...; "auto" = CUDA when available, else CPU.
-        precision: "fp32", "fp16" or "bf16" for the convolutions on ``device``.
+        precisions: "fp32", "fp16" and/or "bf16" for our convolutions on ``device`` (the
+            published form always runs in fp32).
         gpu_sizes: extra content sizes measured only on CUDA (720p and 1080p by default).
         gpu_precision: precision of the ``gpu_sizes`` rows.
         reference: also time the published formulation (slow on CPU).
@@ -55,7 +59,7 @@ class ModelBenchConfig:
     repeats: int = 3
     warmup: int = 1
     device: str = "auto"
-    precision: str = "fp32"
+    precisions: tuple[str, ...] = ("fp32",)
     gpu_sizes: tuple[Size, ...] = ((720, 1280), (1080, 1920))
     gpu_precision: str = "fp16"
     reference: bool = True
@@ -75,7 +79,7 @@ class ModelBenchConfig:
             raise ValueError(
                 f"expected repeats >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}"
             )
-        for precision in (self.precision, self.gpu_precision):
+        for precision in (*self.precisions, self.gpu_precision):
             if precision not in PRECISIONS:
                 raise ValueError(
                     f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}"
@@ -178,7 +182,7 @@ def _time_interleaved(
 
 def _conv_only(model: StyleTransferModel, content: Tensor) -> Tensor:
     """Encoder + decoder, no attention (what both forms pay regardless of the attention)."""
-    taps = model.encoder(content.to(model.compute_dtype))
+    taps = model.encoder(model._input(content))
     if isinstance(model, ImageAdaAttN):
         return model.decoder(taps["relu4_1"], taps["relu3_1"])
     return model.decoder(taps["relu3_1"])
@@ -194,12 +198,12 @@ def _random_model(variant: str) -> StyleTransferModel:
 def _measure_device(
     model: StyleTransferModel,
     device: torch.device,
-    precision: str,
+    precisions: tuple[str, ...],
     sizes: tuple[Size, ...],
     config: ModelBenchConfig,
     result: BenchResult,
 ) -> None:
-    model.to(device).set_compute_dtype(PRECISIONS[precision])
+    reference = copy.deepcopy(model).to(device).set_compute_dtype(torch.float32)
     generator = torch.Generator().manual_seed(0)
     dev = str(device)
 
@@ -210,36 +214,41 @@ def _measure_device(
         [config.large_style_size] if config.large_style_size else []
     )
     styles = {side: image(side, side) for side in style_sides}
-    states = {}
-    encodes = {side: partial(model.encode_style, style) for side, style in styles.items()}
-    for side, (ms, median, peak) in _time_interleaved(encodes, device, config.repeats, 1).items():
-        result.rows.append(
-            BenchRow(dev, precision, None, side, "style encode (once)", ms, median, peak)
-        )
-        if ms is None:
-            continue  # out of memory: no "ours" row for this style
-        with torch.inference_mode():
-            states[side] = model.encode_style(styles[side])
-    for requested in sizes:
-        size = _round_up(requested, model.size_multiple)
-        note = "" if size == requested else f"rounded up from {requested[1]}x{requested[0]}"
-        content = image(*size)
-        forms: dict[str, Callable[[], object]] = {}
-        labels: dict[str, tuple[str, int | None]] = {}
-        if config.reference:
-            style = styles[config.style_size]
-            forms["published"] = partial(model.forward_reference, content, style)
-            labels["published"] = ("published", config.style_size)
-        for side in states:
-            forms[f"ours {side}"] = partial(model.stylize, content, [states[side]])
-            labels[f"ours {side}"] = ("ours", side)
-        forms["conv-only"] = partial(_conv_only, model, content)
-        labels["conv-only"] = ("conv-only", None)
-        timings = _time_interleaved(forms, device, config.repeats, config.warmup)
-        for name, (ms, median, peak) in timings.items():
-            form, side = labels[name]
-            result.rows.append(BenchRow(dev, precision, size, side, form, ms, median, peak, note))
-            log.info("%s %s %s %s (style %s): %s ms", dev, precision, size, form, side, ms)
+    contents = {size: image(*_round_up(size, model.size_multiple)) for size in sizes}
+    for index, precision in enumerate(precisions):
+        model.to(device).set_compute_dtype(PRECISIONS[precision], channels_last=True)
+        states = {}
+        encodes = {side: partial(model.encode_style, style) for side, style in styles.items()}
+        timings = _time_interleaved(encodes, device, config.repeats, 1)
+        for side, (ms, median, peak) in timings.items():
+            result.rows.append(
+                BenchRow(dev, precision, None, side, "style encode (once)", ms, median, peak)
+            )
+            if ms is None:
+                continue  # out of memory: no "ours" row for this style
+            with torch.inference_mode():
+                states[side] = model.encode_style(styles[side])
+        for requested, content in contents.items():
+            size = tuple(content.shape[-2:])
+            note = "" if size == requested else f"rounded up from {requested[1]}x{requested[0]}"
+            forms: dict[str, Callable[[], object]] = {}
+            labels: dict[str, tuple[str, str, int | None]] = {}
+            if config.reference and index == 0:  # once per size, interleaved with the first
+                style = styles[config.style_size]
+                forms["published"] = partial(reference.forward_reference, content, style)
+                labels["published"] = ("published", "fp32", config.style_size)
+            for side in states:
+                forms[f"ours {side}"] = partial(model.stylize, content, [states[side]])
+                labels[f"ours {side}"] = ("ours", precision, side)
+            forms["conv-only"] = partial(_conv_only, model, content)
+            labels["conv-only"] = ("conv-only", precision, None)
+            timings = _time_interleaved(forms, device, config.repeats, config.warmup)
+            for name, (ms, median, peak) in timings.items():
+                form, row_precision, side = labels[name]
+                result.rows.append(
+                    BenchRow(dev, row_precision, size, side, form, ms, median, peak, note)
+                )
+                log.info("%s %s %s %s (style %s): %s ms", dev, row_precision, size, form, side, ms)
 
 
 def _summarise(result: BenchResult, config: ModelBenchConfig) -> None:
@@ -261,7 +270,7 @@ def _summarise(result: BenchResult, config: ModelBenchConfig) -> None:
     for device, precision, size in sorted(keys):
         label = f"{device} {precision} {size[1]}x{size[0]}"
         ours = find(device, precision, size, config.style_size, "ours")
-        published = find(device, precision, size, config.style_size, "published")
+        published = find(device, "fp32", size, config.style_size, "published")
         if ours and published:
             result.summary[f"speedup {label}"] = published / ours
         if config.large_style_size:
@@ -290,9 +299,9 @@ def run_model_benchmark(config: ModelBenchConfig | None = None) -> BenchResult:
     config_dict["device"] = str(device)
     result = BenchResult(config_dict, environment)
     model = _random_model(config.variant)
-    _measure_device(model, device, config.precision, config.sizes, config, result)
+    _measure_device(model, device, config.precisions, config.sizes, config, result)
     if device.type == "cuda" and config.gpu_sizes:
-        _measure_device(model, device, config.gpu_precision, config.gpu_sizes, config, result)
+        _measure_device(model, device, (config.gpu_precision,), config.gpu_sizes, config, result)
     _summarise(result, config)
     return result
 
@@ -300,7 +309,7 @@ def run_model_benchmark(config: ModelBenchConfig | None = None) -> BenchResult:
 def format_table(result: BenchResult) -> str:
     """A plain-text table (also valid Markdown) of every row and the summary ratios."""
     by_key = {
-        (r.device, r.precision, r.content): r.ms
+        (r.device, r.content): r.ms
         for r in result.rows
         if r.form == "published" and r.style == result.config["style_size"]
     }
@@ -317,7 +326,7 @@ def format_table(result: BenchResult) -> str:
     ]
     lines = [header]
     for row in result.rows:
-        published = by_key.get((row.device, row.precision, row.content))
+        published = by_key.get((row.device, row.content))
         ratio = (
             f"{published / row.ms:.1f}x faster"
             if published and row.ms and row.form in ("ours", "conv-only")

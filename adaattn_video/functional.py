@@ -43,8 +43,7 @@ def attention_key(taps: list[Tensor]) -> Tensor:
     size = taps[-1].shape[-2:]
     parts = []
     for tap in taps:
-        tap = tap.float()
-        if tap.shape[-2:] != size:
+        if tap.shape[-2:] != size:  # nearest: exact in any dtype, so resize before the cast
             tap = F.interpolate(tap, size=size, mode="nearest")
-        parts.append(mean_variance_norm(tap))
+        parts.append(mean_variance_norm(tap.float()))
     return torch.cat(parts, dim=1)

@@ -43,6 +43,8 @@ class StylizerConfig:
         style_size: longer side (pixels) style images are resized to, or None for native size.
         size: (height, width) frames are resized to before stylizing (the output size), or None
             to keep each frame's size.
+        channels_last: convolutions in channels-last layout (about 1.2-1.4x faster on CPUs
+            with oneDNN and on tensor-core GPUs; same numbers up to float rounding).
     """
 
     device: str = "cpu"
@@ -50,6 +52,7 @@ class StylizerConfig:
     alpha: float = 1.0
     style_size: int | None = None
     size: tuple[int, int] | None = None
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -128,7 +131,7 @@ class FrameStylizer:
         self.device = torch.device(self.config.device)
         self.dtype = PRECISIONS[self.config.precision]
         self.model = model.eval().to(self.device)
-        self.model.set_compute_dtype(self.dtype)
+        self.model.set_compute_dtype(self.dtype, channels_last=self.config.channels_last)
         self._alpha = self.config.alpha
         self._style: ActiveStyle | None = None
         self._style_lock = threading.Lock()  # serialises style encodes, not frames
