@@ -29,11 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from adaattn_video.errors import StylestreamError
-from adaattn_video.stylizer import PRECISIONS, FrameStylizer, StylizerConfig
+from adaattn_video.stylizer import (
+    PRECISIONS,
+    FrameStylizer,
+    StylizerConfig,
+    resolve_device,
+    resolve_precision,
+)
 from streamer.endpoints import check_bind_endpoint
 from streamer.frames import Frame, FrameSink, FrameSource
 from streamer.pipeline import Pipeline, PipelineConfig, StatsSnapshot
@@ -167,26 +172,12 @@ class SwitchSafeStylizer:
             self.restylized_batches += 1
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as err:
-        raise LiveConfigError(f"device must be cpu, cuda, cuda:N or auto, got {device!r}") from err
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise LiveConfigError("CUDA is not available on this machine; use --device cpu")
-    return device
-
-
 def build_stylizer(config: LiveConfig) -> FrameStylizer:
     """Load the model (``--weights``, the cache, or ``--untrained``) and encode the style(s)."""
     from adaattn_video.checkpoint import open_model
 
     device = resolve_device(config.device)
-    precision = config.precision
-    if precision == "auto":
-        precision = "fp16" if device.startswith("cuda") else "fp32"
+    precision = resolve_precision(config.precision, device)
     try:
         stylizer_config = StylizerConfig(
             device=device,

@@ -15,10 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from adaattn_video.errors import StylestreamError
-from adaattn_video.stylizer import PRECISIONS, FrameStylizer, StylizerConfig
+from adaattn_video.stylizer import (
+    PRECISIONS,
+    FrameStylizer,
+    StylizerConfig,
+    resolve_device,
+    resolve_precision,
+)
 from streamer.frames import FrameSink
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
 from streamer.sinks import check_output_file, is_image_output
@@ -48,7 +52,7 @@ class RenderConfig:
         style_size: longer side style images are resized to (None: native size).
         alpha: content strength in [0, 1] (1 = fully stylized).
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``auto`` (fp16 on CUDA, fp32 on CPU).
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32).
         batch_size: frames per model call; 0 = auto (4 on CUDA, 1 on CPU).
         codec / crf / preset / pix_fmt: video encoder settings (MP4 output).
         start_s / duration_s: the part of the input to render (seconds).
@@ -155,27 +159,11 @@ class RenderResult:
         return "\n".join(lines)
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as err:
-        raise RenderConfigError(
-            f"device must be cpu, cuda, cuda:N or auto, got {device!r}"
-        ) from err
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise RenderConfigError("CUDA is not available on this machine; use --device cpu")
-    return device
-
-
 def build_stylizer(config: RenderConfig, device: str) -> FrameStylizer:
     """Load the model (``--weights``, the cache, or ``--untrained``) and encode the style(s)."""
     from adaattn_video.checkpoint import open_model
 
-    precision = config.precision
-    if precision == "auto":
-        precision = "fp16" if device.startswith("cuda") else "fp32"
+    precision = resolve_precision(config.precision, device)
     try:
         stylizer_config = StylizerConfig(
             device=device,

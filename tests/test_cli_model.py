@@ -163,7 +163,8 @@ def test_image_with_an_imported_checkpoint_matches_the_published_model(tmp_path)
     content = _small_content(tmp_path / "c.png", 32, 48)
     out = tmp_path / "o.png"
     argv = ["image", str(content), "--style", str(DEFAULT_STYLE), "--style-size", "32"]
-    assert main([*argv, "--weights", str(weights), "--device", "cpu", "-o", str(out)]) == 0
+    argv += ["--device", "cpu", "--precision", "fp32"]  # exact comparison with the fp32 model
+    assert main([*argv, "--weights", str(weights), "-o", str(out)]) == 0
     # The same picture through the model built directly from the state dicts.
     from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 

@@ -100,6 +100,7 @@ def test_rtsp_stream_is_stylized_published_and_recorded(tmp_path: Path, model) -
         proc, endpoint, lines = _start_live(
             [
                 "--source", server.url("file"), "--style", str(STYLE), "--untrained",
+                "--precision", "fp32",  # compared below with the fp32 model
                 "--style-size", "64", "--zmq", ANY_PORT, "--control", "none",
                 "--encoding", "rgb24", "--end-of-stream", "stop", "--record", str(record),
                 "--status-interval-s", "1",

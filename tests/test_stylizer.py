@@ -123,3 +123,24 @@ def test_cuda_fp16_stylizer_matches_cpu_within_rounding() -> None:
         outputs.append(local(frames).astype(np.int16))
     # fp16 convolutions: a few grey levels apart at most on average.
     assert np.abs(outputs[0] - outputs[1]).mean() < 3
+
+
+def test_device_and_precision_resolution() -> None:
+    from adaattn_video.stylizer import (
+        DeviceError,
+        cpu_has_fast_bf16,
+        resolve_device,
+        resolve_precision,
+    )
+
+    assert resolve_precision("auto", "cuda") == "fp16"
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(DeviceError, match="precision"):
+        resolve_precision("fp8", "cpu")
+    with pytest.raises(DeviceError, match="device"):
+        resolve_device("gpu0")
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda")

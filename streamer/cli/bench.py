@@ -65,7 +65,7 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument(
         "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
     parser.add_argument("--style-size", type=int, default=256, help="style image longer side")
     parser.add_argument("--codec", default="libx264")

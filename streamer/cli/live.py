@@ -100,7 +100,7 @@ def add_model_arguments(
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     model.add_argument(
         "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
     model.add_argument("--alpha", type=float, default=1.0, help="content strength 0..1 (1: full)")
     model.add_argument(

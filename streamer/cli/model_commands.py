@@ -13,14 +13,18 @@ import re
 import time
 from pathlib import Path
 
-import torch
-
 from adaattn_video.checkpoint import load_checkpoint, open_model, read_checkpoint
 from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
 from adaattn_video.errors import MissingWeightsError, StylestreamError
 from adaattn_video.image_io import read_image, write_image
 from adaattn_video.model import StyleTransferModel
-from adaattn_video.stylizer import PRECISIONS, FrameStylizer, StylizerConfig
+from adaattn_video.stylizer import (
+    PRECISIONS,
+    FrameStylizer,
+    StylizerConfig,
+    resolve_device,
+    resolve_precision,
+)
 from adaattn_video.weights import (
     cached_checkpoint,
     download_published,
@@ -82,25 +86,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; a CUDA device without CUDA is an error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as err:
-        raise UsageError(f"--device: expected cpu, cuda, cuda:N or auto, got {device!r}") from err
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available here; use --device cpu")
-    return device
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    if precision == "auto":
-        return "fp16" if torch.device(device).type == "cuda" else "fp32"
-    return precision
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -416,7 +401,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     image.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     image.add_argument(
         "--precision", choices=("auto", *sorted(PRECISIONS)), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
     image.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output image")
     add_config_option(image)

@@ -79,7 +79,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     model.add_argument(
         "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
     model.add_argument(
         "--batch-size", default=0, metavar="N",
