@@ -73,8 +73,8 @@ class StylizerConfig:
             ) from err
 
 
-class DeviceError(StylestreamError, ValueError):
-    """A device or precision that this machine cannot run."""
+class StylizerSettingError(StylestreamError, ValueError):
+    """A stylizer setting (device, precision, alpha, sizes, style weights) that cannot be used."""
 
 
 def resolve_device(device: str) -> str:
@@ -84,9 +84,13 @@ def resolve_device(device: str) -> str:
     try:
         parsed = torch.device(device)
     except RuntimeError as err:
-        raise DeviceError(f"device must be cpu, cuda, cuda:N or auto, got {device!r}") from err
+        raise StylizerSettingError(
+            f"device must be cpu, cuda, cuda:N or auto, got {device!r}"
+        ) from err
     if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {device!r}: CUDA is not available on this machine; use cpu")
+        raise StylizerSettingError(
+            f"device {device!r}: CUDA is not available on this machine; use cpu"
+        )
     return device
 
 
@@ -106,7 +110,7 @@ def resolve_precision(precision: str, device: str) -> str:
             return "fp16"
         return "bf16" if cpu_has_fast_bf16() else "fp32"
     if precision not in PRECISIONS:
-        raise DeviceError(
+        raise StylizerSettingError(
             f"precision must be auto or one of {sorted(PRECISIONS)}, got {precision!r}"
         )
     return precision
@@ -292,3 +296,42 @@ class FrameStylizer:
         if is_numpy:
             return out.cpu().numpy()
         return out.to(frames.device)
+
+
+def open_stylizer(
+    styles: Sequence[StyleImage],
+    *,
+    weights: str | Path | None = None,
+    untrained: bool = False,
+    model: StyleTransferModel | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    alpha: float = 1.0,
+    style_size: int | None = None,
+    size: tuple[int, int] | None = None,
+    style_weights: Sequence[float] | None = None,
+) -> FrameStylizer:
+    """The stylizer every command builds: settings checked first (one-line
+    :class:`StylizerSettingError`), then the model (``model``, else ``weights``, the cache or
+    ``untrained``, see :func:`~adaattn_video.checkpoint.open_model`), then the styles encoded."""
+    from adaattn_video.checkpoint import open_model
+
+    device = resolve_device(device)
+    try:
+        config = StylizerConfig(
+            device=device,
+            precision=resolve_precision(precision, device),
+            alpha=alpha,
+            style_size=style_size,
+            size=size,
+        )
+        check_style_weights(style_weights, len(styles))
+    except StylestreamError:
+        raise
+    except ValueError as err:
+        raise StylizerSettingError(str(err)) from err
+    if model is None:
+        model = open_model(weights, untrained=untrained)
+    stylizer = FrameStylizer(model, config)
+    stylizer.set_style(list(styles), style_weights)
+    return stylizer

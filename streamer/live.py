@@ -35,9 +35,7 @@ from adaattn_video.errors import StylestreamError
 from adaattn_video.stylizer import (
     PRECISIONS,
     FrameStylizer,
-    StylizerConfig,
-    resolve_device,
-    resolve_precision,
+    open_stylizer,
 )
 from streamer.endpoints import check_bind_endpoint
 from streamer.frames import Frame, FrameSink, FrameSource
@@ -174,24 +172,17 @@ class SwitchSafeStylizer:
 
 def build_stylizer(config: LiveConfig) -> FrameStylizer:
     """Load the model (``--weights``, the cache, or ``--untrained``) and encode the style(s)."""
-    from adaattn_video.checkpoint import open_model
-
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    try:
-        stylizer_config = StylizerConfig(
-            device=device,
-            precision=precision,
-            alpha=config.alpha,
-            style_size=config.style_size,
-            size=config.size,
-        )
-    except ValueError as err:
-        raise LiveConfigError(str(err)) from err
-    model = open_model(config.weights, untrained=config.untrained)
-    stylizer = FrameStylizer(model, stylizer_config)
-    stylizer.set_style(list(config.styles), config.style_weights)
-    return stylizer
+    return open_stylizer(
+        list(config.styles),
+        weights=config.weights,
+        untrained=config.untrained,
+        device=config.device,
+        precision=config.precision,
+        alpha=config.alpha,
+        style_size=config.style_size,
+        size=config.size,
+        style_weights=config.style_weights,
+    )
 
 
 # -- the source ------------------------------------------------------------------------------

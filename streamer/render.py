@@ -19,9 +19,8 @@ from adaattn_video.errors import StylestreamError
 from adaattn_video.stylizer import (
     PRECISIONS,
     FrameStylizer,
-    StylizerConfig,
+    open_stylizer,
     resolve_device,
-    resolve_precision,
 )
 from streamer.frames import FrameSink
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
@@ -161,23 +160,17 @@ class RenderResult:
 
 def build_stylizer(config: RenderConfig, device: str) -> FrameStylizer:
     """Load the model (``--weights``, the cache, or ``--untrained``) and encode the style(s)."""
-    from adaattn_video.checkpoint import open_model
-
-    precision = resolve_precision(config.precision, device)
-    try:
-        stylizer_config = StylizerConfig(
-            device=device,
-            precision=precision,
-            alpha=config.alpha,
-            style_size=config.style_size,
-            size=config.size,
-        )
-    except ValueError as err:
-        raise RenderConfigError(str(err)) from err
-    model = open_model(config.weights, untrained=config.untrained)
-    stylizer = FrameStylizer(model, stylizer_config)
-    stylizer.set_style(list(config.styles), config.style_weights)
-    return stylizer
+    return open_stylizer(
+        list(config.styles),
+        weights=config.weights,
+        untrained=config.untrained,
+        device=device,
+        precision=config.precision,
+        alpha=config.alpha,
+        style_size=config.style_size,
+        size=config.size,
+        style_weights=config.style_weights,
+    )
 
 
 Monitor = Callable[[StatsSnapshot], None]

@@ -127,7 +127,7 @@ def test_cuda_fp16_stylizer_matches_cpu_within_rounding() -> None:
 
 def test_device_and_precision_resolution() -> None:
     from adaattn_video.stylizer import (
-        DeviceError,
+        StylizerSettingError,
         cpu_has_fast_bf16,
         resolve_device,
         resolve_precision,
@@ -136,11 +136,11 @@ def test_device_and_precision_resolution() -> None:
     assert resolve_precision("auto", "cuda") == "fp16"
     assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
     assert resolve_precision("fp32", "cpu") == "fp32"
-    with pytest.raises(DeviceError, match="precision"):
+    with pytest.raises(StylizerSettingError, match="precision"):
         resolve_precision("fp8", "cpu")
-    with pytest.raises(DeviceError, match="device"):
+    with pytest.raises(StylizerSettingError, match="device"):
         resolve_device("gpu0")
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(DeviceError, match="CUDA is not available"):
+        with pytest.raises(StylizerSettingError, match="CUDA is not available"):
             resolve_device("cuda")

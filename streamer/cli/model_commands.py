@@ -20,10 +20,8 @@ from adaattn_video.image_io import read_image, write_image
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import (
     PRECISIONS,
-    FrameStylizer,
-    StylizerConfig,
+    open_stylizer,
     resolve_device,
-    resolve_precision,
 )
 from adaattn_video.weights import (
     cached_checkpoint,
@@ -173,33 +171,24 @@ def run_image(args: argparse.Namespace) -> int:
             f"got {len(args.style_weights)}"
         )
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    try:
-        config = StylizerConfig(
-            device=device,
-            precision=precision,
-            alpha=args.alpha,
-            style_size=args.style_size,
-            size=_content_size(args.size, *content.shape[-2:]),
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from err
-    model = open_cli_model(args)
-    stylizer = FrameStylizer(model, config)
     start = time.perf_counter()
-    try:
-        stylizer.set_style(styles, args.style_weights)
-    except ValueError as err:
-        if isinstance(err, StylestreamError):
-            raise
-        raise UsageError(str(err)) from err
+    stylizer = open_stylizer(
+        styles,
+        model=open_cli_model(args),
+        device=args.device,
+        precision=args.precision,
+        alpha=args.alpha,
+        style_size=args.style_size,
+        size=_content_size(args.size, *content.shape[-2:]),
+        style_weights=args.style_weights,
+    )
     out = stylizer(content.permute(1, 2, 0))  # (H, W, 3) uint8 tensor
     elapsed = time.perf_counter() - start
     output.parent.mkdir(parents=True, exist_ok=True)
     write_image(output, out.permute(2, 0, 1).cpu())
     height, width = out.shape[:2]
     note = " (UNTRAINED random weights: not a stylization)" if args.untrained else ""
+    device, precision = stylizer.device, stylizer.config.precision
     print(f"wrote {output} ({width}x{height}) in {elapsed:.2f} s on {device} {precision}{note}")
     return 0
 
