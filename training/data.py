@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, Sampler
-from torchvision.io import ImageReadMode, decode_image
 
-from adaattn_video.errors import StylestreamError
+from adaattn_video.errors import ImageReadError, StylestreamError
+from adaattn_video.image_io import read_image
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,10 @@ def find_images(root: str | Path, what: str = "image") -> list[Path]:
 def decode_file(path: Path) -> Tensor | None:
     """(3, H, W) uint8 RGB, or None when the file cannot be read or decoded (logged once)."""
     try:
-        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-        image = decode_image(data, mode=ImageReadMode.RGB)
-    except (OSError, RuntimeError, ValueError) as err:
+        image = read_image(path)  # Pillow: the first frame of an animated GIF
+    except ImageReadError as err:
         log.warning("skipping unreadable image %s (%s)", path, str(err).splitlines()[0][:200])
         return None
-    if image.ndim == 4:  # an animated GIF decodes to (T, 3, H, W): use the first frame
-        image = image[0]
     if image.shape[-1] < 2 or image.shape[-2] < 2:
         log.warning("skipping image %s: too small (%s)", path, tuple(image.shape))
         return None
