@@ -271,11 +271,8 @@ def load_state_dict_safe(data: bytes | Path, location: str) -> dict[str, Tensor]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notices from the safe unpickler
-            obj = torch.load(
-                data if isinstance(data, Path) else io.BytesIO(data),
-                map_location="cpu",
-                weights_only=True,
-            )
+            source = data if isinstance(data, Path) else io.BytesIO(data)
+            obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{location}: refused: {_unpickling_reason(err)}") from err
     except Exception as err:  # untrusted bytes: torch raises many types for a torn file

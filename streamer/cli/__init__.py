@@ -20,7 +20,6 @@ log = logging.getLogger("stylestream")
 
 # Each module's ``register(subparsers)`` adds one or more subcommands.
 _COMMAND_MODULES: tuple[str, ...] = (
-    # one module per line, e.g. "streamer.cli.render",
     "streamer.cli.model_commands",
     "streamer.cli.render",
     "streamer.cli.bench",
