@@ -46,7 +46,10 @@ def apply_yaml_config(parser: argparse.ArgumentParser, path: str | Path) -> None
     except FileNotFoundError as err:
         raise ConfigError(f"config file {path} does not exist") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise ConfigError(f"config file {path} is not valid YAML{line}: {problem}") from err
     if data is None:
         return
     if not isinstance(data, dict):
@@ -117,6 +120,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stylestream: interrupted", file=sys.stderr)
         return 130
+
+
+class ReplaceAppend(argparse.Action):
+    """``action="append"`` whose first use on the command line replaces a list that came from
+    ``--config`` (plain ``append`` would add to the YAML list: flags must override the file)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        flag = f"_{self.dest}_from_flags"
+        items = list(getattr(namespace, self.dest) or []) if getattr(namespace, flag, False) else []
+        items.append(values)
+        setattr(namespace, self.dest, items)
+        setattr(namespace, flag, True)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

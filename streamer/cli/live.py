@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adaattn_video.errors import StylestreamError
-from streamer.cli import add_config_option
+from streamer.cli import ReplaceAppend, add_config_option
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.sinks.zmq import DEFAULT_ENDPOINT
 
@@ -73,17 +73,6 @@ def _list(value: Any) -> list[Any]:
     return [value]
 
 
-class _ReplaceAppend(argparse.Action):
-    """``append`` whose first command-line use replaces a list that came from ``--config``."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
-        flag = f"_{self.dest}_from_flags"
-        items = list(getattr(namespace, self.dest) or []) if getattr(namespace, flag, False) else []
-        items.append(values)
-        setattr(namespace, self.dest, items)
-        setattr(namespace, flag, True)
-
-
 # -- live --------------------------------------------------------------------------------------
 def add_model_arguments(
     parser: argparse.ArgumentParser, *, untrained_default: bool = False
@@ -116,7 +105,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
         "or lavfi:GRAPH",
     )  # fmt: skip
     parser.add_argument(
-        "--style", action=_ReplaceAppend, metavar="IMAGE",
+        "--style", action=ReplaceAppend, metavar="IMAGE",
         help="style image; repeat to mix several (see --style-weights)",
     )  # fmt: skip
     parser.add_argument("--style-weights", type=float, nargs="+", metavar="W")

@@ -28,7 +28,7 @@ from adaattn_video.weights import (
     download_published,
     import_weights,
 )
-from streamer.cli import add_config_option
+from streamer.cli import ReplaceAppend, add_config_option
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +159,16 @@ def _content_size(
 
 
 def run_image(args: argparse.Namespace) -> int:
+    if not args.output:
+        raise UsageError("expected -o OUT.png (or `output:` in --config)")
     output = Path(args.output)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise UsageError(
             f"-o {output}: unknown image type {output.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
     styles = args.style
+    if not styles:
+        raise UsageError("expected at least one --style IMAGE (or a style list in --config)")
     if args.style_weights is not None and len(args.style_weights) != len(styles):
         raise UsageError(
             f"--style-weights: expected {len(styles)} weight(s), one per --style, "
@@ -369,7 +373,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     image.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...)")
     image.add_argument(
-        "--style", action="append", required=True, metavar="STYLE",
+        "--style", action=ReplaceAppend, metavar="STYLE",
         help="style image; repeat for a mix",
     )  # fmt: skip
     image.add_argument(
@@ -392,7 +396,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision", choices=("auto", *sorted(PRECISIONS)), default="auto",
         help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
-    image.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output image")
+    image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
     add_config_option(image)
     image.set_defaults(func=run_image)
 

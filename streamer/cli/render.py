@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adaattn_video.errors import MissingWeightsError
-from streamer.cli import add_config_option
+from streamer.cli import ReplaceAppend, add_config_option
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
 
 log = logging.getLogger(__name__)
@@ -31,18 +31,6 @@ def parse_size(text: str | Any) -> tuple[int, int]:
     return height, width
 
 
-class _ReplaceAppend(argparse.Action):
-    """Like ``append``, but the first use on the command line replaces a value that came from
-    ``--config`` (argparse would otherwise append to the YAML list)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        flag = f"_{self.dest}_from_flags"
-        items = list(getattr(namespace, self.dest) or []) if getattr(namespace, flag, False) else []
-        items.append(values)
-        setattr(namespace, self.dest, items)
-        setattr(namespace, flag, True)
-
-
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``render`` options. Values are converted and checked after parsing
     (:func:`config_from_args`), so a bad flag and a bad YAML value give the same one-line error.
@@ -58,7 +46,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     style = parser.add_argument_group("style")
     style.add_argument(
-        "--style", action=_ReplaceAppend, metavar="IMAGE",
+        "--style", action=ReplaceAppend, metavar="IMAGE",
         help="style image; repeat to mix several (see --style-weights)",
     )  # fmt: skip
     style.add_argument("--style-weights", nargs="+", metavar="W", help="one weight per --style")

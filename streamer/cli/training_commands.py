@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from adaattn_video.errors import StylestreamError
-from streamer.cli import add_config_option
+from streamer.cli import ReplaceAppend, add_config_option
 
 
 class EvalUsageError(StylestreamError, ValueError):
@@ -237,7 +237,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         help="add a random-weights model (pipeline checks only; NOT a stylization)",
     )  # fmt: skip
     parser.add_argument(
-        "--style", action="append", metavar="STYLE", help="style image; repeat for several"
+        "--style", action=ReplaceAppend, metavar="STYLE", help="style image; repeat for several"
     )
     parser.add_argument(
         "--size", type=_size_arg, metavar="WxH", help="resize frames to WIDTHxHEIGHT"
