@@ -77,9 +77,6 @@ class CosineStyleSums:
         """(S, d, C) sum_j k_j V_j^T."""
         return self.weight[..., 1 : 1 + self.channels]
 
-    def to(self, device: torch.device | str) -> CosineStyleSums:
-        return CosineStyleSums(self.bias.to(device), self.weight.to(device))
-
 
 def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor, Tensor]:
     """Attention-weighted mean and std in linear time.
@@ -159,9 +156,6 @@ class SoftmaxStyleState:
 
     key: Tensor
     value: Tensor
-
-    def to(self, device: torch.device | str) -> SoftmaxStyleState:
-        return SoftmaxStyleState(self.key.to(device), self.value.to(device))
 
 
 StyleState = CosineStyleSums | SoftmaxStyleState

@@ -88,11 +88,3 @@ class VGGEncoder(nn.Sequential):
             if i in wanted:
                 out[wanted[i]] = x
         return out
-
-    @property
-    def tap_names(self) -> list[str]:
-        return list(self.tap_index)
-
-    @property
-    def tap_channels(self) -> dict[str, int]:
-        return {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512}
