@@ -50,10 +50,10 @@ def add_bench_command(
 
 # -- bench render ------------------------------------------------------------------------------
 def _configure_render(parser: argparse.ArgumentParser) -> None:
-    from streamer.cli.render import parse_size
+    from streamer.cli.values import wh_arg
 
     parser.add_argument(
-        "--size", type=parse_size, default=(360, 640), metavar="WxH",
+        "--size", type=wh_arg, default=(360, 640), metavar="WxH",
         help="frame size of the clip (default 640x360)",
     )  # fmt: skip
     parser.add_argument("--frames", type=int, default=8, help="clip length (default 8)")

@@ -14,6 +14,7 @@ from typing import Any
 
 from adaattn_video.errors import StylestreamError
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.values import float_list, parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.sinks.zmq import DEFAULT_ENDPOINT
 
@@ -27,38 +28,6 @@ class LiveUsageError(StylestreamError, ValueError):
 
 
 # -- value parsing (flags and YAML go through the same checks) --------------------------------
-def parse_size(value: Any, name: str = "size") -> tuple[int, int] | None:
-    """``WxH`` (or a YAML [W, H]) -> (height, width); None stays None."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, (list, tuple)):
-            width, height = (int(v) for v in value)
-        else:
-            width, height = (int(v) for v in str(value).lower().split("x"))
-    except (TypeError, ValueError) as err:
-        raise LiveUsageError(f"{name}: expected WxH such as 640x360, got {value!r}") from err
-    if width < 16 or height < 16:
-        raise LiveUsageError(f"{name}: expected sides >= 16 pixels, got {width}x{height}")
-    return height, width
-
-
-def _typed(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
-    value = getattr(args, name)
-    if value is None and optional:
-        return None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise LiveUsageError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if isinstance(value, bool) and kind is not str:
-        raise LiveUsageError(f"{name}: expected {kind.__name__}, got {value!r}")
-    try:
-        return kind(value)
-    except (TypeError, ValueError) as err:
-        raise LiveUsageError(f"{name}: expected {kind.__name__}, got {value!r}") from err
-
-
 def _endpoint_or_none(value: Any) -> str | None:
     if value is None or str(value).strip().lower() in NONE_WORDS:
         return None
@@ -174,13 +143,8 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
 def live_config_from_args(args: argparse.Namespace) -> Any:
     from streamer.live import LiveConfig
 
-    weights = args.style_weights
-    if weights is not None:
-        try:
-            weights = tuple(float(w) for w in _list(weights))
-        except (TypeError, ValueError) as err:
-            raise LiveUsageError(f"style_weights: expected numbers, got {weights!r}") from err
-    source = _typed(args, "source", str, optional=True)
+    weights = float_list(args.style_weights, "style_weights")
+    source = typed_value(args, "source", str, optional=True)
     if not source:
         raise LiveUsageError("expected --source (0, /dev/video0, rtsp://..., or a video file)")
     return LiveConfig(
@@ -188,33 +152,33 @@ def live_config_from_args(args: argparse.Namespace) -> Any:
         styles=tuple(str(s) for s in _list(args.style)),
         style_weights=weights,
         zmq=_endpoint_or_none(args.zmq),
-        encoding=_typed(args, "encoding", str),
-        jpeg_quality=_typed(args, "jpeg_quality", int),
-        send_hwm=_typed(args, "send_hwm", int),
-        record=_typed(args, "record", str, optional=True),
-        overwrite=_typed(args, "overwrite", bool),
-        size=parse_size(args.size, "size"),
+        encoding=typed_value(args, "encoding", str),
+        jpeg_quality=typed_value(args, "jpeg_quality", int),
+        send_hwm=typed_value(args, "send_hwm", int),
+        record=typed_value(args, "record", str, optional=True),
+        overwrite=typed_value(args, "overwrite", bool),
+        size=parse_wh(args.size, "size"),
         control=_endpoint_or_none(args.control),
-        realtime=_typed(args, "realtime", bool),
-        allow_remote_bind=_typed(args, "allow_remote_bind", bool),
-        curve_keys_dir=_typed(args, "curve_keys", str, optional=True),
-        weights=_typed(args, "weights", str, optional=True),
-        untrained=_typed(args, "untrained", bool),
-        device=_typed(args, "device", str),
-        precision=_typed(args, "precision", str),
-        alpha=_typed(args, "alpha", float),
-        style_size=_typed(args, "style_size", int, optional=True),
-        status_interval_s=_typed(args, "status_interval_s", float),
-        seconds=_typed(args, "seconds", float, optional=True),
-        capture_size=parse_size(args.capture_size, "capture_size"),
-        capture_fps=_typed(args, "capture_fps", float, optional=True),
-        fourcc=_typed(args, "fourcc", str, optional=True),
-        transport=_typed(args, "transport", str),
-        open_timeout_s=_typed(args, "open_timeout_s", float),
-        read_timeout_s=_typed(args, "read_timeout_s", float),
-        give_up_after_s=_typed(args, "give_up_after_s", float),
-        during_outage=_typed(args, "during_outage", str),
-        end_of_stream=_typed(args, "end_of_stream", str),
+        realtime=typed_value(args, "realtime", bool),
+        allow_remote_bind=typed_value(args, "allow_remote_bind", bool),
+        curve_keys_dir=typed_value(args, "curve_keys", str, optional=True),
+        weights=typed_value(args, "weights", str, optional=True),
+        untrained=typed_value(args, "untrained", bool),
+        device=typed_value(args, "device", str),
+        precision=typed_value(args, "precision", str),
+        alpha=typed_value(args, "alpha", float),
+        style_size=typed_value(args, "style_size", int, optional=True),
+        status_interval_s=typed_value(args, "status_interval_s", float),
+        seconds=typed_value(args, "seconds", float, optional=True),
+        capture_size=parse_wh(args.capture_size, "capture_size"),
+        capture_fps=typed_value(args, "capture_fps", float, optional=True),
+        fourcc=typed_value(args, "fourcc", str, optional=True),
+        transport=typed_value(args, "transport", str),
+        open_timeout_s=typed_value(args, "open_timeout_s", float),
+        read_timeout_s=typed_value(args, "read_timeout_s", float),
+        give_up_after_s=typed_value(args, "give_up_after_s", float),
+        during_outage=typed_value(args, "during_outage", str),
+        end_of_stream=typed_value(args, "end_of_stream", str),
     )
 
 
@@ -278,15 +242,15 @@ def run_view_command(args: argparse.Namespace) -> int:
     from streamer.viewer import ViewerConfig, run_viewer
 
     config = ViewerConfig(
-        endpoint=_typed(args, "endpoint", str),
+        endpoint=typed_value(args, "endpoint", str),
         http=_endpoint_or_none(args.http),
-        record=_typed(args, "record", str, optional=True),
-        overwrite=_typed(args, "overwrite", bool),
-        curve_keys_dir=_typed(args, "curve_keys", str, optional=True),
-        seconds=_typed(args, "seconds", float, optional=True),
-        frames=_typed(args, "frames", int, optional=True),
-        receive_timeout_s=_typed(args, "timeout_s", float, optional=True),
-        allow_remote_http=_typed(args, "allow_remote_http", bool),
+        record=typed_value(args, "record", str, optional=True),
+        overwrite=typed_value(args, "overwrite", bool),
+        curve_keys_dir=typed_value(args, "curve_keys", str, optional=True),
+        seconds=typed_value(args, "seconds", float, optional=True),
+        frames=typed_value(args, "frames", int, optional=True),
+        receive_timeout_s=typed_value(args, "timeout_s", float, optional=True),
+        allow_remote_http=typed_value(args, "allow_remote_http", bool),
     )
 
     def announce(info: dict[str, Any]) -> None:
@@ -398,20 +362,20 @@ def _configure_bench_live(parser: argparse.ArgumentParser) -> None:
 def run_bench_live_command(args: argparse.Namespace) -> int:
     from streamer.bench_live import BenchLiveConfig, run_bench_live
 
-    size = parse_size(args.size, "size")
+    size = parse_wh(args.size, "size")
     assert size is not None
-    weights = _typed(args, "weights", str, optional=True)
+    weights = typed_value(args, "weights", str, optional=True)
     config = BenchLiveConfig(
-        source=_typed(args, "source", str, optional=True),
+        source=typed_value(args, "source", str, optional=True),
         size=size,
-        fps=_typed(args, "fps", float),
-        seconds=_typed(args, "seconds", float),
-        encoding=_typed(args, "encoding", str),
+        fps=typed_value(args, "fps", float),
+        seconds=typed_value(args, "seconds", float),
+        encoding=typed_value(args, "encoding", str),
         weights=weights,
         untrained=weights is None,
-        device=_typed(args, "device", str),
-        precision=_typed(args, "precision", str),
-        style_size=_typed(args, "style_size", int, optional=True),
+        device=typed_value(args, "device", str),
+        precision=typed_value(args, "precision", str),
+        style_size=typed_value(args, "style_size", int, optional=True),
     )
     report = run_bench_live(config, print_line=print)
     if args.json:

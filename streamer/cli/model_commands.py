@@ -29,6 +29,7 @@ from adaattn_video.weights import (
     import_weights,
 )
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.values import positive_int, wh_arg
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ def _size_arg(text: str) -> int | tuple[int, int]:
     return (height, width)
 
 
-def _wh_arg(text: str) -> tuple[int, int]:
-    """``WxH`` -> (height, width)."""
-    size = _size_arg(text)
-    if not isinstance(size, tuple):
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT (e.g. 640x360), got {text!r}")
-    return size
-
-
 def _alpha_arg(text: str) -> float:
     try:
         value = float(text)
@@ -73,16 +66,6 @@ def _alpha_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from err
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"alpha must be in [0, 1], got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
@@ -256,18 +239,18 @@ def run_info(args: argparse.Namespace) -> int:
 # -- bench model -------------------------------------------------------------------------------
 def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--sizes", nargs="+", type=_wh_arg, default=[(256, 512), (360, 640)], metavar="WxH",
+        "--sizes", nargs="+", type=wh_arg, default=[(256, 512), (360, 640)], metavar="WxH",
         help="content sizes, WIDTHxHEIGHT (default: 512x256 640x360)",
     )  # fmt: skip
     parser.add_argument(
-        "--style-size", type=_positive_int, default=512, help="style side (default 512)"
+        "--style-size", type=positive_int, default=512, help="style side (default 512)"
     )
     parser.add_argument(
         "--large-style-size", type=int, default=1024,
         help="a larger style timed for our form only, to show its cost is flat (0: skip; default 1024)",
     )  # fmt: skip
     parser.add_argument(
-        "--repeats", type=_positive_int, default=3, help="timed frames per row (median)"
+        "--repeats", type=positive_int, default=3, help="timed frames per row (median)"
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed frames before each row")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -277,7 +260,7 @@ def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
         "published form always runs in fp32",
     )  # fmt: skip
     parser.add_argument(
-        "--gpu-sizes", nargs="*", type=_wh_arg, default=[(720, 1280), (1080, 1920)], metavar="WxH",
+        "--gpu-sizes", nargs="*", type=wh_arg, default=[(720, 1280), (1080, 1920)], metavar="WxH",
         help="extra sizes measured on CUDA only (default 1280x720 1920x1080)",
     )  # fmt: skip
     parser.add_argument(
@@ -386,7 +369,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="resize the content: N = longer side (aspect kept) or WIDTHxHEIGHT",
     )  # fmt: skip
     image.add_argument(
-        "--style-size", type=_positive_int, metavar="N", help="resize styles to this longer side"
+        "--style-size", type=positive_int, metavar="N", help="resize styles to this longer side"
     )
     image.add_argument(
         "--alpha", type=_alpha_arg, default=1.0, help="content strength in [0, 1] (1 = full style)"

@@ -8,27 +8,13 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from adaattn_video.errors import MissingWeightsError
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.values import float_list, parse_wh, typed_value, wh_arg
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
 
 log = logging.getLogger(__name__)
-
-
-def parse_size(text: str | Any) -> tuple[int, int]:
-    """``WxH`` (``640x360``) -> (height, width); a YAML list [W, H] works too."""
-    try:
-        if isinstance(text, (list, tuple)):
-            width, height = (int(v) for v in text)
-        else:
-            width, height = (int(v) for v in str(text).lower().split("x"))
-    except (ValueError, TypeError) as err:
-        raise argparse.ArgumentTypeError(f"expected WxH such as 640x360, got {text!r}") from err
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"expected sides >= 16 pixels, got {width}x{height}")
-    return height, width
 
 
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,65 +85,35 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
 
 
-def _value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
-    """``args.<name>`` as ``kind``: flags are already typed, YAML values are checked here."""
-    value = getattr(args, name)
-    if value is None and optional:
-        return None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise RenderConfigError(f"{name}: expected true or false, got {value!r}")
-        return value
-    try:
-        if kind in (int, float) and isinstance(value, (bool, list, dict)):
-            raise TypeError
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError) as err:
-        what = {int: "a whole number", float: "a number", str: "a string"}[kind]
-        raise RenderConfigError(f"{name}: expected {what}, got {value!r}") from err
-
-
 def config_from_args(args: argparse.Namespace) -> RenderConfig:
     """Flags + YAML values -> a checked :class:`RenderConfig` (bad values: one clear error)."""
     size = args.size
     if size is not None and not (isinstance(size, tuple) and len(size) == 2):
-        try:
-            size = parse_size(size)  # from YAML: "640x360" or [640, 360]
-        except argparse.ArgumentTypeError as err:
-            raise RenderConfigError(f"size: {err}") from err
-    weights = args.style_weights
-    if weights is not None:
-        if not isinstance(weights, (list, tuple)):
-            weights = [weights]
-        try:
-            weights = tuple(float(w) for w in weights)
-        except (TypeError, ValueError) as err:
-            raise RenderConfigError(f"style_weights: expected numbers, got {weights!r}") from err
+        size = parse_wh(size)  # from YAML: "640x360" or [640, 360]
+    weights = float_list(args.style_weights, "style_weights")
     return RenderConfig(
-        input=_value(args, "input", str, optional=True) or "",
-        output=_value(args, "output", str, optional=True) or "",
+        input=typed_value(args, "input", str, optional=True) or "",
+        output=typed_value(args, "output", str, optional=True) or "",
         styles=parse_styles(args.style),
         style_weights=weights,
-        weights=_value(args, "weights", str, optional=True),
-        untrained=_value(args, "untrained", bool),
+        weights=typed_value(args, "weights", str, optional=True),
+        untrained=typed_value(args, "untrained", bool),
         size=size,
-        style_size=_value(args, "style_size", int, optional=True),
-        alpha=_value(args, "alpha", float),
-        device=_value(args, "device", str),
-        precision=_value(args, "precision", str),
-        batch_size=_value(args, "batch_size", int),
-        codec=_value(args, "codec", str),
-        crf=_value(args, "crf", float, optional=True),
-        preset=_value(args, "preset", str, optional=True),
-        pix_fmt=_value(args, "pix_fmt", str),
-        start_s=_value(args, "start", float),
-        duration_s=_value(args, "duration", float, optional=True),
-        fps=_value(args, "fps", float, optional=True),
-        overwrite=_value(args, "overwrite", bool),
-        crash_safe=_value(args, "crash_safe", bool),
-        fragment_s=_value(args, "fragment_s", float),
+        style_size=typed_value(args, "style_size", int, optional=True),
+        alpha=typed_value(args, "alpha", float),
+        device=typed_value(args, "device", str),
+        precision=typed_value(args, "precision", str),
+        batch_size=typed_value(args, "batch_size", int),
+        codec=typed_value(args, "codec", str),
+        crf=typed_value(args, "crf", float, optional=True),
+        preset=typed_value(args, "preset", str, optional=True),
+        pix_fmt=typed_value(args, "pix_fmt", str),
+        start_s=typed_value(args, "start", float),
+        duration_s=typed_value(args, "duration", float, optional=True),
+        fps=typed_value(args, "fps", float, optional=True),
+        overwrite=typed_value(args, "overwrite", bool),
+        crash_safe=typed_value(args, "crash_safe", bool),
+        fragment_s=typed_value(args, "fragment_s", float),
     )
 
 
@@ -168,7 +124,7 @@ def exit_code(result: RenderResult) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    result = render(config, progress=_value(args, "progress", bool))
+    result = render(config, progress=typed_value(args, "progress", bool))
     print(result.summary())
     if result.interrupted_by:
         print(
@@ -255,7 +211,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
     weights.add_argument("--untrained", action="store_true", help="force random weights")
     demo.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    demo.add_argument("--size", type=parse_size, default=(144, 256), metavar="WxH",
+    demo.add_argument("--size", type=wh_arg, default=(144, 256), metavar="WxH",
                       help="clip size (default 256x144)")  # fmt: skip
     demo.add_argument("--fps", type=int, default=24, help="clip frame rate (24)")
     demo.add_argument("--seconds", type=float, default=3.0, help="clip length (3)")

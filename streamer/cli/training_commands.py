@@ -19,33 +19,11 @@ from pathlib import Path
 
 from adaattn_video.errors import StylestreamError
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.values import positive_int, wh_arg
 
 
 class EvalUsageError(StylestreamError, ValueError):
     """``stylestream eval`` was given an impossible combination of options."""
-
-
-def _size_arg(text: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` -> (height, width)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected WIDTHxHEIGHT such as 256x128, got {text!r}"
-        ) from err
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"expected sides >= 16, got {text!r}")
-    return height, width
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 # -- train -------------------------------------------------------------------------------------
@@ -224,7 +202,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         help="use a clip of exactly known motion made from a photo (checks the metric too)",
     )  # fmt: skip
     parser.add_argument("--synthetic-image", metavar="IMAGE", help="photo for --synthetic")
-    parser.add_argument("--frames", type=_positive_int, default=12, help="frames of --synthetic")
+    parser.add_argument("--frames", type=positive_int, default=12, help="frames of --synthetic")
     parser.add_argument(
         "--speed", type=float, default=2.0, help="--synthetic pan px/frame or zoom %%/frame"
     )
@@ -239,13 +217,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--style", action=ReplaceAppend, metavar="STYLE", help="style image; repeat for several"
     )
+    parser.add_argument("--size", type=wh_arg, metavar="WxH", help="resize frames to WIDTHxHEIGHT")
     parser.add_argument(
-        "--size", type=_size_arg, metavar="WxH", help="resize frames to WIDTHxHEIGHT"
+        "--max-frames", type=positive_int, metavar="N", help="use the first N frames"
     )
-    parser.add_argument(
-        "--max-frames", type=_positive_int, metavar="N", help="use the first N frames"
-    )
-    parser.add_argument("--style-size", type=_positive_int, metavar="N", help="style longer side")
+    parser.add_argument("--style-size", type=positive_int, metavar="N", help="style longer side")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument(
         "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
@@ -311,16 +287,16 @@ def _add_bench_train(subparsers: argparse._SubParsersAction) -> None:
     parser = _bench_parser(
         subparsers, "train", "training throughput (samples/s), 1 vs several processes"
     )
-    parser.add_argument("--size", type=_positive_int, default=256, help="crop side (default 256)")
-    parser.add_argument("--batch-size", type=_positive_int, default=2, help="per process")
-    parser.add_argument("--steps", type=_positive_int, default=3, help="timed steps")
+    parser.add_argument("--size", type=positive_int, default=256, help="crop side (default 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=2, help="per process")
+    parser.add_argument("--steps", type=positive_int, default=3, help="timed steps")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument(
-        "--processes", type=_positive_int, nargs="+", default=[1, 2],
+        "--processes", type=positive_int, nargs="+", default=[1, 2],
         help="process counts to compare (DDP, gloo on CPU / NCCL on CUDA)",
     )  # fmt: skip
     parser.add_argument(
-        "--threads", type=_positive_int, default=None,
+        "--threads", type=positive_int, default=None,
         help="CPU threads in total, split between processes (default: all cores)",
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
