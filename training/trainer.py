@@ -34,12 +34,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from adaattn_video.checkpoint import load_checkpoint, save_checkpoint
+from adaattn_video.checkpoint import (
+    load_checkpoint,
+    read_safetensors,
+    save_checkpoint,
+    write_safetensors,
+)
 from adaattn_video.config import ModelConfig
 from adaattn_video.encoder import VGGEncoder
 from adaattn_video.errors import CheckpointError, StylestreamError
@@ -298,14 +302,7 @@ def save_training_state(
             ]
         ),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_safetensors(path, tensors, metadata)
 
 
 def load_training_state(path: str | Path) -> TrainingState:
@@ -314,9 +311,7 @@ def load_training_state(path: str | Path) -> TrainingState:
     if not path.is_file():
         raise TrainingStateError(f"training checkpoint {path} does not exist")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(path))
+        tensors, metadata = read_safetensors(path)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise TrainingStateError(f"{path}: not a readable training checkpoint ({err})") from err
     if metadata.get("format") != STATE_FORMAT:
