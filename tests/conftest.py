@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a module (restored after). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``: at the tiny sizes of the tests
+    a second thread gains nothing, and on a shared 2-core machine OpenMP threads that spin
+    against other processes make every op many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

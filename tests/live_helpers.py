@@ -10,23 +10,11 @@ from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import numpy as np
-import pytest
-import torch
 from media import pattern_frame
 
 from streamer.frames import Frame
 from streamer.live import LiveConfig, LiveResult, run_live
 from streamer.subscriber import ReceivedFrame, ReceiveTimeout, Subscriber
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny frames on a shared 2-core machine: one intra-op thread is several times faster
-    than two fighting other processes for the cores (and than spin-waiting workers)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class PatternSource:

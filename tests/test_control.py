@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from live_helpers import (  # one_torch_thread: an autouse fixture
+from live_helpers import (
     LiveRun,
     PatternSource,
-    one_torch_thread,  # noqa: F401
     receive_until,
 )
 
@@ -28,6 +27,8 @@ from streamer.subscriber import Subscriber
 
 ANY_PORT = "tcp://127.0.0.1:*"
 STYLE_A, STYLE_B = style_images()[:2]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,7 @@ from training.evaluate import (
     warping_error,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread for this module (restored after): at these tiny sizes a second
-    thread gains nothing, and on a shared 2-core machine OpenMP threads that spin against
-    other processes make every op many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

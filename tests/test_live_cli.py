@@ -17,10 +17,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from live_helpers import (  # one_torch_thread: an autouse fixture
+from live_helpers import (
     LiveRun,
     PatternSource,
-    one_torch_thread,  # noqa: F401
     receive_until,
 )
 from rtsp_server import RtspServer
@@ -36,6 +35,8 @@ from streamer.subscriber import ReceiveTimeout, Subscriber
 
 STYLE = style_images()[0]
 ANY_PORT = "tcp://127.0.0.1:*"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
