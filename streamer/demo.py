@@ -48,6 +48,31 @@ def pan_zoom_frames(
     return out
 
 
+def encode_tone(
+    container: av.container.OutputContainer,
+    stream: av.audio.stream.AudioStream,
+    samples: int,
+    tone_hz: float = 440.0,
+    amplitude: float = 0.25,
+) -> None:
+    """Encode and mux ``samples`` of a mono sine tone (faded in and out over 50 ms, so no
+    clicks) into ``stream``, then flush its encoder."""
+    sample_rate = stream.rate
+    t = np.arange(samples) / sample_rate
+    envelope = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05) if samples else t
+    wave = (amplitude * envelope * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+    for start in range(0, samples, 1024):
+        chunk = av.AudioFrame.from_ndarray(
+            wave[None, start : start + 1024], format="fltp", layout="mono"
+        )
+        chunk.sample_rate, chunk.pts = sample_rate, start
+        chunk.time_base = Fraction(1, sample_rate)
+        for packet in stream.encode(chunk):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
 def make_demo_clip(
     path: str | Path,
     *,
@@ -85,18 +110,5 @@ def make_demo_clip(
         for packet in video.encode(None):
             container.mux(packet)
         if sound is not None:
-            samples = round(frames / fps * sample_rate)
-            t = np.arange(samples) / sample_rate
-            envelope = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)  # no clicks
-            wave = (0.25 * envelope * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(
-                    wave[None, start : start + 1024], format="fltp", layout="mono"
-                )
-                chunk.sample_rate, chunk.pts = sample_rate, start
-                chunk.time_base = Fraction(1, sample_rate)
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode(None):
-                container.mux(packet)
+            encode_tone(container, sound, round(frames / fps * sample_rate), tone_hz)
     return path

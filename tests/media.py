@@ -18,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streamer.demo import encode_tone
+
 
 def pattern_frame(index: int, height: int, width: int) -> np.ndarray:
     """(H, W, 3) uint8 RGB: a smooth gradient with a bar that moves one step per frame, so every
@@ -99,18 +101,7 @@ def write_clip(
         for packet in video.encode(None):
             container.mux(packet)
         if audio:
-            t = np.arange(samples) / sample_rate
-            wave = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(
-                    wave[None, start : start + 1024], format="fltp", layout="mono"
-                )
-                chunk.sample_rate, chunk.pts = sample_rate, start
-                chunk.time_base = Fraction(1, sample_rate)
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode(None):
-                container.mux(packet)
+            encode_tone(container, sound, samples, tone_hz)
     return ClipInfo(path, pts, time_base, images, samples)
 
 
