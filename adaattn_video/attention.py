@@ -116,13 +116,21 @@ def cosine_attention_stats_quadratic(
     return mean.transpose(1, 2), std.transpose(1, 2)
 
 
+# Most score-matrix elements one SDPA call may hold if it falls back to its math kernel
+# (2**26 float32 = 256 MiB): queries are processed in blocks below that.
+MAX_SCORES_PER_CALL = 2**26
+
+
 def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
     """Exact softmax attention statistics (no 1/sqrt(d) scale), fused.
 
-    ``[V, V^2]`` are attended together in one ``scaled_dot_product_attention`` call whose
-    flash kernels never hold the (Nc, Ns) matrix. Those kernels need contiguous inputs with one
-    head size, so the narrower side is zero-padded (zeros change neither q.k nor the output
-    columns kept). Args and returns as :func:`cosine_attention_stats_quadratic`.
+    ``[V, V^2]`` are attended together with ``scaled_dot_product_attention``, whose flash and
+    memory-efficient kernels never hold the (Nc, Ns) matrix. Those kernels need contiguous inputs
+    with one head size, so the narrower side is zero-padded (zeros change neither q.k nor the
+    output columns kept). Where no fused kernel takes the shapes (head sizes above a GPU
+    kernel's limit), SDPA computes the matrix: queries go in blocks of at most
+    ``MAX_SCORES_PER_CALL / Ns`` so memory stays bounded either way. Args and returns as
+    :func:`cosine_attention_stats_quadratic`.
     """
     c = value.shape[1]
     v = value.float()
@@ -132,7 +140,14 @@ def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[
     q, k = (F.pad(t, (0, 0, 0, width - t.shape[1])) for t in (q, k))
     both = F.pad(both, (0, 0, 0, width - both.shape[1]))
     q, k, both = (t.transpose(1, 2).unsqueeze(1).contiguous() for t in (q, k, both))
-    out = F.scaled_dot_product_attention(q, k, both, scale=1.0).squeeze(1)  # (B, Nc, width)
+    block = max(1, MAX_SCORES_PER_CALL // (k.shape[0] * k.shape[2]))
+    out = torch.cat(
+        [
+            F.scaled_dot_product_attention(q_block, k, both, scale=1.0)
+            for q_block in q.split(block, dim=2)
+        ],
+        dim=2,
+    ).squeeze(1)  # (B, Nc, width)
     mean, second = out[..., :c], out[..., c : 2 * c]
     std = torch.relu(second - mean * mean).sqrt()
     return mean.transpose(1, 2).contiguous(), std.transpose(1, 2).contiguous()

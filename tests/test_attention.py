@@ -128,3 +128,16 @@ def test_attention_key_resizes_shallow_taps_nearest_then_normalizes() -> None:
     assert key.shape == (1, 448, 4, 4)
     expected_first = mean_variance_norm(taps[0][:, :, ::4, ::4])  # nearest at 1/4 keeps every 4th
     torch.testing.assert_close(key[:, :64], expected_first)
+
+
+def test_fused_softmax_in_query_blocks_matches_one_call(monkeypatch) -> None:
+    """Blocks of queries (the bounded-memory fallback) give the same statistics."""
+    import adaattn_video.attention as attention
+
+    query, key = _random((2, 16, 77), 30, 0.3), _random((2, 16, 50), 31, 0.3)
+    value = torch.relu(_random((2, 8, 50), 32, 3.0))
+    whole = softmax_attention_stats(query, key, value)
+    monkeypatch.setattr(attention, "MAX_SCORES_PER_CALL", 2 * 50 * 10)  # 10 queries per block
+    blocked = softmax_attention_stats(query, key, value)
+    for a, b in zip(whole, blocked, strict=True):
+        torch.testing.assert_close(a, b)
