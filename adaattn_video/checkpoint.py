@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -103,28 +104,63 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
     return tensors, metadata
 
 
-def load_state_strict(model: StyleTransferModel, state: Mapping[str, Tensor], source: str) -> None:
-    """Copy ``state`` into ``model`` after checking that every key and shape matches exactly."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+def natural_key(key: str) -> list[int | str]:
+    """Sort key that orders embedded numbers by value (``decoder.2`` before ``decoder.10``)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def check_state(
+    state: Mapping[str, object],
+    expected: Mapping[str, tuple[int, ...]],
+    location: str,
+    *,
+    what: str = "the model",
+    missing_hint: str = "",
+) -> None:
+    """Check that ``state`` holds exactly the keys of ``expected``, each a finite float tensor of
+    the expected shape; the one state-dict check for our checkpoints and the published files.
+
+    Args:
+        state: name -> tensor, in the file's own key names (so messages quote the file).
+        expected: name -> shape the model needs.
+        location: the file (or file:member) that messages start with.
+        what: who needs the keys (``the video model``), for the messages.
+        missing_hint: appended to the missing-keys message (e.g. how deep a VGG file goes).
+
+    Raises:
+        CheckpointError: the first problem found, in one line.
+    """
+    missing = sorted(set(expected) - set(state), key=natural_key)
+    extra = sorted(set(state) - set(expected), key=natural_key)
     if missing:
-        raise CheckpointError(f"{source}: missing {len(missing)} key(s), e.g. {missing[:3]}")
+        raise CheckpointError(
+            f"{location}: missing {len(missing)} key(s) {what} needs, e.g. {missing[:3]}"
+            f"{missing_hint}"
+        )
     if extra:
-        raise CheckpointError(f"{source}: {len(extra)} unexpected key(s), e.g. {extra[:3]}")
-    for key, tensor in state.items():
+        raise CheckpointError(
+            f"{location}: {len(extra)} unexpected key(s) for {what}, e.g. {extra[:3]}; "
+            "is it the right file?"
+        )
+    for key in sorted(expected, key=natural_key):
+        tensor = state[key]
         if not isinstance(tensor, Tensor):
-            raise CheckpointError(f"{source}: {key} is a {type(tensor).__name__}, not a tensor")
-        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(f"{location}: {key} is a {type(tensor).__name__}, not a tensor")
+        if tuple(tensor.shape) != tuple(expected[key]):
             raise CheckpointError(
-                f"{source}: {key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
+                f"{location}: {key} has shape {tuple(tensor.shape)}, {what} expects "
+                f"{tuple(expected[key])}"
             )
         if not tensor.is_floating_point():
-            raise CheckpointError(
-                f"{source}: {key} has dtype {tensor.dtype}, expected a float tensor"
-            )
+            raise CheckpointError(f"{location}: {key} has dtype {tensor.dtype}, expected float")
         if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{source}: {key} holds NaN or infinite values")
+            raise CheckpointError(f"{location}: {key} holds NaN or infinite values")
+
+
+def load_state_strict(model: StyleTransferModel, state: Mapping[str, Tensor], source: str) -> None:
+    """Copy ``state`` into ``model`` after :func:`check_state` (every key and shape exact)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    check_state(state, expected, source, what=f"the {model.config.variant} model")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
 

@@ -22,3 +22,16 @@ class MissingWeightsError(StylestreamError, FileNotFoundError):
 
 class ImageReadError(StylestreamError, ValueError):
     """An image file (content or style) is missing or cannot be decoded."""
+
+
+class ArchiveLimitError(CheckpointError):
+    """An archive member declares (or holds) far more bytes than any weights file: refused
+    before it is decompressed."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image decodes to more pixels than the documented limit (a "decompression bomb")."""
+
+
+class WeightsDownloadError(StylestreamError, ConnectionError):
+    """The published weights (or torchvision's VGG19) could not be downloaded."""
