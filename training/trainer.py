@@ -1,4 +1,5 @@
-"""Training the temporally stable AdaAttN (SPEC sections 5 and 6).
+"""Training the temporally stable AdaAttN (Liu et al., "AdaAttN", ICCV 2021, video variant):
+the training loop; checkpoints of the run's state are :mod:`training.state`.
 
     result = train(load_train_config("configs/train_smoke.yaml"))
 
@@ -14,41 +15,28 @@ run continues with exactly the losses the uninterrupted run would have had (bitw
 on CUDA with ``deterministic: true``).
 
 Files under ``output_dir``:
-    checkpoints/step_00005000.safetensors   training state (format "stylestream-train")
+    checkpoints/step_00005000.safetensors   training state (:mod:`training.state`)
     tensorboard/                            scalars and sample grids
     video.safetensors (export_name)         the inference checkpoint every command loads
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors import SafetensorError
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
-from adaattn_video.checkpoint import (
-    load_checkpoint,
-    read_safetensors,
-    save_checkpoint,
-    write_safetensors,
-)
-from adaattn_video.config import ModelConfig
-from adaattn_video.encoder import VGGEncoder
-from adaattn_video.errors import CheckpointError, StylestreamError
-from adaattn_video.model import VideoAdaAttN
-from training.config import TrainConfig, TrainConfigError
+from adaattn_video.checkpoint import save_checkpoint
+from adaattn_video.errors import StylestreamError
+from training.config import TrainConfig
 from training.data import StepSampler, TrainingSet, VideoFramePairs, build_training_set, mix_seed
 from training.distributed import (
     DistributedContext,
@@ -57,7 +45,6 @@ from training.distributed import (
     init_distributed,
     resolve_device,
     shutdown_distributed,
-    unwrap_model,
     wrap_model,
 )
 from training.logging_utils import RunLogger, sample_grid
@@ -66,26 +53,48 @@ from training.losses import (
     LossTerms,
     LossWeights,
     StyleTransferLoss,
-    load_loss_encoder,
 )
 from training.pairs import PairConfig, perturbed_view
+from training.setup import (
+    AMP_DTYPES,
+    build_loss_encoder,
+    build_model,
+    lr_factor,
+    make_optimizer,
+    resolve_precision,
+    trainable_parameters,
+)
+from training.state import (
+    CHECKPOINT_DIR,
+    TrainingState,
+    TrainingStateError,
+    changed_settings,
+    checkpoint_path,
+    list_checkpoints,
+    load_training_state,
+    restore_rng,
+    save_training_state,
+)
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = "stylestream-train"
-STATE_FORMAT_VERSION = "1"
-CHECKPOINT_DIR = "checkpoints"
-_CHECKPOINT_NAME = re.compile(r"step_(\d+)\.safetensors")
-_PAIR_STREAM, _POSITION_STREAM, _INIT_STREAM = 1, 2, 3
-# Fields that may change between a run and its resumption without changing the losses.
-_RESUME_FREE_FIELDS = frozenset(
-    {"max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "sample_every",
-     "tensorboard", "resume", "num_workers", "output_dir", "export_name", "device"}
-)  # fmt: skip
+# Also re-exported from here: the training-state (training.state) and schedule names.
+__all__ = [
+    "CHECKPOINT_DIR",
+    "TrainResult",
+    "Trainer",
+    "TrainingDivergedError",
+    "TrainingState",
+    "TrainingStateError",
+    "checkpoint_path",
+    "list_checkpoints",
+    "load_training_state",
+    "lr_factor",
+    "save_training_state",
+    "train",
+]
 
-
-class TrainingStateError(CheckpointError):
-    """A training checkpoint is missing, unreadable, or does not fit this run."""
+_PAIR_STREAM, _POSITION_STREAM = 1, 2  # generator streams (setup.INIT_STREAM is 3)
 
 
 class TrainingDivergedError(StylestreamError, FloatingPointError):
@@ -96,272 +105,6 @@ _DIVERGED_HINT = (
     "resume from the last checkpoint (resume=auto) with a lower lr, grad_clip_norm set, or "
     "precision fp32"
 )
-
-
-# -- small pure helpers -------------------------------------------------------------------------
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """ "auto" -> "fp16" on CUDA, "fp32" on CPU; fp16 needs CUDA (its GradScaler is CUDA-only)."""
-    if precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise TrainConfigError(
-            f"precision 'fp16' needs a CUDA device, got {device}; use 'bf16' or 'fp32' on CPU"
-        )
-    return precision
-
-
-_AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def lr_factor(config: TrainConfig, step: int) -> float:
-    """Multiplier of ``config.lr`` for the step with 0-based index ``step``.
-
-    Linear warm-up over ``warmup_steps``, then constant, linear or cosine decay to
-    ``min_lr_ratio`` at ``max_steps``. A pure function of the step: nothing to save.
-    """
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return 1.0
-    span = max(1, config.max_steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    low = config.min_lr_ratio
-    if config.lr_schedule == "linear":
-        return 1.0 - (1.0 - low) * progress
-    return low + (1.0 - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def reset_conv_parameters(module: nn.Module, generator: torch.Generator) -> None:
-    """PyTorch's default Conv2d initialisation, drawn from ``generator`` (not the global RNG)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-            if m.bias is not None:
-                bound = 1.0 / math.sqrt(m.weight[0].numel())
-                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-
-
-def build_loss_encoder(config: TrainConfig) -> tuple[VGGEncoder, str]:
-    """The frozen VGG (to relu5_1) the losses look through, and a description of its weights."""
-    family, weights = config.encoder_family, config.encoder_weights
-    if weights is None and family == "vgg_normalised" and not config.allow_random_encoder:
-        raise TrainConfigError(
-            "encoder_weights is required for the vgg_normalised family: the path to "
-            "vgg_normalised.pth (`stylestream weights download` fetches it), or use "
-            "encoder_family: torchvision_vgg19"
-        )
-    return load_loss_encoder(family, weights, allow_random=config.allow_random_encoder)
-
-
-def _model_config(config: TrainConfig) -> ModelConfig:
-    return ModelConfig(
-        variant="video", encoder_family=config.encoder_family, attention=config.attention
-    )
-
-
-def build_model(config: TrainConfig, loss_encoder: VGGEncoder) -> VideoAdaAttN:
-    """The model to train: fresh (f/g/h and decoder from a seeded generator) or ``init_from``;
-    its frozen encoder is the loss encoder's first layers."""
-    model = VideoAdaAttN(_model_config(config))
-    reset_conv_parameters(
-        nn.ModuleList([model.transformer, model.decoder]),
-        torch.Generator().manual_seed(mix_seed(config.seed, _INIT_STREAM)),
-    )
-    prefix = {k: v for k, v in loss_encoder.state_dict().items() if k in model.encoder.state_dict()}
-    model.encoder.load_state_dict(prefix, strict=True)
-    if config.init_from is not None:
-        _init_from_checkpoint(model, config)
-    return model
-
-
-def _init_from_checkpoint(model: VideoAdaAttN, config: TrainConfig) -> None:
-    source = load_checkpoint(config.init_from)  # type: ignore[arg-type]
-    if source.config.variant != "video":
-        raise TrainConfigError(
-            f"init_from {config.init_from}: a {source.config.variant!r} model cannot initialise "
-            "the video model (give a video checkpoint)"
-        )
-    if source.config.encoder_family != config.encoder_family:
-        raise TrainConfigError(
-            f"init_from {config.init_from} was trained with the "
-            f"{source.config.encoder_family} encoder, the config asks for {config.encoder_family}"
-        )
-    if source.config.attention != config.attention:
-        raise TrainConfigError(
-            f"init_from {config.init_from} uses {source.config.attention} attention, the config "
-            f"asks for {config.attention}; set attention: {source.config.attention}"
-        )
-    ours = model.encoder.state_dict()
-    theirs = source.encoder.state_dict()
-    if any(not torch.equal(ours[k], theirs[k]) for k in ours):
-        message = (
-            f"init_from {config.init_from}: its encoder weights differ from the loss encoder's "
-            f"({config.encoder_weights or 'random'}); the decoder would see other features"
-        )
-        if not config.allow_random_encoder:
-            raise TrainConfigError(message + ": give the encoder_weights it was trained with")
-        log.warning("%s (continuing: allow_random_encoder)", message)
-    model.load_state_dict(source.state_dict(), strict=True)
-    log.info("initialised from %s", config.init_from)
-
-
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return kind(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-
-
-# -- training checkpoints -----------------------------------------------------------------------
-def checkpoint_path(output_dir: str | Path, step: int) -> Path:
-    return Path(output_dir) / CHECKPOINT_DIR / f"step_{step:08d}.safetensors"
-
-
-def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
-    """(step, path) of every training checkpoint in ``output_dir``, oldest first."""
-    folder = Path(output_dir) / CHECKPOINT_DIR
-    found = []
-    if folder.is_dir():
-        for path in folder.iterdir():
-            match = _CHECKPOINT_NAME.fullmatch(path.name)
-            if match:
-                found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-@dataclass
-class TrainingState:
-    """What a training checkpoint holds (see :func:`save_training_state`)."""
-
-    step: int
-    config: TrainConfig
-    model: dict[str, Tensor]
-    optimizer: dict[str, Any]
-    scaler: dict[str, Any]
-    rng: dict[str, Any]
-    world_size: int
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a training checkpoint")
-
-
-def save_training_state(
-    path: Path,
-    *,
-    step: int,
-    config: TrainConfig,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    world_size: int,
-) -> Path:
-    """Write a training checkpoint atomically: tensors in safetensors, the rest as JSON in its
-    metadata (no pickle anywhere, so loading one can never run code)."""
-    tensors: dict[str, Tensor] = {
-        f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-    }
-    opt_state = optimizer.state_dict()
-    scalars: dict[str, dict[str, Any]] = {}
-    for param_id, values in opt_state["state"].items():
-        for name, value in values.items():
-            if isinstance(value, Tensor):
-                tensors[f"optimizer/{param_id}/{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(param_id), {})[name] = value
-    tensors["rng/torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng/cuda/{i}"] = state
-    np_state = np.random.get_state()
-    metadata = {
-        "format": STATE_FORMAT,
-        "format_version": STATE_FORMAT_VERSION,
-        "step": str(step),
-        "world_size": str(world_size),
-        "config": config.to_json(),
-        "model_config": unwrap_model(model).config.to_json(),  # type: ignore[union-attr]
-        "optimizer": json.dumps(
-            {"param_groups": opt_state["param_groups"], "scalars": scalars}, default=_json_default
-        ),
-        "scaler": json.dumps(scaler.state_dict(), default=_json_default),
-        "rng_python": json.dumps(random.getstate(), default=_json_default),
-        "rng_numpy": json.dumps(
-            [
-                np_state[0],
-                np_state[1].tolist(),
-                int(np_state[2]),
-                int(np_state[3]),
-                float(np_state[4]),
-            ]
-        ),
-    }
-    return write_safetensors(path, tensors, metadata)
-
-
-def load_training_state(path: str | Path) -> TrainingState:
-    """Read a checkpoint written by :func:`save_training_state` (checked for format)."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingStateError(f"training checkpoint {path} does not exist")
-    try:
-        tensors, metadata = read_safetensors(path)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise TrainingStateError(f"{path}: not a readable training checkpoint ({err})") from err
-    if metadata.get("format") != STATE_FORMAT:
-        raise TrainingStateError(
-            f"{path}: not a training checkpoint (format={metadata.get('format')!r}); "
-            "to fine-tune from an exported model use init_from"
-        )
-    if metadata.get("format_version") != STATE_FORMAT_VERSION:
-        raise TrainingStateError(
-            f"{path}: training checkpoint version {metadata.get('format_version')!r} is not "
-            f"supported (expected {STATE_FORMAT_VERSION})"
-        )
-    try:
-        opt_meta = json.loads(metadata["optimizer"])
-        state: dict[int, dict[str, Any]] = {}
-        for key, tensor in tensors.items():
-            if key.startswith("optimizer/"):
-                _, param_id, name = key.split("/", 2)
-                state.setdefault(int(param_id), {})[name] = tensor
-        for param_id, values in opt_meta["scalars"].items():
-            state.setdefault(int(param_id), {}).update(values)
-        rng: dict[str, Any] = {
-            "torch": tensors["rng/torch"],
-            "cuda": [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng/cuda/"))],
-            "python": json.loads(metadata["rng_python"]),
-            "numpy": json.loads(metadata["rng_numpy"]),
-        }
-        return TrainingState(
-            step=int(metadata["step"]),
-            config=TrainConfig.from_json(metadata["config"]),
-            model={k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")},
-            optimizer={"state": state, "param_groups": opt_meta["param_groups"]},
-            scaler=json.loads(metadata["scaler"]),
-            rng=rng,
-            world_size=int(metadata["world_size"]),
-        )
-    except (KeyError, ValueError, TypeError) as err:
-        raise TrainingStateError(f"{path}: training checkpoint is incomplete ({err})") from err
-
-
-def restore_rng(rng: dict[str, Any]) -> None:
-    """Put back the global RNG states (nothing in training draws from them; restored so code
-    added later that does continues exactly too)."""
-    torch.set_rng_state(rng["torch"])
-    if torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 # -- the trainer --------------------------------------------------------------------------------
@@ -455,11 +198,7 @@ class Trainer:
     def load_state(self, path: Path) -> None:
         """Continue from a training checkpoint: model, optimizer, scaler, step, RNG states."""
         state = load_training_state(path)
-        changed = sorted(
-            k
-            for k, v in state.config.to_dict().items()
-            if k not in _RESUME_FREE_FIELDS and self.config.to_dict().get(k) != v
-        )
+        changed = changed_settings(state.config, self.config)
         if changed and self.ctx.is_main:
             log.warning(
                 "resuming from %s with changed settings %s: not an exact continuation",
@@ -555,8 +294,8 @@ class Trainer:
             else:
                 second, _ = perturbed_view(content, self.pair_config, self._generator(_PAIR_STREAM))
             contents = torch.cat([content, second])
-        amp = self.precision in _AMP_DTYPES
-        with torch.autocast(self.device.type, dtype=_AMP_DTYPES.get(self.precision), enabled=amp):
+        amp = self.precision in AMP_DTYPES
+        with torch.autocast(self.device.type, dtype=AMP_DTYPES.get(self.precision), enabled=amp):
             outputs = self.network(
                 contents, torch.cat([style] * (contents.shape[0] // style.shape[0]))
             )
