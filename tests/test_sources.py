@@ -11,12 +11,13 @@ import pytest
 from media import pattern_frame, write_clip, write_image_folder
 
 from adaattn_video.errors import StylestreamError
+from streamer.frames import FrameSource
 from streamer.sources import (
     InputDamagedError,
+    LiveOptions,
     SourceError,
     SourceNotFoundError,
     open_source,
-    register_source,
 )
 from streamer.sources.file import FileSource, FileSourceConfig
 from streamer.sources.images import ImageSequenceSource, list_images
@@ -78,7 +79,9 @@ def test_lavfi_source_with_duration_option():
 
 
 def test_realtime_paces_frames_and_is_live():
-    with open_source("lavfi:testsrc2=size=32x32:rate=50:duration=0.3", realtime=True) as source:
+    with open_source(
+        "lavfi:testsrc2=size=32x32:rate=50:duration=0.3", live=LiveOptions(realtime=True)
+    ) as source:
         assert source.live
         started = time.monotonic()
         frames = list(source)
@@ -193,19 +196,35 @@ def test_fps_is_rejected_for_video_files(clip_with_audio):
         open_source(str(clip_with_audio.path), fps=10)
 
 
-# -- the INPUT syntax is extensible --------------------------------------------------------
-def test_registered_opener_takes_precedence(monkeypatch):
-    import streamer.sources as sources
+# -- one opener for every INPUT -----------------------------------------------------------
+def test_live_inputs_reject_file_options_and_bad_live_options():
+    with pytest.raises(SourceError, match="--start does not apply"):
+        open_source("rtsp://127.0.0.1:9/live", start_s=1.0)
+    with pytest.raises(SourceError, match="--duration does not apply"):
+        open_source("0", duration_s=1.0)
+    with pytest.raises(SourceError, match="transport"):
+        LiveOptions(transport="quic")
+    with pytest.raises(SourceError, match="capture size"):
+        LiveOptions(capture_size=(8, 8))
 
-    monkeypatch.setattr(sources, "_OPENERS", [])
-    seen = {}
 
-    def opener(uri, **options):
-        seen.update(options, uri=uri)
-        return FileSource(
-            FileSourceConfig("testsrc2=size=32x32:rate=5:duration=0.4", format="lavfi")
-        )
+def test_live_options_reach_the_network_source():
+    from streamer.sources.network import NetworkSource
 
-    register_source("fake", lambda uri: uri.startswith("fake://"), opener)
-    frames = read_all("fake://cam", start_s=0.0)
-    assert seen["uri"] == "fake://cam" and len(frames) == 2
+    source = open_source(
+        "rtsp://127.0.0.1:9/live",
+        live=LiveOptions(transport="udp", read_timeout_s=2.5, ffmpeg_options={"x": 1}),
+    )
+    assert isinstance(source, NetworkSource) and source.live
+    assert source.config.transport == "udp" and source.config.read_timeout_s == 2.5
+    assert source.config.av_options()["x"] == "1"
+
+
+def test_every_source_is_a_frame_source_with_info_and_counters(clip_with_audio):
+    with open_source(str(clip_with_audio.path)) as source:
+        assert isinstance(source, FrameSource) and not source.live
+        info = source.info()
+        frames = list(source)
+        assert info.expected_frames == len(frames) and info.audio_path == str(clip_with_audio.path)
+        assert (info.height, info.width) == frames[0].image.shape[:2]
+        assert source.counters().read == len(frames) and source.counters().dropped == 0

@@ -58,7 +58,7 @@ import av
 import numpy as np
 from av.video.reformatter import Colorspace
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSink
 from streamer.sinks import EncoderError, OutputError, check_output_file
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Mp4SinkConfig:
             raise ValueError(f"frame_rate must be in (0, 1000], got {self.frame_rate}")
 
 
-class Mp4Sink:
+class Mp4Sink(FrameSink):
     """Encodes frames into a video file; see the module docstring for the guarantees.
 
     The file is created at construction (so an unwritable path fails before any work); the
@@ -417,12 +417,6 @@ class Mp4Sink:
             self._container.close()
         if self.path.exists() and self.path.stat().st_size == 0:
             self.path.unlink()
-
-    def __enter__(self) -> Mp4Sink:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def audio_streams(self) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.sources import InputDamagedError, SourceError, SourceNotFoundError
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class FileSourceConfig:
             raise SourceError(f"decoder_threads must be >= 0, got {self.decoder_threads}")
 
 
-class FileSource:
+class FileSource(FrameSource):
     """Decoded RGB frames of a file's first video stream.
 
     Use as ``with FileSource(cfg) as source: for frame in source: ...``. The properties
@@ -80,15 +80,18 @@ class FileSource:
 
     def __init__(self, config: FileSourceConfig) -> None:
         self.config = config
-        self.live = config.realtime
         self.frames_read = 0
         self._container: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
 
     # -- life cycle -------------------------------------------------------------------------
-    def open(self) -> FileSource:
+    @property
+    def live(self) -> bool:
+        return self.config.realtime
+
+    def open(self) -> None:
         if self._container is not None:
-            return self
+            return
         cfg = self.config
         is_lavfi = cfg.format == "lavfi"
         if not is_lavfi and "://" not in cfg.uri and not Path(cfg.uri).exists():
@@ -119,18 +122,24 @@ class FileSource:
             stream.average_rate,
             self.expected_frames,
         )
-        return self
 
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
 
-    def __enter__(self) -> FileSource:
-        return self.open()
+    def info(self) -> SourceInfo:
+        return SourceInfo(
+            frame_rate=self.frame_rate,
+            expected_frames=self.expected_frames,
+            width=self.width,
+            height=self.height,
+            time_base=self.time_base,
+            audio_path=self.audio_path,
+        )
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def counters(self) -> SourceCounters:
+        return SourceCounters(read=self.frames_read)
 
     # -- what the input is ------------------------------------------------------------------
     @property
