@@ -61,6 +61,18 @@ def test_render_variable_frame_rate(tmp_path, untrained_stylizer):
     assert audio_packets(out) == audio_packets(info.path)
 
 
+@pytest.mark.parametrize("size", [(24, 1), (1, 24)])
+def test_render_a_one_pixel_wide_or_high_video(tmp_path, untrained_stylizer, size):
+    info = write_clip(tmp_path / "thin.mp4", frames=4, size=size, audio=False)
+    out = tmp_path / "out.mp4"
+    result = render(config(info.path, out), stylizer=untrained_stylizer, progress=False)
+    height, width = size
+    assert result.stats.frames_out == 4
+    assert result.padded_size == (height + height % 2, width + width % 2)
+    assert video_size(out) == (width + width % 2, height + height % 2)
+    assert frame_times(out) == info.times
+
+
 def test_render_odd_size_and_no_audio(tmp_path, untrained_stylizer):
     info = write_clip(tmp_path / "odd.mp4", frames=6, size=(37, 51), audio=False)
     out = tmp_path / "out.mp4"

@@ -172,6 +172,16 @@ class Mp4SinkConfig:
             raise ValueError(f"frame_rate must be in (0, 1000], got {self.frame_rate}")
 
 
+def chroma_subsampling(pix_fmt: str) -> tuple[bool, bool]:
+    """(vertical, horizontal): whether ``pix_fmt`` halves the chroma planes' height / width
+    (then that side must be even). Read off a 2x2 frame: at 1 pixel the halved plane is
+    rounded up to 1 and would look unsubsampled."""
+    components = av.VideoFormat(pix_fmt, 2, 2).components
+    if len(components) < 2:
+        return False, False
+    return components[1].height != 2, components[1].width != 2
+
+
 class Mp4Sink(FrameSink):
     """Encodes frames into a video file; see the module docstring for the guarantees.
 
@@ -314,9 +324,9 @@ class Mp4Sink(FrameSink):
         height, width = frame.image.shape[:2]
         self._frame_size = (height, width)
         encoder = cfg.encoder
-        chroma = av.VideoFormat(encoder.pix_fmt, width, height).components
-        pad_h = height % 2 if len(chroma) > 1 and chroma[1].height != height else 0
-        pad_w = width % 2 if len(chroma) > 1 and chroma[1].width != width else 0
+        sub_h, sub_w = chroma_subsampling(encoder.pix_fmt)
+        pad_h = height % 2 if sub_h else 0
+        pad_w = width % 2 if sub_w else 0
         self._pad = (pad_h, pad_w)
         if pad_h or pad_w:
             self.padded_size = (height + pad_h, width + pad_w)
