@@ -108,6 +108,29 @@ def test_image_folder_in_png_folder_out(tmp_path, untrained_stylizer):
         assert {f.image.shape for f in source} == {(32, 40, 3)}
 
 
+def test_start_past_the_end_is_one_error_line_and_writes_nothing(tmp_path, capsys):
+    info = write_clip(tmp_path / "clip.mp4", frames=48, fps=24)  # 2.0 s
+    out = tmp_path / "out.mp4"
+    assert main(["render", *cli(str(info.path), "-o", str(out), "--start", "60")]) == 2
+    line = one_error_line(capsys)
+    assert "ends at 2.0 s" in line and "--start 60" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_truncated_mkv_and_ts_render_the_frames_before_the_cut_then_exit_2(
+    tmp_path, capsys, suffix
+):
+    info = write_clip(tmp_path / f"clip{suffix}", frames=48, audio=False)
+    data = info.path.read_bytes()
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(data[: len(data) * 6 // 10 + 5])
+    out = tmp_path / "out.mp4"
+    assert main(["render", *cli(str(damaged), "-o", str(out))]) == 2
+    assert "truncated" in one_error_line(capsys)
+    assert 10 < count_decodable_frames(out) < 48
+
+
 def test_truncated_input_renders_what_came_before_the_damage(tmp_path, untrained_stylizer):
     info = write_clip(tmp_path / "clip.mp4", frames=48, container_options={"movflags": "faststart"})
     data = info.path.read_bytes()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from fractions import Fraction
 
@@ -132,18 +131,33 @@ def test_truncated_mp4_yields_frames_before_the_damage_then_a_clear_error(tmp_pa
     assert [f.time_s for f in frames] == [float(t) for t in info.times[: len(frames)]]
 
 
-def test_truncated_matroska_ends_early_with_a_warning(tmp_path, caplog):
-    """A cut Matroska file decodes up to the cut without an FFmpeg error; the source compares
-    with the declared duration. Matroska declares no per-stream duration (only the container's,
-    which may include longer audio), so this is a warning, not an error."""
-    info = write_clip(tmp_path / "clip.mkv", frames=48, audio=False)
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_truncated_matroska_and_mpegts_yield_frames_then_a_clear_error(tmp_path, suffix):
+    """A cut Matroska or MPEG-TS file decodes up to the cut without an FFmpeg error: Matroska
+    is caught by its track's DURATION tag, MPEG-TS by a size that is no whole number of
+    188-byte packets. The frames before the cut come first, exactly as written."""
+    info = write_clip(tmp_path / f"clip{suffix}", frames=48, audio=False)
     data = info.path.read_bytes()
-    damaged = tmp_path / "damaged.mkv"
-    damaged.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="streamer.sources.file"):
-        frames = read_all(str(damaged))
-    assert 0 < len(frames) < 48
-    assert "probably truncated" in caplog.text
+    assert suffix != ".ts" or len(data) % 188 == 0  # a whole TS file: no false alarm
+    assert len(read_all(str(info.path))) == 48
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(data[: len(data) * 6 // 10 + 7])
+    frames = []
+    with (
+        pytest.raises(InputDamagedError, match="truncated") as error,
+        open_source(str(damaged)) as source,
+    ):
+        frames.extend(source)
+    assert 10 < len(frames) < 48 and error.value.frames_read == len(frames)
+    assert [f.index for f in frames] == list(range(len(frames)))
+
+
+def test_start_past_the_end_is_an_error_at_open(tmp_path):
+    info = write_clip(tmp_path / "clip.mp4", frames=48, fps=24, audio=False)  # 2.0 s
+    with pytest.raises(SourceError, match=r"past the end .* ends at 2\.0 s"):
+        open_source(str(info.path), start_s=60).open()
+    with open_source(str(info.path), start_s=1.5) as source:  # inside: fine
+        assert len(list(source)) == 12
 
 
 # -- image sequences -----------------------------------------------------------------------
