@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -57,6 +59,7 @@ class _Gate:
         self.handled = 0  # signals delivered to the current handler
         self.quiet = False  # after an interrupted run: only log
         self.deferred = 0  # inside deferred(): record only (outputs exist but no run yet)
+        self.original: dict[int, Any] | None = None  # handlers before install*(), to restore
 
 
 _gate = _Gate()
@@ -66,11 +69,34 @@ def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _save_original() -> None:
+    if _gate.original is None:
+        _gate.original = {signum: signal.getsignal(signum) for signum in SIGNALS}
+
+
+def _exit_now(signum: int, _frame: object) -> None:
+    sys.stderr.write("stylestream: interrupted\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def install_for_imports() -> None:
+    """Until :func:`install`: a signal prints one line and ends the process at once with
+    ``128 + signal``. For the command line's own imports (torch alone takes most of a
+    second), where nothing is open and a ``KeyboardInterrupt`` could only become a traceback."""
+    if not _is_main_thread():
+        return
+    _save_original()
+    for signum in SIGNALS:
+        signal.signal(signum, _exit_now)
+
+
 def install() -> None:
-    """Route SIGINT and SIGTERM through this module for the rest of the process (main thread
+    """Route SIGINT and SIGTERM through this module until :func:`uninstall` (main thread
     only; calling it again resets the state, e.g. for a new command in the same process)."""
     if not _is_main_thread():
         return
+    _save_original()
     _gate.pending = None
     _gate.handler = None
     _gate.handled = 0
@@ -78,6 +104,22 @@ def install() -> None:
     for signum in SIGNALS:
         signal.signal(signum, _on_signal)
     _gate.installed = True
+
+
+def uninstall() -> None:
+    """Give the signals back to the handlers from before :func:`install` -- except when the
+    command was interrupted: then the user is still pressing Ctrl-C while the process exits,
+    and SIGINT is ignored from here on (Python resets its own handlers to the default at exit,
+    and the default would end the process by the signal instead of the 130 it reports)."""
+    if not _is_main_thread() or _gate.original is None:
+        return
+    interrupted = _gate.installed and (_gate.pending is not None or _gate.quiet)
+    for signum, handler in _gate.original.items():
+        signal.signal(
+            signum, signal.SIG_IGN if interrupted and signum == signal.SIGINT else handler
+        )
+    _gate.original = None
+    _gate.installed = False
 
 
 def _on_signal(signum: int, _frame: object) -> None:

@@ -335,3 +335,48 @@ def test_sigkill_leaves_a_playable_file(tmp_path):
     assert len(times) >= seen
     assert times[:5] == [Fraction(i, 10) for i in range(5)]
     assert set(times) <= {Fraction(i, 10) for i in range(1200)} and times == sorted(set(times))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay_s", [0.3, 0.7, 1.2, 1.8, 2.5, 3.5, 5.0])
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_at_once_leaving_nothing_half_written(
+    tmp_path, delay_s
+):
+    """SIGINT during the imports, the model load, the style encode or the first frames: exit
+    130 promptly with no traceback; the output is either absent or complete and playable."""
+    out = tmp_path / "out.mp4"
+    proc = start_render(out)
+    try:
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr, stderr
+    assert took < 15, took  # not the whole 2-minute render
+    assert "interrupted" in stderr
+    if out.exists():  # interrupted while frames flowed: finalized, every frame decodable
+        times = frame_times(out)
+        assert times == [Fraction(i, 10) for i in range(len(times))]
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_finishing_is_quiet(tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = start_render(out)
+    try:
+        wait_for_frames(out, proc, 5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    frame_times(out)  # still a finished, decodable file
