@@ -287,9 +287,10 @@ class Pipeline:
             PipelineError / PipelineUserError: a stage failed (after every sink was closed).
         """
         state = self._state
-        signals = interrupts.handled_by(self._on_signal, enabled=self.config.handle_signals)
-        try:
-            with signals:  # from here on a signal stops the run (one before it: at once)
+        # From here on a signal stops the run (one that came before: at once), also while the
+        # sinks are being finalized: it can never interrupt a half-written close.
+        with interrupts.handled_by(self._on_signal, enabled=self.config.handle_signals):
+            try:
                 self.source.open()
                 self.stats.start()
                 for name, target in (
@@ -303,14 +304,14 @@ class Pipeline:
                     state.threads[name] = thread
                     thread.start()
                 self._wait()
-        finally:
-            writer = state.threads.get("write")
-            if writer is not None and writer.is_alive():  # _wait raised (monitor error...)
-                self.stop(graceful=False)
-                writer.join(timeout=self.config.stop_timeout_s)
-            self.stats.finish()
-            close_error = self._close_sinks(state.failure)
-            self._close_source()
+            finally:
+                writer = state.threads.get("write")
+                if writer is not None and writer.is_alive():  # _wait raised (monitor error...)
+                    self.stop(graceful=False)
+                    writer.join(timeout=self.config.stop_timeout_s)
+                self.stats.finish()
+                close_error = self._close_sinks(state.failure)
+                self._close_source()
         snapshot = self.snapshot()
         if self.monitor is not None:
             self.monitor(snapshot)
