@@ -242,3 +242,22 @@ def test_every_source_is_a_frame_source_with_info_and_counters(clip_with_audio):
         assert info.expected_frames == len(frames) and info.audio_path == str(clip_with_audio.path)
         assert (info.height, info.width) == frames[0].image.shape[:2]
         assert source.counters().read == len(frames) and source.counters().dropped == 0
+
+
+def test_a_new_source_or_sink_must_implement_the_whole_contract():
+    from streamer.frames import FrameSink
+
+    class HalfSource(FrameSource):
+        def __iter__(self):
+            yield from ()
+
+    class HalfSink(FrameSink):
+        def write(self, frame):
+            pass
+
+    with pytest.raises(TypeError, match="abstract") as error:
+        HalfSource()
+    for name in ("close", "counters", "info", "live", "open"):
+        assert name in str(error.value)
+    with pytest.raises(TypeError, match="close"):
+        HalfSink()
