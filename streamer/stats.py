@@ -1,8 +1,8 @@
 """Run statistics, one module for every front end: frame rates, latency percentiles, status lines.
 
-- :class:`PipelineStats`: counters the pipeline's stage threads update; :meth:`~PipelineStats.
-  snapshot` freezes them into a :class:`StatsSnapshot` (render's progress and summary, the
-  benchmarks).
+- :class:`PipelineStats`: counters the pipeline's stage threads update;
+  :meth:`PipelineStats.snapshot` freezes them into a :class:`StatsSnapshot` (render's progress
+  and summary, the benchmarks).
 - :class:`LatencyWindow`: capture -> written/published latencies with their arrival times, so a
   status line can take "since the last line" and ``get-status`` "the last few seconds".
 - :class:`LiveStatusTracker`: pipeline snapshot + source counters -> :class:`LiveStatus`, either
