@@ -91,6 +91,17 @@ def install_for_imports() -> None:
         signal.signal(signum, _exit_now)
 
 
+def imports_done() -> None:
+    """End :func:`install_for_imports` (the handlers from before it are back): a library that
+    imported the command line module keeps its own Ctrl-C behaviour."""
+    if not _is_main_thread() or _gate.original is None or _gate.installed:
+        return
+    for signum, handler in _gate.original.items():
+        if signal.getsignal(signum) is _exit_now:
+            signal.signal(signum, handler)
+    _gate.original = None
+
+
 def install() -> None:
     """Route SIGINT and SIGTERM through this module until :func:`uninstall` (main thread
     only; calling it again resets the state, e.g. for a new command in the same process)."""

@@ -19,6 +19,8 @@ from streamer import interrupts
 interrupts.install_for_imports()  # a Ctrl-C during the imports below: exit 130, no traceback
 from adaattn_video.errors import StylestreamError  # noqa: E402
 
+interrupts.imports_done()  # main() takes over with interrupts.install()
+
 log = logging.getLogger("stylestream")
 
 # Each module's ``register(subparsers)`` adds one or more subcommands.
