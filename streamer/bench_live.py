@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from adaattn_video.assets import DEFAULT_STYLE
-from streamer.live import LiveConfig, build_stylizer, percentile, run_live
+from streamer.live import LiveConfig, build_stylizer, run_live
+from streamer.stats import latency_percentiles
 from streamer.subscriber import ReceiveTimeout, Subscriber
 
 WARMUP_FRAMES = 2  # the first model calls are slower (allocations, kernel selection)
@@ -55,13 +56,8 @@ class BenchLiveConfig:
 
 
 def _summary(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "max": None}
-    return {
-        "p50": statistics.median(values),
-        "p95": percentile(values, 0.95),
-        "max": max(values),
-    }
+    p50, p95 = latency_percentiles(values)
+    return {"p50": p50, "p95": p95, "max": max(values) if values else None}
 
 
 def run_bench_live(

@@ -29,8 +29,9 @@ import torch
 
 from adaattn_video.assets import DEFAULT_STYLE
 from adaattn_video.stylizer import resolve_device
+from streamer.batching import BatchRunner
 from streamer.demo import make_demo_clip
-from streamer.pipeline import BatchRunner, Pipeline, PipelineConfig
+from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.render import RenderConfig, build_stylizer
 from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig, VideoEncoderConfig
 from streamer.sources.file import FileSource, FileSourceConfig

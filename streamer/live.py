@@ -20,11 +20,9 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +35,19 @@ from adaattn_video.stylizer import (
     FrameStylizer,
     open_stylizer,
 )
+from streamer import interrupts
 from streamer.endpoints import check_bind_endpoint
-from streamer.frames import Frame, FrameSink, FrameSource
-from streamer.pipeline import Pipeline, PipelineConfig, StatsSnapshot
+from streamer.frames import FrameSink, FrameSource
+from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
+from streamer.sources import LiveOptions, open_source
+from streamer.stats import (
+    LatencyProbe,
+    LiveStatus,
+    LiveStatusTracker,
+    StatsSnapshot,
+    latency_percentiles,
+)
 from streamer.wire import check_encoding
 
 log = logging.getLogger(__name__)
@@ -186,190 +193,24 @@ def build_stylizer(config: LiveConfig) -> FrameStylizer:
 
 
 # -- the source ------------------------------------------------------------------------------
-def open_live_source(config: LiveConfig) -> FrameSource:
-    """The source for ``config.source`` (not yet entered)."""
-    from streamer.sources.camera import CameraConfig, CameraSource, is_camera
-    from streamer.sources.network import NetworkSource, NetworkSourceConfig, is_network_url
-
-    uri = config.source
+def live_options(config: LiveConfig) -> LiveOptions:
+    """The webcam / network / pacing settings of ``config`` for :func:`open_source`."""
     try:
-        if is_network_url(uri):
-            return NetworkSource(
-                NetworkSourceConfig(
-                    uri,
-                    transport=config.transport,
-                    open_timeout_s=config.open_timeout_s,
-                    read_timeout_s=config.read_timeout_s,
-                    give_up_after_s=config.give_up_after_s,
-                    during_outage=config.during_outage,
-                    end_of_stream=config.end_of_stream,
-                    ffmpeg_options=dict(config.ffmpeg_options),
-                )
-            )
-        if is_camera(uri):
-            width, height = (None, None)
-            if config.capture_size is not None:
-                height, width = config.capture_size
-            return CameraSource(
-                CameraConfig(
-                    uri,
-                    width=width,
-                    height=height,
-                    fps=config.capture_fps,
-                    fourcc=config.fourcc,
-                    open_timeout_s=config.open_timeout_s,
-                    read_timeout_s=config.read_timeout_s,
-                )
-            )
+        return LiveOptions(
+            realtime=config.realtime,
+            capture_size=config.capture_size,
+            capture_fps=config.capture_fps,
+            fourcc=config.fourcc,
+            transport=config.transport,
+            open_timeout_s=config.open_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            give_up_after_s=config.give_up_after_s,
+            during_outage=config.during_outage,
+            end_of_stream=config.end_of_stream,
+            ffmpeg_options=dict(config.ffmpeg_options),
+        )
     except ValueError as err:
-        if isinstance(err, StylestreamError):
-            raise
         raise LiveConfigError(str(err)) from err
-    from streamer.sources import open_source
-
-    return open_source(uri, realtime=config.realtime)
-
-
-# -- status ----------------------------------------------------------------------------------
-class LatencyProbe:
-    """A sink that only measures: capture -> now for each frame written (put it right after
-    the publisher, so it measures capture -> publish), over a sliding window."""
-
-    def __init__(self, window: int = 1000) -> None:
-        self._lock = threading.Lock()
-        self._latencies_ms: deque[float] = deque(maxlen=window)
-        self.frames = 0
-
-    def write(self, frame: Frame) -> None:
-        latency_ms = (time.time() - frame.capture_time_s) * 1000.0
-        with self._lock:
-            self._latencies_ms.append(latency_ms)
-            self.frames += 1
-
-    def take(self) -> list[float]:
-        """The latencies since the last call (and forget them)."""
-        with self._lock:
-            values = list(self._latencies_ms)
-            self._latencies_ms.clear()
-        return values
-
-    def close(self) -> None:
-        pass
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-@dataclass
-class LiveStatus:
-    """What the status line shows (also the ``get-status`` control reply)."""
-
-    elapsed_s: float = 0.0
-    fps_in: float = 0.0
-    fps_out: float = 0.0
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-    frames_in: int = 0
-    frames_out: int = 0
-    dropped: int = 0
-    drops_per_s: float = 0.0
-    reconnects: int = 0
-    outages: int = 0
-    in_outage: bool = False
-    style_id: str | None = None
-
-    def line(self) -> str:
-        latency = (
-            f"latency p50 {self.latency_p50_ms:.0f} ms p95 {self.latency_p95_ms:.0f} ms"
-            if self.latency_p50_ms is not None
-            else "latency -"
-        )
-        text = (
-            f"live {self.elapsed_s:.0f} s: in {self.fps_in:.1f} fps, out {self.fps_out:.1f} fps, "
-            f"{latency}, dropped {self.dropped} ({self.drops_per_s:.1f}/s), "
-            f"reconnects {self.reconnects}"
-        )
-        if self.in_outage:
-            text += ", SOURCE DOWN (reconnecting)"
-        return text + f", style {self.style_id}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def source_frames_read(source: FrameSource, fallback: int) -> int:
-    stats = getattr(source, "stats", None)
-    if stats is not None and hasattr(stats, "frames_read"):
-        return int(stats.frames_read)
-    read = getattr(source, "frames_read", None)
-    return int(read) if isinstance(read, int) else fallback
-
-
-class StatusTracker:
-    """Turns pipeline snapshots and source counters into :class:`LiveStatus` over intervals."""
-
-    def __init__(self, source: FrameSource, probe: LatencyProbe, stylizer: SwitchSafeStylizer):
-        self.source = source
-        self.probe = probe
-        self.stylizer = stylizer
-        self.current = LiveStatus()
-        self._lock = threading.Lock()
-        self._last: tuple[float, int, int, int] | None = None  # time, in, out, dropped
-        self.latencies_ms: list[float] = []  # every latency of the run (bench and summary)
-
-    def update(self, snapshot: StatsSnapshot) -> LiveStatus:
-        now = time.monotonic()
-        frames_in = source_frames_read(self.source, snapshot.frames_in)
-        dropped = (
-            snapshot.dropped
-            + snapshot.discarded
-            + int(getattr(self.source, "dropped_frames", 0) or 0)
-        )
-        frames_out = snapshot.frames_out
-        recent = self.probe.take()
-        self.latencies_ms.extend(recent)
-        if self._last is None:
-            span = snapshot.elapsed_s
-            d_in, d_out, d_drop = frames_in, frames_out, dropped
-        else:
-            t0, in0, out0, drop0 = self._last
-            span = now - t0
-            d_in, d_out, d_drop = frames_in - in0, frames_out - out0, dropped - drop0
-        self._last = (now, frames_in, frames_out, dropped)
-        span = max(span, 1e-6)
-        stats = getattr(self.source, "stats", None)
-        status = LiveStatus(
-            elapsed_s=snapshot.elapsed_s,
-            fps_in=d_in / span,
-            fps_out=d_out / span,
-            latency_p50_ms=statistics.median(recent) if recent else None,
-            latency_p95_ms=percentile(recent, 0.95) if recent else None,
-            frames_in=frames_in,
-            frames_out=frames_out,
-            dropped=dropped,
-            drops_per_s=d_drop / span,
-            reconnects=int(getattr(stats, "reconnects", 0)),
-            outages=int(getattr(stats, "outages", 0)),
-            in_outage=bool(getattr(self.source, "in_outage", False)),
-            style_id=self.stylizer.inner.style_id,
-        )
-        with self._lock:
-            self.current = status
-        return status
-
-    def snapshot_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return self.current.as_dict()
-
-
-def _frame_rate_hint(source: FrameSource) -> float | None:
-    rate = getattr(source, "frame_rate", None) or getattr(source, "fps", None)
-    if rate:
-        return float(rate)
-    interval = getattr(source, "frame_interval_s", None)
-    return 1.0 / interval if interval else None
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -393,11 +234,9 @@ class LiveResult:
             f"({s.fps_out:.2f} fps), {self.status.dropped} dropped, "
             f"{self.status.reconnects} reconnect(s)"
         ]
-        if self.latencies_ms:
-            parts.append(
-                f"latency capture->publish p50 {statistics.median(self.latencies_ms):.0f} ms, "
-                f"p95 {percentile(self.latencies_ms, 0.95):.0f} ms"
-            )
+        p50, p95 = latency_percentiles(self.latencies_ms)
+        if p50 is not None:
+            parts.append(f"latency capture->publish p50 {p50:.0f} ms, p95 {p95:.0f} ms")
         if self.record is not None:
             parts.append(f"recorded to {self.record}")
         return "\n".join(parts)
@@ -423,7 +262,8 @@ def run_live(
     (``info["zmq"]``, ``info["control"]``: the real endpoints, e.g. for ``:*`` ports).
     ``print_status``: where status lines go (default: the log at INFO).
     """
-    source = source if source is not None else open_live_source(config)
+    interrupts.check()  # a Ctrl-C that some C code swallowed during start-up
+    source = source if source is not None else open_source(config.source, live=live_options(config))
     with source:  # open (and fail) before the model loads: mistakes should cost nothing
         return _run_opened(config, source, stylizer, on_ready, print_status, stop_event)
 
@@ -451,112 +291,122 @@ def _run_opened(
         stylizer = build_stylizer(config)
     labeled = SwitchSafeStylizer(stylizer)
 
-    sinks: list[FrameSink] = []
-    publisher: ZmqSink | None = None
-    control: ControlServer | None = None
-    probe = LatencyProbe()
-    tracker = StatusTracker(source, probe, labeled)
-    try:
-        if config.zmq is not None:
-            publisher = ZmqSink(
-                ZmqSinkConfig(
-                    config.zmq,
-                    encoding=config.encoding,
-                    jpeg_quality=config.jpeg_quality,
-                    send_hwm=config.send_hwm,
-                    send_buffer_bytes=config.send_buffer_bytes,
-                    allow_remote_bind=config.allow_remote_bind,
-                    curve_keys_dir=None
-                    if config.curve_keys_dir is None
-                    else Path(config.curve_keys_dir),
-                )
-            )
-            sinks += [publisher, probe]
-        if record_path is not None:
-            from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
-
-            sinks.append(
-                Mp4Sink(
-                    Mp4SinkConfig(
-                        record_path,
-                        overwrite=config.overwrite,
-                        frame_rate=_frame_rate_hint(source),
+    # From the outputs' creation on, a signal only stops the run (which closes them): never a
+    # half-made recording.
+    with interrupts.deferred():
+        sinks: list[FrameSink] = []
+        publisher: ZmqSink | None = None
+        control: ControlServer | None = None
+        probe = LatencyProbe()
+        pipeline: Pipeline | None = None
+        tracker = LiveStatusTracker(
+            snapshot=lambda: None if pipeline is None else pipeline.snapshot(),
+            counters=source.counters,
+            latencies=probe.latencies,
+            style_id=lambda: stylizer.style_id,
+        )
+        try:
+            if config.zmq is not None:
+                publisher = ZmqSink(
+                    ZmqSinkConfig(
+                        config.zmq,
+                        encoding=config.encoding,
+                        jpeg_quality=config.jpeg_quality,
+                        send_hwm=config.send_hwm,
+                        send_buffer_bytes=config.send_buffer_bytes,
+                        allow_remote_bind=config.allow_remote_bind,
+                        curve_keys_dir=None
+                        if config.curve_keys_dir is None
+                        else Path(config.curve_keys_dir),
                     )
                 )
-            )
-        if publisher is None:
-            sinks.append(probe)  # recording only: latency is capture -> written
-        if config.control is not None:
-            control = ControlServer(
-                stylizer,
-                config.control,
-                status=tracker.snapshot_dict,
-                allow_remote_bind=config.allow_remote_bind,
-                curve_keys_dir=config.curve_keys_dir,
-            ).start()
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        raise
+                sinks += [publisher, probe]
+            if record_path is not None:
+                from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
 
-    is_live = bool(getattr(source, "live", False))
-    log.info(
-        "%s source %s -> %s",
-        "live" if is_live else "file (every frame, as fast as the model goes)",
-        config.source,
-        ", ".join(
-            part
-            for part in (
-                f"ZeroMQ {publisher.endpoint}" if publisher else "",
-                f"recording {record_path}" if record_path else "",
-                f"control {control.endpoint}" if control else "",
-            )
-            if part
-        ),
-    )
-    pipeline = Pipeline(
-        source,
-        labeled,
-        sinks,
-        PipelineConfig(
-            batch_size=1,  # batching adds a frame time of latency per extra frame
-            max_queue_frames=1 if is_live else 4,
-            monitor_interval_s=0.1,
-        ),
-    )
-    started = time.monotonic()
-    next_status = started + config.status_interval_s
-    emit = print_status or (lambda line: log.info("%s", line))
+                sinks.append(
+                    Mp4Sink(
+                        Mp4SinkConfig(
+                            record_path,
+                            overwrite=config.overwrite,
+                            frame_rate=source.info().frame_rate,
+                        )
+                    )
+                )
+            if publisher is None:
+                sinks.append(probe)  # recording only: latency is capture -> written
+            if config.control is not None:
+                control = ControlServer(
+                    stylizer,
+                    config.control,
+                    status=tracker.current_dict,
+                    allow_remote_bind=config.allow_remote_bind,
+                    curve_keys_dir=config.curve_keys_dir,
+                ).start()
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
 
-    def monitor(snapshot: StatsSnapshot) -> None:
-        nonlocal next_status
-        now = time.monotonic()
-        if config.seconds is not None and now - started >= config.seconds:
-            pipeline.stop()
-        if stop_event is not None and stop_event.is_set():
-            pipeline.stop()
-        if config.status_interval_s and now >= next_status:
-            next_status = now + config.status_interval_s
-            emit(tracker.update(snapshot).line())
-
-    pipeline.monitor = monitor
-    if on_ready is not None:
-        on_ready(
-            {
-                "zmq": publisher.endpoint if publisher is not None else None,
-                "control": control.endpoint if control is not None else None,
-            }
+        is_live = source.live
+        log.info(
+            "%s source %s -> %s",
+            "live" if is_live else "file (every frame, as fast as the model goes)",
+            config.source,
+            ", ".join(
+                part
+                for part in (
+                    f"ZeroMQ {publisher.endpoint}" if publisher else "",
+                    f"recording {record_path}" if record_path else "",
+                    f"control {control.endpoint}" if control else "",
+                )
+                if part
+            ),
         )
-    try:
-        stats = pipeline.run()
-    finally:
-        if control is not None:
-            control.close()
-    final = tracker.update(stats)
+        pipeline = Pipeline(
+            source,
+            labeled,
+            sinks,
+            PipelineConfig(
+                batch_size=1,  # batching adds a frame time of latency per extra frame
+                max_queue_frames=1 if is_live else 4,
+                monitor_interval_s=0.1,
+            ),
+        )
+        started = time.monotonic()
+        next_status = started + config.status_interval_s
+        emit = print_status or (lambda line: log.info("%s", line))
+
+        def monitor(snapshot: StatsSnapshot) -> None:
+            nonlocal next_status
+            now = time.monotonic()
+            if config.seconds is not None and now - started >= config.seconds:
+                pipeline.stop()
+            if stop_event is not None and stop_event.is_set():
+                pipeline.stop()
+            tracker.observe(snapshot)
+            if config.status_interval_s and now >= next_status:
+                next_status = now + config.status_interval_s
+                emit(tracker.interval_status(snapshot).line())
+
+        pipeline.monitor = monitor
+        if on_ready is not None:
+            on_ready(
+                {
+                    "zmq": publisher.endpoint if publisher is not None else None,
+                    "control": control.endpoint if control is not None else None,
+                }
+            )
+        try:
+            stats = pipeline.run()
+        finally:
+            if control is not None:
+                control.close()
+    final = tracker.interval_status(stats)
     return LiveResult(
         stats=stats,
         status=final,
-        latencies_ms=tuple(tracker.latencies_ms),
+        latencies_ms=tuple(probe.latencies.all()),
         endpoint=publisher.endpoint if publisher is not None else None,
         control_endpoint=control.endpoint if control is not None else None,
         record=record_path,

@@ -12,41 +12,36 @@ Three threads joined by bounded queues (:class:`streamer.queues.FrameQueue`)::
   stage (a damaged input) first lets the frames decoded before the damage through, so they are
   in the output. Either way :meth:`Pipeline.run` re-raises the error as :class:`PipelineError`
   naming the stage (the original is ``__cause__``), after closing every sink.
-- SIGINT/SIGTERM (when run from the main thread): the first signal stops reading and discards
-  decoded frames not yet stylized, lets the batch being stylized finish and be written, then
-  closes the sinks; a second signal stops at once (the batch in flight is lost). Sinks are closed
-  (encoders flushed, files finalized) in every case. ``StatsSnapshot.interrupted_by`` tells.
-- On CUDA, batches go through pinned host buffers, uploads run on a side stream and results come
-  back with asynchronous copies collected one batch later, so transfers overlap compute.
+- SIGINT/SIGTERM (when run from the main thread, through :mod:`streamer.interrupts`): the first
+  signal stops reading and discards decoded frames not yet stylized, lets the batch being
+  stylized finish and be written, then closes the sinks; a second signal stops at once (the batch
+  in flight is lost). A signal that arrived before :meth:`Pipeline.run` stops it before the first
+  frame. Sinks are closed (encoders flushed, files finalized) in every case.
+  ``StatsSnapshot.interrupted_by`` tells.
 
-The stylizer is a :class:`adaattn_video.stylizer.FrameStylizer` or anything with the same
-``stylize_uint8((B, H, W, 3) uint8 tensor) -> (B, H', W', 3) uint8 tensor`` method, or a plain
-callable ``(B, H, W, 3) uint8 numpy -> same``.
+Batches are stylized by :class:`streamer.batching.BatchRunner` (pinned-memory, overlapped
+transfers on CUDA); counters live in :class:`streamer.stats.PipelineStats`. The contracts
+(:class:`~streamer.frames.FrameSource`, :class:`~streamer.frames.FrameSink`,
+:class:`~streamer.frames.Stylizer`) are in :mod:`streamer.frames`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
-import statistics
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import torch
 
 from adaattn_video.errors import StylestreamError
-from streamer.frames import Frame, FrameSink, FrameSource
+from streamer import interrupts
+from streamer.batching import BatchRunner
+from streamer.frames import Frame, FrameSink, FrameSource, Stylizer
 from streamer.queues import END, FrameQueue
+from streamer.stats import PipelineStats, StatsSnapshot
 
 log = logging.getLogger(__name__)
-
-STAGES = ("decode", "stylize", "write")
 
 
 class PipelineError(RuntimeError):
@@ -104,230 +99,6 @@ class PipelineConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
-@dataclass(frozen=True)
-class StatsSnapshot:
-    """The pipeline's state at one moment (what status lines and progress bars show).
-
-    ``stage_busy_s``: seconds each stage spent working (not waiting on queues): the decode
-    stage in the source, stylize in the model (incl. host<->device copies), write in the sinks.
-    ``latency_*_ms``: capture -> written, over the last written frames (live sources set
-    ``capture_time_s`` when the frame arrived).
-    """
-
-    elapsed_s: float
-    frames_in: int
-    frames_out: int
-    dropped: int
-    discarded: int
-    fps_in: float
-    fps_out: float
-    recent_fps_out: float
-    stage_busy_s: Mapping[str, float]
-    queue_depths: Mapping[str, int]
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-    completed: bool = False
-    interrupted_by: int | None = None
-
-    def status_line(self) -> str:
-        """One line for logs: ``fps in/out, latency, queues, drops``."""
-        parts = [
-            f"{self.frames_out} frames out",
-            f"fps in {self.fps_in:.1f} / out {self.recent_fps_out:.1f}",
-        ]
-        if self.latency_p50_ms is not None:
-            parts.append(
-                f"latency p50 {self.latency_p50_ms:.0f} ms p95 {self.latency_p95_ms:.0f} ms"
-            )
-        parts.append("queues " + " ".join(f"{k}={v}" for k, v in self.queue_depths.items()))
-        parts.append(f"dropped {self.dropped}")
-        return ", ".join(parts)
-
-    def stage_summary(self) -> str:
-        """``decode 0.4 s, stylize 12.1 s, write 0.9 s``."""
-        return ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_busy_s.items())
-
-
-class PipelineStats:
-    """Counters the stage threads update and the caller reads (thread-safe)."""
-
-    def __init__(self, latency_window: int = 300, rate_window_s: float = 3.0) -> None:
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self._end: float | None = None
-        self.frames_in = 0
-        self.frames_out = 0
-        self.discarded = 0
-        self.busy_s = dict.fromkeys(STAGES, 0.0)
-        self._latencies_ms: deque[float] = deque(maxlen=latency_window)
-        self._out_times: deque[float] = deque()
-        self._rate_window_s = rate_window_s
-        self.completed = False
-        self.interrupted_by: int | None = None
-
-    def start(self) -> None:
-        self._start = time.monotonic()
-
-    def finish(self) -> None:
-        self._end = time.monotonic()
-
-    def add_busy(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self.busy_s[stage] += seconds
-
-    def count_in(self) -> None:
-        with self._lock:
-            self.frames_in += 1
-
-    def count_out(self, frame: Frame) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.frames_out += 1
-            if frame.capture_time_s:
-                self._latencies_ms.append((time.time() - frame.capture_time_s) * 1000.0)
-            self._out_times.append(now)
-            while self._out_times and now - self._out_times[0] > self._rate_window_s:
-                self._out_times.popleft()
-
-    def snapshot(self, queues: Mapping[str, FrameQueue] | None = None) -> StatsSnapshot:
-        queues = queues or {}
-        now = time.monotonic() if self._end is None else self._end
-        with self._lock:
-            elapsed = max(now - self._start, 1e-9)
-            recent = len(self._out_times)
-            span = now - self._out_times[0] if recent > 1 else 0.0
-            latencies = sorted(self._latencies_ms)
-            return StatsSnapshot(
-                elapsed_s=elapsed,
-                frames_in=self.frames_in,
-                frames_out=self.frames_out,
-                dropped=sum(q.dropped for q in queues.values()),
-                discarded=self.discarded,
-                fps_in=self.frames_in / elapsed,
-                fps_out=self.frames_out / elapsed,
-                recent_fps_out=(recent - 1) / span if span > 0 else self.frames_out / elapsed,
-                stage_busy_s=dict(self.busy_s),
-                queue_depths={name: len(q) for name, q in queues.items()},
-                latency_p50_ms=statistics.median(latencies) if latencies else None,
-                latency_p95_ms=latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-                if latencies
-                else None,
-                completed=self.completed,
-                interrupted_by=self.interrupted_by,
-            )
-
-
-Stylizer = Any  # FrameStylizer, an object with stylize_uint8, or a numpy callable
-
-
-# A CUDA batch in flight: frames, pinned output buffer, done event, style id.
-_Pending = tuple[list[Frame], torch.Tensor, torch.cuda.Event, str | None]
-
-
-class BatchRunner:
-    """Runs a stylizer on batches of frames and hands back finished frames.
-
-    CPU (or a numpy callable): :meth:`submit` returns the batch's frames, stylized.
-    CUDA: the batch is copied into a pinned host buffer, uploaded on a side stream, stylized,
-    and copied back into a pinned buffer asynchronously; :meth:`submit` returns the PREVIOUS
-    batch (waiting for its copy), so the next batch's upload and compute overlap this one's
-    download. :meth:`flush` returns what is still in flight.
-    """
-
-    def __init__(self, stylizer: Stylizer) -> None:
-        self.stylizer = stylizer
-        self.device = torch.device(getattr(stylizer, "device", "cpu"))
-        self.uses_tensors = hasattr(stylizer, "stylize_uint8")
-        self.cuda = self.uses_tensors and self.device.type == "cuda" and torch.cuda.is_available()
-        if self.cuda:
-            self._copy_stream = torch.cuda.Stream(self.device)
-            self._slots: list[dict[str, Any]] = [{}, {}]
-            self._slot = 0
-            self._pending: _Pending | None = None
-
-    def submit(self, frames: Sequence[Frame]) -> list[Frame]:
-        images = np.stack([f.image for f in frames])
-        if self.cuda:
-            return self._submit_cuda(list(frames), images)
-        if self.uses_tensors:
-            out = self.stylizer.stylize_uint8(torch.from_numpy(images)).cpu().numpy()
-        else:
-            out = np.asarray(self.stylizer(images))
-        _check_output(out, len(frames))
-        style_id = _style_id(self.stylizer)
-        return [
-            dataclasses.replace(f, image=out[i], style_id=style_id) for i, f in enumerate(frames)
-        ]
-
-    def flush(self) -> list[Frame]:
-        if not self.cuda or self._pending is None:
-            return []
-        return self._collect()
-
-    # -- CUDA -------------------------------------------------------------------------------
-    def _pinned(self, slot: dict[str, Any], key: str, shape: tuple[int, ...]) -> torch.Tensor:
-        """A pinned uint8 buffer of at least ``shape`` (reallocated when frames change size)."""
-        buf = slot.get(key)
-        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
-            buf = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-            slot[key] = buf
-        return buf[: shape[0]]
-
-    def _submit_cuda(self, frames: list[Frame], images: np.ndarray) -> list[Frame]:
-        slot = self._slots[self._slot]
-        self._slot ^= 1
-        if slot.get("uploaded") is not None:
-            slot["uploaded"].synchronize()  # this slot's input buffer is free again
-        host_in = self._pinned(slot, "in", images.shape)
-        host_in.copy_(torch.from_numpy(images))
-        with torch.cuda.stream(self._copy_stream):
-            device_in = host_in.to(self.device, non_blocking=True)
-            uploaded = torch.cuda.Event()
-            uploaded.record(self._copy_stream)
-        slot["uploaded"] = uploaded
-        compute = torch.cuda.current_stream(self.device)
-        compute.wait_event(uploaded)
-        device_in.record_stream(compute)
-        device_out = self.stylizer.stylize_uint8(device_in)
-        style_id = _style_id(self.stylizer)
-        host_out = self._pinned(slot, "out", tuple(device_out.shape))
-        host_out.copy_(device_out, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record(compute)
-        finished = self._collect() if self._pending is not None else []
-        self._pending = (frames, host_out, done, style_id)
-        return finished
-
-    def _collect(self) -> list[Frame]:
-        frames, host_out, done, style_id = self._pending
-        self._pending = None
-        done.synchronize()
-        out = host_out.numpy()
-        _check_output(out, len(frames))
-        # copy out of the pinned buffer: it is reused two batches later
-        return [
-            dataclasses.replace(f, image=out[i].copy(), style_id=style_id)
-            for i, f in enumerate(frames)
-        ]
-
-
-def _style_id(stylizer: Stylizer) -> str | None:
-    """The style the batch just stylized got (frames carry it: live switches, issue 4). Exact
-    when the stylizer says so (``streamer.live.SwitchSafeStylizer``); a plain FrameStylizer is
-    read right after the call, which is exact unless the style changed during it."""
-    try:
-        return getattr(stylizer, "style_id", None)
-    except RuntimeError:  # FrameStylizer without a style (cannot happen after a call)
-        return None
-
-
-def _check_output(out: np.ndarray, count: int) -> None:
-    if out.dtype != np.uint8 or out.ndim != 4 or out.shape[0] != count or out.shape[-1] != 3:
-        raise ValueError(
-            f"stylizer must return ({count}, H, W, 3) uint8 frames, got {out.shape} {out.dtype}"
-        )
-
-
 Monitor = Callable[[StatsSnapshot], None]
 
 
@@ -371,7 +142,7 @@ class Pipeline:
         self.monitor = monitor
         drop = self.config.drop_oldest
         if drop is None:
-            drop = bool(getattr(source, "live", False))
+            drop = source.live
         self.drop_oldest = drop
         self.queues = {
             "decoded": FrameQueue(
@@ -379,7 +150,10 @@ class Pipeline:
             ),
             "stylized": FrameQueue(self.config.max_queue_frames, poll_s=self.config.poll_s),
         }
-        self.stats = PipelineStats()
+        self.stats = PipelineStats(
+            queue_depths=lambda: {name: len(q) for name, q in self.queues.items()},
+            queue_drops=lambda: sum(q.dropped for q in self.queues.values()),
+        )
         self._stop_input = threading.Event()  # stop reading; let frames in flight finish
         self._hard_stop = threading.Event()  # stop everything now
         self._state = _State()
@@ -391,14 +165,12 @@ class Pipeline:
         self._stop_input.set()
         # Live sources (webcam, network) may be waiting for a frame that never comes (an
         # outage): let them return now instead of after their timeouts (issue 4).
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        self.source.interrupt()
         if not graceful:
             self._hard_stop.set()
 
     def snapshot(self) -> StatsSnapshot:
-        return self.stats.snapshot(self.queues)
+        return self.stats.snapshot()
 
     def _fail(self, stage: str, error: BaseException, *, hard: bool) -> None:
         """Record the first failure; ``hard`` stops every stage now (else the frames already
@@ -478,8 +250,8 @@ class Pipeline:
     def _discard_decoded(self) -> None:
         if self._carry is not None:
             self._carry = None
-            self.stats.discarded += 1
-        self.stats.discarded += self.queues["decoded"].discard_until_end(self._hard_stop)
+            self.stats.count_discarded(1)
+        self.stats.count_discarded(self.queues["decoded"].discard_until_end(self._hard_stop))
 
     def _emit(self, frames: Sequence[Frame]) -> None:
         for frame in frames:
@@ -503,9 +275,7 @@ class Pipeline:
             if self._state.source_exhausted and self._state.failure is None:
                 self.stats.completed = True
                 for sink in self.sinks:
-                    end_of_stream = getattr(sink, "end_of_stream", None)
-                    if end_of_stream is not None:
-                        end_of_stream()
+                    sink.end_of_stream()
         except BaseException as err:
             self._fail("write", err, hard=True)
 
@@ -516,35 +286,32 @@ class Pipeline:
         Raises:
             PipelineError / PipelineUserError: a stage failed (after every sink was closed).
         """
-        enter = getattr(self.source, "__enter__", None)
-        try:
-            if enter is not None:
-                enter()
-        except BaseException:
-            self._close_sinks(None)
-            raise
-        previous_handlers = self._install_signal_handlers()
         state = self._state
-        try:
-            self.stats.start()
-            for name, target in (
-                ("decode", self._decode_stage),
-                ("stylize", self._stylize_stage),
-                ("write", self._write_stage),
-            ):
-                thread = threading.Thread(target=target, name=f"stylestream-{name}", daemon=True)
-                state.threads[name] = thread
-                thread.start()
-            self._wait()
-        finally:
-            writer = state.threads.get("write")
-            if writer is not None and writer.is_alive():  # _wait raised (monitor error...)
-                self.stop(graceful=False)
-                writer.join(timeout=self.config.stop_timeout_s)
-            self.stats.finish()
-            close_error = self._close_sinks(state.failure)
-            self._close_source()
-            self._restore_signal_handlers(previous_handlers)
+        # From here on a signal stops the run (one that came before: at once), also while the
+        # sinks are being finalized: it can never interrupt a half-written close.
+        with interrupts.handled_by(self._on_signal, enabled=self.config.handle_signals):
+            try:
+                self.source.open()
+                self.stats.start()
+                for name, target in (
+                    ("decode", self._decode_stage),
+                    ("stylize", self._stylize_stage),
+                    ("write", self._write_stage),
+                ):
+                    thread = threading.Thread(
+                        target=target, name=f"stylestream-{name}", daemon=True
+                    )
+                    state.threads[name] = thread
+                    thread.start()
+                self._wait()
+            finally:
+                writer = state.threads.get("write")
+                if writer is not None and writer.is_alive():  # _wait raised (monitor error...)
+                    self.stop(graceful=False)
+                    writer.join(timeout=self.config.stop_timeout_s)
+                self.stats.finish()
+                close_error = self._close_sinks(state.failure)
+                self._close_source()
         snapshot = self.snapshot()
         if self.monitor is not None:
             self.monitor(snapshot)
@@ -606,22 +373,7 @@ class Pipeline:
             log.warning("closing the source failed: %s", err)
 
     # -- signals ----------------------------------------------------------------------------
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if (
-            not self.config.handle_signals
-            or threading.current_thread() is not threading.main_thread()
-        ):
-            return {}
-        previous = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, self._on_signal)
-        return previous
-
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    def _on_signal(self, signum: int, _frame: object) -> None:
+    def _on_signal(self, signum: int, _count: int) -> None:
         name = signal.Signals(signum).name
         if self.stats.interrupted_by is None:
             self.stats.interrupted_by = signum

@@ -1,9 +1,11 @@
-"""The bounded queue between two pipeline stages.
+"""The one bounded queue between two threads: pipeline stages, and a live source's reader
+thread and its consumer.
 
 A full queue either blocks the producer (files: every frame matters) or discards its oldest item
 and counts it (live sources: a stale frame is worth less than a current one). Every wait takes a
 stop event and wakes up at least every ``poll_s`` to look at it, so no stage can hang on a queue
-after the pipeline was told to stop.
+after the pipeline was told to stop. A producer ends either by putting :data:`END` or by
+:meth:`FrameQueue.finish` (optionally with its error, which the consumer then gets raised).
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ class FrameQueue:
         self.drop_oldest = drop_oldest
         self.poll_s = poll_s
         self.dropped = 0
+        self.put_count = 0
         self._items: deque[object] = deque()
         self._cond = threading.Condition()
+        self._finished = False
+        self._error: BaseException | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -60,14 +65,29 @@ class FrameQueue:
                     return False
                 self._cond.wait(self.poll_s)
             self._items.append(item)
+            self.put_count += 1
             self._cond.notify_all()
             return True
 
+    def finish(self, error: BaseException | None = None) -> None:
+        """The producer is done: once the queue is empty, :meth:`get` returns :data:`END`, or
+        raises ``error`` (a reader thread's failure reaches the consumer as itself). Unlike
+        putting END, this never drops a frame from a full drop-oldest queue."""
+        with self._cond:
+            self._finished = True
+            self._error = error
+            self._cond.notify_all()
+
     def get(self, stop: threading.Event | None = None, timeout_s: float | None = None) -> object:
-        """The oldest item; None when ``stop`` is set or ``timeout_s`` passed first."""
+        """The oldest item; None when ``stop`` is set or ``timeout_s`` passed first; END (or the
+        producer's error raised) when finished and empty."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             while not self._items:
+                if self._finished:
+                    if self._error is not None:
+                        raise self._error
+                    return END
                 if stop is not None and stop.is_set():
                     return None
                 wait = self.poll_s

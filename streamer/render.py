@@ -22,12 +22,14 @@ from adaattn_video.stylizer import (
     open_stylizer,
     resolve_device,
 )
-from streamer.frames import FrameSink
-from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
+from streamer import interrupts
+from streamer.frames import FrameSink, FrameSource
+from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
 from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig, VideoEncoderConfig
 from streamer.sources import InputDamagedError, open_source
+from streamer.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -223,11 +225,12 @@ def render(
                 "%s has no end: rendering until Ctrl-C (add :duration=S to the graph or --duration)",
                 config.input,
             )
+        info = source.info()
         _check_output(config)
+        interrupts.check()  # a Ctrl-C that some C code swallowed: stop before the model loads
         if stylizer is None:
             stylizer = build_stylizer(config, device)
-        sink = _make_sink(config, source, encoder)
-        bar = _progress_bar(getattr(source, "expected_frames", None), enabled=progress)
+        bar = _progress_bar(info.expected_frames, enabled=progress)
 
         def on_stats(snapshot: StatsSnapshot) -> None:
             if bar is not None:
@@ -235,9 +238,17 @@ def render(
             if monitor is not None:
                 monitor(snapshot)
 
-        pipeline = Pipeline(source, stylizer, [sink], pipeline_config, monitor=on_stats)
         try:
-            stats = pipeline.run()
+            # From the output's creation on, a signal only stops the run, which finalizes the
+            # output (or removes it when no frame was written): never a half-made file.
+            with interrupts.deferred():
+                sink = _make_sink(config, source, encoder)
+                try:
+                    pipeline = Pipeline(source, stylizer, [sink], pipeline_config, monitor=on_stats)
+                except BaseException:
+                    sink.close()
+                    raise
+                stats = pipeline.run()
         except PipelineUserError as err:
             if isinstance(err.error, InputDamagedError):
                 done = pipeline.snapshot().frames_out
@@ -249,13 +260,14 @@ def render(
         finally:
             if bar is not None:
                 bar.close()
+    mp4 = sink if isinstance(sink, Mp4Sink) else None
     return RenderResult(
         output=Path(config.output),
         stats=stats,
         device=device,
         untrained=config.untrained,
-        audio_streams=getattr(sink, "audio_streams", 0),
-        padded_size=getattr(sink, "padded_size", None),
+        audio_streams=0 if mp4 is None else mp4.audio_streams,
+        padded_size=None if mp4 is None else mp4.padded_size,
     )
 
 
@@ -268,9 +280,10 @@ def _check_output(config: RenderConfig) -> None:
     check_output_file(config.output, overwrite=config.overwrite)
 
 
-def _make_sink(config: RenderConfig, source: object, encoder: VideoEncoderConfig) -> FrameSink:
+def _make_sink(config: RenderConfig, source: FrameSource, encoder: VideoEncoderConfig) -> FrameSink:
     if config.writes_images:
         return ImageSequenceSink(ImageSequenceSinkConfig(config.output, overwrite=config.overwrite))
+    info = source.info()
     try:
         sink_config = Mp4SinkConfig(
             config.output,
@@ -278,8 +291,8 @@ def _make_sink(config: RenderConfig, source: object, encoder: VideoEncoderConfig
             overwrite=config.overwrite,
             crash_safe=config.crash_safe,
             fragment_s=config.fragment_s,
-            frame_rate=getattr(source, "frame_rate", None),
-            audio_from=getattr(source, "audio_path", None),
+            frame_rate=info.frame_rate,
+            audio_from=info.audio_path,
             audio_start_s=config.start_s,
             audio_duration_s=config.duration_s,
         )

@@ -12,17 +12,15 @@ from fractions import Fraction
 import numpy as np
 from media import pattern_frame
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.live import LiveConfig, LiveResult, run_live
 from streamer.subscriber import ReceivedFrame, ReceiveTimeout, Subscriber
 
 
-class PatternSource:
+class PatternSource(FrameSource):
     """A live source (like a camera) of :func:`media.pattern_frame` images at ``fps``, endless
     unless ``frames`` is given; frame ``i`` is always ``pattern_frame(i, h, w)``, so a test can
     recompute what any received frame must be."""
-
-    live = True
 
     def __init__(
         self, size: tuple[int, int] = (64, 64), fps: float = 30.0, frames: int | None = None
@@ -36,11 +34,23 @@ class PatternSource:
     def image(self, index: int) -> np.ndarray:
         return pattern_frame(index, *self.size)
 
-    def __enter__(self) -> PatternSource:
-        return self
+    @property
+    def live(self) -> bool:
+        return True
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def open(self) -> None:
+        pass
+
+    def info(self) -> SourceInfo:
+        return SourceInfo(
+            frame_rate=Fraction(self.fps).limit_denominator(1000),
+            height=self.size[0],
+            width=self.size[1],
+            time_base=Fraction(1, int(self.fps)),
+        )
+
+    def counters(self) -> SourceCounters:
+        return SourceCounters(read=self.frames_read)
 
     def interrupt(self) -> None:
         self._stop.set()

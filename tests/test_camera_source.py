@@ -46,13 +46,13 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_frames_through_videocapture_are_rgb_newest_first_and_drops_counted(clip: Path) -> None:
     with CameraSource(CameraConfig(str(clip))) as source:
         assert source.live is True
-        assert (source.width, source.height) == (64, 48)
+        assert (source.info().width, source.info().height) == (64, 48)
         frames = []
         for frame in source:
             frames.append(frame)
             time.sleep(0.05)  # a consumer slower than the grabber
-        dropped = source.dropped_frames
-        read = source.frames_read
+        counters = source.counters()
+        dropped, read = counters.dropped, counters.read
     assert read == FRAMES
     # Every frame read was either delivered or dropped (counted); the slow consumer skipped some.
     assert len(frames) + dropped == FRAMES

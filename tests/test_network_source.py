@@ -109,7 +109,7 @@ def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(server) -> No
             time.sleep(0.25)  # a model slower than the 15 fps source
             if count == 8:
                 break
-        dropped = source.dropped_frames
+        dropped = source.counters().dropped
     assert dropped >= 8  # ~3 frames arrive per 0.25 s, one is taken
     # Latency never builds: each frame taken is at most about one source frame (67 ms) old,
     # plus scheduling noise; a backlog would add 0.18 s per iteration (1.4 s by the end).
@@ -125,12 +125,13 @@ def test_reconnects_after_the_server_restarts(server) -> None:
             if len(frames) == 10:
                 server.stop()  # an abrupt outage
                 time.sleep(1.0)
-                assert source.in_outage or source.stats.outages == 1
+                assert source.counters().in_outage or source.counters().outages == 1
                 server.start()  # same port
             if len(frames) == 25:
                 break
         stats = source.stats
     assert stats.outages == 1 and stats.reconnects == 1
+    assert (source.counters().outages, source.counters().reconnects) == (1, 1)
     assert stats.outage_time_s >= 0.9
     pts = [f.pts for f in frames]
     assert all(b > a for a, b in itertools.pairwise(pts)), "timestamps went backwards"

@@ -13,9 +13,9 @@ import torch
 from media import pattern_frame
 
 from adaattn_video.errors import StylestreamError
-from streamer.frames import Frame
+from streamer.batching import ArrayStylizer, BatchRunner
+from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters, SourceInfo
 from streamer.pipeline import (
-    BatchRunner,
     Pipeline,
     PipelineConfig,
     PipelineError,
@@ -26,17 +26,26 @@ from streamer.queues import END, FrameQueue
 from streamer.sources import InputDamagedError
 
 
-class ListSource:
+class ListSource(FrameSource):
     """Frames from a list (optionally live, optionally failing after ``fail_after`` frames)."""
 
     def __init__(self, frames, *, live=False, fail_after=None, delay_s=0.0):
-        self.frames, self.live = frames, live
+        self.frames, self._live = frames, live
         self.fail_after, self.delay_s = fail_after, delay_s
         self.opened = self.closed = False
 
-    def __enter__(self):
+    @property
+    def live(self):
+        return self._live
+
+    def open(self):
         self.opened = True
-        return self
+
+    def info(self):
+        return SourceInfo(expected_frames=len(self.frames))
+
+    def counters(self):
+        return SourceCounters()
 
     def __iter__(self):
         for i, frame in enumerate(self.frames):
@@ -50,7 +59,7 @@ class ListSource:
         self.closed = True
 
 
-class RecordingSink:
+class RecordingSink(FrameSink):
     def __init__(self, fail_at=None):
         self.frames, self.fail_at = [], fail_at
         self.closed = self.ended = False
@@ -80,8 +89,7 @@ def make_frames(n, size=(16, 24)):
     ]
 
 
-def invert(batch: np.ndarray) -> np.ndarray:
-    return 255 - batch
+invert = ArrayStylizer(lambda batch: 255 - batch)
 
 
 def test_every_frame_in_order_with_timing_kept():
@@ -110,7 +118,7 @@ def test_batches_never_mix_frame_sizes():
         Frame(3 + i, pattern_frame(i, 8, 8), pts=30 + i) for i in range(3)
     ]
     sink = RecordingSink()
-    run_pipeline(ListSource(frames), record, [sink], PipelineConfig(batch_size=4))
+    run_pipeline(ListSource(frames), ArrayStylizer(record), [sink], PipelineConfig(batch_size=4))
     assert [s[1:3] for s in sizes] == [(16, 16), (8, 8)]
     assert [f.index for f in sink.frames] == list(range(6))
 
@@ -142,7 +150,7 @@ def test_failing_stylizer_stops_everything_with_its_error():
     source = ListSource(make_frames(500), delay_s=0.001)
     started = time.monotonic()
     with pytest.raises(PipelineError) as error:
-        run_pipeline(source, explode, [sink], PipelineConfig(batch_size=2))
+        run_pipeline(source, ArrayStylizer(explode), [sink], PipelineConfig(batch_size=2))
     assert time.monotonic() - started < 10  # no hang
     assert error.value.stage == "stylize" and "model blew up" in str(error.value)
     assert isinstance(error.value.__cause__, ZeroDivisionError)
@@ -180,7 +188,7 @@ def test_live_source_drops_oldest_and_counts():
     sink = RecordingSink()
     stats = run_pipeline(
         ListSource(frames, live=True),
-        slow,
+        ArrayStylizer(slow),
         [sink],
         PipelineConfig(batch_size=2, max_queue_frames=2),
     )
@@ -197,7 +205,7 @@ def test_offline_source_never_drops_even_when_slow():
 
     sink = RecordingSink()
     stats = run_pipeline(
-        ListSource(make_frames(40)), slow, [sink], PipelineConfig(max_queue_frames=1)
+        ListSource(make_frames(40)), ArrayStylizer(slow), [sink], PipelineConfig(max_queue_frames=1)
     )
     assert stats.dropped == 0 and len(sink.frames) == 40
 
@@ -219,7 +227,10 @@ def test_stop_from_another_thread_finishes_cleanly():
         return batch
 
     pipeline = Pipeline(
-        ListSource(make_frames(10_000, (8, 8))), slow, [sink], PipelineConfig(batch_size=2)
+        ListSource(make_frames(10_000, (8, 8))),
+        ArrayStylizer(slow),
+        [sink],
+        PipelineConfig(batch_size=2),
     )
     threading.Timer(0.3, pipeline.stop).start()
     stats = pipeline.run()
@@ -253,7 +264,9 @@ def test_pipeline_needs_a_sink_and_valid_config():
 
 def test_stylizer_returning_the_wrong_shape_is_an_error():
     with pytest.raises(PipelineError, match=r"\(1, H, W, 3\) uint8"):
-        run_pipeline(ListSource(make_frames(2)), lambda b: b[..., 0], [RecordingSink()])
+        run_pipeline(
+            ListSource(make_frames(2)), ArrayStylizer(lambda b: b[..., 0]), [RecordingSink()]
+        )
 
 
 # -- the queue -----------------------------------------------------------------------------

@@ -61,6 +61,18 @@ def test_render_variable_frame_rate(tmp_path, untrained_stylizer):
     assert audio_packets(out) == audio_packets(info.path)
 
 
+@pytest.mark.parametrize("size", [(24, 1), (1, 24)])
+def test_render_a_one_pixel_wide_or_high_video(tmp_path, untrained_stylizer, size):
+    info = write_clip(tmp_path / "thin.mp4", frames=4, size=size, audio=False)
+    out = tmp_path / "out.mp4"
+    result = render(config(info.path, out), stylizer=untrained_stylizer, progress=False)
+    height, width = size
+    assert result.stats.frames_out == 4
+    assert result.padded_size == (height + height % 2, width + width % 2)
+    assert video_size(out) == (width + width % 2, height + height % 2)
+    assert frame_times(out) == info.times
+
+
 def test_render_odd_size_and_no_audio(tmp_path, untrained_stylizer):
     info = write_clip(tmp_path / "odd.mp4", frames=6, size=(37, 51), audio=False)
     out = tmp_path / "out.mp4"
@@ -94,6 +106,29 @@ def test_image_folder_in_png_folder_out(tmp_path, untrained_stylizer):
     assert result.stats.frames_out == 5 and names == [f"{i:06d}.png" for i in range(5)]
     with open_source(str(tmp_path / "out")) as source:
         assert {f.image.shape for f in source} == {(32, 40, 3)}
+
+
+def test_start_past_the_end_is_one_error_line_and_writes_nothing(tmp_path, capsys):
+    info = write_clip(tmp_path / "clip.mp4", frames=48, fps=24)  # 2.0 s
+    out = tmp_path / "out.mp4"
+    assert main(["render", *cli(str(info.path), "-o", str(out), "--start", "60")]) == 2
+    line = one_error_line(capsys)
+    assert "ends at 2.0 s" in line and "--start 60" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_truncated_mkv_and_ts_render_the_frames_before_the_cut_then_exit_2(
+    tmp_path, capsys, suffix
+):
+    info = write_clip(tmp_path / f"clip{suffix}", frames=48, audio=False)
+    data = info.path.read_bytes()
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(data[: len(data) * 6 // 10 + 5])
+    out = tmp_path / "out.mp4"
+    assert main(["render", *cli(str(damaged), "-o", str(out))]) == 2
+    assert "truncated" in one_error_line(capsys)
+    assert 10 < count_decodable_frames(out) < 48
 
 
 def test_truncated_input_renders_what_came_before_the_damage(tmp_path, untrained_stylizer):
@@ -300,3 +335,48 @@ def test_sigkill_leaves_a_playable_file(tmp_path):
     assert len(times) >= seen
     assert times[:5] == [Fraction(i, 10) for i in range(5)]
     assert set(times) <= {Fraction(i, 10) for i in range(1200)} and times == sorted(set(times))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay_s", [0.3, 0.7, 1.2, 1.8, 2.5, 3.5, 5.0])
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_at_once_leaving_nothing_half_written(
+    tmp_path, delay_s
+):
+    """SIGINT during the imports, the model load, the style encode or the first frames: exit
+    130 promptly with no traceback; the output is either absent or complete and playable."""
+    out = tmp_path / "out.mp4"
+    proc = start_render(out)
+    try:
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr, stderr
+    assert took < 15, took  # not the whole 2-minute render
+    assert "interrupted" in stderr
+    if out.exists():  # interrupted while frames flowed: finalized, every frame decodable
+        times = frame_times(out)
+        assert times == [Fraction(i, 10) for i in range(len(times))]
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_finishing_is_quiet(tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = start_render(out)
+    try:
+        wait_for_frames(out, proc, 5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    frame_times(out)  # still a finished, decodable file

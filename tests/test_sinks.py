@@ -131,6 +131,19 @@ def test_odd_size_is_padded_to_even_and_even_size_kept(tmp_path):
     assert sink.padded_size is None and video_size(even) == (50, 36)
 
 
+@pytest.mark.parametrize("size", [(1, 24), (24, 1), (1, 1)])
+def test_one_pixel_sides_are_padded_too(tmp_path, size):
+    """At 1 pixel a halved chroma plane rounds up to 1 pixel: the sink must still pad."""
+    height, width = size
+    out = tmp_path / "thin.mp4"
+    with Mp4Sink(Mp4SinkConfig(out)) as sink:
+        for i in range(3):
+            sink.write(Frame(i, pattern_frame(i, height, width), pts=i, time_base=Fraction(1, 10)))
+    assert sink.padded_size == (height + height % 2, width + width % 2)
+    assert video_size(out) == (width + width % 2, height + height % 2)
+    assert len(frame_arrays(out)) == 3
+
+
 def test_colours_survive_and_the_stream_says_how(tmp_path):
     """Saturated colours round-trip: the conversion matrix and the stream's tag agree (a BT.601
     conversion tagged, or guessed, as BT.709 shifts such colours by ~10 levels)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from fractions import Fraction
 
@@ -11,12 +10,13 @@ import pytest
 from media import pattern_frame, write_clip, write_image_folder
 
 from adaattn_video.errors import StylestreamError
+from streamer.frames import FrameSource
 from streamer.sources import (
     InputDamagedError,
+    LiveOptions,
     SourceError,
     SourceNotFoundError,
     open_source,
-    register_source,
 )
 from streamer.sources.file import FileSource, FileSourceConfig
 from streamer.sources.images import ImageSequenceSource, list_images
@@ -78,7 +78,9 @@ def test_lavfi_source_with_duration_option():
 
 
 def test_realtime_paces_frames_and_is_live():
-    with open_source("lavfi:testsrc2=size=32x32:rate=50:duration=0.3", realtime=True) as source:
+    with open_source(
+        "lavfi:testsrc2=size=32x32:rate=50:duration=0.3", live=LiveOptions(realtime=True)
+    ) as source:
         assert source.live
         started = time.monotonic()
         frames = list(source)
@@ -129,18 +131,33 @@ def test_truncated_mp4_yields_frames_before_the_damage_then_a_clear_error(tmp_pa
     assert [f.time_s for f in frames] == [float(t) for t in info.times[: len(frames)]]
 
 
-def test_truncated_matroska_ends_early_with_a_warning(tmp_path, caplog):
-    """A cut Matroska file decodes up to the cut without an FFmpeg error; the source compares
-    with the declared duration. Matroska declares no per-stream duration (only the container's,
-    which may include longer audio), so this is a warning, not an error."""
-    info = write_clip(tmp_path / "clip.mkv", frames=48, audio=False)
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_truncated_matroska_and_mpegts_yield_frames_then_a_clear_error(tmp_path, suffix):
+    """A cut Matroska or MPEG-TS file decodes up to the cut without an FFmpeg error: Matroska
+    is caught by its track's DURATION tag, MPEG-TS by a size that is no whole number of
+    188-byte packets. The frames before the cut come first, exactly as written."""
+    info = write_clip(tmp_path / f"clip{suffix}", frames=48, audio=False)
     data = info.path.read_bytes()
-    damaged = tmp_path / "damaged.mkv"
-    damaged.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="streamer.sources.file"):
-        frames = read_all(str(damaged))
-    assert 0 < len(frames) < 48
-    assert "probably truncated" in caplog.text
+    assert suffix != ".ts" or len(data) % 188 == 0  # a whole TS file: no false alarm
+    assert len(read_all(str(info.path))) == 48
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(data[: len(data) * 6 // 10 + 7])
+    frames = []
+    with (
+        pytest.raises(InputDamagedError, match="truncated") as error,
+        open_source(str(damaged)) as source,
+    ):
+        frames.extend(source)
+    assert 10 < len(frames) < 48 and error.value.frames_read == len(frames)
+    assert [f.index for f in frames] == list(range(len(frames)))
+
+
+def test_start_past_the_end_is_an_error_at_open(tmp_path):
+    info = write_clip(tmp_path / "clip.mp4", frames=48, fps=24, audio=False)  # 2.0 s
+    with pytest.raises(SourceError, match=r"past the end .* ends at 2\.0 s"):
+        open_source(str(info.path), start_s=60).open()
+    with open_source(str(info.path), start_s=1.5) as source:  # inside: fine
+        assert len(list(source)) == 12
 
 
 # -- image sequences -----------------------------------------------------------------------
@@ -193,19 +210,54 @@ def test_fps_is_rejected_for_video_files(clip_with_audio):
         open_source(str(clip_with_audio.path), fps=10)
 
 
-# -- the INPUT syntax is extensible --------------------------------------------------------
-def test_registered_opener_takes_precedence(monkeypatch):
-    import streamer.sources as sources
+# -- one opener for every INPUT -----------------------------------------------------------
+def test_live_inputs_reject_file_options_and_bad_live_options():
+    with pytest.raises(SourceError, match="--start does not apply"):
+        open_source("rtsp://127.0.0.1:9/live", start_s=1.0)
+    with pytest.raises(SourceError, match="--duration does not apply"):
+        open_source("0", duration_s=1.0)
+    with pytest.raises(SourceError, match="transport"):
+        LiveOptions(transport="quic")
+    with pytest.raises(SourceError, match="capture size"):
+        LiveOptions(capture_size=(8, 8))
 
-    monkeypatch.setattr(sources, "_OPENERS", [])
-    seen = {}
 
-    def opener(uri, **options):
-        seen.update(options, uri=uri)
-        return FileSource(
-            FileSourceConfig("testsrc2=size=32x32:rate=5:duration=0.4", format="lavfi")
-        )
+def test_live_options_reach_the_network_source():
+    from streamer.sources.network import NetworkSource
 
-    register_source("fake", lambda uri: uri.startswith("fake://"), opener)
-    frames = read_all("fake://cam", start_s=0.0)
-    assert seen["uri"] == "fake://cam" and len(frames) == 2
+    source = open_source(
+        "rtsp://127.0.0.1:9/live",
+        live=LiveOptions(transport="udp", read_timeout_s=2.5, ffmpeg_options={"x": 1}),
+    )
+    assert isinstance(source, NetworkSource) and source.live
+    assert source.config.transport == "udp" and source.config.read_timeout_s == 2.5
+    assert source.config.av_options()["x"] == "1"
+
+
+def test_every_source_is_a_frame_source_with_info_and_counters(clip_with_audio):
+    with open_source(str(clip_with_audio.path)) as source:
+        assert isinstance(source, FrameSource) and not source.live
+        info = source.info()
+        frames = list(source)
+        assert info.expected_frames == len(frames) and info.audio_path == str(clip_with_audio.path)
+        assert (info.height, info.width) == frames[0].image.shape[:2]
+        assert source.counters().read == len(frames) and source.counters().dropped == 0
+
+
+def test_a_new_source_or_sink_must_implement_the_whole_contract():
+    from streamer.frames import FrameSink
+
+    class HalfSource(FrameSource):
+        def __iter__(self):
+            yield from ()
+
+    class HalfSink(FrameSink):
+        def write(self, frame):
+            pass
+
+    with pytest.raises(TypeError, match="abstract") as error:
+        HalfSource()
+    for name in ("close", "counters", "info", "live", "open"):
+        assert name in str(error.value)
+    with pytest.raises(TypeError, match="close"):
+        HalfSink()

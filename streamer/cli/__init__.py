@@ -14,7 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from adaattn_video.errors import StylestreamError
+from streamer import interrupts
+
+interrupts.install_for_imports()  # a Ctrl-C during the imports below: exit 130, no traceback
+from adaattn_video.errors import StylestreamError  # noqa: E402
+
+interrupts.imports_done()  # main() takes over with interrupts.install()
 
 log = logging.getLogger("stylestream")
 
@@ -98,10 +103,11 @@ def _subparser_for(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stylestream`` console script; returns the process exit code."""
+    interrupts.install()  # from here a Ctrl-C is never lost and never a traceback
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     debug = "--debug" in argv
     try:
+        parser = build_parser()
         if "--config" in argv:
             position = argv.index("--config")
             if position + 1 >= len(argv):
@@ -117,9 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"stylestream: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("stylestream: interrupted", file=sys.stderr)
-        return 130
+        return err.exit_code if isinstance(err, interrupts.Interrupted) else 130
+    finally:
+        interrupts.uninstall()
 
 
 class ReplaceAppend(argparse.Action):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSink
 from streamer.sinks import EncoderError, OutputError, OutputExistsError
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def check_image_output(target: str | Path, *, overwrite: bool) -> Path:
     return pattern
 
 
-class ImageSequenceSink:
+class ImageSequenceSink(FrameSink):
     """Writes each frame as one image file (see the module docstring)."""
 
     def __init__(self, config: ImageSequenceSinkConfig) -> None:
@@ -141,9 +141,3 @@ class ImageSequenceSink:
 
     def close(self) -> None:
         """Nothing is buffered: every file is complete once ``write`` returns."""
-
-    def __enter__(self) -> ImageSequenceSink:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -58,8 +58,9 @@ import av
 import numpy as np
 from av.video.reformatter import Colorspace
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSink
 from streamer.sinks import EncoderError, OutputError, check_output_file
+from streamer.sinks.audio import AudioCopy
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,17 @@ class Mp4SinkConfig:
             raise ValueError(f"frame_rate must be in (0, 1000], got {self.frame_rate}")
 
 
-class Mp4Sink:
+def chroma_subsampling(pix_fmt: str) -> tuple[bool, bool]:
+    """(vertical, horizontal): whether ``pix_fmt`` halves the chroma planes' height / width
+    (then that side must be even). Read off a 2x2 frame: at 1 pixel the halved plane is
+    rounded up to 1 and would look unsubsampled."""
+    components = av.VideoFormat(pix_fmt, 2, 2).components
+    if len(components) < 2:
+        return False, False
+    return components[1].height != 2, components[1].width != 2
+
+
+class Mp4Sink(FrameSink):
     """Encodes frames into a video file; see the module docstring for the guarantees.
 
     The file is created at construction (so an unwritable path fails before any work); the
@@ -206,10 +217,10 @@ class Mp4Sink:
         except av.FFmpegError as err:
             self.path.unlink(missing_ok=True)
             raise OutputError(f"cannot open output {self.path}: {err}") from err
-        self._audio: _AudioCopy | None = None
+        self._audio: AudioCopy | None = None
         if config.audio_from is not None:
             try:
-                self._audio = _AudioCopy(
+                self._audio = AudioCopy(
                     str(config.audio_from),
                     self._container,
                     start_s=config.audio_start_s,
@@ -314,9 +325,9 @@ class Mp4Sink:
         height, width = frame.image.shape[:2]
         self._frame_size = (height, width)
         encoder = cfg.encoder
-        chroma = av.VideoFormat(encoder.pix_fmt, width, height).components
-        pad_h = height % 2 if len(chroma) > 1 and chroma[1].height != height else 0
-        pad_w = width % 2 if len(chroma) > 1 and chroma[1].width != width else 0
+        sub_h, sub_w = chroma_subsampling(encoder.pix_fmt)
+        pad_h = height % 2 if sub_h else 0
+        pad_w = width % 2 if sub_w else 0
         self._pad = (pad_h, pad_w)
         if pad_h or pad_w:
             self.padded_size = (height + pad_h, width + pad_w)
@@ -418,108 +429,6 @@ class Mp4Sink:
         if self.path.exists() and self.path.stat().st_size == 0:
             self.path.unlink()
 
-    def __enter__(self) -> Mp4Sink:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     @property
     def audio_streams(self) -> int:
         return 0 if self._audio is None else len(self._audio.pairs)
-
-
-class _AudioCopy:
-    """Copies the audio packets of one input file into an output container, unchanged."""
-
-    def __init__(
-        self,
-        path: str,
-        output: av.container.OutputContainer,
-        *,
-        start_s: float,
-        duration_s: float | None,
-        allowed: frozenset[str] | None,
-    ) -> None:
-        self.path = path
-        self.output = output
-        self.start_s = start_s
-        self.end_s = None if duration_s is None else start_s + duration_s
-        self.copied = 0
-        try:
-            self.input = av.open(path)
-        except av.FFmpegError as err:
-            raise OutputError(f"cannot read the audio of {path}: {err}") from err
-        self.pairs: dict[int, tuple[av.audio.stream.AudioStream, av.stream.Stream]] = {}
-        for stream in self.input.streams.audio:
-            name = stream.codec_context.name
-            if allowed is not None and name not in allowed:
-                log.warning(
-                    "audio stream %d (%s) cannot be copied into MP4 unchanged: left out "
-                    "(write a .mkv file to keep it)",
-                    stream.index,
-                    name,
-                )
-                continue
-            self.pairs[stream.index] = (stream, output.add_stream_from_template(stream))
-        self._packets: Iterator[av.Packet] | None = None
-        self._held: av.Packet | None = None
-        self._done = not self.pairs
-        if self.pairs:
-            if start_s > 0:
-                try:
-                    self.input.seek(int(start_s * av.time_base), backward=True)
-                except av.FFmpegError as err:
-                    log.debug("audio seek failed (%s): reading from the start", err)
-            self._packets = self.input.demux([s for s, _ in self.pairs.values()])
-
-    def _shift(self, stream: av.audio.stream.AudioStream) -> int:
-        return round(Fraction(self.start_s) / stream.time_base) if self.start_s else 0
-
-    def copy_until(self, until_s: float | None, *, inclusive: bool = True) -> None:
-        """Mux every packet presented before ``until_s`` (output time; None: to the end)."""
-        while not self._done:
-            packet = self._held or self._next()
-            self._held = None
-            if packet is None:
-                return
-            in_stream, out_stream = self.pairs[packet.stream.index]
-            ts = packet.pts if packet.pts is not None else packet.dts
-            time_s = float(ts * in_stream.time_base)
-            if self.start_s and time_s < self.start_s:
-                continue  # before the part being rendered
-            if self.end_s is not None and time_s >= self.end_s:
-                if time_s > self.end_s + 2.0:  # every stream is past the end by now
-                    self._done = True
-                continue  # after the part (other streams may still have packets inside)
-            out_time = time_s - self.start_s
-            if until_s is not None and (
-                out_time > until_s or (not inclusive and out_time >= until_s)
-            ):
-                self._held = packet
-                return
-            shift = self._shift(in_stream)
-            if shift:
-                packet.pts = None if packet.pts is None else packet.pts - shift
-                packet.dts = packet.dts - shift
-            packet.stream = out_stream
-            self.output.mux(packet)
-            self.copied += 1
-
-    def _next(self) -> av.Packet | None:
-        """The next audio packet with a dts (flush packets have none), or None at the end."""
-        while True:
-            try:
-                packet = next(self._packets)
-            except StopIteration:
-                self._done = True
-                return None
-            except av.FFmpegError as err:
-                log.warning("audio of %s is damaged (%s): audio stops here", self.path, err)
-                self._done = True
-                return None
-            if packet.dts is not None:
-                return packet
-
-    def close(self) -> None:
-        self.input.close()

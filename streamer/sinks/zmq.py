@@ -16,7 +16,7 @@ from pathlib import Path
 import zmq
 
 from streamer.endpoints import bind, check_bind_endpoint
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSink
 from streamer.wire import check_encoding, encode_frame
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class ZmqSinkConfig:
             raise ValueError(f"send_buffer_bytes must be >= 4096, got {self.send_buffer_bytes}")
 
 
-class ZmqSink:
+class ZmqSink(FrameSink):
     """Publishes frames on a PUB socket (a :class:`~streamer.frames.FrameSink`).
 
     Each message's ``style_id`` is the frame's own (set by the pipeline), else what the optional
@@ -145,9 +145,3 @@ class ZmqSink:
                 return
             self._close_sockets()
         log.info("publisher %s closed after %d frames", self.endpoint, self.frames_sent)
-
-    def __enter__(self) -> ZmqSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

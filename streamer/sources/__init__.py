@@ -1,29 +1,48 @@
-"""Frame sources: where frames come from.
+"""Frame sources: where frames come from, and the one function that opens any INPUT.
 
-Every source is an iterable context manager yielding :class:`streamer.frames.Frame` and has a
-``live`` attribute: ``False`` (files, image sequences: the pipeline blocks and loses nothing) or
-``True`` (cameras, network streams, files paced in real time: the pipeline drops the oldest frame
-when stylizing is slower than the source). Optional attributes the pipeline and the command line
-use when present: ``expected_frames`` (int or None, for progress bars), ``width``/``height``,
-``audio_path`` (a file whose audio streams an MP4 sink may copy).
+Every source derives from :class:`streamer.frames.FrameSource` (``live``, ``open``/``close``,
+``__iter__``, ``info()``, ``counters()``): files and image sequences are not live (the pipeline
+blocks and loses nothing); cameras, network streams and files paced in real time are (the
+pipeline drops the oldest frame when stylizing is slower than the source).
 
-:func:`open_source` turns a user's INPUT string into a source. Modules that add sources (webcam,
-RTSP...) hook in with :func:`register_source`, so every command accepts the same INPUT syntax.
+:func:`open_source` turns a user's INPUT string into a source; :class:`LiveOptions` carries
+the webcam / network / pacing settings, so ``render``, ``live`` and the benchmarks accept the
+same INPUT syntax with the same options:
+
+- ``rtsp://``, ``rtmp://``, ``http(s)://``, ``hls://``, ``srt://``, ``udp://``... ->
+  :class:`~streamer.sources.network.NetworkSource`;
+- ``0``, ``12``, ``/dev/videoN`` -> :class:`~streamer.sources.camera.CameraSource`;
+- ``lavfi:GRAPH`` -> an FFmpeg lavfi test source (``lavfi:testsrc2=size=320x240:rate=30``);
+- a folder, ``%06d`` pattern or glob -> :class:`~streamer.sources.images.ImageSequenceSource`;
+- any other string -> :class:`~streamer.sources.file.FileSource` (a file PyAV opens).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
 
 from adaattn_video.errors import StylestreamError
 from streamer.frames import FrameSource
 
-log = logging.getLogger(__name__)
-
 LAVFI_PREFIX = "lavfi:"
+NETWORK_SCHEMES = (
+    "rtsp",
+    "rtsps",
+    "rtmp",
+    "rtmps",
+    "http",
+    "https",
+    "hls",
+    "srt",
+    "udp",
+    "rtp",
+    "tcp",
+)
+_DEVICE_NODE = re.compile(r"^/dev/video(\d+)$")
 
 
 class SourceError(StylestreamError, ValueError):
@@ -46,17 +65,15 @@ class InputDamagedError(SourceError):
         self.frames_read = frames_read
 
 
-SourceOpener = Callable[..., FrameSource]
-_OPENERS: list[tuple[str, Callable[[str], bool], SourceOpener]] = []
+def is_network_url(uri: str) -> bool:
+    """``rtsp://...`` and the other :data:`NETWORK_SCHEMES`: a live network stream."""
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme.lower() in NETWORK_SCHEMES
 
 
-def register_source(name: str, matches: Callable[[str], bool], opener: SourceOpener) -> None:
-    """Let :func:`open_source` open inputs for which ``matches(uri)`` is true with
-    ``opener(uri, **options)``. Registered openers are tried before the built-in file/image
-    ones, newest first (so ``rtsp://`` or a webcam index never reach the file opener).
-    Registering the same ``name`` again replaces the earlier opener."""
-    _OPENERS[:] = [entry for entry in _OPENERS if entry[0] != name]
-    _OPENERS.insert(0, (name, matches, opener))
+def is_camera(uri: str) -> bool:
+    """``"0"``, ``"12"`` or ``/dev/videoN``: a webcam (not a file named "0")."""
+    return uri.isdigit() or _DEVICE_NODE.match(uri) is not None
 
 
 def is_image_sequence(uri: str) -> bool:
@@ -66,47 +83,136 @@ def is_image_sequence(uri: str) -> bool:
     return Path(uri).is_dir() or "%" in Path(uri).name or any(c in uri for c in "*?[")
 
 
+@dataclass(frozen=True)
+class LiveOptions:
+    """How live inputs are read (and whether a file is paced like one).
+
+    Attributes:
+        realtime: pace a file / image sequence at its own frame rate; it then is a live source
+            (drops frames when stylizing is slower). Cameras and streams are always live.
+        capture_size: (height, width) to request from a webcam (None: its default).
+        capture_fps: frame rate to request from a webcam (None: its default).
+        fourcc: webcam pixel format to request, e.g. ``"MJPG"`` (None: its default).
+        transport: RTSP transport, ``"tcp"`` or ``"udp"``.
+        open_timeout_s: longest wait to open a camera / connect to a stream.
+        read_timeout_s: a camera or stream that delivers nothing this long has stopped (a camera
+            fails; a stream is in an outage and reconnects).
+        give_up_after_s: a stream outage longer than this ends the run with an error.
+        during_outage: ``"pause"`` (publish nothing) or ``"repeat"`` (the last frame again).
+        end_of_stream: a stream the server ends: ``"reconnect"`` or ``"stop"``.
+        ffmpeg_options: extra FFmpeg options for a network stream (strings).
+    """
+
+    realtime: bool = False
+    capture_size: tuple[int, int] | None = None
+    capture_fps: float | None = None
+    fourcc: str | None = None
+    transport: str = "tcp"
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    give_up_after_s: float = 60.0
+    during_outage: str = "pause"
+    end_of_stream: str = "reconnect"
+    ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.capture_size is not None and (
+            len(self.capture_size) != 2 or min(self.capture_size) < 16
+        ):
+            raise SourceError(
+                f"capture size must be (height, width) of >= 16 pixels, got {self.capture_size}"
+            )
+        if self.capture_fps is not None and self.capture_fps <= 0:
+            raise SourceError(f"capture fps must be > 0, got {self.capture_fps}")
+        if self.transport not in ("tcp", "udp"):
+            raise SourceError(f"transport must be 'tcp' or 'udp', got {self.transport!r}")
+        for name, value in (
+            ("open_timeout_s", self.open_timeout_s),
+            ("read_timeout_s", self.read_timeout_s),
+        ):
+            if value <= 0:
+                raise SourceError(f"{name} must be > 0, got {value}")
+        if self.give_up_after_s < 0:
+            raise SourceError(f"give_up_after_s must be >= 0, got {self.give_up_after_s}")
+        if self.during_outage not in ("pause", "repeat"):
+            raise SourceError(
+                f"during_outage must be 'pause' or 'repeat', got {self.during_outage!r}"
+            )
+        if self.end_of_stream not in ("reconnect", "stop"):
+            raise SourceError(
+                f"end_of_stream must be 'reconnect' or 'stop', got {self.end_of_stream!r}"
+            )
+        object.__setattr__(
+            self,
+            "ffmpeg_options",
+            MappingProxyType({str(k): str(v) for k, v in self.ffmpeg_options.items()}),
+        )
+
+
 def open_source(
     uri: str,
     *,
     start_s: float = 0.0,
     duration_s: float | None = None,
-    realtime: bool = False,
     fps: float | None = None,
-    **options: Any,
+    live: LiveOptions | None = None,
 ) -> FrameSource:
     """The source for a user's INPUT string (not yet opened: use it in a ``with`` block).
 
-    - ``lavfi:GRAPH`` -> an FFmpeg lavfi test source (``lavfi:testsrc2=size=320x240:rate=30``);
-    - a folder, ``%06d`` pattern or glob -> :class:`~streamer.sources.images.ImageSequenceSource`
-      (``fps`` sets its frame rate, default 30);
-    - any other string -> :class:`~streamer.sources.file.FileSource` (a file PyAV opens).
+    ``start_s`` / ``duration_s`` select a part of a file or image sequence (in the input's own
+    presentation time; live inputs have none). ``fps``: frame rate of an image sequence
+    (default 30). ``live``: webcam / network / pacing settings (default :class:`LiveOptions`).
 
-    ``start_s`` / ``duration_s`` select a part (in the input's own presentation time);
-    ``realtime`` paces a file at its own frame rate and makes it a live source. Options not
-    understood by the chosen source are an error, not silently ignored.
+    Raises:
+        SourceError: an option does not apply to this kind of input, or has a bad value.
     """
-    for _name, matches, opener in _OPENERS:
-        if matches(uri):
-            return opener(
-                uri,
-                start_s=start_s,
-                duration_s=duration_s,
-                realtime=realtime,
-                fps=fps,
-                **options,
+    live = live if live is not None else LiveOptions()
+    if is_network_url(uri) or is_camera(uri):
+        _check_live_input(uri, start_s, duration_s, fps)
+        try:
+            if is_network_url(uri):
+                from streamer.sources.network import NetworkSource, NetworkSourceConfig
+
+                return NetworkSource(
+                    NetworkSourceConfig(
+                        uri,
+                        transport=live.transport,
+                        open_timeout_s=live.open_timeout_s,
+                        read_timeout_s=live.read_timeout_s,
+                        give_up_after_s=live.give_up_after_s,
+                        during_outage=live.during_outage,
+                        end_of_stream=live.end_of_stream,
+                        ffmpeg_options=dict(live.ffmpeg_options),
+                    )
+                )
+            from streamer.sources.camera import CameraConfig, CameraSource
+
+            height, width = live.capture_size or (None, None)
+            return CameraSource(
+                CameraConfig(
+                    uri,
+                    width=width,
+                    height=height,
+                    fps=live.capture_fps,
+                    fourcc=live.fourcc,
+                    open_timeout_s=live.open_timeout_s,
+                    read_timeout_s=live.read_timeout_s,
+                )
             )
+        except ValueError as err:
+            if isinstance(err, StylestreamError):
+                raise
+            raise SourceError(f"{uri}: {err}") from err
     if is_image_sequence(uri):
         from streamer.sources.images import ImageSequenceConfig, ImageSequenceSource
 
-        _reject_options(uri, options)
         return ImageSequenceSource(
             ImageSequenceConfig(
                 uri,
                 fps=30.0 if fps is None else fps,
                 start_s=start_s,
                 duration_s=duration_s,
-                realtime=realtime,
+                realtime=live.realtime,
             )
         )
     from streamer.sources.file import FileSource, FileSourceConfig
@@ -115,39 +221,43 @@ def open_source(
         raise SourceError(
             f"fps={fps} applies to image sequences only; {uri} keeps its own frame timing"
         )
-    if uri.startswith(LAVFI_PREFIX):
-        return FileSource(
-            FileSourceConfig(
-                uri[len(LAVFI_PREFIX) :],
-                format="lavfi",
-                start_s=start_s,
-                duration_s=duration_s,
-                realtime=realtime,
-                **options,
-            )
-        )
+    is_lavfi = uri.startswith(LAVFI_PREFIX)
     return FileSource(
-        FileSourceConfig(uri, start_s=start_s, duration_s=duration_s, realtime=realtime, **options)
+        FileSourceConfig(
+            uri[len(LAVFI_PREFIX) :] if is_lavfi else uri,
+            format="lavfi" if is_lavfi else None,
+            start_s=start_s,
+            duration_s=duration_s,
+            realtime=live.realtime,
+        )
     )
 
 
-def _reject_options(uri: str, options: dict[str, Any]) -> None:
-    if options:
-        raise SourceError(f"options {sorted(options)} do not apply to the image input {uri}")
+def _check_live_input(uri: str, start_s: float, duration_s: float | None, fps: float | None):
+    """Live inputs have no start or duration to seek to, and their own frame rate."""
+    if start_s:
+        raise SourceError(f"--start does not apply to the live input {uri}")
+    if duration_s is not None:
+        raise SourceError(
+            f"--duration does not apply to the live input {uri}; stop a live run with "
+            "--seconds or Ctrl-C"
+        )
+    if fps is not None:
+        raise SourceError(
+            f"fps={fps} applies to image sequences only; {uri} has its own rate "
+            "(a webcam's is requested with --capture-fps)"
+        )
 
 
 __all__ = [
     "LAVFI_PREFIX",
+    "NETWORK_SCHEMES",
     "InputDamagedError",
+    "LiveOptions",
     "SourceError",
     "SourceNotFoundError",
+    "is_camera",
     "is_image_sequence",
+    "is_network_url",
     "open_source",
-    "register_source",
 ]
-
-
-# Webcams and network streams (streamer.sources.camera / .network, issue 4) register their
-# openers when imported; importing them here makes every command accept those INPUTs.
-from streamer.sources import camera as _camera  # noqa: E402, F401
-from streamer.sources import network as _network  # noqa: E402, F401

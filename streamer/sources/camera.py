@@ -25,20 +25,16 @@ import cv2
 import numpy as np
 
 from adaattn_video.errors import StylestreamError
-from streamer.frames import Frame
-from streamer.sources import register_source
-from streamer.sources.live import (
-    EndOfStream,
-    NewestFrames,
-    build_config,
-    check_live_options,
-    run_producer,
-)
+from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
+from streamer.queues import END
+from streamer.sources import is_camera
+from streamer.sources.live import newest_frames, run_producer
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)  # camera frames are timestamped in wall-clock milliseconds
 _DEVICE_NODE = re.compile(r"^/dev/video(\d+)$")
+__all__ = ["CameraConfig", "CameraError", "CameraNotFoundError", "CameraSource", "is_camera"]
 
 
 class CameraNotFoundError(StylestreamError, FileNotFoundError):
@@ -47,11 +43,6 @@ class CameraNotFoundError(StylestreamError, FileNotFoundError):
 
 class CameraError(StylestreamError, OSError):
     """An opened camera stopped delivering frames."""
-
-
-def is_camera(uri: str) -> bool:
-    """``"0"``, ``"12"`` or ``/dev/videoN``: a webcam (not a file named "0")."""
-    return uri.isdigit() or _DEVICE_NODE.match(uri) is not None
 
 
 def available_cameras() -> list[str]:
@@ -111,12 +102,8 @@ class CameraConfig:
         return self.device if _DEVICE_NODE.match(self.device) else None
 
 
-class CameraSource:
+class CameraSource(FrameSource):
     """A webcam as a live :class:`~streamer.frames.FrameSource`; use it in a ``with`` block."""
-
-    live = True
-    expected_frames = None
-    time_base = TIME_BASE
 
     def __init__(self, config: CameraConfig | str, **options: Any) -> None:
         if isinstance(config, str):
@@ -129,16 +116,23 @@ class CameraSource:
         self.fps: float | None = None
         self.frames_read = 0
         self._capture: cv2.VideoCapture | None = None
-        self._buffer: NewestFrames[tuple[int, np.ndarray, float]] = NewestFrames(
-            config.max_queue_frames
-        )
+        self._buffer = newest_frames(config.max_queue_frames)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_wall = 0.0
 
     @property
-    def dropped_frames(self) -> int:
-        return self._buffer.dropped
+    def live(self) -> bool:
+        return True
+
+    def info(self) -> SourceInfo:
+        rate = Fraction(self.fps).limit_denominator(1000) if self.fps else None
+        return SourceInfo(
+            frame_rate=rate, width=self.width, height=self.height, time_base=TIME_BASE
+        )
+
+    def counters(self) -> SourceCounters:
+        return SourceCounters(read=self.frames_read, dropped=self._buffer.dropped)
 
     def _check_device_exists(self) -> None:
         node = self.config.device_node
@@ -181,9 +175,9 @@ class CameraSource:
             capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer driver buffers = fresher frames
         return capture
 
-    def __enter__(self) -> CameraSource:
-        if self._thread is not None:  # already open (entering twice is harmless)
-            return self
+    def open(self) -> None:
+        if self._thread is not None:  # already open (opening twice is harmless)
+            return
         started = time.monotonic()
         capture = self._open_capture()
         self._capture = capture
@@ -221,7 +215,6 @@ class CameraSource:
         self._start_wall = time.time()
         self._deliver(first)
         self._thread = run_producer(f"grab {config.device}", self._grab_forever, self._buffer)
-        return self
 
     def _deliver(self, bgr: np.ndarray) -> None:
         self._buffer.put((self.frames_read, bgr, time.time()))
@@ -259,18 +252,14 @@ class CameraSource:
             self._capture.release()
             self._capture = None
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __iter__(self) -> Iterator[Frame]:
         if self._capture is None:
             raise RuntimeError("use the source in a `with` block before iterating it")
         last_pts = -1
         waited_since = time.monotonic()
         while not self._stop.is_set():
-            try:
-                item = self._buffer.get(0.1)
-            except EndOfStream:
+            item = self._buffer.get(timeout_s=0.1)
+            if item is END:
                 return
             if item is None:
                 if (
@@ -307,23 +296,3 @@ def _read_with_timeout(capture: cv2.VideoCapture, timeout_s: float) -> np.ndarra
     reader.start()
     reader.join(timeout_s)
     return None if reader.is_alive() else result[0]
-
-
-def open_camera_source(
-    uri: str,
-    *,
-    start_s: float = 0.0,
-    duration_s: float | None = None,
-    realtime: bool = False,
-    fps: float | None = None,
-    **options: Any,
-) -> CameraSource:
-    """Opener for :func:`streamer.sources.open_source` (``fps`` = requested camera rate;
-    ``realtime`` changes nothing: a camera is real time)."""
-    check_live_options(uri, start_s, duration_s)
-    if fps is not None:
-        options = {"fps": fps, **options}
-    return CameraSource(build_config(CameraConfig, uri, options))
-
-
-register_source("camera", is_camera, open_camera_source)

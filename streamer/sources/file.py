@@ -13,9 +13,17 @@ Timing contract (what sinks rely on):
 
 Damage: a read or decode error part-way through ends the iteration with
 :class:`~streamer.sources.InputDamagedError` AFTER every frame decoded before the damage was
-yielded, so those frames are still rendered. A file that ends early without an error (a truncated
-Matroska file does that) is detected by comparing the last frame's time with the duration the
-video stream declares.
+yielded, so those frames are still rendered. Files that end early WITHOUT a decoder error are
+caught too, after their frames:
+
+- MP4/MOV and Matroska declare the video stream's duration up front (MP4 in the stream header,
+  Matroska in the track's ``DURATION`` tag, written when the file was finished): the last frame's
+  time is compared with it;
+- MPEG-TS declares nothing (FFmpeg estimates a TS file's duration from its LAST timestamps, so a
+  cut file looks complete), but it is a sequence of fixed-size packets (188 bytes; 192 for
+  M2TS, 204 with FEC): a local file whose size is not a whole number of packets was cut off.
+
+A ``start_s`` at or past the declared end is an error at ``open()`` (before any output exists).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.sources import InputDamagedError, SourceError, SourceNotFoundError
 
 log = logging.getLogger(__name__)
@@ -71,7 +79,7 @@ class FileSourceConfig:
             raise SourceError(f"decoder_threads must be >= 0, got {self.decoder_threads}")
 
 
-class FileSource:
+class FileSource(FrameSource):
     """Decoded RGB frames of a file's first video stream.
 
     Use as ``with FileSource(cfg) as source: for frame in source: ...``. The properties
@@ -80,15 +88,18 @@ class FileSource:
 
     def __init__(self, config: FileSourceConfig) -> None:
         self.config = config
-        self.live = config.realtime
         self.frames_read = 0
         self._container: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
 
     # -- life cycle -------------------------------------------------------------------------
-    def open(self) -> FileSource:
+    @property
+    def live(self) -> bool:
+        return self.config.realtime
+
+    def open(self) -> None:
         if self._container is not None:
-            return self
+            return
         cfg = self.config
         is_lavfi = cfg.format == "lavfi"
         if not is_lavfi and "://" not in cfg.uri and not Path(cfg.uri).exists():
@@ -110,6 +121,13 @@ class FileSource:
         if cfg.decoder_threads:
             stream.codec_context.thread_count = cfg.decoder_threads
         self._container, self._stream = container, stream
+        end = self.end_s
+        if cfg.start_s and end is not None and cfg.start_s >= end:
+            self.close()
+            raise SourceError(
+                f"--start {cfg.start_s:g} s is past the end of {cfg.uri}: the input ends at "
+                f"{end:.1f} s; give a start before that"
+            )
         log.debug(
             "opened %s: %dx%d, time base %s, rate %s, frames %s",
             cfg.uri,
@@ -119,18 +137,24 @@ class FileSource:
             stream.average_rate,
             self.expected_frames,
         )
-        return self
 
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
 
-    def __enter__(self) -> FileSource:
-        return self.open()
+    def info(self) -> SourceInfo:
+        return SourceInfo(
+            frame_rate=self.frame_rate,
+            expected_frames=self.expected_frames,
+            width=self.width,
+            height=self.height,
+            time_base=self.time_base,
+            audio_path=self.audio_path,
+        )
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def counters(self) -> SourceCounters:
+        return SourceCounters(read=self.frames_read)
 
     # -- what the input is ------------------------------------------------------------------
     @property
@@ -170,6 +194,29 @@ class FileSource:
         stream = self.stream
         if stream.duration:
             return float(stream.duration * stream.time_base)
+        return None
+
+    @property
+    def tagged_duration_s(self) -> float | None:
+        """The video track's ``DURATION`` tag (Matroska/WebM writers set it when the file is
+        finished, so it survives a cut), or None."""
+        tag = self.stream.metadata.get("DURATION") or self.stream.metadata.get("duration")
+        return _parse_clock(tag) if tag else None
+
+    @property
+    def end_s(self) -> float | None:
+        """Presentation time where the input's video ends as declared (stream start +
+        duration), or None when it declares nothing (lavfi, raw streams)."""
+        if self.config.format == "lavfi":
+            return None
+        stream = self.stream
+        start = float((stream.start_time or 0) * stream.time_base)
+        duration = self.stream_duration_s or self.tagged_duration_s
+        if duration is not None:
+            return start + duration
+        container = self._container
+        if container is not None and container.duration:
+            return (container.start_time or 0) / av.time_base + container.duration / av.time_base
         return None
 
     @property
@@ -252,6 +299,23 @@ class FileSource:
         if not reached_end:
             self._check_complete(last_pts, time_base, step)
 
+    def _check_packet_size(self) -> None:
+        """A local MPEG-TS file is whole packets; a size that is not was cut off mid-packet."""
+        cfg = self.config
+        container = self._container
+        if container is None or cfg.format == "lavfi" or "mpegts" not in container.format.name:
+            return
+        path = Path(cfg.uri)
+        if not path.is_file():
+            return
+        size = path.stat().st_size
+        if all(size % packet for packet in TS_PACKET_SIZES):
+            raise InputDamagedError(
+                f"input {cfg.uri} is truncated: its {size} bytes are not a whole number of "
+                f"transport-stream packets ({self.frames_read} frames read before the cut)",
+                self.frames_read,
+            )
+
     def _seek(self, start_ticks: int) -> None:
         """Jump to the keyframe before ``start_ticks`` when the input can seek (files can, lavfi
         cannot: then frames before the start are decoded and skipped)."""
@@ -263,9 +327,11 @@ class FileSource:
             log.debug("cannot seek in %s (%s): decoding from the start", self.config.uri, err)
 
     def _check_complete(self, last_pts: int | None, time_base: Fraction, step: int) -> None:
-        """Detect an input that ended early without an error (a truncated Matroska file)."""
+        """Detect an input that ended early without a decoder error (a cut Matroska or
+        MPEG-TS file): raise :class:`InputDamagedError` after its frames were yielded."""
         cfg = self.config
-        declared = self.stream_duration_s
+        self._check_packet_size()
+        declared = self.stream_duration_s or self.tagged_duration_s
         trusted = declared is not None  # the video stream's own duration: a real promise
         if declared is None:
             declared = self.container_duration_s  # max over streams: audio may be longer
@@ -288,6 +354,21 @@ class FileSource:
         log.warning("%s", message)
 
 
+TS_PACKET_SIZES = (188, 192, 204)  # MPEG-TS, M2TS (4-byte timecode prefix), TS with FEC
+
+
+def _parse_clock(text: str) -> float | None:
+    """``"00:00:02.000000000"`` -> 2.0 (None when it is not such a clock)."""
+    parts = text.strip().split(":")
+    try:
+        seconds = 0.0
+        for part in parts:
+            seconds = 60 * seconds + float(part)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
 def _pace(origin: tuple[float, int] | None, pts: int, time_base: Fraction) -> tuple[float, int]:
     """Sleep until the frame at ``pts`` is due, measured from ``origin`` = (wall-clock time,
     pts) of the first frame; returns the origin (set on the first call)."""
@@ -302,4 +383,4 @@ def _pace(origin: tuple[float, int] | None, pts: int, time_base: Fraction) -> tu
 
 def _describe(err: av.FFmpegError) -> str:
     """FFmpeg's message without PyAV's repr noise."""
-    return getattr(err, "strerror", None) or str(err)
+    return err.strerror or str(err)

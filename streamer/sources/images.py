@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.sources import InputDamagedError, SourceError, SourceNotFoundError
 
 log = logging.getLogger(__name__)
@@ -106,20 +106,22 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
-class ImageSequenceSource:
+class ImageSequenceSource(FrameSource):
     """Frames from an image sequence (see :class:`ImageSequenceConfig`)."""
 
     def __init__(self, config: ImageSequenceConfig) -> None:
         self.config = config
-        self.live = config.realtime
-        self.audio_path: str | None = None
         self.frames_read = 0
         self.rate = Fraction(config.fps).limit_denominator(1_000_000)
         self.time_base = 1 / self.rate
         self._files: list[Path] | None = None
         self._first_shape: tuple[int, ...] | None = None
 
-    def open(self) -> ImageSequenceSource:
+    @property
+    def live(self) -> bool:
+        return self.config.realtime
+
+    def open(self) -> None:
         if self._files is None:
             files = list_images(self.config.uri)
             first = round(self.config.start_s * self.rate)
@@ -135,16 +137,21 @@ class ImageSequenceSource:
                     f"{len(files)} frames at {float(self.rate):g} fps"
                 )
             self._first_shape = read_rgb(self._files[0]).shape
-        return self
 
     def close(self) -> None:
         self._files = None
 
-    def __enter__(self) -> ImageSequenceSource:
-        return self.open()
+    def info(self) -> SourceInfo:
+        return SourceInfo(
+            frame_rate=self.rate,
+            expected_frames=self.expected_frames,
+            width=self.width,
+            height=self.height,
+            time_base=self.time_base,
+        )
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def counters(self) -> SourceCounters:
+        return SourceCounters(read=self.frames_read)
 
     @property
     def files(self) -> list[Path]:

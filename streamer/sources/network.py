@@ -30,31 +30,21 @@ import av.codec.context
 import numpy as np
 
 from adaattn_video.errors import StylestreamError
-from streamer.frames import Frame
-from streamer.sources import SourceError, register_source
-from streamer.sources.live import (
-    EndOfStream,
-    NewestFrames,
-    build_config,
-    check_live_options,
-    run_producer,
-)
+from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
+from streamer.queues import END
+from streamer.sources import NETWORK_SCHEMES, is_network_url
+from streamer.sources.live import newest_frames, run_producer
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "NETWORK_SCHEMES",
+    "NetworkSource",
+    "NetworkSourceConfig",
+    "StreamLostError",
+    "StreamOpenError",
+    "is_network_url",
+]
 
-NETWORK_SCHEMES = (
-    "rtsp",
-    "rtsps",
-    "rtmp",
-    "rtmps",
-    "http",
-    "https",
-    "hls",
-    "srt",
-    "udp",
-    "rtp",
-    "tcp",
-)
 DEFAULT_TIME_BASE = Fraction(1, 90000)
 _AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
 
@@ -65,11 +55,6 @@ class StreamOpenError(StylestreamError, ConnectionError):
 
 class StreamLostError(StylestreamError, ConnectionError):
     """A network stream dropped and did not come back within the give-up time."""
-
-
-def is_network_url(uri: str) -> bool:
-    scheme, sep, _ = uri.partition("://")
-    return bool(sep) and scheme.lower() in NETWORK_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -179,15 +164,12 @@ class _Decoded:
     capture_time_s: float
 
 
-class NetworkSource:
-    """A live network stream as a :class:`~streamer.frames.FrameSource` (``live = True``).
+class NetworkSource(FrameSource):
+    """A live network stream as a :class:`~streamer.frames.FrameSource` (always live).
 
-    Use in a ``with`` block: entering connects (fail fast with :class:`StreamOpenError`) and
-    starts the reader thread; iterating yields the newest frames; leaving stops and joins.
+    Use in a ``with`` block: opening connects (fail fast with :class:`StreamOpenError`) and
+    starts the reader thread; iterating yields the newest frames; closing stops and joins.
     """
-
-    live = True
-    expected_frames = None
 
     def __init__(self, config: NetworkSourceConfig | str, **options: Any) -> None:
         if isinstance(config, str):
@@ -200,7 +182,7 @@ class NetworkSource:
         self.width: int | None = None
         self.height: int | None = None
         self.frame_interval_s = 1 / 30
-        self._buffer: NewestFrames[_Decoded] = NewestFrames(config.max_queue_frames)
+        self._buffer = newest_frames(config.max_queue_frames)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._container: av.container.InputContainer | None = None
@@ -215,13 +197,28 @@ class NetworkSource:
         return self.config.url
 
     @property
-    def dropped_frames(self) -> int:
-        """Frames decoded but replaced by newer ones before the consumer took them."""
-        return self._buffer.dropped
+    def live(self) -> bool:
+        return True
 
     @property
     def in_outage(self) -> bool:
         return self._outage_started is not None
+
+    def info(self) -> SourceInfo:
+        """Frame rate: the stream's declared one, refined by the measured frame interval."""
+        rate = Fraction(1 / self.frame_interval_s).limit_denominator(1000)
+        return SourceInfo(
+            frame_rate=rate, width=self.width, height=self.height, time_base=self.time_base
+        )
+
+    def counters(self) -> SourceCounters:
+        return SourceCounters(
+            read=self.stats.frames_read,
+            dropped=self._buffer.dropped,
+            reconnects=self.stats.reconnects,
+            outages=self.stats.outages,
+            in_outage=self.in_outage,
+        )
 
     # -- connection -----------------------------------------------------------------------
     def _open(self, open_timeout_s: float) -> av.container.InputContainer:
@@ -248,9 +245,9 @@ class NetworkSource:
             raise
         return container
 
-    def __enter__(self) -> NetworkSource:
-        if self._thread is not None:  # already open (entering twice is harmless)
-            return self
+    def open(self) -> None:
+        if self._thread is not None:  # already open (opening twice is harmless)
+            return
         started = time.monotonic()
         try:
             self._container = self._open(self.config.open_timeout_s)
@@ -273,10 +270,6 @@ class NetworkSource:
             time.monotonic() - started,
         )
         self._thread = run_producer(f"read {self.config.url}", self._read_forever, self._buffer)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def interrupt(self) -> None:
         """Make a waiting iterator return soon (the pipeline calls this when it stops)."""
@@ -419,9 +412,8 @@ class NetworkSource:
         repeat = self.config.during_outage == "repeat"
         while not self._stop.is_set():
             wait_s = self.frame_interval_s if repeat and self.in_outage else 0.1
-            try:
-                item = self._buffer.get(wait_s)
-            except EndOfStream:
+            item = self._buffer.get(timeout_s=wait_s)
+            if item is END:
                 return
             if item is not None:
                 last = self._to_frame(item)
@@ -440,22 +432,3 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, EOFError):
         return "end of stream"
     return str(err) or type(err).__name__
-
-
-def open_network_source(
-    uri: str,
-    *,
-    start_s: float = 0.0,
-    duration_s: float | None = None,
-    realtime: bool = False,
-    fps: float | None = None,
-    **options: Any,
-) -> NetworkSource:
-    """Opener for :func:`streamer.sources.open_source` (a network stream is real time)."""
-    check_live_options(uri, start_s, duration_s)
-    if fps is not None:
-        raise SourceError(f"fps={fps} does not apply to {uri}: a stream has its own rate")
-    return NetworkSource(build_config(NetworkSourceConfig, uri, options))
-
-
-register_source("network", is_network_url, open_network_source)
