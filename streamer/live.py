@@ -440,8 +440,10 @@ def _run_opened(
 
     record_path = None
     if config.record is not None:
+        from streamer.guard import command_inputs, refuse_overlap
         from streamer.sinks import check_output_file
 
+        refuse_overlap(config.record, command_inputs(config.source, config.styles, config.weights))
         record_path = check_output_file(config.record, overwrite=config.overwrite)
     if config.curve_keys_dir is not None:
         from streamer.keys import load_server_keys

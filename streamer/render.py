@@ -23,6 +23,7 @@ from adaattn_video.stylizer import (
     resolve_device,
 )
 from streamer.frames import FrameSink
+from streamer.guard import command_inputs, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
@@ -261,6 +262,7 @@ def render(
 
 def _check_output(config: RenderConfig) -> None:
     """Fail before the model loads when the output cannot be written."""
+    refuse_overlap(config.output, command_inputs(config.input, config.styles, config.weights))
     if config.writes_images:
         check_image_output(config.output, overwrite=config.overwrite)
         return

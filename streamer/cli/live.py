@@ -16,6 +16,7 @@ from adaattn_video.errors import StylestreamError
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import float_list, parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
+from streamer.guard import command_inputs, refuse_overlap
 from streamer.sinks.zmq import DEFAULT_ENDPOINT
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ def run_live_command(args: argparse.Namespace) -> int:
     from streamer.pipeline import PipelineUserError
 
     config = live_config_from_args(args)
+    if config.record:  # the other inputs (source, styles, weights): in run_live()
+        refuse_overlap(config.record, command_inputs(args.config, config.curve_keys_dir))
 
     def announce(info: dict[str, Any]) -> None:
         parts = []
@@ -252,6 +255,8 @@ def run_view_command(args: argparse.Namespace) -> int:
         receive_timeout_s=typed_value(args, "timeout_s", float, optional=True),
         allow_remote_http=typed_value(args, "allow_remote_http", bool),
     )
+    if config.record:
+        refuse_overlap(config.record, command_inputs(args.config, config.curve_keys_dir))
 
     def announce(info: dict[str, Any]) -> None:
         if info["url"]:
@@ -326,8 +331,10 @@ def run_control_command(args: argparse.Namespace) -> int:
 
 # -- keys --------------------------------------------------------------------------------------
 def run_keys_generate(args: argparse.Namespace) -> int:
-    from streamer.keys import generate_keys
+    from streamer.keys import KEY_FILES, generate_keys
 
+    inputs = [getattr(args, "config", None)]  # (no inputs today; the policy is the same)
+    refuse_overlap(args.directory, inputs, kind="folder", names=KEY_FILES)
     try:
         folder = generate_keys(args.directory, overwrite=args.overwrite)
     except FileExistsError as err:

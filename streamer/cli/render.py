@@ -12,6 +12,7 @@ from pathlib import Path
 from adaattn_video.errors import MissingWeightsError
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import float_list, parse_wh, typed_value, wh_arg
+from streamer.guard import refuse_overlap
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def exit_code(result: RenderResult) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    refuse_overlap(config.output, [args.config])  # the other inputs: in render()
     result = render(config, progress=typed_value(args, "progress", bool))
     print(result.summary())
     if result.interrupted_by:
