@@ -25,7 +25,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from adaattn_video.errors import StylestreamError
 from streamer.sinks import OutputError, OutputExistsError, check_output_file, is_image_output
@@ -204,6 +204,32 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def memory_settings(config: Any, source: object, batch: int, device: str) -> dict[str, Any]:
+    """The settings :func:`adaattn_video.resources.check_stylizer_memory` needs, from a render
+    or live config and its opened source: frames are stylized at ``config.size``, else at the
+    source's size when it is known already (a camera knows it only after its first frame)."""
+    size = config.size
+    if size is None:
+        try:
+            height, width = getattr(source, "height", None), getattr(source, "width", None)
+        except (AttributeError, RuntimeError, ValueError):
+            height = width = None
+        size = (int(height), int(width)) if height and width else None
+    queued = getattr(config, "max_queue_frames", 2)
+    return {
+        "size": size,
+        "styles": list(config.styles),
+        "style_size": config.style_size,
+        "batch": batch,
+        "precision": config.precision,
+        "device": device,
+        "weights": config.weights,
+        "untrained": config.untrained,
+        "max_memory": config.max_memory,
+        "frames_in_flight": 2 * max(queued, batch),  # decoded + stylized frames queued
+    }
 
 
 def command_inputs(*specs: InputSpec | Sequence[InputSpec]) -> list[InputSpec]:

@@ -32,6 +32,7 @@ from typing import Any
 from torch import Tensor
 
 from adaattn_video.errors import StylestreamError
+from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.stylizer import (
     PRECISIONS,
     FrameStylizer,
@@ -39,6 +40,7 @@ from adaattn_video.stylizer import (
 )
 from streamer.endpoints import check_bind_endpoint
 from streamer.frames import Frame, FrameSink, FrameSource
+from streamer.guard import memory_settings
 from streamer.pipeline import Pipeline, PipelineConfig, StatsSnapshot
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
 from streamer.wire import check_encoding
@@ -112,6 +114,7 @@ class LiveConfig:
     during_outage: str = "pause"
     end_of_stream: str = "reconnect"
     ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
+    max_memory: int | None = None  # bytes a stylize call may take (None: what is available)
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -450,6 +453,7 @@ def _run_opened(
 
         load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
     if stylizer is None:
+        check_stylizer_memory(**memory_settings(config, source, 1, config.device))
         stylizer = build_stylizer(config)
     labeled = SwitchSafeStylizer(stylizer)
 

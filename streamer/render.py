@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adaattn_video.errors import StylestreamError
+from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.stylizer import (
     PRECISIONS,
     FrameStylizer,
@@ -23,7 +24,7 @@ from adaattn_video.stylizer import (
     resolve_device,
 )
 from streamer.frames import FrameSink
-from streamer.guard import command_inputs, refuse_overlap
+from streamer.guard import command_inputs, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
@@ -88,6 +89,7 @@ class RenderConfig:
     fragment_s: float = 1.0
     max_queue_frames: int = 8
     codec_options: dict[str, str] = field(default_factory=dict)
+    max_memory: int | None = None  # bytes a stylize call may take (None: what is available)
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -226,6 +228,7 @@ def render(
             )
         _check_output(config)
         if stylizer is None:
+            check_stylizer_memory(**memory_settings(config, source, batch_size, device))
             stylizer = build_stylizer(config, device)
         sink = _make_sink(config, source, encoder)
         bar = _progress_bar(getattr(source, "expected_frames", None), enabled=progress)

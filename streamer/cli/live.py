@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adaattn_video.errors import StylestreamError
+from adaattn_video.resources import MAX_MEMORY_HELP, parse_memory
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import float_list, parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
@@ -93,6 +94,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--record", metavar="OUT.mp4", help="also record the stylized stream")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
     out.add_argument("--size", metavar="WxH", help="stylized frame size (default: the source's)")
+    out.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     out.add_argument(
         "--control", default=DEFAULT_CONTROL_ENDPOINT, metavar="ENDPOINT",
         help=f"control endpoint for `stylestream control` (default {DEFAULT_CONTROL_ENDPOINT}; "
@@ -180,6 +182,7 @@ def live_config_from_args(args: argparse.Namespace) -> Any:
         give_up_after_s=typed_value(args, "give_up_after_s", float),
         during_outage=typed_value(args, "during_outage", str),
         end_of_stream=typed_value(args, "end_of_stream", str),
+        max_memory=parse_memory(typed_value(args, "max_memory", str, optional=True)),
     )
 
 

@@ -18,6 +18,7 @@ from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
 from adaattn_video.errors import MissingWeightsError, StylestreamError
 from adaattn_video.image_io import read_image, write_image
 from adaattn_video.model import StyleTransferModel
+from adaattn_video.resources import MAX_MEMORY_HELP, check_stylizer_memory, image_size
 from adaattn_video.stylizer import (
     PRECISIONS,
     open_stylizer,
@@ -164,6 +165,13 @@ def run_image(args: argparse.Namespace) -> int:
         )
     inputs = command_inputs(args.content, styles, args.weights, args.config)
     guard_output(output, inputs=inputs, overwrite=args.overwrite, kind="file", make_parents=True)
+    native = image_size(args.content)  # from the header: refuse a huge picture before decoding it
+    check_stylizer_memory(
+        size=_content_size(args.size, *native) if args.size and native else native,
+        styles=styles, style_size=args.style_size, precision=args.precision, device=args.device,
+        weights=args.weights, untrained=args.untrained, max_memory=args.max_memory,
+        model=(IMAGE_MODEL if args.model == "image" else VIDEO_MODEL) if not args.weights else None,
+    )  # fmt: skip
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
     start = time.perf_counter()
     stylizer = open_stylizer(
@@ -390,6 +398,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
     image.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    image.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     add_config_option(image)
     image.set_defaults(func=run_image)
 
