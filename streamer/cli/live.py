@@ -308,7 +308,7 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_control_command(args: argparse.Namespace) -> int:
-    from streamer.control import send_command, set_style_request
+    from streamer.control import parse_request, send_command, set_style_request
 
     if args.action == "set-style":
         for image in args.images:
@@ -319,6 +319,7 @@ def run_control_command(args: argparse.Namespace) -> int:
         request = {"command": "set-alpha", "alpha": args.alpha}
     else:
         request = {"command": "get-status"}
+    parse_request(json.dumps(request))  # the server's limits (16 styles, finite numbers) first
     reply = send_command(
         args.endpoint, request, timeout_s=args.timeout_s, curve_keys_dir=args.curve_keys
     )
