@@ -46,7 +46,7 @@ def _is_stream_uri(text: str) -> bool:
 
 def input_paths(spec: InputSpec) -> list[Path]:
     """The files and folders one input names: itself (a file or a folder), a folder's files,
-    the frames a ``%06d`` pattern or a glob matches. Streams (``lavfi:``, ``rtsp://``, a camera
+    the frames a ``%06d`` pattern or a glob matches and their folder. Streams (``lavfi:``, ``rtsp://``, a camera
     index) and names that match nothing give ``[]``: nothing on disk can be overwritten there."""
     if spec is None or str(spec) == "" or _is_stream_uri(str(spec)):
         return []
@@ -62,7 +62,7 @@ def input_paths(spec: InputSpec) -> list[Path]:
         from streamer.sources.images import list_images
 
         with contextlib.suppress(StylestreamError, OSError, ValueError, IndexError):
-            return list_images(str(path))
+            return [path.parent, *list_images(str(path))]
     return []
 
 
@@ -89,7 +89,7 @@ def _output_paths(target: Path, kind: OutputKind, names: Sequence[str]) -> list[
     """What writing ``target`` would replace or write into, as far as it exists today."""
     if kind == "frames":
         pattern = resolve_pattern(target)
-        return [pattern.parent, *existing_frames(pattern)]
+        return [*existing_frames(pattern), pattern.parent]  # a named input frame first
     if kind == "folder":
         return [target / name for name in names]
     return [target]

@@ -120,11 +120,16 @@ def test_render_png_output_never_writes_over_input_frames(tmp_path, capsys):
         render_args(str(frames), "--fps", "25", "--overwrite", "-o", str(other)),
         match="same file",
     )
-    # a pattern input: writing frames of the same pattern is refused too
+    # a pattern or glob input: writing frames over them or into their folder is refused too
     refused(
         capsys,
         render_args(f"{frames}/%06d.png", "--overwrite", "-o", f"{frames}/%06d.png"),
         match="would overwrite the input",
+    )
+    refused(
+        capsys,
+        render_args(f"{frames}/*.png", "--overwrite", "-o", f"{frames}/out_%03d.png"),
+        match="writes into the input folder",
     )
     assert digests(tmp_path) == before
 
