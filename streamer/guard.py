@@ -169,21 +169,6 @@ def guard_output(
     return check_output_file(path, overwrite=overwrite)
 
 
-def guard_outputs(
-    targets: Sequence[str | Path | None], *, inputs: Iterable[InputSpec], overwrite: bool
-) -> list[Path]:
-    """:func:`guard_output` for several outputs of one run (``None`` entries are skipped),
-    which must also differ from each other."""
-    inputs = list(inputs)
-    done: list[Path] = []
-    for target in targets:
-        if target is None:
-            continue
-        refuse_overlap(target, [*inputs, *done])
-        done.append(guard_output(target, inputs=inputs, overwrite=overwrite))
-    return done
-
-
 # -- atomic replacement -----------------------------------------------------------------------
 def temporary_name(final: str | Path) -> Path:
     """A hidden name in ``final``'s folder (same file system, so ``os.replace`` is atomic) with
@@ -250,8 +235,8 @@ __all__ = [
     "atomic_output",
     "command_inputs",
     "guard_output",
-    "guard_outputs",
     "input_paths",
+    "memory_settings",
     "refuse_overlap",
     "temporary_name",
 ]

@@ -182,6 +182,7 @@ def clip(tmp_path) -> Path:
 def test_render_refuses_a_size_that_cannot_fit(clip, tmp_path, capsys):
     base = ["render", str(clip), "--style", STYLE, "--untrained", "--no-progress", "--device",
             "cpu", "-o", str(tmp_path / "o.mp4")]  # fmt: skip
+    before = clip.read_bytes()
     line = one_error(capsys, [*base, "--size", "20000x20000"])
     assert "20000x20000" in line and "needs about" in line and "limit" in line
     line = one_error(capsys, [*base, "--style-size", "20000"])
@@ -190,6 +191,7 @@ def test_render_refuses_a_size_that_cannot_fit(clip, tmp_path, capsys):
     assert "1.0 MiB limit (--max-memory)" in line
     assert "expected an amount" in one_error(capsys, [*base, "--max-memory", "lots"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert clip.read_bytes() == before
 
 
 def test_image_refuses_a_size_that_cannot_fit(tmp_path, capsys):
