@@ -27,7 +27,7 @@ def read_image(path: str | Path) -> Tensor:
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise ImageReadError(
             f"image {path} could not be decoded ({err}); give a JPEG or PNG file"
         ) from err

@@ -38,7 +38,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adaattn_video.config import TAPS, ModelConfig
@@ -50,6 +50,8 @@ from adaattn_video.errors import StylestreamError
 CALIBRATION = 1.1
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 MAX_SCORES_PER_CALL = 2**26  # as in adaattn_video.attention
+# a style image at its native size: RGB uint8 (decoder + tensor copy), float32, resized float32
+STYLE_DECODE_BYTES_PER_PIXEL = 3 * 2 + 3 * 4 * 2
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 # VGG-19 (see adaattn_video.encoder): widths per block, 4 convolutions in blocks 3-5
@@ -316,8 +318,8 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as image:
             width, height = image.size
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None  # read_image refuses a decompression bomb with its own message
     return height, width
 
 
@@ -352,10 +354,11 @@ def check_stylize_memory(
     Raises:
         MemoryLimitError: the estimate is above the limit; the message gives both.
     """
-    style_sizes = []
+    style_sizes, natives = [], []
     for path in styles:
         native = image_size(path)
         if native is not None:
+            natives.append(native)
             style_sizes.append(scaled_style_size(native, style_size))
     estimate = estimate_stylize_memory(
         config,
@@ -365,6 +368,10 @@ def check_stylize_memory(
         style_sizes=style_sizes,
         frames_in_flight=frames_in_flight,
     )
+    if natives:  # a style is decoded and made float at its native size before it is resized
+        decode = max(h * w for h, w in natives) * STYLE_DECODE_BYTES_PER_PIXEL
+        estimate = replace(estimate, style=max(estimate.style, int(decode * CALIBRATION)))
+        style_sizes = natives if decode * CALIBRATION >= estimate.style else style_sizes
     if max_memory is not None:
         limit, source = max_memory, "--max-memory"
     else:
@@ -382,7 +389,8 @@ def check_stylize_memory(
     raise MemoryLimitError(
         f"stylizing {' and '.join(what)} needs about {format_bytes(estimate.peak)} of memory, "
         f"more than the {format_bytes(limit)} limit ({source}); use a smaller --size, "
-        "--style-size or --batch-size, or set the limit with --max-memory (e.g. --max-memory 8G)"
+        "--style-size, --batch-size or style image, or set the limit with --max-memory "
+        "(e.g. --max-memory 8G)"
     )
 
 

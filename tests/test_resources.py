@@ -162,6 +162,19 @@ def test_check_refuses_with_the_need_and_the_limit():
     assert estimate is not None and estimate.peak < 2**30
 
 
+def test_a_huge_style_counts_at_its_native_size(tmp_path):
+    """A style is decoded (and made float) at its native size before it is resized: a
+    4000x3000 picture needs its pixels' worth of memory even with --style-size 64."""
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000)).save(path)
+    estimate = check_stylize_memory(VIDEO_MODEL, None, styles=[path], style_size=64)
+    assert estimate is not None and estimate.style >= 4000 * 3000 * 15
+    with pytest.raises(MemoryLimitError, match="style of 4000x3000"):
+        check_stylize_memory(VIDEO_MODEL, None, styles=[path], style_size=64, max_memory=2**27)
+
+
 # -- the commands ------------------------------------------------------------------------------
 def one_error(capsys, argv: list[str]) -> str:
     start = time.perf_counter()
