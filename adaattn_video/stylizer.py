@@ -129,8 +129,8 @@ def check_style_weights(weights: Sequence[float] | None, count: int) -> list[flo
     weights = [float(w) for w in weights]
     if len(weights) != count:
         raise ValueError(f"expected {count} style weights (one per style), got {len(weights)}")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"style weights must be >= 0 with a positive sum, got {weights}")
+    if not all(0 <= w < float("inf") for w in weights) or not 0 < sum(weights) < float("inf"):
+        raise ValueError(f"style weights must be finite, >= 0, with a positive sum, got {weights}")
     total = sum(weights)
     return [w / total for w in weights]
 

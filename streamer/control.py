@@ -12,15 +12,24 @@ Style paths are read by the SERVER (``stylestream control`` makes them absolute 
 style is encoded in the control thread and swapped in atomically: the frame being stylized
 finishes with the old style, the next one uses the new one. A bad style file is answered with
 an error and the stream carries on with the style it had.
+
+Limits (a request beyond them is refused with a reason, the stream unchanged): at most
+``MAX_REQUEST_BYTES`` (64 KiB) per request and ``MAX_STYLES_PER_REQUEST`` (16) styles; weights
+and alpha must be finite (JSON ``NaN``/``Infinity`` and overflowing numbers are refused: they
+would turn every frame black); styles whose encoding would not fit in memory are refused
+(:mod:`adaattn_video.resources`). :func:`parse_request` raises only
+:class:`ControlRequestError`, whatever bytes arrive.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +41,10 @@ from streamer.endpoints import bind, check_endpoint
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTROL_ENDPOINT = "tcp://127.0.0.1:5556"
-MAX_REQUEST_BYTES = 64 * 1024
+MAX_REQUEST_BYTES = 64 * 1024  # a request is ~100 bytes per style path; larger ones are refused
+MAX_STYLES_PER_REQUEST = 16  # each style is read and encoded before the switch
+MAX_PATH_CHARS = 4096
+_SOCKET_MAX_BYTES = 1024 * 1024  # beyond this ZeroMQ drops the peer without a reply
 COMMANDS = ("set-style", "set-alpha", "get-status")
 
 
@@ -40,8 +52,130 @@ class ControlError(StylestreamError, ConnectionError):
     """A control request could not be delivered or was answered with an error."""
 
 
-class _BadRequest(ValueError):
-    pass
+class ControlRequestError(StylestreamError, ValueError):
+    """A control request that is malformed or asks for something that cannot be done (the
+    reply's ``error``); the stream is unchanged."""
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    """One parsed, checked request.
+
+    Attributes:
+        command: one of :data:`COMMANDS`.
+        styles: absolute style image paths (``set-style``; 1 to ``MAX_STYLES_PER_REQUEST``).
+        weights: one finite, non-negative weight per style with a positive sum, or None.
+        alpha: finite content strength in [0, 1] (``set-alpha``).
+    """
+
+    command: str
+    styles: tuple[str, ...] = ()
+    weights: tuple[float, ...] | None = None
+    alpha: float | None = None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ControlRequestError(f"request contains {name}: only finite numbers are accepted")
+
+
+def _finite_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ControlRequestError(f"{what} must be a number, got {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError as err:  # an integer too large for a float
+        raise ControlRequestError(f"{what} must be a finite number, got {_short(value)}") from err
+    if not math.isfinite(number):
+        raise ControlRequestError(f"{what} must be a finite number, got {number}")
+    return number
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_request(data: bytes | str | Mapping[str, Any]) -> ControlRequest:
+    """One request (UTF-8 JSON bytes, or an already decoded object) -> a checked
+    :class:`ControlRequest`.
+
+    Raises:
+        ControlRequestError: and nothing else, whatever ``data`` holds: not UTF-8 JSON, larger
+            than ``MAX_REQUEST_BYTES``, not an object, an unknown command, more than
+            ``MAX_STYLES_PER_REQUEST`` styles, a relative path, a NaN/infinite/negative weight,
+            an alpha outside [0, 1]...
+    """
+    if isinstance(data, (bytes, bytearray, memoryview, str)):
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise ControlRequestError(
+                f"request of {len(raw)} bytes is larger than the {MAX_REQUEST_BYTES} byte limit"
+            )
+        try:
+            request = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        except ControlRequestError:  # NaN / Infinity
+            raise
+        except (ValueError, RecursionError) as err:  # bad UTF-8/JSON, 4300+ digit integers
+            raise ControlRequestError(f"request is not UTF-8 JSON: {_short(str(err))}") from err
+    else:
+        request = data
+    if not isinstance(request, Mapping):
+        raise ControlRequestError(f"request must be a JSON object, got {type(request).__name__}")
+    command = request.get("command")
+    if command == "set-style":
+        return ControlRequest(command, *_parse_styles(request))
+    if command == "set-alpha":
+        alpha = request.get("alpha")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise ControlRequestError(
+                f"set-alpha needs a number 'alpha' in [0, 1], got {_short(alpha)}"
+            )
+        alpha = _finite_number(alpha, "alpha")
+        if not 0.0 <= alpha <= 1.0:
+            raise ControlRequestError(f"alpha must be in [0, 1], got {alpha:g}")
+        return ControlRequest(command, alpha=alpha)
+    if command == "get-status":
+        return ControlRequest(command)
+    raise ControlRequestError(
+        f"unknown command {_short(command)}; expected one of {', '.join(COMMANDS)}"
+    )
+
+
+def _parse_styles(request: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
+    styles = request.get("styles")
+    if isinstance(styles, str):
+        styles = [styles]
+    if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):
+        raise ControlRequestError(
+            f"set-style needs 'styles': a list of image paths, got {_short(styles)}"
+        )
+    if len(styles) > MAX_STYLES_PER_REQUEST:
+        raise ControlRequestError(
+            f"set-style got {len(styles)} styles; at most {MAX_STYLES_PER_REQUEST} per request"
+        )
+    for path in styles:
+        if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
+            raise ControlRequestError(f"style path {_short(path)} is not a usable file name")
+        if not Path(path).is_absolute():
+            raise ControlRequestError(
+                f"style path {_short(path)} is relative; the server cannot know your working "
+                "folder: send an absolute path"
+            )
+    weights = request.get("weights")
+    if weights is None:
+        return tuple(styles), None
+    if not isinstance(weights, list):
+        raise ControlRequestError(f"'weights' must be a list of numbers, got {_short(weights)}")
+    numbers = tuple(_finite_number(w, "each weight") for w in weights)
+    if len(numbers) != len(styles):
+        raise ControlRequestError(
+            f"expected {len(styles)} style weights (one per style), got {len(numbers)}"
+        )
+    if any(w < 0 for w in numbers) or not sum(numbers) > 0:
+        raise ControlRequestError(
+            f"style weights must be >= 0 with a positive sum, got {list(numbers)}"
+        )
+    return tuple(styles), numbers
 
 
 class ControlServer:
@@ -74,7 +208,8 @@ class ControlServer:
         self._socket = self._context.socket(zmq.REP)
         try:
             self._socket.setsockopt(zmq.LINGER, 0)
-            self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+            # above MAX_REQUEST_BYTES a request gets an error reply; far above, ZeroMQ drops it
+            self._socket.setsockopt(zmq.MAXMSGSIZE, _SOCKET_MAX_BYTES)
             if curve_keys_dir is not None:
                 from streamer.keys import configure_curve_server
 
@@ -113,14 +248,8 @@ class ControlServer:
     def handle_bytes(self, data: bytes) -> dict[str, Any]:
         """Parse, execute and answer one request (never raises)."""
         try:
-            try:
-                request = json.loads(data.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise _BadRequest(f"request is not UTF-8 JSON: {err}") from err
-            if not isinstance(request, dict):
-                raise _BadRequest(f"request must be a JSON object, got {type(request).__name__}")
-            return {"ok": True, **self.handle(request)}
-        except (_BadRequest, ValueError, OSError, RuntimeError) as err:
+            return {"ok": True, **self.execute(parse_request(data))}
+        except (ValueError, OSError, RuntimeError, MemoryError) as err:
             log.warning("control request rejected: %s", err)
             return {"ok": False, "error": str(err)}
         except Exception as err:  # a control request must never take the stream down
@@ -128,49 +257,45 @@ class ControlServer:
             return {"ok": False, "error": f"{type(err).__name__}: {err}"}
 
     def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        command = request.get("command")
-        if command == "set-style":
-            styles = request.get("styles")
-            if isinstance(styles, str):
-                styles = [styles]
-            if (
-                not isinstance(styles, list)
-                or not styles
-                or not all(isinstance(s, str) for s in styles)
-            ):
-                raise _BadRequest(
-                    f"set-style needs 'styles': a list of image paths, got {styles!r}"
-                )
-            weights = request.get("weights")
-            if weights is not None and (
-                not isinstance(weights, list)
-                or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
-            ):
-                raise _BadRequest(f"'weights' must be a list of numbers, got {weights!r}")
-            for path in styles:
-                if not Path(path).is_absolute():
-                    raise _BadRequest(
-                        f"style path {path!r} is relative; the server cannot know your working "
-                        "folder: send an absolute path"
-                    )
+        """Check and execute a decoded request (raises :class:`ControlRequestError`)."""
+        return self.execute(parse_request(request))
+
+    def execute(self, request: ControlRequest) -> dict[str, Any]:
+        """Apply a checked request. ``set-style`` reads and encodes the styles here, in the
+        control thread; the stylizer swaps the finished style in as one reference, so the
+        stylizing thread never waits and never sees half a switch."""
+        if request.command == "set-style":
+            self._check_style_memory(request.styles)
             started = time.perf_counter()
-            self.stylizer.set_style(styles, weights)
+            self.stylizer.set_style(list(request.styles), request.weights)
             return {
                 "style_id": self.stylizer.style_id,
                 "encode_ms": round(1000 * (time.perf_counter() - started), 1),
             }
-        if command == "set-alpha":
-            alpha = request.get("alpha")
-            if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-                raise _BadRequest(f"set-alpha needs a number 'alpha' in [0, 1], got {alpha!r}")
-            self.stylizer.alpha = alpha
+        if request.command == "set-alpha":
+            self.stylizer.alpha = request.alpha
             return {"alpha": self.stylizer.alpha}
-        if command == "get-status":
-            status = {"style_id": self.stylizer.style_id, "alpha": self.stylizer.alpha}
-            if self._status is not None:
-                status.update(self._status())
-            return status
-        raise _BadRequest(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+        status = {"style_id": self.stylizer.style_id, "alpha": self.stylizer.alpha}
+        if self._status is not None:
+            status.update(self._status())
+        return status
+
+    def _check_style_memory(self, styles: Sequence[str]) -> None:
+        """Refuse styles whose encoding would not fit in memory (a FrameStylizer only)."""
+        model = getattr(self.stylizer, "model", None)
+        config = getattr(self.stylizer, "config", None)
+        if model is None or config is None or not hasattr(model, "config"):
+            return
+        from adaattn_video.resources import check_stylize_memory
+
+        check_stylize_memory(
+            model.config,
+            None,
+            precision=config.precision,
+            device=str(self.stylizer.device),
+            styles=styles,
+            style_size=config.style_size,
+        )
 
     def _close_socket(self) -> None:
         self._socket.close(linger=0)

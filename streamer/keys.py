@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 SERVER_NAME = "server"
 CLIENT_NAME = "client"
 AUTHORIZED_DIR = "authorized_clients"
+# every file generate_keys writes, relative to its folder
+KEY_FILES = (
+    *(f"{name}.key{suffix}" for name in (SERVER_NAME, CLIENT_NAME) for suffix in ("", "_secret")),
+    f"{AUTHORIZED_DIR}/{CLIENT_NAME}.key",
+)
 
 
 class CurveKeyError(StylestreamError, FileNotFoundError):

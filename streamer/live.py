@@ -30,6 +30,7 @@ from typing import Any
 from torch import Tensor
 
 from adaattn_video.errors import StylestreamError
+from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.stylizer import (
     PRECISIONS,
     FrameStylizer,
@@ -38,6 +39,7 @@ from adaattn_video.stylizer import (
 from streamer import interrupts
 from streamer.endpoints import check_bind_endpoint
 from streamer.frames import FrameSink, FrameSource
+from streamer.guard import memory_settings
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
 from streamer.sources import LiveOptions, open_source
@@ -119,6 +121,7 @@ class LiveConfig:
     during_outage: str = "pause"
     end_of_stream: str = "reconnect"
     ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
+    max_memory: int | None = None  # bytes a stylize call may take (None: what is available)
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -280,14 +283,17 @@ def _run_opened(
 
     record_path = None
     if config.record is not None:
+        from streamer.guard import command_inputs, refuse_overlap
         from streamer.sinks import check_output_file
 
+        refuse_overlap(config.record, command_inputs(config.source, config.styles, config.weights))
         record_path = check_output_file(config.record, overwrite=config.overwrite)
     if config.curve_keys_dir is not None:
         from streamer.keys import load_server_keys
 
         load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
     if stylizer is None:
+        check_stylizer_memory(**memory_settings(config, source, 1, config.device))
         stylizer = build_stylizer(config)
     labeled = SwitchSafeStylizer(stylizer)
 

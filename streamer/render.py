@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adaattn_video.errors import StylestreamError
+from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.stylizer import (
     PRECISIONS,
     FrameStylizer,
@@ -24,6 +25,7 @@ from adaattn_video.stylizer import (
 )
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
+from streamer.guard import command_inputs, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
@@ -89,6 +91,7 @@ class RenderConfig:
     fragment_s: float = 1.0
     max_queue_frames: int = 8
     codec_options: dict[str, str] = field(default_factory=dict)
+    max_memory: int | None = None  # bytes a stylize call may take (None: what is available)
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -229,6 +232,7 @@ def render(
         _check_output(config)
         interrupts.check()  # a Ctrl-C that some C code swallowed: stop before the model loads
         if stylizer is None:
+            check_stylizer_memory(**memory_settings(config, source, batch_size, device))
             stylizer = build_stylizer(config, device)
         bar = _progress_bar(info.expected_frames, enabled=progress)
 
@@ -273,6 +277,7 @@ def render(
 
 def _check_output(config: RenderConfig) -> None:
     """Fail before the model loads when the output cannot be written."""
+    refuse_overlap(config.output, command_inputs(config.input, config.styles, config.weights))
     if config.writes_images:
         check_image_output(config.output, overwrite=config.overwrite)
         return

@@ -25,7 +25,7 @@ import zmq
 
 from adaattn_video.errors import StylestreamError
 from streamer.endpoints import check_endpoint
-from streamer.wire import FrameHeader, decode_frame
+from streamer.wire import FrameHeader, WireFormatError, decode_frame
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class Subscriber:
         self.config = config
         self.frames_received = 0
         self.frames_skipped = 0
+        self.frames_rejected = 0  # malformed messages skipped by iteration
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         try:
@@ -171,8 +172,15 @@ class Subscriber:
         )
 
     def __iter__(self) -> Iterator[ReceivedFrame]:
+        """Frames until the socket is closed; a malformed message (not a stylestream frame,
+        a forged size, a damaged JPEG) is skipped with a warning and counted in
+        ``frames_rejected`` instead of ending the loop (``receive`` raises it instead)."""
         while not self._socket.closed:
-            yield self.receive()
+            try:
+                yield self.receive()
+            except WireFormatError as err:
+                self.frames_rejected += 1
+                log.warning("skipped a malformed message from %s: %s", self.config.endpoint, err)
 
     def close(self) -> None:
         if not self._socket.closed:

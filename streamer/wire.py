@@ -24,8 +24,10 @@ field              JSON type        meaning
 ``style_id``       str or null      the style (or mix) the frame was stylized with
 =================  ===============  ==============================================================
 
-Decoding validates everything (types, ranges, payload size, JPEG dimensions) and raises
-:class:`WireFormatError` on any mismatch, so a consumer never acts on a malformed message.
+Decoding validates everything (types, ranges, payload size, JPEG dimensions -- read from the
+JPEG's own header before it is decoded, so a forged huge JPEG costs nothing) and raises
+:class:`WireFormatError`, and nothing else, on any mismatch, so a consumer never acts on a
+malformed message (``tests/test_wire_fuzz.py`` checks this with random and mutated messages).
 """
 
 from __future__ import annotations
@@ -84,8 +86,12 @@ class FrameHeader:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise WireFormatError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise WireFormatError(f"{name} must be finite, got {value!r}")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an integer beyond any float
+                finite = False
+            if not finite:
+                raise WireFormatError(f"{name} must be finite, got {str(value)[:40]}")
         if self.pts is not None:
             _check_int("pts", self.pts)
         if self.time_base is not None:
@@ -140,9 +146,11 @@ class FrameHeader:
         if len(data) > MAX_HEADER_BYTES:
             raise WireFormatError(f"header of {len(data)} bytes is too large for a frame header")
         try:
-            obj = json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise WireFormatError(f"frame header is not UTF-8 JSON: {err}") from err
+            obj = json.loads(bytes(data).decode("utf-8"), parse_constant=_refuse_constant)
+        except WireFormatError:  # NaN / Infinity
+            raise
+        except (ValueError, RecursionError) as err:  # bad UTF-8/JSON, 4300+ digit integers
+            raise WireFormatError(f"frame header is not UTF-8 JSON: {str(err)[:200]}") from err
         if not isinstance(obj, dict):
             raise WireFormatError(f"frame header must be a JSON object, got {type(obj).__name__}")
         version = obj.get("version")
@@ -166,6 +174,10 @@ class FrameHeader:
             style_id=obj.get("style_id"),
             version=version,
         )
+
+
+def _refuse_constant(name: str) -> object:
+    raise WireFormatError(f"frame header contains {name}: only finite numbers are valid")
 
 
 def _check_int(name: str, value: object, minimum: int | None = None, maximum: int | None = None):
@@ -195,13 +207,65 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return buffer.tobytes()
 
 
-def decode_jpeg(data: bytes | memoryview) -> np.ndarray:
-    """JPEG bytes -> (H, W, 3) uint8 RGB; WireFormatError when they are not a JPEG image."""
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size < 4 or buffer[0] != 0xFF or buffer[1] != 0xD8:
+# start-of-frame markers (baseline, progressive, lossless, ...): they carry the image size
+_SOF_MARKERS = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
+
+
+def jpeg_size(buffer: np.ndarray) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment, read without decoding anything, so
+    a forged 65535 x 65535 JPEG is refused before a decoder allocates for it.
+
+    Raises:
+        WireFormatError: no SOI marker, or no readable start-of-frame segment.
+    """
+    data = buffer.tobytes() if buffer.size <= 2**16 else buffer[: 2**16].tobytes()
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         raise WireFormatError("payload is not a JPEG image (no SOI marker)")
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if image is None:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise WireFormatError("payload is not a JPEG image (broken marker structure)")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers
+            pos += 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2:
+            raise WireFormatError("payload is not a JPEG image (bad segment length)")
+        if marker in _SOF_MARKERS:
+            if pos + 9 > len(data):
+                break
+            height = (data[pos + 5] << 8) | data[pos + 6]
+            width = (data[pos + 7] << 8) | data[pos + 8]
+            return width, height
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            break
+        pos += 2 + length
+    raise WireFormatError("payload is not a JPEG image (no frame header in its first 64 KiB)")
+
+
+def decode_jpeg(
+    data: bytes | memoryview, expected_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """JPEG bytes -> (H, W, 3) uint8 RGB; WireFormatError when they are not a JPEG image, or
+    when ``expected_size`` (width, height) is given and the JPEG's own header says otherwise
+    (checked before decoding)."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    width, height = jpeg_size(buffer)
+    if expected_size is not None and (width, height) != tuple(expected_size):
+        raise WireFormatError(
+            f"JPEG payload is {width}x{height}, header says {expected_size[0]}x{expected_size[1]}"
+        )
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as err:
+        raise WireFormatError(f"payload is not a decodable JPEG image: {err}") from err
+    if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise WireFormatError("payload is not a decodable JPEG image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
@@ -250,6 +314,8 @@ def decode_header(parts: Sequence[bytes | memoryview]) -> FrameHeader:
         raise WireFormatError(
             f"expected a 2-part message [header, payload], got {len(parts)} part(s)"
         )
+    if not isinstance(parts[0], (bytes, bytearray, memoryview)):
+        raise WireFormatError(f"header must be bytes, got {type(parts[0]).__name__}")
     return FrameHeader.from_json(bytes(parts[0]))
 
 
@@ -257,6 +323,13 @@ def decode_frame(parts: Sequence[bytes | memoryview]) -> tuple[FrameHeader, np.n
     """[header JSON, payload] -> (header, (H, W, 3) uint8 RGB image), fully validated."""
     header = decode_header(parts)
     payload = parts[1]
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise WireFormatError(f"payload must be bytes, got {type(payload).__name__}")
+    if isinstance(payload, memoryview):
+        try:
+            payload = payload.cast("B")
+        except TypeError as err:
+            raise WireFormatError(f"payload is not a flat byte buffer: {err}") from err
     if header.encoding == "rgb24":
         expected = header.width * header.height * 3
         if len(payload) != expected:
@@ -266,7 +339,7 @@ def decode_frame(parts: Sequence[bytes | memoryview]) -> tuple[FrameHeader, np.n
             )
         image = np.frombuffer(payload, dtype=np.uint8).reshape(header.height, header.width, 3)
     else:
-        image = decode_jpeg(payload)
+        image = decode_jpeg(payload, (header.width, header.height))
         if image.shape[:2] != (header.height, header.width):
             raise WireFormatError(
                 f"JPEG payload is {image.shape[1]}x{image.shape[0]}, header says "

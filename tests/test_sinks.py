@@ -184,7 +184,10 @@ def test_what_a_kill_leaves_behind(tmp_path):
         for frame in frames:
             sink.write(frame)
         killed = tmp_path / f"killed-{crash_safe}.mp4"
-        killed.write_bytes(out.read_bytes())  # before close(): nothing finalized
+        # crash-safe: under its final name since the first fragment; regular: still under its
+        # temporary name (renamed only once finalized)
+        assert out.exists() == crash_safe
+        killed.write_bytes((out if crash_safe else sink.temp_path).read_bytes())
         sink.close()
         times = decodable_frame_times(killed)
         if crash_safe:

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from adaattn_video.errors import StylestreamError
+from adaattn_video.resources import MAX_MEMORY_HELP, parse_memory
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import float_list, parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
+from streamer.guard import command_inputs, refuse_overlap
 from streamer.sinks.zmq import DEFAULT_ENDPOINT
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--record", metavar="OUT.mp4", help="also record the stylized stream")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
     out.add_argument("--size", metavar="WxH", help="stylized frame size (default: the source's)")
+    out.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     out.add_argument(
         "--control", default=DEFAULT_CONTROL_ENDPOINT, metavar="ENDPOINT",
         help=f"control endpoint for `stylestream control` (default {DEFAULT_CONTROL_ENDPOINT}; "
@@ -179,6 +182,7 @@ def live_config_from_args(args: argparse.Namespace) -> Any:
         give_up_after_s=typed_value(args, "give_up_after_s", float),
         during_outage=typed_value(args, "during_outage", str),
         end_of_stream=typed_value(args, "end_of_stream", str),
+        max_memory=parse_memory(typed_value(args, "max_memory", str, optional=True)),
     )
 
 
@@ -187,6 +191,8 @@ def run_live_command(args: argparse.Namespace) -> int:
     from streamer.pipeline import PipelineUserError
 
     config = live_config_from_args(args)
+    if config.record:  # the other inputs (source, styles, weights): in run_live()
+        refuse_overlap(config.record, command_inputs(args.config, config.curve_keys_dir))
 
     def announce(info: dict[str, Any]) -> None:
         parts = []
@@ -252,6 +258,8 @@ def run_view_command(args: argparse.Namespace) -> int:
         receive_timeout_s=typed_value(args, "timeout_s", float, optional=True),
         allow_remote_http=typed_value(args, "allow_remote_http", bool),
     )
+    if config.record:
+        refuse_overlap(config.record, command_inputs(args.config, config.curve_keys_dir))
 
     def announce(info: dict[str, Any]) -> None:
         if info["url"]:
@@ -300,7 +308,7 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_control_command(args: argparse.Namespace) -> int:
-    from streamer.control import send_command, set_style_request
+    from streamer.control import parse_request, send_command, set_style_request
 
     if args.action == "set-style":
         for image in args.images:
@@ -311,6 +319,7 @@ def run_control_command(args: argparse.Namespace) -> int:
         request = {"command": "set-alpha", "alpha": args.alpha}
     else:
         request = {"command": "get-status"}
+    parse_request(json.dumps(request))  # the server's limits (16 styles, finite numbers) first
     reply = send_command(
         args.endpoint, request, timeout_s=args.timeout_s, curve_keys_dir=args.curve_keys
     )
@@ -326,8 +335,10 @@ def run_control_command(args: argparse.Namespace) -> int:
 
 # -- keys --------------------------------------------------------------------------------------
 def run_keys_generate(args: argparse.Namespace) -> int:
-    from streamer.keys import generate_keys
+    from streamer.keys import KEY_FILES, generate_keys
 
+    inputs = [getattr(args, "config", None)]  # (no inputs today; the policy is the same)
+    refuse_overlap(args.directory, inputs, kind="folder", names=KEY_FILES)
     try:
         folder = generate_keys(args.directory, overwrite=args.overwrite)
     except FileExistsError as err:

@@ -18,6 +18,7 @@ from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
 from adaattn_video.errors import MissingWeightsError, StylestreamError
 from adaattn_video.image_io import read_image, write_image
 from adaattn_video.model import StyleTransferModel
+from adaattn_video.resources import MAX_MEMORY_HELP, check_stylizer_memory, image_size
 from adaattn_video.stylizer import (
     PRECISIONS,
     open_stylizer,
@@ -30,6 +31,7 @@ from adaattn_video.weights import (
 )
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import positive_int, wh_arg
+from streamer.guard import atomic_output, command_inputs, guard_output
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,10 @@ def open_cli_model(args: argparse.Namespace) -> StyleTransferModel:
 def run_weights_import(args: argparse.Namespace) -> int:
     if args.output is not None and Path(args.output).suffix != ".safetensors":
         raise UsageError(f"-o {args.output}: the output must be a .safetensors file")
+    if args.output is not None:
+        guard_output(
+            args.output, inputs=[args.src, args.config], overwrite=args.overwrite, kind="file"
+        )
     result = import_weights(args.src, args.output, variant=args.variant)
     sources = json.loads(result.metadata["source_files"])
     print(f"wrote {result.path} ({result.model.config.variant} model) from:")
@@ -157,6 +163,15 @@ def run_image(args: argparse.Namespace) -> int:
             f"--style-weights: expected {len(styles)} weight(s), one per --style, "
             f"got {len(args.style_weights)}"
         )
+    inputs = command_inputs(args.content, styles, args.weights, args.config)
+    guard_output(output, inputs=inputs, overwrite=args.overwrite, kind="file", make_parents=True)
+    native = image_size(args.content)  # from the header: refuse a huge picture before decoding it
+    check_stylizer_memory(
+        size=_content_size(args.size, *native) if args.size and native else native,
+        styles=styles, style_size=args.style_size, precision=args.precision, device=args.device,
+        weights=args.weights, untrained=args.untrained, max_memory=args.max_memory,
+        model=(IMAGE_MODEL if args.model == "image" else VIDEO_MODEL) if not args.weights else None,
+    )  # fmt: skip
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
     start = time.perf_counter()
     stylizer = open_stylizer(
@@ -171,8 +186,8 @@ def run_image(args: argparse.Namespace) -> int:
     )
     out = stylizer(content.permute(1, 2, 0))  # (H, W, 3) uint8 tensor
     elapsed = time.perf_counter() - start
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_image(output, out.permute(2, 0, 1).cpu())
+    with atomic_output(output) as partial:  # an older OUT stays until the new one is complete
+        write_image(partial, out.permute(2, 0, 1).cpu())
     height, width = out.shape[:2]
     note = " (UNTRAINED random weights: not a stylization)" if args.untrained else ""
     device, precision = stylizer.device, stylizer.config.precision
@@ -338,6 +353,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--variant", choices=("video", "image"),
         help="which model when SRC holds both packages (they share file names)",
     )  # fmt: skip
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
+    add_config_option(imp)
     imp.set_defaults(func=run_weights_import)
 
     download = weights_commands.add_parser(
@@ -380,6 +397,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
     image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
+    image.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    image.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     add_config_option(image)
     image.set_defaults(func=run_image)
 

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from adaattn_video.errors import MissingWeightsError
+from adaattn_video.resources import MAX_MEMORY_HELP, parse_memory
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import float_list, parse_wh, typed_value, wh_arg
+from streamer.guard import refuse_overlap
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per model call (0: 4 on CUDA, 1 on CPU)",
     )  # fmt: skip
     model.add_argument("--size", metavar="WxH", help="output frame size (default: the input's)")
+    model.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     encode = parser.add_argument_group("encoding (MP4 output)")
     encode.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     encode.add_argument("--crf", default=18, help="quality, lower is better (18)")
@@ -114,6 +117,7 @@ def config_from_args(args: argparse.Namespace) -> RenderConfig:
         overwrite=typed_value(args, "overwrite", bool),
         crash_safe=typed_value(args, "crash_safe", bool),
         fragment_s=typed_value(args, "fragment_s", float),
+        max_memory=parse_memory(typed_value(args, "max_memory", str, optional=True)),
     )
 
 
@@ -124,6 +128,7 @@ def exit_code(result: RenderResult) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    refuse_overlap(config.output, [args.config])  # the other inputs: in render()
     result = render(config, progress=typed_value(args, "progress", bool))
     print(result.summary())
     if result.interrupted_by:

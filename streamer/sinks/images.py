@@ -30,8 +30,9 @@ _PRINTF_INT = re.compile(r"%0?\d*d")
 class ImageSequenceSinkConfig:
     """Attributes:
     target: a folder (``%06d.png`` inside it) or a pattern with one ``%d`` field.
-    overwrite: replace existing files matching the pattern (they are deleted first, so no
-        stale frame of an earlier, longer run stays behind).
+    overwrite: replace existing files matching the pattern. They stay until the first new
+        frame is written, then the rest is deleted (so no stale frame of an earlier, longer run
+        stays behind, and a run that fails before its first frame loses nothing).
     png_compression: zlib level 0-9 (1: fast, larger files).
     jpeg_quality: 0-100 for ``.jpg`` patterns.
     """
@@ -108,8 +109,8 @@ class ImageSequenceSink(FrameSink):
         self.frames_written = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            for path in existing_frames(self.pattern):  # only with overwrite (checked above)
-                path.unlink()
+            # only with overwrite (checked above); deleted once the first new frame is written
+            self._stale = existing_frames(self.pattern)
         except OSError as err:
             raise OutputError(
                 f"cannot prepare output folder {self.folder}: {err.strerror or err}"
@@ -138,6 +139,11 @@ class ImageSequenceSink(FrameSink):
             partial.unlink(missing_ok=True)
             raise OutputError(f"writing {path} failed: {err}") from err
         self.frames_written += 1
+        if self._stale:
+            stale, self._stale = self._stale, []
+            for old in stale:
+                if old != path:
+                    old.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Nothing is buffered: every file is complete once ``write`` returns."""

@@ -1,13 +1,17 @@
 """Stylized frames -> an MP4 (or MOV/MKV) file with PyAV: exact timing, copied audio, crash-safe.
 
 Crash safety (``crash_safe=True``, the default)
-    The file is written directly under its final name as a fragmented MP4
+    The file is written as a fragmented MP4
     (``movflags=frag_keyframe+delay_moov+default_base_moof``, a fragment at least every
     ``fragment_s`` seconds, I/O flushed after each fragment). Every finished fragment is playable
     on its own, so a process killed at any point (SIGKILL, power loss) leaves a file that plays
     up to the last complete fragment; what is lost is the fragment being built (<= ``fragment_s``
     of video) plus the frames inside the encoder's lookahead (libx264 veryfast: ~10-15 frames).
-    A temp file renamed at the end would leave nothing under the name the user asked for.
+    It starts under a temporary name in the output's folder and is renamed onto its final name
+    as soon as the first fragment is on disk (the muxer keeps writing the renamed file): a kill
+    after that leaves a playable file under the name the user asked for, a failure before it
+    (bad encoder option, no frame) leaves an older output there untouched. A temp file renamed
+    only at the end would leave nothing under the final name after a kill.
     ``delay_moov`` is what keeps the timing exact: the header (moov) is written once the first
     fragment is known, so it carries the edit lists for libx264's B-frame delay and for the AAC
     priming of copied audio. The plain ``empty_moov`` flavour cannot, and shifts every video
@@ -15,8 +19,9 @@ Crash safety (``crash_safe=True``, the default)
     measured both; ``tests/test_sinks.py`` checks every output frame time against the input.
     So B-frames stay on. The price: nothing is on disk before the first fragment is complete
     (the first ``fragment_s`` of video plus the lookahead).
-    ``crash_safe=False`` writes a regular MP4 (moov at the end, moved to the front on close):
-    slightly smaller, but a killed process leaves an unplayable file.
+    ``crash_safe=False`` writes a regular MP4 (moov at the end, moved to the front on close,
+    renamed onto the final name only then): slightly smaller, but a killed process leaves
+    nothing usable.
 
 Timing
     Frames keep their pts and time base (the encoder's time base is the input stream's), so a
@@ -49,6 +54,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -59,6 +66,7 @@ import numpy as np
 from av.video.reformatter import Colorspace
 
 from streamer.frames import Frame, FrameSink
+from streamer.guard import temporary_name
 from streamer.sinks import EncoderError, OutputError, check_output_file
 from streamer.sinks.audio import AudioCopy
 
@@ -186,10 +194,11 @@ def chroma_subsampling(pix_fmt: str) -> tuple[bool, bool]:
 class Mp4Sink(FrameSink):
     """Encodes frames into a video file; see the module docstring for the guarantees.
 
-    The file is created at construction (so an unwritable path fails before any work); the
-    video stream is set up at the first frame (its size is the frame's, padded to even sides
-    when the pixel format needs it). ``close()`` flushes the encoder and finalizes the file; a
-    sink that got no frame removes the empty file it created.
+    The (temporary) file is created at construction (so an unwritable folder fails before any
+    work); the video stream is set up at the first frame (its size is the frame's, padded to
+    even sides when the pixel format needs it). ``close()`` flushes the encoder and finalizes
+    the file; a sink that got no frame removes its temporary file and leaves the final name as
+    it was.
     """
 
     def __init__(self, config: Mp4SinkConfig) -> None:
@@ -208,14 +217,19 @@ class Mp4Sink(FrameSink):
         self._closed = False
         self._yuv = False
         self._held: Frame | None = None  # the first frame, while the frame rate is unknown
+        # Written under a temporary name in the same folder and renamed onto the final name
+        # once the first bytes are on disk (see _publish): an existing output survives a run
+        # that fails before that, and a kill after it leaves a playable file under the name.
+        self.temp_path = temporary_name(self.path)
+        self._published = False
         try:
-            self.path.write_bytes(b"")  # claim the name now: fails early if not writable
+            self.temp_path.write_bytes(b"")  # fails early if the folder is not writable
         except OSError as err:
             raise OutputError(f"cannot create output {self.path}: {err.strerror or err}") from err
         try:
-            self._container = av.open(str(self.path), "w", options=self._container_options())
+            self._container = av.open(str(self.temp_path), "w", options=self._container_options())
         except av.FFmpegError as err:
-            self.path.unlink(missing_ok=True)
+            self.temp_path.unlink(missing_ok=True)
             raise OutputError(f"cannot open output {self.path}: {err}") from err
         self._audio: AudioCopy | None = None
         if config.audio_from is not None:
@@ -290,6 +304,7 @@ class Mp4Sink(FrameSink):
         except (av.FFmpegError, OSError) as err:
             raise OutputError(f"writing {self.path} failed at frame {frame.index}: {err}") from err
         self.frames_written += 1
+        self._publish()
         if self._audio is not None:
             self._audio.copy_until(float(pts * self._time_base) + AUDIO_LEAD_S)
 
@@ -417,17 +432,42 @@ class Mp4Sink(FrameSink):
                 self._container.close()
             except (av.FFmpegError, OSError) as err:
                 raise OutputError(f"finalizing {self.path} failed: {err}") from err
+            finally:
+                if not self._published and sys.exc_info()[0] is not None:
+                    self.temp_path.unlink(missing_ok=True)  # the old output stays
+        self._publish(finished=True)
         log.debug("closed %s: %d frames", self.path, self.frames_written)
 
+    def _publish(self, *, finished: bool = False) -> None:
+        """Rename the temporary file onto the final name once output is on disk (crash-safe
+        MP4: its first fragment; MKV: its first cluster), or when ``finished``. A regular MP4
+        waits for ``finished``: the muxer reopens the file by name to move its header."""
+        if self._published:
+            return
+        if not finished:
+            if self._suffix in MP4_FAMILY and not self.config.crash_safe:
+                return
+            try:
+                if self.temp_path.stat().st_size == 0:
+                    return
+            except OSError:
+                return
+        try:
+            os.replace(self.temp_path, self.path)  # the open file keeps being written
+        except OSError as err:
+            raise OutputError(f"cannot move the new output onto {self.path}: {err}") from err
+        self._published = True
+
     def _abandon(self) -> None:
-        """No frame was written: close without a header and remove the empty file."""
+        """No frame was written: close without a header and remove the temporary file (an
+        older output under the final name is untouched)."""
         self._closed = True
         if self._audio is not None:
             self._audio.close()
         with contextlib.suppress(av.FFmpegError, OSError):
             self._container.close()
-        if self.path.exists() and self.path.stat().st_size == 0:
-            self.path.unlink()
+        if not self._published:
+            self.temp_path.unlink(missing_ok=True)
 
     @property
     def audio_streams(self) -> int:

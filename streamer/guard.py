@@ -1,0 +1,242 @@
+"""One guard for everything a command writes: checked against everything it reads, before
+anything is opened for writing, with one overwrite policy for every command.
+
+The policy:
+
+* An output that exists is replaced only with ``--overwrite`` (a file, PNG frames named like the
+  pattern, a key folder's key files); without it the command stops before any work.
+* An output never writes over an input, not even with ``--overwrite``: "the same file" is the
+  same (st_dev, st_ino) (:func:`os.path.samefile`), so a symlink or a hard link to the input is
+  caught too. Inputs are the video / frames, the style images, the weights, the config file,
+  the key folder -- whatever the command reads.
+* Replacing is atomic: a new output is written under a temporary name in the output's folder
+  (:func:`temporary_name`) and renamed onto the final name (``os.replace``) once its first
+  output is on disk (an MP4: its first fragment), so a run that fails before that leaves the old
+  output exactly as it was.
+
+The sinks keep their own exists/writable checks (:func:`streamer.sinks.check_output_file`,
+:func:`streamer.sinks.images.check_image_output`); this module adds the overlap check on top and
+is what the commands call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from adaattn_video.errors import StylestreamError
+from streamer.sinks import OutputError, OutputExistsError, check_output_file, is_image_output
+from streamer.sinks.images import check_image_output, existing_frames, resolve_pattern
+
+OutputKind = Literal["auto", "file", "frames", "folder"]
+InputSpec = str | Path | None
+
+
+class OutputOverlapError(StylestreamError, ValueError):
+    """An output would write over one of the command's inputs."""
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def _is_stream_uri(text: str) -> bool:
+    return text.startswith("lavfi:") or "://" in text or text.isdigit()
+
+
+def input_paths(spec: InputSpec) -> list[Path]:
+    """The files and folders one input names: itself (a file or a folder), a folder's files,
+    the frames a ``%06d`` pattern or a glob matches and their folder. Streams (``lavfi:``, ``rtsp://``, a camera
+    index) and names that match nothing give ``[]``: nothing on disk can be overwritten there."""
+    if spec is None or str(spec) == "" or _is_stream_uri(str(spec)):
+        return []
+    path = Path(str(spec)).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        with contextlib.suppress(OSError):
+            return [path, *(p for p in path.iterdir() if p.is_file())]
+        return [path]
+    name = path.name
+    if "%" in name or any(c in name for c in "*?["):
+        from streamer.sources.images import list_images
+
+        with contextlib.suppress(StylestreamError, OSError, ValueError, IndexError):
+            return [path.parent, *list_images(str(path))]
+    return []
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _input_index(inputs: Iterable[InputSpec]) -> dict[tuple[int, int], Path]:
+    index: dict[tuple[int, int], Path] = {}
+    for spec in inputs:
+        for path in input_paths(spec):
+            key = _identity(path)
+            if key is not None:
+                index.setdefault(key, path)
+    return index
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def _output_paths(target: Path, kind: OutputKind, names: Sequence[str]) -> list[Path]:
+    """What writing ``target`` would replace or write into, as far as it exists today."""
+    if kind == "frames":
+        pattern = resolve_pattern(target)
+        return [*existing_frames(pattern), pattern.parent]  # a named input frame first
+    if kind == "folder":
+        return [target / name for name in names]
+    return [target]
+
+
+def refuse_overlap(
+    target: str | Path,
+    inputs: Iterable[InputSpec],
+    *,
+    kind: OutputKind = "auto",
+    names: Sequence[str] = (),
+) -> None:
+    """Raise :class:`OutputOverlapError` when writing ``target`` would write over an input
+    (the same file, a link to it, an input frame, or into an input frames folder). ``names``:
+    the files a ``"folder"`` output writes inside it."""
+    target = Path(str(target)).expanduser()
+    if kind == "auto":
+        kind = "frames" if is_image_output(target) else "file"
+    index = _input_index(inputs)
+    if not index:
+        return
+    for path in _output_paths(target, kind, names):
+        key = _identity(path)
+        if key is None or key not in index:
+            continue
+        source = index[key]
+        if path.is_dir():
+            what = f"output {target} writes into the input folder {source}"
+            hint = "write the frames to another folder"
+        else:
+            link = "" if str(path) == str(source) else f" ({path} is the same file)"
+            what = f"output {target} would overwrite the input {source}{link}"
+            hint = "choose another output name"
+        raise OutputOverlapError(f"{what}; {hint} (--overwrite never replaces an input)")
+
+
+def guard_output(
+    target: str | Path,
+    *,
+    inputs: Iterable[InputSpec],
+    overwrite: bool,
+    kind: OutputKind = "auto",
+    names: Sequence[str] = (),
+    make_parents: bool = False,
+) -> Path:
+    """Check one output before anything is written; returns the resolved target (a file path,
+    a frame pattern, or a folder).
+
+    ``kind``: ``"file"``, ``"frames"`` (a folder or ``%06d.png`` pattern), ``"folder"`` (a
+    folder of named files such as keys; ``names`` are the files it writes there) or
+    ``"auto"`` (frames for a folder / pattern, else a file). ``make_parents``: create a
+    file's missing folders (after the overlap check) instead of refusing.
+
+    Raises:
+        OutputOverlapError: it would write over an input (``overwrite`` does not matter).
+        OutputExistsError: it exists and ``overwrite`` is False.
+        OutputError: its folder is missing or not writable.
+    """
+    path = Path(str(target)).expanduser()
+    if kind == "auto":
+        kind = "frames" if is_image_output(path) else "file"
+    refuse_overlap(path, inputs, kind=kind, names=names)
+    if kind == "frames":
+        return check_image_output(path, overwrite=overwrite)
+    if kind == "folder":
+        existing = [path / name for name in names if (path / name).exists()]
+        if existing and not overwrite:
+            raise OutputExistsError(
+                f"{existing[0]} already exists; pass --overwrite to replace the files in {path}"
+            )
+        return path
+    if make_parents and not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create output folder {path.parent}: {err}") from err
+    return check_output_file(path, overwrite=overwrite)
+
+
+# -- atomic replacement -----------------------------------------------------------------------
+def temporary_name(final: str | Path) -> Path:
+    """A hidden name in ``final``'s folder (same file system, so ``os.replace`` is atomic) with
+    the same suffix (writers pick the format from it): ``dir/.NAME.partial-PID.SUFFIX``."""
+    final = Path(final)
+    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``final`` in one step, on an
+    error it is removed and ``final`` (an older output) is untouched."""
+    final = Path(final)
+    temp = temporary_name(final)
+    try:
+        yield temp
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def memory_settings(config: Any, source: object, batch: int, device: str) -> dict[str, Any]:
+    """The settings :func:`adaattn_video.resources.check_stylizer_memory` needs, from a render
+    or live config and its opened source: frames are stylized at ``config.size``, else at the
+    source's size when it is known already (a camera knows it only after its first frame)."""
+    size = config.size
+    if size is None:
+        try:
+            height, width = getattr(source, "height", None), getattr(source, "width", None)
+        except (AttributeError, RuntimeError, ValueError):
+            height = width = None
+        size = (int(height), int(width)) if height and width else None
+    queued = getattr(config, "max_queue_frames", 2)
+    return {
+        "size": size,
+        "styles": list(config.styles),
+        "style_size": config.style_size,
+        "batch": batch,
+        "precision": config.precision,
+        "device": device,
+        "weights": config.weights,
+        "untrained": config.untrained,
+        "max_memory": config.max_memory,
+        "frames_in_flight": 2 * max(queued, batch),  # decoded + stylized frames queued
+    }
+
+
+def command_inputs(*specs: InputSpec | Sequence[InputSpec]) -> list[InputSpec]:
+    """Flatten the inputs a command names (single values and lists, ``None`` skipped)."""
+    flat: list[InputSpec] = []
+    for spec in specs:
+        if spec is None:
+            continue
+        if isinstance(spec, (list, tuple)):
+            flat.extend(s for s in spec if s is not None)
+        else:
+            flat.append(spec)
+    return flat
+
+
+__all__ = [
+    "OutputOverlapError",
+    "atomic_output",
+    "command_inputs",
+    "guard_output",
+    "input_paths",
+    "memory_settings",
+    "refuse_overlap",
+    "temporary_name",
+]
