@@ -198,7 +198,7 @@ def test_corrupt_image_in_sequence_after_good_ones(tmp_path):
     (tmp_path / "02.png").write_bytes(b"broken")
     frames = []
     with (
-        pytest.raises(InputDamagedError, match="cannot be decoded") as error,
+        pytest.raises(InputDamagedError, match="could not be decoded") as error,
         open_source(str(tmp_path)) as source,
     ):
         frames.extend(source)

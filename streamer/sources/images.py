@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from adaattn_video.errors import ImageReadError
+from adaattn_video.image_io import read_image
 from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.sources import InputDamagedError, SourceError, SourceNotFoundError
 
@@ -99,11 +100,12 @@ def _match_printf(folder: Path, pattern: str) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file (alpha dropped, 16-bit scaled to 8-bit)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError(f"image {path} cannot be decoded")
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    """(H, W, 3) uint8 RGB of an image file through the project's one image reader (pixel limit,
+    alpha dropped, 16-bit scaled to 8-bit)."""
+    try:
+        return np.ascontiguousarray(read_image(path).permute(1, 2, 0).numpy())
+    except ImageReadError as err:
+        raise SourceError(str(err)) from err
 
 
 class ImageSequenceSource(FrameSource):
