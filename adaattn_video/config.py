@@ -57,10 +57,15 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        data = json.loads(text)
+        from adaattn_video.convert import from_mapping
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"model config is not JSON ({err}), got {text!r}") from err
         if not isinstance(data, dict):
             raise ValueError(f"model config must be a JSON object, got {text!r}")
-        return cls(**data)
+        return from_mapping(cls, data, source="model config")
 
 
 VIDEO_MODEL = ModelConfig(variant="video", encoder_family="vgg_normalised", attention="cosine")
