@@ -93,7 +93,9 @@ def check_keys(cls: type, data: Mapping[Any, Any], source: str, error: type = Co
     known = set(known_keys(cls)) | {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in data if _norm(k) not in known)
     if unknown:
-        raise error(f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}")
+        raise error(
+            f"{_where(source)}unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}"
+        )
 
 
 def from_mapping(
@@ -106,7 +108,9 @@ def from_mapping(
     ``error`` (a :class:`StylestreamError`) with ``source`` in the message.
     """
     if not isinstance(data, Mapping):
-        raise error(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise error(
+            f"{_where(source)}expected a mapping of keys to values, got {type(data).__name__}"
+        )
     check_keys(cls, data, source, error)
     values = {_norm(k): v for k, v in data.items()}
     return _build(cls, values, source, error)
@@ -129,7 +133,7 @@ def _build(cls: type[T], values: dict[str, Any], source: str, error: type) -> T:
     except StylestreamError:
         raise
     except (ValueError, TypeError) as err:
-        raise error(f"{source}: {err}") from err
+        raise error(f"{_where(source)}{err}") from err
 
 
 def convert_field(
@@ -147,9 +151,9 @@ def convert_field(
     try:
         return parse(value)
     except StylestreamError as err:
-        raise error(f"{source}: {key}: {err}") from err
+        raise error(f"{_where(source)}{key}: {err}") from err
     except (ValueError, TypeError, OverflowError) as err:
-        raise error(f"{source}: {key}: {err}") from err
+        raise error(f"{_where(source)}{key}: {err}") from err
 
 
 def _optional(hint: Any) -> tuple[bool, Any]:
@@ -180,16 +184,21 @@ def type_name(hint: Any) -> str:
 def convert_value(
     name: str, value: Any, hint: Any, source: str = "config", error: type = ConfigError
 ) -> Any:
-    """Convert a YAML/flag value to ``hint``; raise ``error`` ("NAME expected X, got Y")."""
+    """Convert a YAML/flag value to ``hint``; raise ``error`` ("SOURCE: NAME: expected X, got
+    Y"; no ``SOURCE: `` when ``source`` is empty)."""
     optional, inner = _optional(hint)
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NULLS):
         if optional:
             return None
-        raise error(f"{source}: {name} must not be null")
+        raise error(f"{_where(source)}{name}: must not be null")
     try:
         return _convert(name, value, inner, source, error)
     except (ValueError, TypeError, OverflowError) as err:
-        raise error(f"{source}: {name} expected {type_name(hint)}, got {value!r}") from err
+        raise error(f"{_where(source)}{name}: expected {type_name(hint)}, got {value!r}") from err
+
+
+def _where(source: str) -> str:
+    return f"{source}: " if source else ""
 
 
 def _convert(name: str, value: Any, hint: Any, source: str, error: type) -> Any:

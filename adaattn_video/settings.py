@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -140,7 +141,7 @@ def check_style_weights(weights: Sequence[float] | None, count: int) -> list[flo
         raise StylizerSettingError(f"style weights must be numbers, got {weights!r}") from err
     if len(values) != count:
         raise StylizerSettingError(
-            f"expected {count} style weight(s) (one per style), got {len(values)}"
+            f"expected {count} style weights (one per style), got {len(values)}"
         )
     if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0:
         raise StylizerSettingError(
@@ -183,6 +184,16 @@ def parse_size(value: Any) -> int | tuple[int, int]:
     return number
 
 
+def parse_paths(value: Any) -> tuple[str, ...]:
+    """One path or a list of paths (a YAML value or repeated flags) -> a tuple of strings."""
+    items = [value] if isinstance(value, (str, Path)) else value
+    if not isinstance(items, (list, tuple)) or not all(
+        isinstance(v, (str, Path)) and str(v) for v in items
+    ):
+        raise StylizerSettingError(f"expected an image path or a list of them, got {value!r}")
+    return tuple(str(v) for v in items)
+
+
 def check_size(size: Any) -> None:
     """A stylizer's ``size``: None, N >= 16, or (height, width) with sides >= 16."""
     if size is None:
@@ -223,7 +234,7 @@ class StylizerSpec:
 
     styles: tuple[str, ...] = option(
         (), "style image; repeat to mix several (see --style-weights)", flag="style",
-        metavar="IMAGE",
+        metavar="IMAGE", parse=parse_paths,
     )  # fmt: skip
     style_weights: tuple[float, ...] | None = option(
         None, "one weight per --style (normalised to sum 1; default equal)", metavar="W"
@@ -259,7 +270,7 @@ class StylizerSpec:
             check_style_weights(self.style_weights, len(self.style_weights))
             if self.styles and len(self.style_weights) != len(self.styles):
                 raise StylizerSettingError(
-                    f"expected {len(self.styles)} style weight(s), one per --style, "
+                    f"expected {len(self.styles)} style weights (one per --style), "
                     f"got {len(self.style_weights)}"
                 )
         if self.untrained and self.weights is not None:
@@ -299,6 +310,7 @@ __all__ = [
     "check_size",
     "check_style_weights",
     "cpu_has_fast_bf16",
+    "parse_paths",
     "parse_size",
     "parse_wh",
     "resolve_device",

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from adaattn_video.assets import DEFAULT_STYLE
+from adaattn_video.settings import StylizerSpec
 from streamer.live import LiveConfig, build_stylizer, percentile, run_live
 from streamer.subscriber import ReceiveTimeout, Subscriber
 
@@ -71,17 +72,19 @@ def run_bench_live(
     source_uri = config.source or f"lavfi:testsrc2=size={width}x{height}:rate={config.fps:g}"
     live_config = LiveConfig(
         source=source_uri,
-        styles=(str(DEFAULT_STYLE),),
+        stylizer=StylizerSpec(
+            styles=(str(DEFAULT_STYLE),),
+            weights=config.weights,
+            untrained=config.untrained,
+            device=config.device,
+            precision=config.precision,
+            style_size=config.style_size,
+            size=config.size,
+        ),
         zmq="tcp://127.0.0.1:*",
         encoding=config.encoding,
         control=None,
         realtime=True,
-        weights=config.weights,
-        untrained=config.untrained,
-        device=config.device,
-        precision=config.precision,
-        style_size=config.style_size,
-        size=config.size,
         seconds=config.seconds,
         status_interval_s=5.0,
     )

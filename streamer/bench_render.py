@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from adaattn_video.assets import DEFAULT_STYLE
-from adaattn_video.stylizer import resolve_device
+from adaattn_video.settings import StylizerSpec, resolve_device
 from streamer.demo import make_demo_clip
 from streamer.pipeline import BatchRunner, Pipeline, PipelineConfig
 from streamer.render import RenderConfig, build_stylizer
@@ -142,12 +142,14 @@ def run_render_benchmark(
     render_config = RenderConfig(
         input="-",
         output="-.mp4",
-        styles=(str(DEFAULT_STYLE),),
-        weights=config.weights,
-        untrained=config.weights is None,
-        style_size=config.style_size,
-        device=device,
-        precision=config.precision,
+        stylizer=StylizerSpec(
+            styles=(str(DEFAULT_STYLE),),
+            weights=config.weights,
+            untrained=config.weights is None,
+            style_size=config.style_size,
+            device=device,
+            precision=config.precision,
+        ),
     )
     stylizer = build_stylizer(render_config, device)
     encoder = VideoEncoderConfig(codec=config.codec, preset=config.preset)

@@ -4,11 +4,14 @@ bad value gives the same one-line error wherever it came from."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
+from adaattn_video import settings
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSettingError
 
-MIN_SIDE = 16
+MIN_SIDE = settings.MIN_SIDE
 
 
 class OptionValueError(StylestreamError, ValueError):
@@ -20,15 +23,9 @@ def parse_wh(value: Any, name: str = "size") -> tuple[int, int] | None:
     if value is None:
         return None
     try:
-        if isinstance(value, (list, tuple)):
-            width, height = (int(v) for v in value)
-        else:
-            width, height = (int(v) for v in str(value).lower().split("x"))
-    except (TypeError, ValueError) as err:
-        raise OptionValueError(f"{name}: expected WxH such as 640x360, got {value!r}") from err
-    if min(width, height) < MIN_SIDE:
-        raise OptionValueError(f"{name}: expected sides >= {MIN_SIDE} pixels, got {width}x{height}")
-    return height, width
+        return settings.parse_wh(value)
+    except StylizerSettingError as err:
+        raise OptionValueError(f"{name}: {err}") from err
 
 
 def wh_arg(text: str) -> tuple[int, int]:
@@ -67,9 +64,12 @@ def typed_value(args: argparse.Namespace, name: str, kind: type, *, optional: bo
             raise TypeError
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
-        return kind(value)
-    except (TypeError, ValueError) as err:
-        what = {int: "a whole number", float: "a number", str: "a string"}[kind]
+        result = kind(value)
+        if kind is float and not math.isfinite(result):
+            raise ValueError
+        return result
+    except (TypeError, ValueError, OverflowError) as err:
+        what = {int: "a whole number", float: "a finite number", str: "a string"}[kind]
         raise OptionValueError(f"{name}: expected {what}, got {value!r}") from err
 
 
@@ -81,6 +81,9 @@ def float_list(value: Any, name: str) -> tuple[float, ...] | None:
     try:
         if any(isinstance(v, bool) for v in items):
             raise TypeError
-        return tuple(float(v) for v in items)
-    except (TypeError, ValueError) as err:
+        numbers = tuple(float(v) for v in items)
+        if not all(math.isfinite(n) for n in numbers):
+            raise ValueError
+        return numbers
+    except (TypeError, ValueError, OverflowError) as err:
         raise OptionValueError(f"{name}: expected numbers, got {value!r}") from err
