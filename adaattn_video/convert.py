@@ -145,7 +145,7 @@ def convert_field(
     if parse is None:
         return convert_value(key, value, hint, source, error)
     if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS[:3]):
-        optional, _ = _optional(hint)
+        optional, _ = split_optional(hint)
         if optional:
             return None
     try:
@@ -156,7 +156,7 @@ def convert_field(
         raise error(f"{_where(source)}{key}: {err}") from err
 
 
-def _optional(hint: Any) -> tuple[bool, Any]:
+def split_optional(hint: Any) -> tuple[bool, Any]:
     if get_origin(hint) in (Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
         if len(args) != len(get_args(hint)):
@@ -166,7 +166,7 @@ def _optional(hint: Any) -> tuple[bool, Any]:
 
 def type_name(hint: Any) -> str:
     """Words for what ``hint`` accepts ("an integer", "one of 'a', 'b'", "a list or null")."""
-    optional, hint = _optional(hint)
+    optional, hint = split_optional(hint)
     origin = get_origin(hint)
     if origin is Literal:
         text = "one of " + ", ".join(repr(a) for a in get_args(hint))
@@ -186,7 +186,7 @@ def convert_value(
 ) -> Any:
     """Convert a YAML/flag value to ``hint``; raise ``error`` ("SOURCE: NAME: expected X, got
     Y"; no ``SOURCE: `` when ``source`` is empty)."""
-    optional, inner = _optional(hint)
+    optional, inner = split_optional(hint)
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NULLS):
         if optional:
             return None
@@ -298,6 +298,7 @@ __all__ = [
     "key_of",
     "known_keys",
     "option",
+    "split_optional",
     "to_mapping",
     "type_name",
 ]

@@ -13,12 +13,12 @@ messages of the form "expected X, got Y".
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
+from adaattn_video import convert, yaml_config
 from adaattn_video.config import (
     ATTENTION_KINDS,
     ENCODER_FAMILIES,
@@ -26,7 +26,15 @@ from adaattn_video.config import (
     AttentionKind,
     EncoderFamily,
 )
+from adaattn_video.convert import (
+    ConfigError,
+    convert_value,
+    from_mapping,
+    split_optional,
+    type_name,
+)
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSettingError, check_device
 
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["constant", "cosine", "linear"]
@@ -199,12 +207,10 @@ class TrainConfig:
             raise TrainConfigError(
                 f"grad_clip_norm must be > 0 (or null for no clipping), got {self.grad_clip_norm}"
             )
-        if self.device != "auto" and not (
-            self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
-        ):
-            raise TrainConfigError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
-            )
+        try:
+            check_device(self.device)
+        except StylizerSettingError as err:
+            raise TrainConfigError(str(err)) from err
         if not self.export_name.endswith(".safetensors"):
             raise TrainConfigError(
                 f"export_name must end with .safetensors, got {self.export_name!r}"
@@ -222,16 +228,11 @@ class TrainConfig:
     def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping of field names to (YAML- or string-typed) values.
 
-        Strings are converted to the field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True,
-        ``"relu3_1,relu4_1"`` -> a tuple), so YAML files and ``key=value`` overrides share this.
+        The one converter (:func:`adaattn_video.convert.from_mapping`) turns strings into the
+        field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True, ``"relu3_1,relu4_1"`` -> a
+        tuple), so YAML files, ``--key value`` flags and ``key=value`` overrides share it.
         """
-        check_keys(data, source)
-        hints = get_type_hints(cls)
-        values = {}
-        for key, value in data.items():
-            name = str(key).replace("-", "_")
-            values[name] = coerce(name, value, hints[name], source)
-        return cls(**values)
+        return from_mapping(cls, data, source=source, error=TrainConfigError)
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
@@ -255,49 +256,25 @@ class TrainConfig:
 # -- loading ------------------------------------------------------------------------------------
 def check_keys(data: Mapping[str, Any], source: str) -> None:
     """Raise TrainConfigError naming any key of ``data`` that is not a TrainConfig field."""
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(str(k) for k in data if str(k).replace("-", "_") not in known)
-    if unknown:
-        raise TrainConfigError(
-            f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}"
-        )
+    convert.check_keys(TrainConfig, data, source, TrainConfigError)
 
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
-    """``["lr=2e-4", "similarity_taps=[relu3_1, relu4_1]"]`` -> a mapping (values YAML-parsed)."""
-    import yaml
-
-    result: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise TrainConfigError(f"override must look like key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as err:
-            raise TrainConfigError(f"override {item!r}: value is not valid YAML ({err})") from err
-        result[key.strip()] = value
-    return result
+    """``["lr=2e-4", "similarity_taps=[relu3_1, relu4_1]"]`` -> a mapping (values YAML-parsed
+    by the one config loader)."""
+    try:
+        return yaml_config.parse_overrides(list(overrides))
+    except ConfigError as err:
+        raise TrainConfigError(str(err)) from err
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file (empty file -> {})."""
-    import yaml
-
-    path = Path(path)
+    """The top-level mapping of a YAML config file (empty file -> {}), read by the one config
+    loader (:func:`adaattn_video.yaml_config.load_yaml_file`)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise TrainConfigError(f"config file {path} does not exist") from err
-    except yaml.YAMLError as err:
-        raise TrainConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise TrainConfigError(
-            f"config file {path}: expected a mapping of keys to values, got {type(data).__name__}"
-        )
-    return data
+        return yaml_config.load_yaml_file(path)
+    except ConfigError as err:
+        raise TrainConfigError(str(err)) from err
 
 
 def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
@@ -309,96 +286,18 @@ def load_train_config(path: str | Path | None = None, overrides: Iterable[str] =
     return TrainConfig.from_mapping(data, source=str(path) if path else "overrides")
 
 
-# -- type conversion and checking ---------------------------------------------------------------
-_NULLS = ("null", "none", "~", "")
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def _is_optional(hint: Any) -> tuple[bool, Any]:
-    if get_origin(hint) in (Union, types.UnionType):
-        args = [a for a in get_args(hint) if a is not type(None)]
-        if len(args) != len(get_args(hint)):
-            return True, args[0] if len(args) == 1 else Union[tuple(args)]  # noqa: UP007
-    return False, hint
-
-
-def coerce(name: str, value: Any, hint: Any, source: str = "config") -> Any:
-    """Convert a YAML/CLI value to the field's declared type, or raise TrainConfigError."""
-    optional, hint = _is_optional(hint)
-    if value is None or (optional and isinstance(value, str) and value.lower() in _NULLS):
-        if optional:
-            return None
-        raise TrainConfigError(f"{source}: {name} must not be null")
-    origin = get_origin(hint)
-    try:
-        if origin is Literal:
-            if value not in get_args(hint):
-                raise ValueError
-            return value
-        if origin is tuple:
-            items = value.split(",") if isinstance(value, str) else value
-            if not isinstance(items, (list, tuple)):
-                raise ValueError
-            args = get_args(hint)
-            item_types = [args[0]] * len(items) if args[-1] is Ellipsis else list(args)
-            if len(item_types) != len(items):
-                raise ValueError
-            return tuple(
-                coerce(name, v.strip() if isinstance(v, str) else v, t, source)
-                for v, t in zip(items, item_types, strict=True)
-            )
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-                return value.lower() in _TRUE
-            raise ValueError
-        if hint is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if hint is str:
-            if isinstance(value, (str, Path)):
-                return str(value)
-            raise ValueError
-    except (ValueError, TypeError) as err:
-        raise TrainConfigError(
-            f"{source}: {name} expected {_type_name(hint)}, got {value!r}"
-        ) from err
-    raise TrainConfigError(f"{source}: {name} has an unsupported type {hint}")  # pragma: no cover
-
-
 def _check_type(name: str, value: Any, hint: Any) -> None:
     """Reject values of the wrong type passed to the constructor directly (no conversion)."""
-    optional, inner = _is_optional(hint)
+    optional, inner = split_optional(hint)
     if value is None and optional:
         return
-    coerced = coerce(name, value, hint, source="TrainConfig")
+    coerced = convert_value(name, value, hint, source="TrainConfig", error=TrainConfigError)
     int_for_float = inner is float and isinstance(value, int) and not isinstance(value, bool)
     if coerced != value or (type(coerced) is not type(value) and not int_for_float):
         raise TrainConfigError(
-            f"TrainConfig: {name} expected {_type_name(hint)}, got {value!r} "
+            f"TrainConfig: {name} expected {type_name(hint)}, got {value!r} "
             "(TrainConfig.from_mapping converts strings and lists)"
         )
-
-
-def _type_name(hint: Any) -> str:
-    optional, hint = _is_optional(hint)
-    origin = get_origin(hint)
-    if origin is Literal:
-        text = "one of " + ", ".join(repr(a) for a in get_args(hint))
-    elif origin is tuple:
-        text = "a list"
-    else:
-        text = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
-            hint, str(hint)
-        )
-    return f"{text} or null" if optional else text
 
 
 __all__ = [

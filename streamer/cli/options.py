@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
-from adaattn_video.convert import ConfigError, _optional, from_mapping, iter_keys
+from adaattn_video.convert import ConfigError, from_mapping, iter_keys, split_optional
 from streamer.cli.values import OptionValueError
 
 # Fields the command line never sets (programmatic only).
@@ -78,7 +78,7 @@ def _flag_default(value: Any) -> Any:
 
 def _add(parser: Any, key: str, hint: Any, default: Any, help_text: str, metavar: str | None):
     flag = "--" + key.replace("_", "-")
-    _, inner = _optional(hint)
+    _, inner = split_optional(hint)
     shown = "" if default in (None, (), False) else f" (default {_show(default)})"
     if inner is bool:
         if default:
