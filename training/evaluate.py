@@ -33,72 +33,15 @@ import cv2
 import numpy as np
 import torch
 
-from adaattn_video.errors import StylestreamError
 from adaattn_video.image_io import read_image
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
-from training.data import IMAGE_SUFFIXES, find_images
 from training.losses import content_loss, global_style_loss
 
 log = logging.getLogger(__name__)
 
 Motion = Literal["static", "pan", "zoom"]
 MOTIONS: tuple[str, ...] = ("static", "pan", "zoom")
-
-
-class ClipReadError(StylestreamError, ValueError):
-    """A clip (video file or frame folder) is missing, unreadable or too short."""
-
-
-# -- reading clips ------------------------------------------------------------------------------
-def read_clip(
-    path: str | Path, *, max_frames: int | None = None, size: tuple[int, int] | None = None
-) -> np.ndarray:
-    """Frames of a video file (any container/codec FFmpeg reads) or a folder of images.
-
-    Args:
-        max_frames: keep only the first frames.
-        size: (height, width) to resize every frame to (area interpolation), or None.
-
-    Returns: (T, H, W, 3) uint8 RGB with T >= 2.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ClipReadError(f"clip {path} does not exist (give a video file or a frame folder)")
-    limit = max_frames if max_frames is not None else math.inf
-    frames: list[np.ndarray] = []
-    if path.is_dir():
-        for image_path in find_images(path, "frame"):
-            if len(frames) >= limit:
-                break
-            frames.append(read_image(image_path).permute(1, 2, 0).numpy())
-    else:
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            raise ClipReadError(f"{path} is a single image; give a video file or a frame folder")
-        import av
-
-        try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise ClipReadError(f"{path} has no video stream")
-                for frame in container.decode(video=0):
-                    if len(frames) >= limit:
-                        break
-                    frames.append(frame.to_ndarray(format="rgb24"))
-        except av.FFmpegError as err:
-            raise ClipReadError(f"video {path} could not be read ({err})") from err
-    if len(frames) < 2:
-        raise ClipReadError(f"clip {path} has {len(frames)} frame(s); at least 2 are needed")
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1 and size is None:
-        raise ClipReadError(f"frames of {path} differ in size {sorted(shapes)}; pass a size")
-    if size is not None:
-        h, w = size
-        frames = [
-            f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
-            for f in frames
-        ]
-    return np.stack(frames)
 
 
 # -- flow, warping, masks -----------------------------------------------------------------------

@@ -121,10 +121,13 @@ def namespace_values(args: argparse.Namespace, keys: Iterable[str]) -> dict[str,
 
 def config_from_args(
     cls: type, args: argparse.Namespace, *, extra: Mapping[str, Any] | None = None,
-    error: type = OptionValueError,
+    keys: Iterable[str] | None = None, error: type = OptionValueError,
 ) -> Any:  # fmt: skip
-    """``cls`` from the parsed flags (and YAML defaults) of its keys, plus ``extra`` values."""
-    values = namespace_values(args, (key for key, _, _ in iter_keys(cls)))
+    """``cls`` from the parsed flags (and YAML defaults) of its keys (or only ``keys``, the
+    ones this command has), plus ``extra`` values."""
+    if keys is None:
+        keys = [key for key, _, _ in iter_keys(cls)]
+    values = namespace_values(args, keys)
     values.update(extra or {})
     try:
         return from_mapping(cls, values, source="", error=error)
