@@ -46,6 +46,7 @@ def option(
     flag: str | None = None,
     metavar: str | None = None,
     parse: Callable[[Any], Any] | None = None,
+    format: Callable[[Any], Any] | None = None,
     flatten: bool = False,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
@@ -57,9 +58,13 @@ def option(
         metavar: the placeholder shown in ``--help``.
         parse: ``value -> converted value`` for values the type hint cannot describe
             (``640x360``); raise ``ValueError``/``TypeError`` with a message on a bad value.
+        format: the inverse of ``parse`` for :func:`to_mapping` (``(360, 640)`` -> ``640x360``).
         flatten: a dataclass-typed field filled from the same flat mapping.
     """
-    metadata = {"help": help, "flag": flag, "metavar": metavar, "parse": parse, "flatten": flatten}
+    metadata = {
+        "help": help, "flag": flag, "metavar": metavar, "parse": parse, "format": format,
+        "flatten": flatten,
+    }  # fmt: skip
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -193,6 +198,8 @@ def convert_value(
         raise error(f"{_where(source)}{name}: must not be null")
     try:
         return _convert(name, value, inner, source, error)
+    except StylestreamError:  # an item of a list, already named
+        raise
     except (ValueError, TypeError, OverflowError) as err:
         raise error(f"{_where(source)}{name}: expected {type_name(hint)}, got {value!r}") from err
 
@@ -280,7 +287,9 @@ def to_mapping(config: Any) -> dict[str, Any]:
         if field.metadata.get("flatten"):
             result.update(to_mapping(value))
             continue
-        if isinstance(value, tuple):
+        if field.metadata.get("format") is not None and value is not None:
+            value = field.metadata["format"](value)
+        elif isinstance(value, tuple):
             value = [list(v) if isinstance(v, tuple) else v for v in value]
         elif isinstance(value, Mapping):
             value = dict(value)

@@ -194,6 +194,11 @@ def parse_paths(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in items)
 
 
+def format_size(size: int | tuple[int, int]) -> int | str:
+    """The inverse of :func:`parse_size`: N, or (height, width) -> ``"WxH"``."""
+    return size if isinstance(size, int) else f"{size[1]}x{size[0]}"
+
+
 def check_size(size: Any) -> None:
     """A stylizer's ``size``: None, N >= 16, or (height, width) with sides >= 16."""
     if size is None:
@@ -250,15 +255,15 @@ class StylizerSpec:
         "video", "which cached model to use without --weights (and which architecture "
         "--untrained builds): video or the published image model",
     )  # fmt: skip
-    device: str = option("auto", DEVICE_HELP, parse=check_device)
+    device: str = option("auto", DEVICE_HELP)
     precision: Precision = option("auto", PRECISION_HELP)
-    alpha: float = option(1.0, "content strength 0..1 (1: full style)", parse=check_alpha)
+    alpha: float = option(1.0, "content strength 0..1 (1: full style)")
     style_size: int | None = option(
         512, "resize style images so the longer side is N pixels", metavar="N"
     )
     size: int | tuple[int, int] | None = option(
         None, "resize frames: N = longer side (aspect kept) or WIDTHxHEIGHT (default: as they "
-        "come)", metavar="N|WxH", parse=parse_size,
+        "come)", metavar="N|WxH", parse=parse_size, format=format_size,
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -310,6 +315,7 @@ __all__ = [
     "check_size",
     "check_style_weights",
     "cpu_has_fast_bf16",
+    "format_size",
     "parse_paths",
     "parse_size",
     "parse_wh",

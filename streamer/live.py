@@ -34,7 +34,7 @@ from torch import Tensor
 
 from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
-from adaattn_video.settings import StylizerSpec, parse_wh
+from adaattn_video.settings import StylizerSpec, format_size, parse_wh
 from adaattn_video.stylizer import FrameStylizer, open_stylizer
 from streamer.endpoints import check_bind_endpoint
 from streamer.frames import Frame, FrameSink, FrameSource
@@ -112,7 +112,8 @@ class LiveConfig:
     status_interval_s: float = option(5.0, "seconds between status lines (0: none)", metavar="S")
     seconds: float | None = option(None, "stop after S seconds", metavar="S")
     capture_size: tuple[int, int] | None = option(
-        None, "webcam: requested capture size", metavar="WxH", parse=_wh_or_none
+        None, "webcam: requested capture size", metavar="WxH", parse=_wh_or_none,
+        format=format_size,
     )
     capture_fps: float | None = option(None, "webcam: requested rate", metavar="F")
     fourcc: str | None = option(None, "webcam: pixel format, e.g. MJPG", metavar="CODE")

@@ -279,6 +279,8 @@ class EvalReport:
     flow: str
     valid_fraction: float
     rows: list[EvalRow] = field(default_factory=list)
+    device: str = "cpu"  # where the models ran (resolved, never "auto")
+    precision: str = "fp32"  # their convolution precision (resolved, never "auto")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -303,6 +305,7 @@ class EvalReport:
         title = (
             f"{self.clip}: {self.frames} frames {self.width}x{self.height}, flow {self.flow}, "
             f"{100 * self.valid_fraction:.1f}% of pixels valid"
+            + (f"; models on {self.device} {self.precision}" if len(self.rows) > 1 else "")
         )
         rule = "-" * len(fmt.format(*header))
         return "\n".join([title, fmt.format(*header), rule, *(fmt.format(*row) for row in lines)])
@@ -361,10 +364,15 @@ def evaluate(
 ) -> EvalReport:
     """Warping error of the input and of every (model, style); losses when an encoder is given.
 
+    ``device``/``precision`` are resolved values (see :func:`adaattn_video.settings.resolve_device`
+    and :func:`~adaattn_video.settings.resolve_precision`, which ``stylestream eval`` uses).
+
     frames: (T, H, W, 3) uint8; motion: from :func:`estimate_motion` (or a synthetic clip's).
     """
     t, h, w = frames.shape[:3]
-    report = EvalReport(clip_name, t, h, w, motion.source, motion.valid_fraction)
+    report = EvalReport(
+        clip_name, t, h, w, motion.source, motion.valid_fraction, device=device, precision=precision
+    )
     report.rows.append(EvalRow("input", None, warping_error(frames, motion)))
     if loss_encoder is not None:
         loss_encoder = loss_encoder.to(device)
