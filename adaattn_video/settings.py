@@ -151,6 +151,10 @@ def check_style_weights(weights: Sequence[float] | None, count: int) -> list[flo
     return [w / total for w in values]
 
 
+_WH = re.compile(r"[ \t]*([0-9]{1,6})[ \t]*[xX][ \t]*([0-9]{1,6})[ \t]*")
+_N = re.compile(r"[ \t]*([0-9]{1,6})[ \t]*")
+
+
 def parse_wh(value: Any) -> tuple[int, int]:
     """``"WxH"`` (``640x360``) or ``[W, H]`` -> (height, width), sides >= 16."""
     try:
@@ -158,8 +162,8 @@ def parse_wh(value: Any) -> tuple[int, int]:
             if len(value) != 2 or any(isinstance(v, (bool, float)) for v in value):
                 raise ValueError
             width, height = (int(v) for v in value)
-        elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*[xX]\s*\d{1,6}\s*", value):
-            width, height = (int(v) for v in value.lower().split("x"))
+        elif isinstance(value, str) and (match := _WH.fullmatch(value)):
+            width, height = int(match.group(1)), int(match.group(2))
         else:
             raise ValueError
     except (TypeError, ValueError) as err:
@@ -175,8 +179,8 @@ def parse_size(value: Any) -> int | tuple[int, int]:
     """``N`` (the longer side, aspect kept) or ``WxH`` / ``[W, H]`` -> N or (height, width)."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*", value):
-        number = int(value)
+    elif isinstance(value, str) and (match := _N.fullmatch(value)):
+        number = int(match.group(1))
     else:
         return parse_wh(value)
     if number < MIN_SIDE:
