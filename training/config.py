@@ -30,6 +30,7 @@ from adaattn_video.convert import (
     ConfigError,
     convert_value,
     from_mapping,
+    option,
     split_optional,
     type_name,
 )
@@ -99,56 +100,86 @@ class TrainConfig:
         tensorboard, export_name, resume (None, "auto" = latest in output_dir, or a path).
     """
 
-    content_dir: str = ""
-    style_dir: str = ""
-    video_dir: str | None = None
-    load_size: int = 512
-    crop_size: int = 256
-    batch_size: int = 8
-    num_workers: int = 2
-    video_frame_gap: int = 1
+    content_dir: str = option("", "folder of photos (any depth; jpg/png/webp/gif), or 'bundled'")
+    style_dir: str = option("", "folder of paintings (any depth), or 'bundled'")
+    video_dir: str | None = option(
+        None, "folder of clips (a sub-folder of frames each): content pairs are consecutive frames"
+    )
+    load_size: int = option(512, "shorter side images are resized to before cropping")
+    crop_size: int = option(256, "side of the square random crop (a multiple of 16)")
+    batch_size: int = option(
+        8, "samples per process and step (global batch = batch_size x processes)"
+    )
+    num_workers: int = option(2, "DataLoader worker processes per training process")
+    video_frame_gap: int = option(
+        1, "frames between the two frames of a video pair (1 = consecutive)"
+    )
 
-    attention: AttentionKind = "cosine"
-    encoder_family: EncoderFamily = "vgg_normalised"
-    encoder_weights: str | None = None
-    allow_random_encoder: bool = False
-    init_from: str | None = None
+    attention: AttentionKind = option("cosine", "cosine (the video model) or softmax")
+    encoder_family: EncoderFamily = option(
+        "vgg_normalised", "the loss encoder's VGG; recorded in the exported model"
+    )
+    encoder_weights: str | None = option(None, "vgg_normalised.pth, or a torchvision vgg19 file")
+    allow_random_encoder: bool = option(
+        False, "train against a RANDOM encoder (tests and benchmarks only)"
+    )
+    init_from: str | None = option(None, "a stylestream .safetensors checkpoint to fine-tune from")
 
-    style_weight: float = 10.0
-    local_weight: float = 3.0
-    content_weight: float = 0.0
-    similarity_weight: float = 100.0
-    similarity_taps: tuple[str, ...] = ("relu4_1",)
-    similarity_max_positions: int = 1024
+    style_weight: float = option(10.0, "weight of the global style loss (0 turns it off)")
+    local_weight: float = option(3.0, "weight of the local (attention) style loss")
+    content_weight: float = option(0.0, "weight of the content loss")
+    similarity_weight: float = option(100.0, "weight of the image-similarity (temporal) loss")
+    similarity_taps: tuple[str, ...] = option(
+        ("relu4_1",), "taps the image-similarity loss compares"
+    )
+    similarity_max_positions: int = option(
+        1024, "positions sampled per image and tap beyond this many"
+    )
 
-    pair_shift: float = 0.03
-    pair_scale: float = 0.05
-    pair_rotation_deg: float = 3.0
-    pair_noise_std: float = 0.02
-    pair_brightness: float = 0.05
+    pair_shift: float = option(
+        0.03, "largest shift between the two views (fraction of the crop side)"
+    )
+    pair_scale: float = option(0.05, "largest scale change between the two views (fraction)")
+    pair_rotation_deg: float = option(3.0, "largest rotation between the two views (degrees)")
+    pair_noise_std: float = option(
+        0.02, "noise added to the second view (std, intensities in [0, 1])"
+    )
+    pair_brightness: float = option(0.05, "largest brightness change of the second view")
 
-    optimizer: Optimizer = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    lr_schedule: Schedule = "constant"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    max_steps: int = 50000
-    grad_clip_norm: float | None = None
-    precision: Precision = "auto"
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
+    optimizer: Optimizer = option("adam", "adam or adamw")
+    lr: float = option(1e-4, "learning rate")
+    weight_decay: float = option(0.0, "weight decay")
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam betas")
+    lr_schedule: Schedule = option(
+        "constant", "constant, or cosine/linear decay to min_lr_ratio x lr"
+    )
+    warmup_steps: int = option(0, "linear warm-up steps")
+    min_lr_ratio: float = option(0.0, "final learning rate as a fraction of lr (cosine/linear)")
+    max_steps: int = option(50000, "training steps")
+    grad_clip_norm: float | None = option(None, "clip the gradient norm (null: no clipping)")
+    precision: Precision = option(
+        "auto", "auto = fp16 + GradScaler on CUDA, fp32 elsewhere; bf16 works on CUDA and CPU"
+    )
+    device: str = option(
+        "auto", "auto, cpu, cuda, cuda:N or mps (under torchrun: the local rank's GPU)"
+    )
+    seed: int = option(0, "random seed")
+    deterministic: bool = option(
+        False, "deterministic CUDA kernels (bitwise-exact resume on GPUs, slower)"
+    )
 
-    output_dir: str = "runs/video"
-    checkpoint_every: int = 5000
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    sample_every: int = 1000
-    tensorboard: bool = True
-    export_name: str = "video.safetensors"
-    resume: str | None = None
+    output_dir: str = option(
+        "runs/video", "checkpoints/, tensorboard/ and the exported model go here"
+    )
+    checkpoint_every: int = option(5000, "steps between training checkpoints")
+    keep_checkpoints: int = option(3, "training checkpoints kept (0 = all)")
+    log_every: int = option(50, "steps between log lines")
+    sample_every: int = option(1000, "steps between sample grids in tensorboard (0 = off)")
+    tensorboard: bool = option(True, "write tensorboard logs")
+    export_name: str = option("video.safetensors", "file name of the exported model in output_dir")
+    resume: str | None = option(
+        None, "null, auto (the latest checkpoint in output_dir) or a checkpoint path"
+    )
 
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
