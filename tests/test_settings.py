@@ -269,3 +269,20 @@ def test_train_takes_key_value_and_flags_alike(capsys) -> None:
     assert main([*base, "--lr", "2e-4", "--similarity-taps", "relu3_1", "relu4_1"]) == 0
     assert capsys.readouterr().out == as_overrides
     assert "lr: 0.0002" in as_overrides
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        (["set-style", STYLE, STYLE, "--weights", "nan", "1"], "finite numbers >= 0"),
+        (["set-style", STYLE, "--weights", "inf"], "finite numbers >= 0"),
+        (["set-style", STYLE, STYLE, "--weights", "0", "0"], "positive sum"),
+        (["set-alpha", "nan"], "alpha must be in [0, 1]"),
+    ],
+)
+def test_control_refuses_bad_values_before_sending(capsys, action: list[str], words: str) -> None:
+    """The shared checks run in `stylestream control` too: no request leaves, no wait."""
+    started = time.monotonic()
+    assert main(["control", "tcp://127.0.0.1:9", *action, "--timeout-s", "30"]) == 2
+    assert words in one_error_line(capsys)
+    assert time.monotonic() - started < 5

@@ -14,7 +14,7 @@ from typing import Any
 
 from adaattn_video.convert import known_keys
 from adaattn_video.errors import StylestreamError
-from adaattn_video.settings import StylizerSpec
+from adaattn_video.settings import StylizerSpec, check_alpha, check_style_weights
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
@@ -189,9 +189,10 @@ def run_control_command(args: argparse.Namespace) -> int:
         for image in args.images:
             if not Path(image).is_file():
                 raise LiveUsageError(f"style image {image} does not exist")
+        check_style_weights(args.weights, len(args.images))  # NaN, inf, < 0, all zero: refused here
         request = set_style_request(args.images, args.weights)
     elif args.action == "set-alpha":
-        request = {"command": "set-alpha", "alpha": args.alpha}
+        request = {"command": "set-alpha", "alpha": check_alpha(args.alpha)}
     else:
         request = {"command": "get-status"}
     reply = send_command(

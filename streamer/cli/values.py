@@ -4,10 +4,10 @@ bad value gives the same one-line error wherever it came from."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from adaattn_video import settings
+from adaattn_video.convert import convert_value
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSettingError
 
@@ -50,40 +50,16 @@ def positive_int(text: str) -> int:
 
 
 def typed_value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
-    """``args.<name>`` as ``kind`` (bool, int, float or str). Flags are typed by argparse already;
-    values from a YAML file arrive as YAML typed them and are checked here."""
-    value = getattr(args, name)
-    if value is None and optional:
-        return None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise OptionValueError(f"{name}: expected true or false, got {value!r}")
-        return value
-    try:
-        if kind in (int, float) and isinstance(value, (bool, list, dict)):
-            raise TypeError
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        result = kind(value)
-        if kind is float and not math.isfinite(result):
-            raise ValueError
-        return result
-    except (TypeError, ValueError, OverflowError) as err:
-        what = {int: "a whole number", float: "a finite number", str: "a string"}[kind]
-        raise OptionValueError(f"{name}: expected {what}, got {value!r}") from err
+    """``args.<name>`` as ``kind`` (bool, int, float or str) by the one converter
+    (:func:`adaattn_video.convert.convert_value`): flags arrive as strings, YAML values as YAML
+    typed them; NaN and infinity are refused."""
+    hint: Any = (kind | None) if optional else kind
+    return convert_value(name, getattr(args, name), hint, source="", error=OptionValueError)
 
 
 def float_list(value: Any, name: str) -> tuple[float, ...] | None:
-    """A flag's list or a YAML number/list -> floats; None stays None."""
+    """A flag's list or a YAML number/list -> finite floats; None stays None."""
     if value is None:
         return None
-    items = value if isinstance(value, (list, tuple)) else [value]
-    try:
-        if any(isinstance(v, bool) for v in items):
-            raise TypeError
-        numbers = tuple(float(v) for v in items)
-        if not all(math.isfinite(n) for n in numbers):
-            raise ValueError
-        return numbers
-    except (TypeError, ValueError, OverflowError) as err:
-        raise OptionValueError(f"{name}: expected numbers, got {value!r}") from err
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    return convert_value(name, items, tuple[float, ...], source="", error=OptionValueError)
