@@ -286,3 +286,12 @@ def test_control_refuses_bad_values_before_sending(capsys, action: list[str], wo
     assert main(["control", "tcp://127.0.0.1:9", *action, "--timeout-s", "30"]) == 2
     assert words in one_error_line(capsys)
     assert time.monotonic() - started < 5
+
+
+def test_config_equals_form_and_a_second_config_are_handled(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("style_size: 8\n")  # invalid: proves the file was read
+    assert main([*_render(out=tmp_path / "o.mp4"), f"--config={config}"]) == 2
+    assert "style_size" in one_error_line(capsys)
+    assert main([*_render(out=tmp_path / "o.mp4"), "--config", str(config), "--config", "x"]) == 2
+    assert "given 2 times" in one_error_line(capsys)

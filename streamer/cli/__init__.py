@@ -82,18 +82,32 @@ def _subparser_for(
     return current
 
 
+def _config_path(argv: Sequence[str]) -> str | None:
+    """The file of ``--config FILE`` / ``--config=FILE`` (one at most), or None."""
+    paths = []
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == "--config":
+            if i + 1 >= len(argv):
+                raise ConfigError("--config needs a YAML file path")
+            paths.append(argv[i + 1])
+        elif token.startswith("--config="):
+            paths.append(token.split("=", 1)[1])
+    if len(paths) > 1:
+        raise ConfigError(f"--config is given {len(paths)} times; give one YAML file")
+    return paths[0] if paths else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stylestream`` console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     debug = "--debug" in argv
     try:
-        if "--config" in argv:
-            position = argv.index("--config")
-            if position + 1 >= len(argv):
-                raise ConfigError("--config needs a YAML file path")
-            sub = _subparser_for(parser, argv)
-            apply_yaml_config(sub, argv[position + 1])
+        config_path = _config_path(argv)
+        if config_path is not None:
+            apply_yaml_config(_subparser_for(parser, argv), config_path)
         args = parser.parse_args(argv)
         level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
