@@ -19,7 +19,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,11 +39,9 @@ class BenchLiveConfig:
     fps: float = 30.0
     seconds: float = 20.0
     encoding: str = "jpeg"
-    weights: str | None = None
-    untrained: bool = True
-    device: str = "auto"
-    precision: str = "auto"
-    style_size: int | None = 256
+    # the model: random weights unless given (speed does not depend on them); the style is
+    # the bundled one unless given; ``size`` above is the frame size
+    stylizer: StylizerSpec = StylizerSpec(untrained=True, style_size=256)
     model_calls: int = 5
 
     def __post_init__(self) -> None:
@@ -72,13 +70,9 @@ def run_bench_live(
     source_uri = config.source or f"lavfi:testsrc2=size={width}x{height}:rate={config.fps:g}"
     live_config = LiveConfig(
         source=source_uri,
-        stylizer=StylizerSpec(
-            styles=(str(DEFAULT_STYLE),),
-            weights=config.weights,
-            untrained=config.untrained,
-            device=config.device,
-            precision=config.precision,
-            style_size=config.style_size,
+        stylizer=replace(
+            config.stylizer,
+            styles=config.stylizer.styles or (str(DEFAULT_STYLE),),
             size=config.size,
         ),
         zmq="tcp://127.0.0.1:*",
@@ -101,7 +95,7 @@ def run_bench_live(
     model_ms = 1000 * statistics.median(model_s)
     print_line(
         f"bench live: {width}x{height}, device {stylizer.device}, precision "
-        f"{stylizer.config.precision}{', UNTRAINED model' if config.untrained else ''}; "
+        f"{stylizer.config.precision}{', UNTRAINED model' if config.stylizer.untrained else ''}; "
         f"model alone {model_ms:.1f} ms/frame ({1000 / model_ms:.2f} fps)"
     )
     print_line(f"source {source_uri} (real time), {config.seconds:g} s run...")
@@ -160,7 +154,7 @@ def run_bench_live(
         "size": f"{width}x{height}",
         "device": str(stylizer.device),
         "precision": stylizer.config.precision,
-        "untrained": config.untrained,
+        "untrained": config.stylizer.untrained,
         "source": source_uri,
         "seconds": elapsed,
         "model_ms": model_ms,

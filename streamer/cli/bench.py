@@ -88,12 +88,9 @@ def run_bench_render(args: argparse.Namespace) -> int:
         frames=args.frames,
         repeat=args.repeat,
         batch_size=args.batch_size,
-        device=spec.device,
-        precision=spec.precision,
-        style_size=spec.style_size,
+        stylizer=spec,
         codec=args.codec,
         preset=args.preset,
-        weights=spec.weights,
     )
     result = run_render_benchmark(config, progress=print)
     print(result.table())

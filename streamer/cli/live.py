@@ -260,11 +260,7 @@ def run_bench_live_command(args: argparse.Namespace) -> int:
         fps=typed_value(args, "fps", float),
         seconds=typed_value(args, "seconds", float),
         encoding=typed_value(args, "encoding", str),
-        weights=spec.weights,
-        untrained=spec.untrained,
-        device=spec.device,
-        precision=spec.precision,
-        style_size=spec.style_size,
+        stylizer=spec,
     )
     report = run_bench_live(config, print_line=print)
     if args.json:
