@@ -99,16 +99,21 @@ def resolve_precision(precision: str, device: str, *, training: bool = False) ->
 
     Inference: fp16 on CUDA and MPS, bf16 on CPUs with native bf16, else fp32. Training
     (``training=True``): fp16 (with a GradScaler) on CUDA, fp32 elsewhere: bf16 gradients on a
-    CPU would change the results of a run, and MPS has no GradScaler. An explicit value is only
-    checked.
+    CPU would change the results of a run, and MPS has no GradScaler; explicit fp16 training
+    needs CUDA. Any other explicit value is only checked.
     """
     if precision not in PRECISION_CHOICES:
         raise StylizerSettingError(
             f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {precision!r}"
         )
+    kind = str(device).split(":")[0]
+    if training and precision == "fp16" and kind != "cuda":
+        raise StylizerSettingError(
+            f"precision 'fp16' needs a CUDA device for training (its GradScaler is CUDA-only), "
+            f"got {device}; use bf16 or fp32"
+        )
     if precision != "auto":
         return precision
-    kind = str(device).split(":")[0]
     if kind == "cuda":
         return "fp16"
     if training:

@@ -96,6 +96,8 @@ def test_precision_resolver_is_the_same_for_every_command() -> None:
     assert resolve_precision("auto", "cpu", training=True) == "fp32"
     assert resolve_precision("auto", "mps", training=True) == "fp32"
     assert resolve_precision("auto", "cuda", training=True) == "fp16"
+    with pytest.raises(StylizerSettingError, match="needs a CUDA device"):
+        resolve_precision("fp16", "cpu", training=True)
     assert resolve_precision("bf16", "cpu") == "bf16"
     spec = StylizerSpec(device="cpu").resolved()
     assert (spec.device, spec.precision) == ("cpu", native)

@@ -44,7 +44,8 @@ def run_train(args: argparse.Namespace) -> int:
     check_keys(TrainConfig, overrides, "override", TrainConfigError)
     values.update(overrides)
     config = TrainConfig.from_mapping(values, source=args.config or "command line")
-    resolve_device(config.device)  # an unavailable device: one line now, not a traceback later
+    # An unavailable device or an impossible precision: one line now, not a traceback later.
+    resolve_precision(config.precision, resolve_device(config.device), training=True)
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
