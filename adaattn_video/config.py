@@ -23,9 +23,10 @@ class ModelConfig:
     Attributes:
         variant: ``"video"`` (one AdaAttN at relu3_1, the published video model) or ``"image"``
             (AdaAttN at relu3_1, relu4_1 and relu5_1 with a skip, the published image model).
-        encoder_family: which frozen VGG the decoder was trained with (SPEC section 1). The two
+        encoder_family: which frozen VGG the decoder was trained with. The two
             families are not interchangeable.
-        attention: ``"cosine"`` (SPEC 3b, linear time) or ``"softmax"`` (SPEC 3a, exact fused).
+        attention: ``"cosine"`` (``relu(q.k + 1)`` attention, linear time) or ``"softmax"``
+            (exact, fused).
     """
 
     variant: Variant = "video"

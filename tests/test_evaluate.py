@@ -1,4 +1,4 @@
-"""The warping error (SPEC section 7) on clips whose answer is known: synthetic pans and zooms
+"""The warping error on clips whose answer is known: synthetic pans and zooms
 over a bundled photo give exact flow; DIS is checked against it; real MP4s and frame folders
 are read back; and ``stylestream eval`` runs end to end on an untrained model."""
 

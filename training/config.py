@@ -44,7 +44,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
-LOSS_TAPS: tuple[str, ...] = TAPS[1:]  # relu2_1 .. relu5_1 (SPEC section 5)
+LOSS_TAPS: tuple[str, ...] = TAPS[1:]  # relu2_1 .. relu5_1: the style-loss taps of AdaAttN
 BUNDLED = "bundled"  # content_dir/style_dir value meaning the images shipped with the package
 
 
@@ -54,7 +54,7 @@ class TrainConfigError(StylestreamError, ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs (SPEC sections 5 and 6).
+    """Everything a training run needs (AdaAttN losses plus the image-similarity loss).
 
     Data:
         content_dir: folder of photos (any depth; jpg/png/webp/gif), or ``"bundled"``.
@@ -69,7 +69,7 @@ class TrainConfig:
         video_frame_gap: frames between the two frames of a video pair (1 = consecutive).
 
     Model:
-        attention: "cosine" (the video model, SPEC 3b) or "softmax" (for comparison).
+        attention: "cosine" (the video model, linear-time attention) or "softmax" (for comparison).
         encoder_family: "vgg_normalised" or "torchvision_vgg19"; recorded in the export.
         encoder_weights: vgg_normalised.pth, or a torchvision vgg19 file; None for the
             torchvision family means torchvision's weights API (online or its cache).
@@ -78,7 +78,7 @@ class TrainConfig:
         init_from: a stylestream .safetensors checkpoint (e.g. the imported published video
             model) to fine-tune from.
 
-    Losses (weights of SPEC section 5/6; 0 turns a term off):
+    Losses (weights; 0 turns a term off):
         style_weight (10), local_weight (3), content_weight (0), similarity_weight (100).
         similarity_taps: taps the image-similarity loss compares (relu4_1 of a 256 crop = 1024
             positions); similarity_max_positions: positions sampled per image and tap beyond that.

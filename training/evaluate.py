@@ -1,4 +1,5 @@
-"""Measuring temporal stability: the warping error of SPEC section 7.
+"""Measuring temporal stability: the warping error (Lai et al. 2018, "Learning Blind Video
+Temporal Consistency").
 
 For consecutive output frames o_t, o_{t+1} and the backward flow F (frame t+1 -> frame t)
 computed on the INPUT frames:

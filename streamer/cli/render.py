@@ -41,7 +41,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the input's)"},
     )  # fmt: skip
     add_dataclass_options(
-        parser.add_argument_group("rendering"), RenderConfig, skip=("input", "output", *SPEC_KEYS)
+        parser.add_argument_group("rendering"), RenderConfig, skip=("input", "output", *STYLIZER_KEYS)
     )
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True,
@@ -50,7 +50,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
 
 
-SPEC_KEYS = tuple(known_keys(StylizerSpec))
+STYLIZER_KEYS = tuple(known_keys(StylizerSpec))
 
 
 def config_from_args(args: argparse.Namespace) -> RenderConfig:

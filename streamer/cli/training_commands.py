@@ -26,7 +26,7 @@ from streamer.cli.options import add_dataclass_options, namespace_values
 from streamer.cli.options import config_from_args as options_config
 from streamer.cli.values import positive_int, wh_arg
 
-EVAL_SPEC_KEYS = ("style", "style_size", "device", "precision")
+EVAL_STYLIZER_KEYS = ("style", "style_size", "device", "precision")
 
 
 class EvalUsageError(StylestreamError, ValueError):
@@ -120,7 +120,7 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     if args.clip is not None and args.synthetic is not None:
         raise EvalUsageError("give either a CLIP or --synthetic, not both")
-    spec = options_config(StylizerSpec, args, keys=EVAL_SPEC_KEYS)
+    spec = options_config(StylizerSpec, args, keys=EVAL_STYLIZER_KEYS)
     device = resolve_device(spec.device)  # an unavailable device: one line, before any work
     precision = resolve_precision(spec.precision, device)
     models = {}
@@ -189,7 +189,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="measure temporal stability (warping error) of models on a clip",
-        description="Warping error (SPEC section 7: DIS flow on the input frames, "
+        description="Warping error (DIS flow on the input frames, "
         "forward-backward occlusion mask, mean |o_t+1 - warp(o_t)| in [0, 1]) for the input "
         "itself (the floor) and each checkpoint and style, plus global style / content losses "
         "and fps. Typically compare the video model with the published image model.",
@@ -217,7 +217,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "--max-frames", type=positive_int, metavar="N", help="use the first N frames"
     )
     add_dataclass_options(
-        parser.add_argument_group("stylizer"), StylizerSpec, only=EVAL_SPEC_KEYS,
+        parser.add_argument_group("stylizer"), StylizerSpec, only=EVAL_STYLIZER_KEYS,
         defaults={"style_size": None},
         help_overrides={"style": "style image; repeat for several (default: a bundled one)",
                         "style_size": "style longer side (default: native size)"},
