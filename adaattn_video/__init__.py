@@ -18,7 +18,8 @@ from adaattn_video.errors import (
     StylestreamError,
 )
 from adaattn_video.model import ImageAdaAttN, StyleTransferModel, VideoAdaAttN, build_model
-from adaattn_video.stylizer import FrameStylizer, StylizerConfig
+from adaattn_video.settings import StylizerSpec, resolve_device, resolve_precision
+from adaattn_video.stylizer import FrameStylizer, StylizerConfig, open_stylizer
 
 __all__ = [
     "IMAGE_MODEL",
@@ -32,9 +33,13 @@ __all__ = [
     "StyleTransferModel",
     "StylestreamError",
     "StylizerConfig",
+    "StylizerSpec",
     "VideoAdaAttN",
     "build_model",
     "load_checkpoint",
     "open_model",
+    "open_stylizer",
+    "resolve_device",
+    "resolve_precision",
     "save_checkpoint",
 ]

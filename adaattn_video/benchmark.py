@@ -28,7 +28,7 @@ from torch import Tensor
 
 from adaattn_video.config import VARIANTS, ModelConfig
 from adaattn_video.model import ImageAdaAttN, StyleTransferModel, build_model
-from adaattn_video.stylizer import PRECISIONS
+from adaattn_video.settings import PRECISIONS, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -284,12 +284,7 @@ def _summarise(result: BenchResult, config: ModelBenchConfig) -> None:
 def run_model_benchmark(config: ModelBenchConfig | None = None) -> BenchResult:
     """Measure every row of the table (see the module docstring)."""
     config = config or ModelBenchConfig()
-    if config.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {config.device!r} asked for but CUDA is not available")
+    device = torch.device(resolve_device(config.device))  # one resolver for every command
     environment = {
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

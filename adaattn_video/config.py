@@ -23,9 +23,10 @@ class ModelConfig:
     Attributes:
         variant: ``"video"`` (one AdaAttN at relu3_1, the published video model) or ``"image"``
             (AdaAttN at relu3_1, relu4_1 and relu5_1 with a skip, the published image model).
-        encoder_family: which frozen VGG the decoder was trained with (SPEC section 1). The two
+        encoder_family: which frozen VGG the decoder was trained with. The two
             families are not interchangeable.
-        attention: ``"cosine"`` (SPEC 3b, linear time) or ``"softmax"`` (SPEC 3a, exact fused).
+        attention: ``"cosine"`` (``relu(q.k + 1)`` attention, linear time) or ``"softmax"``
+            (exact, fused).
     """
 
     variant: Variant = "video"
@@ -57,10 +58,15 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        data = json.loads(text)
+        from adaattn_video.convert import from_mapping
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"model config is not JSON ({err}), got {text!r}") from err
         if not isinstance(data, dict):
             raise ValueError(f"model config must be a JSON object, got {text!r}")
-        return cls(**data)
+        return from_mapping(cls, data, source="model config")
 
 
 VIDEO_MODEL = ModelConfig(variant="video", encoder_family="vgg_normalised", attention="cosine")

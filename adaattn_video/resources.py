@@ -438,7 +438,7 @@ def check_stylizer_memory(
     precision resolved as the stylizer resolves them, the architecture read from ``weights``
     unless ``model`` is given). What ``render``, ``live`` and ``image`` call before loading
     the model."""
-    from adaattn_video.stylizer import resolve_device, resolve_precision
+    from adaattn_video.settings import resolve_device, resolve_precision
 
     device = resolve_device(device)
     return check_stylize_memory(

@@ -18,17 +18,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adaattn_video.errors import StylestreamError
+from adaattn_video.errors import MissingWeightsError
 from adaattn_video.image_io import read_image
 from adaattn_video.model import StyleFeatures, StyleTransferModel
+from adaattn_video.settings import (
+    PRECISIONS,
+    StylizerSettingError,
+    StylizerSpec,
+    check_alpha,
+    check_device,
+    check_size,
+    check_style_size,
+    check_style_weights,
+    cpu_has_fast_bf16,
+    output_size,
+    resolve_device,
+    resolve_precision,
+)
 
 log = logging.getLogger(__name__)
-
-PRECISIONS: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "fp16": torch.float16,
-    "bf16": torch.bfloat16,
-}
 
 StyleImage = str | Path | np.ndarray | Tensor
 
@@ -42,8 +50,8 @@ class StylizerConfig:
         precision: "fp32", "fp16" or "bf16" for the convolutions (attention stays fp32).
         alpha: content strength in [0, 1]; 1 = fully stylized.
         style_size: longer side (pixels) style images are resized to, or None for native size.
-        size: (height, width) frames are resized to before stylizing (the output size), or None
-            to keep each frame's size.
+        size: (height, width) frames are resized to before stylizing (the output size), N (the
+            longer side, aspect kept), or None to keep each frame's size.
         channels_last: convolutions in channels-last layout (about 1.2-1.4x faster on CPUs
             with oneDNN and on tensor-core GPUs; same numbers up to float rounding).
     """
@@ -52,87 +60,34 @@ class StylizerConfig:
     precision: str = "fp32"
     alpha: float = 1.0
     style_size: int | None = None
-    size: tuple[int, int] | None = None
+    size: int | tuple[int, int] | None = None
     channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(
+            raise StylizerSettingError(
                 f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"
             )
         check_alpha(self.alpha)
-        if self.style_size is not None and self.style_size < 16:
-            raise ValueError(f"style_size must be >= 16 pixels, got {self.style_size}")
-        if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):
-            raise ValueError(f"size must be (height, width) with sides >= 16, got {self.size}")
-        try:
-            torch.device(self.device)
-        except RuntimeError as err:
-            raise ValueError(
-                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
-            ) from err
+        check_style_size(self.style_size)
+        check_size(self.size)
+        if check_device(self.device) == "auto":
+            raise StylizerSettingError("device 'auto' must be resolved first (resolve_device)")
 
-
-class StylizerSettingError(StylestreamError, ValueError):
-    """A stylizer setting (device, precision, alpha, sizes, style weights) that cannot be used."""
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; any other value is checked."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as err:
-        raise StylizerSettingError(
-            f"device must be cpu, cuda, cuda:N or auto, got {device!r}"
-        ) from err
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise StylizerSettingError(
-            f"device {device!r}: CUDA is not available on this machine; use cpu"
+    @classmethod
+    def from_spec(cls, spec: StylizerSpec) -> StylizerConfig:
+        """The config of a resolved :class:`StylizerSpec` (device and precision not ``auto``)."""
+        return cls(
+            device=spec.device,
+            precision=spec.precision,
+            alpha=spec.alpha,
+            style_size=spec.style_size,
+            size=spec.size,
         )
-    return device
 
-
-def cpu_has_fast_bf16() -> bool:
-    """True when oneDNN runs bf16 natively here (AVX512-BF16 / AMX): then bf16 convolutions
-    are 2-3x faster than fp32 on the CPU; elsewhere they are emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``"auto"`` -> fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."""
-    if precision == "auto":
-        if torch.device(device).type == "cuda":
-            return "fp16"
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    if precision not in PRECISIONS:
-        raise StylizerSettingError(
-            f"precision must be auto or one of {sorted(PRECISIONS)}, got {precision!r}"
-        )
-    return precision
-
-
-def check_alpha(alpha: float) -> float:
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return float(alpha)
-
-
-def check_style_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    """Normalised mixing weights for ``count`` styles (equal when None)."""
-    if weights is None:
-        return [1.0 / count] * count
-    weights = [float(w) for w in weights]
-    if len(weights) != count:
-        raise ValueError(f"expected {count} style weights (one per style), got {len(weights)}")
-    if not all(0 <= w < float("inf") for w in weights) or not 0 < sum(weights) < float("inf"):
-        raise ValueError(f"style weights must be finite, >= 0, with a positive sum, got {weights}")
-    total = sum(weights)
-    return [w / total for w in weights]
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) a (height, width) frame is stylized at."""
+        return output_size(self.size, height, width)
 
 
 @dataclass(frozen=True)
@@ -262,11 +217,12 @@ class FrameStylizer:
     @torch.inference_mode()
     def stylize_tensor(self, content: Tensor) -> Tensor:
         """(B, 3, H, W) float in [0, 1] on the stylizer's device -> (B, 3, H', W') float32 in
-        [0, 1], (H', W') = ``config.size`` or (H, W)."""
+        [0, 1], (H', W') = ``config.output_size(H, W)``."""
         active = self.style
-        if self.config.size is not None and tuple(content.shape[-2:]) != tuple(self.config.size):
+        target = self.config.output_size(*content.shape[-2:])
+        if tuple(content.shape[-2:]) != target:
             content = F.interpolate(
-                content, size=self.config.size, mode="bilinear", antialias=True, align_corners=False
+                content, size=target, mode="bilinear", antialias=True, align_corners=False
             )
         padded, (h, w) = self._pad(content)
         out = self.model.stylize(padded, active.features, active.weights, self._alpha)
@@ -298,40 +254,64 @@ class FrameStylizer:
         return out.to(frames.device)
 
 
+def open_spec_model(spec: StylizerSpec) -> StyleTransferModel:
+    """The model ``spec`` selects: ``weights``; else random weights with ``untrained`` (of the
+    ``model`` architecture); else the cached ``model`` (video or image)."""
+    from adaattn_video.checkpoint import load_checkpoint, open_model
+    from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
+
+    if spec.untrained:
+        config = VIDEO_MODEL if spec.model == "video" else IMAGE_MODEL
+        return open_model(None, untrained=True, config=config)
+    if spec.weights is None and spec.model == "image":
+        from adaattn_video.weights import cached_checkpoint
+
+        cached = cached_checkpoint("image")
+        if not cached.is_file():
+            raise MissingWeightsError(
+                f"no image model in the cache ({cached}): run `stylestream weights download "
+                "--variant image` (needs internet) or `stylestream weights import DIR_OR_ZIP "
+                "--variant image`, or pass --weights FILE.safetensors"
+            )
+        return load_checkpoint(cached)
+    return open_model(spec.weights)
+
+
 def open_stylizer(
-    styles: Sequence[StyleImage],
+    spec: StylizerSpec,
     *,
-    weights: str | Path | None = None,
-    untrained: bool = False,
     model: StyleTransferModel | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    alpha: float = 1.0,
-    style_size: int | None = None,
-    size: tuple[int, int] | None = None,
-    style_weights: Sequence[float] | None = None,
+    styles: Sequence[StyleImage] | None = None,
 ) -> FrameStylizer:
     """The stylizer every command builds: settings checked first (one-line
-    :class:`StylizerSettingError`), then the model (``model``, else ``weights``, the cache or
-    ``untrained``, see :func:`~adaattn_video.checkpoint.open_model`), then the styles encoded."""
-    from adaattn_video.checkpoint import open_model
-
-    device = resolve_device(device)
-    try:
-        config = StylizerConfig(
-            device=device,
-            precision=resolve_precision(precision, device),
-            alpha=alpha,
-            style_size=style_size,
-            size=size,
-        )
-        check_style_weights(style_weights, len(styles))
-    except StylestreamError:
-        raise
-    except ValueError as err:
-        raise StylizerSettingError(str(err)) from err
+    :class:`StylizerSettingError`: no style, device not here...), then the model (``model``,
+    else :func:`open_spec_model`), then the styles encoded (``styles`` overrides
+    ``spec.styles``, e.g. with in-memory images)."""
+    images = list(spec.styles) if styles is None else list(styles)
+    if not images:
+        spec.require_styles()
+    check_style_weights(spec.style_weights, len(images))
+    spec = spec.resolved()
+    config = StylizerConfig.from_spec(spec)
     if model is None:
-        model = open_model(weights, untrained=untrained)
+        model = open_spec_model(spec)
     stylizer = FrameStylizer(model, config)
-    stylizer.set_style(list(styles), style_weights)
+    stylizer.set_style(images, spec.style_weights)
     return stylizer
+
+
+__all__ = [
+    "PRECISIONS",
+    "ActiveStyle",
+    "FrameStylizer",
+    "StylizerConfig",
+    "StylizerSettingError",
+    "StylizerSpec",
+    "check_alpha",
+    "check_style_weights",
+    "cpu_has_fast_bf16",
+    "open_spec_model",
+    "open_stylizer",
+    "resolve_device",
+    "resolve_precision",
+]

@@ -19,12 +19,13 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from adaattn_video.assets import DEFAULT_STYLE
+from adaattn_video.settings import StylizerSpec
 from streamer.live import LiveConfig, build_stylizer, run_live
 from streamer.stats import latency_percentiles
 from streamer.subscriber import ReceiveTimeout, Subscriber
@@ -39,11 +40,9 @@ class BenchLiveConfig:
     fps: float = 30.0
     seconds: float = 20.0
     encoding: str = "jpeg"
-    weights: str | None = None
-    untrained: bool = True
-    device: str = "auto"
-    precision: str = "auto"
-    style_size: int | None = 256
+    # the model: random weights unless given (speed does not depend on them); the style is
+    # the bundled one unless given; ``size`` above is the frame size
+    stylizer: StylizerSpec = StylizerSpec(untrained=True, style_size=256)
     model_calls: int = 5
 
     def __post_init__(self) -> None:
@@ -67,17 +66,15 @@ def run_bench_live(
     source_uri = config.source or f"lavfi:testsrc2=size={width}x{height}:rate={config.fps:g}"
     live_config = LiveConfig(
         source=source_uri,
-        styles=(str(DEFAULT_STYLE),),
+        stylizer=replace(
+            config.stylizer,
+            styles=config.stylizer.styles or (str(DEFAULT_STYLE),),
+            size=config.size,
+        ),
         zmq="tcp://127.0.0.1:*",
         encoding=config.encoding,
         control=None,
         realtime=True,
-        weights=config.weights,
-        untrained=config.untrained,
-        device=config.device,
-        precision=config.precision,
-        style_size=config.style_size,
-        size=config.size,
         seconds=config.seconds,
         status_interval_s=5.0,
     )
@@ -94,7 +91,7 @@ def run_bench_live(
     model_ms = 1000 * statistics.median(model_s)
     print_line(
         f"bench live: {width}x{height}, device {stylizer.device}, precision "
-        f"{stylizer.config.precision}{', UNTRAINED model' if config.untrained else ''}; "
+        f"{stylizer.config.precision}{', UNTRAINED model' if config.stylizer.untrained else ''}; "
         f"model alone {model_ms:.1f} ms/frame ({1000 / model_ms:.2f} fps)"
     )
     print_line(f"source {source_uri} (real time), {config.seconds:g} s run...")
@@ -153,7 +150,7 @@ def run_bench_live(
         "size": f"{width}x{height}",
         "device": str(stylizer.device),
         "precision": stylizer.config.precision,
-        "untrained": config.untrained,
+        "untrained": config.stylizer.untrained,
         "source": source_uri,
         "seconds": elapsed,
         "model_ms": model_ms,

@@ -21,14 +21,15 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from adaattn_video.assets import DEFAULT_STYLE
-from adaattn_video.stylizer import resolve_device
+from adaattn_video.convert import to_mapping
+from adaattn_video.settings import StylizerSpec, resolve_device
 from streamer.batching import BatchRunner
 from streamer.demo import make_demo_clip
 from streamer.pipeline import Pipeline, PipelineConfig
@@ -43,12 +44,11 @@ class RenderBenchConfig:
     frames: int = 8
     repeat: int = 3  # (a) and (b) alternate this many times; the fastest of each counts
     batch_size: int = 0  # 0: 4 on CUDA, 1 on CPU
-    device: str = "auto"
-    precision: str = "auto"
-    style_size: int = 256
+    # the model: random weights unless given (speed does not depend on them); the style is
+    # the bundled one unless given
+    stylizer: StylizerSpec = StylizerSpec(untrained=True, style_size=256)
     codec: str = "libx264"
     preset: str = "veryfast"
-    weights: str | None = None  # None: untrained (speed does not depend on the weights)
     fps: int = 24
 
     def __post_init__(self) -> None:
@@ -119,6 +119,8 @@ class RenderBenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data["config"].pop("stylizer")
+        data["config"].update(to_mapping(self.config.stylizer))  # flat: device, precision, ...
         data["config"]["size"] = list(self.config.size)
         data.update(
             sequential_fps=self.sequential_fps,
@@ -138,17 +140,14 @@ def run_render_benchmark(
     config: RenderBenchConfig, *, progress: Callable[[str], None] | None = None
 ) -> RenderBenchResult:
     say = progress or (lambda _msg: None)
-    device = resolve_device(config.device)
+    device = resolve_device(config.stylizer.device)
     batch_size = config.batch_size or (4 if device.startswith("cuda") else 1)
     render_config = RenderConfig(
         input="-",
         output="-.mp4",
-        styles=(str(DEFAULT_STYLE),),
-        weights=config.weights,
-        untrained=config.weights is None,
-        style_size=config.style_size,
-        device=device,
-        precision=config.precision,
+        stylizer=replace(
+            config.stylizer, styles=config.stylizer.styles or (str(DEFAULT_STYLE),), device=device
+        ),
     )
     stylizer = build_stylizer(render_config, device)
     encoder = VideoEncoderConfig(codec=config.codec, preset=config.preset)

@@ -27,7 +27,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSpec, output_size
+from streamer.frames import FrameSource, SourceInfo
 from streamer.sinks import OutputError, OutputExistsError, check_output_file, is_image_output
 from streamer.sinks.images import check_image_output, existing_frames, resolve_pattern
 
@@ -191,30 +194,45 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
         raise
 
 
-def memory_settings(config: Any, source: object, batch: int, device: str) -> dict[str, Any]:
-    """The settings :func:`adaattn_video.resources.check_stylizer_memory` needs, from a render
-    or live config and its opened source: frames are stylized at ``config.size``, else at the
-    source's size when it is known already (a camera knows it only after its first frame)."""
-    size = config.size
-    if size is None:
-        try:
-            height, width = getattr(source, "height", None), getattr(source, "width", None)
-        except (AttributeError, RuntimeError, ValueError):
-            height = width = None
-        size = (int(height), int(width)) if height and width else None
-    queued = getattr(config, "max_queue_frames", 2)
+def memory_settings(
+    spec: StylizerSpec,
+    frame_size: tuple[int, int] | None,
+    batch: int,
+    device: str,
+    *,
+    queued: int = 2,
+) -> dict[str, Any]:
+    """The settings :func:`adaattn_video.resources.check_stylizer_memory` needs, from a
+    command's :class:`StylizerSpec` and the (height, width) of its input frames: frames are
+    stylized at the spec's size for that frame size when it is known already (a camera knows
+    it only after its first frame), else at the spec's explicit ``WxH``."""
+    size: tuple[int, int] | None = None
+    if frame_size is not None and all(frame_size):
+        size = output_size(spec.size, *frame_size)
+    elif isinstance(spec.size, tuple):
+        size = spec.size
+    model = None
+    if spec.weights is None and (spec.untrained or spec.model == "image"):
+        model = VIDEO_MODEL if spec.model == "video" else IMAGE_MODEL
     return {
         "size": size,
-        "styles": list(config.styles),
-        "style_size": config.style_size,
+        "styles": list(spec.styles),
+        "style_size": spec.style_size,
         "batch": batch,
-        "precision": config.precision,
+        "precision": spec.precision,
         "device": device,
-        "weights": config.weights,
-        "untrained": config.untrained,
-        "max_memory": config.max_memory,
+        "weights": spec.weights,
+        "untrained": spec.untrained,
+        "model": model,
+        "max_memory": spec.max_memory,
         "frames_in_flight": 2 * max(queued, batch),  # decoded + stylized frames queued
     }
+
+
+def frame_size(source: FrameSource) -> tuple[int, int] | None:
+    """(height, width) of an opened source's frames, None where it is not known yet."""
+    info: SourceInfo = source.info()
+    return (info.height, info.width) if info.height and info.width else None
 
 
 def command_inputs(*specs: InputSpec | Sequence[InputSpec]) -> list[InputSpec]:
@@ -234,6 +252,7 @@ __all__ = [
     "OutputOverlapError",
     "atomic_output",
     "command_inputs",
+    "frame_size",
     "guard_output",
     "input_paths",
     "memory_settings",

@@ -20,26 +20,25 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor
 
+from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
-from adaattn_video.stylizer import (
-    PRECISIONS,
-    FrameStylizer,
-    open_stylizer,
-)
+from adaattn_video.settings import StylizerSpec, format_size, parse_wh
+from adaattn_video.stylizer import FrameStylizer, open_stylizer
 from streamer import interrupts
 from streamer.endpoints import check_bind_endpoint
 from streamer.frames import FrameSink, FrameSource
-from streamer.guard import memory_settings
+from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
 from streamer.sources import LiveOptions, open_source
@@ -59,88 +58,105 @@ class LiveConfigError(StylestreamError, ValueError):
     """A live setting is invalid (from a flag or a config file)."""
 
 
+NONE_WORDS = ("none", "off", "")
+
+
+def endpoint_or_none(value: Any) -> str | None:
+    """An endpoint value; ``none``/``off``/empty (or null) turn the endpoint off."""
+    if value is None or str(value).strip().lower() in NONE_WORDS:
+        return None
+    if not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _wh_or_none(value: Any) -> tuple[int, int] | None:
+    return None if value is None else parse_wh(value)
+
+
 @dataclass(frozen=True)
 class LiveConfig:
-    """Everything one live run needs; every field has a ``stylestream live`` flag / YAML key.
+    """Everything one live run needs; every field has a ``stylestream live`` flag / YAML key
+    (its metadata ``flag`` name; the stylizer's keys are
+    :class:`~adaattn_video.settings.StylizerSpec`'s: ``style``, ``device``, ``size``, ...).
 
-    Attributes:
-        source: ``0`` / ``/dev/video0`` (webcam), ``rtsp://...`` (or rtmp/http/hls/srt), a
-            video file, or ``lavfi:GRAPH``.
-        styles / style_weights: style image(s) and their mix (None: equal).
-        zmq: PUB endpoint, or None to publish nothing (then ``record`` is required).
-        encoding / jpeg_quality: payload of published frames (``jpeg`` or ``rgb24``).
-        send_hwm: frames queued per subscriber before that subscriber loses frames.
-        send_buffer_bytes: kernel send buffer per subscriber connection (None: the OS's); with
-            ``send_hwm`` it bounds how stale a slow subscriber's frames can get.
-        record: also write the stylized stream to this MP4 file.
-        overwrite: replace an existing ``record`` file.
-        size: (height, width) of stylized frames, or None for the source's.
-        control: REP control endpoint, or None for no control.
-        realtime: a FILE source plays at its own frame rate (and then drops frames like a
-            camera); without it a file goes as fast as the model and loses nothing.
-        allow_remote_bind: let ``zmq``/``control`` bind non-loopback addresses.
-        curve_keys_dir: encrypt and authenticate subscribers and control clients (CURVE).
-        weights / untrained / device / precision / alpha / style_size: the model.
-        status_interval_s: seconds between status lines (0: none).
-        seconds: stop after this long (None: until the source ends or Ctrl-C).
-        capture_size / capture_fps / fourcc: what to request from a webcam.
-        transport / open_timeout_s / read_timeout_s / give_up_after_s / during_outage /
-            end_of_stream: network source behaviour (see :mod:`streamer.sources.network`).
+    Outputs: ``zmq`` (None: publish nothing; then ``record`` is required), ``record`` (also an
+    MP4). ``send_buffer_bytes``: kernel send buffer per subscriber (None: the OS's); with
+    ``send_hwm`` it bounds how stale a slow subscriber's frames can get. Network sources: see
+    :mod:`streamer.sources.network`.
     """
 
-    source: str
-    styles: tuple[str, ...] = ()
-    style_weights: tuple[float, ...] | None = None
-    zmq: str | None = DEFAULT_ENDPOINT
-    encoding: str = "jpeg"
-    jpeg_quality: int = 90
-    send_hwm: int = 8
-    send_buffer_bytes: int | None = None
-    record: str | None = None
-    overwrite: bool = False
-    size: tuple[int, int] | None = None
-    control: str | None = None
-    realtime: bool = False
-    allow_remote_bind: bool = False
-    curve_keys_dir: str | None = None
-    weights: str | None = None
-    untrained: bool = False
-    device: str = "auto"
-    precision: str = "auto"
-    alpha: float = 1.0
-    style_size: int | None = 512
-    status_interval_s: float = 5.0
-    seconds: float | None = None
-    capture_size: tuple[int, int] | None = None
-    capture_fps: float | None = None
-    fourcc: str | None = None
-    transport: str = "tcp"
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    give_up_after_s: float = 60.0
-    during_outage: str = "pause"
-    end_of_stream: str = "reconnect"
-    ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
-    max_memory: int | None = None  # bytes a stylize call may take (None: what is available)
+    source: str = option(
+        "", "0 or /dev/video0 (webcam), rtsp://... (or rtmp/http/hls/srt), a video file, or "
+        "lavfi:GRAPH", metavar="SRC",
+    )  # fmt: skip
+    stylizer: StylizerSpec = option(StylizerSpec(), "the model and style", flatten=True)
+    zmq: str | None = option(
+        DEFAULT_ENDPOINT, "ZeroMQ PUB endpoint ('none' to publish nothing)", metavar="ENDPOINT",
+        parse=endpoint_or_none,
+    )  # fmt: skip
+    encoding: Literal["jpeg", "rgb24"] = option("jpeg", "payload of published frames")
+    jpeg_quality: int = option(90, "JPEG quality 1..100", metavar="Q")
+    send_hwm: int = option(
+        8, "frames queued per subscriber before a slow one loses frames", metavar="N"
+    )
+    send_buffer_bytes: int | None = option(None, "kernel send buffer per subscriber", metavar="B")
+    record: str | None = option(None, "also record the stylized stream", metavar="OUT.mp4")
+    overwrite: bool = option(False, "replace an existing --record file")
+    control: str | None = option(
+        None, "control endpoint for `stylestream control` ('none' to disable)",
+        metavar="ENDPOINT", parse=endpoint_or_none,
+    )  # fmt: skip
+    realtime: bool = option(
+        False, "play a FILE at its own frame rate, dropping frames like a camera (default: "
+        "every frame, as fast as the model goes)",
+    )  # fmt: skip
+    allow_remote_bind: bool = option(
+        False, "let --zmq/--control bind beyond loopback (use --curve-keys on a network)"
+    )
+    curve_keys_dir: str | None = option(
+        None, "encrypt and accept only authorized subscribers (`stylestream keys generate DIR`)",
+        flag="curve_keys", metavar="DIR",
+    )  # fmt: skip
+    status_interval_s: float = option(5.0, "seconds between status lines (0: none)", metavar="S")
+    seconds: float | None = option(None, "stop after S seconds", metavar="S")
+    capture_size: tuple[int, int] | None = option(
+        None, "webcam: requested capture size", metavar="WxH", parse=_wh_or_none,
+        format=format_size,
+    )
+    capture_fps: float | None = option(None, "webcam: requested rate", metavar="F")
+    fourcc: str | None = option(None, "webcam: pixel format, e.g. MJPG", metavar="CODE")
+    transport: Literal["tcp", "udp"] = option("tcp", "RTSP transport")
+    open_timeout_s: float = option(10.0, "give up opening a source after S seconds", metavar="S")
+    read_timeout_s: float = option(
+        5.0, "no data for this long = an outage (network) or an error (webcam)", metavar="S"
+    )
+    give_up_after_s: float = option(
+        60.0, "end with an error after an outage this long (network sources)", metavar="S"
+    )
+    during_outage: Literal["pause", "repeat"] = option(
+        "pause", "publish nothing, or repeat the last frame, while reconnecting"
+    )
+    end_of_stream: Literal["reconnect", "stop"] = option(
+        "reconnect", "when a network stream ends: reconnect (live) or stop (VOD)"
+    )
+    ffmpeg_options: Mapping[str, str] = option(
+        help="extra FFmpeg demuxer options", default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if not self.source:
             raise LiveConfigError("expected a --source (0, /dev/video0, rtsp://..., or a file)")
-        if not self.styles:
-            raise LiveConfigError("expected at least one --style image")
-        if self.style_weights is not None and len(self.style_weights) != len(self.styles):
-            raise LiveConfigError(
-                f"expected {len(self.styles)} style weights (one per --style), "
-                f"got {len(self.style_weights)}"
-            )
+        if not isinstance(self.stylizer, StylizerSpec):
+            raise LiveConfigError(f"stylizer must be a StylizerSpec, got {self.stylizer!r}")
+        self.stylizer.require_styles()
         if self.zmq is None and self.record is None:
             raise LiveConfigError("nothing to do: give a --zmq endpoint and/or --record OUT.mp4")
-        if self.untrained and self.weights is not None:
-            raise LiveConfigError("give either --weights or --untrained, not both")
-        if self.precision != "auto" and self.precision not in PRECISIONS:
-            raise LiveConfigError(
-                f"precision must be auto or one of {sorted(PRECISIONS)}, got {self.precision!r}"
-            )
+        for name in ("status_interval_s", "seconds", "capture_fps", "open_timeout_s",
+                     "read_timeout_s", "give_up_after_s"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise LiveConfigError(f"{name} must be a finite number, got {value}")
         if self.status_interval_s < 0:
             raise LiveConfigError(f"status_interval_s must be >= 0, got {self.status_interval_s}")
         if self.seconds is not None and self.seconds <= 0:
@@ -182,17 +198,7 @@ class SwitchSafeStylizer:
 
 def build_stylizer(config: LiveConfig) -> FrameStylizer:
     """Load the model (``--weights``, the cache, or ``--untrained``) and encode the style(s)."""
-    return open_stylizer(
-        list(config.styles),
-        weights=config.weights,
-        untrained=config.untrained,
-        device=config.device,
-        precision=config.precision,
-        alpha=config.alpha,
-        style_size=config.style_size,
-        size=config.size,
-        style_weights=config.style_weights,
-    )
+    return open_stylizer(config.stylizer)
 
 
 # -- the source ------------------------------------------------------------------------------
@@ -283,17 +289,19 @@ def _run_opened(
 
     record_path = None
     if config.record is not None:
-        from streamer.guard import command_inputs, refuse_overlap
         from streamer.sinks import check_output_file
 
-        refuse_overlap(config.record, command_inputs(config.source, config.styles, config.weights))
+        refuse_overlap(
+            config.record,
+            command_inputs(config.source, config.stylizer.styles, config.stylizer.weights),
+        )
         record_path = check_output_file(config.record, overwrite=config.overwrite)
     if config.curve_keys_dir is not None:
         from streamer.keys import load_server_keys
 
         load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
     if stylizer is None:
-        check_stylizer_memory(**memory_settings(config, source, 1, config.device))
+        check_stylizer_memory(**memory_settings(config.stylizer, frame_size(source), 1, config.stylizer.device))
         stylizer = build_stylizer(config)
     labeled = SwitchSafeStylizer(stylizer)
 

@@ -9,23 +9,21 @@ output file is created only when frames are about to flow.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
-from adaattn_video.stylizer import (
-    PRECISIONS,
-    FrameStylizer,
-    open_stylizer,
-    resolve_device,
-)
+from adaattn_video.settings import StylizerSpec, resolve_device
+from adaattn_video.stylizer import FrameStylizer, open_stylizer
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
-from streamer.guard import command_inputs, memory_settings, refuse_overlap
+from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
@@ -40,83 +38,67 @@ class RenderConfigError(StylestreamError, ValueError):
     """A render setting is invalid (from a flag or a config file)."""
 
 
+def _finite(name: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise RenderConfigError(f"{name} must be a finite number of seconds, got {value}")
+
+
 @dataclass(frozen=True)
 class RenderConfig:
-    """Everything one render needs; every field has a ``stylestream render`` flag / YAML key.
+    """Everything one render needs; every field has a ``stylestream render`` flag / YAML key
+    (the ``flag`` name of its metadata, e.g. ``start`` for ``start_s``; the stylizer's keys are
+    :class:`~adaattn_video.settings.StylizerSpec`'s: ``style``, ``device``, ...).
 
-    Attributes:
-        input: a video file, an image folder / ``%06d`` pattern / glob, or ``lavfi:GRAPH``.
-        output: ``.mp4``/``.mov``/``.m4v``/``.mkv`` file, or a folder / ``%06d.png`` pattern.
-        styles: style image paths (several are mixed with ``style_weights``).
-        style_weights: one weight per style (normalised), or None for equal weights.
-        weights: a ``.safetensors`` checkpoint, or None for the cached default.
-        untrained: random weights (NOT a stylization; smoke tests and benchmarks only).
-        size: (height, width) output frame size, or None to keep the input's.
-        style_size: longer side style images are resized to (None: native size).
-        alpha: content strength in [0, 1] (1 = fully stylized).
-        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32).
-        batch_size: frames per model call; 0 = auto (4 on CUDA, 1 on CPU).
-        codec / crf / preset / pix_fmt: video encoder settings (MP4 output).
-        start_s / duration_s: the part of the input to render (seconds).
-        fps: frame rate of an image-sequence input (None: 30).
-        overwrite: replace an existing output.
-        crash_safe: fragmented MP4 that survives a kill (see :mod:`streamer.sinks.mp4`).
-        fragment_s: longest MP4 fragment in seconds (the most video a kill can lose, plus the
-            encoder's lookahead).
-        max_queue_frames: capacity of the queues between stages.
+    ``fragment_s`` is the longest MP4 fragment: the most video a kill can lose, plus the
+    encoder's lookahead (see :mod:`streamer.sinks.mp4`).
     """
 
-    input: str
-    output: str
-    styles: tuple[str, ...] = ()
-    style_weights: tuple[float, ...] | None = None
-    weights: str | None = None
-    untrained: bool = False
-    size: tuple[int, int] | None = None
-    style_size: int | None = 512
-    alpha: float = 1.0
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int = 0
-    codec: str = "libx264"
-    crf: float | None = 18
-    preset: str | None = "veryfast"
-    pix_fmt: str = "yuv420p"
-    start_s: float = 0.0
-    duration_s: float | None = None
-    fps: float | None = None
-    overwrite: bool = False
-    crash_safe: bool = True
-    fragment_s: float = 1.0
-    max_queue_frames: int = 8
-    codec_options: dict[str, str] = field(default_factory=dict)
-    max_memory: int | None = None  # bytes a stylize call may take (None: what is available)
+    input: str = option(
+        "", "video file, image folder, frames/%%06d.png pattern, or lavfi:GRAPH", metavar="INPUT"
+    )
+    output: str = option(
+        "", "output .mp4/.mov/.mkv, or a folder / %%06d.png pattern for PNG frames",
+        metavar="OUT.mp4",
+    )  # fmt: skip
+    stylizer: StylizerSpec = option(StylizerSpec(), "the model and style", flatten=True)
+    batch_size: int = option(0, "frames per model call (0: 4 on CUDA, 1 elsewhere)", metavar="N")
+    codec: str = option("libx264", "video encoder")
+    crf: float | None = option(18, "quality, lower is better")
+    preset: str | None = option("veryfast", "encoder speed preset")
+    pix_fmt: str = option("yuv420p", "pixel format")
+    start_s: float = option(0.0, "start at S seconds", flag="start", metavar="S")
+    duration_s: float | None = option(None, "render S seconds", flag="duration", metavar="S")
+    fps: float | None = option(None, "frame rate of an image sequence (default 30)", metavar="F")
+    overwrite: bool = option(False, "replace an existing output")
+    crash_safe: bool = option(True, "fragmented MP4 that plays after a crash or kill")
+    fragment_s: float = option(
+        1.0, "longest MP4 fragment: the most video a crash can lose", metavar="S"
+    )
+    max_queue_frames: int = option(8, "capacity of the queues between stages")
+    codec_options: dict[str, str] = option(
+        help="extra encoder options", default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if not self.input:
             raise RenderConfigError("expected an INPUT (a video file, image folder or lavfi:...)")
         if not self.output:
             raise RenderConfigError("expected an output: -o OUT.mp4 (or a folder for PNG frames)")
-        if not self.styles:
-            raise RenderConfigError("expected at least one --style image")
-        if self.style_weights is not None and len(self.style_weights) != len(self.styles):
-            raise RenderConfigError(
-                f"expected {len(self.styles)} style weights (one per --style), "
-                f"got {len(self.style_weights)}"
-            )
-        if self.untrained and self.weights is not None:
-            raise RenderConfigError("give either --weights or --untrained, not both")
+        if not isinstance(self.stylizer, StylizerSpec):
+            raise RenderConfigError(f"stylizer must be a StylizerSpec, got {self.stylizer!r}")
+        self.stylizer.require_styles()
         if self.batch_size < 0:
             raise RenderConfigError(f"batch_size must be >= 0 (0 = auto), got {self.batch_size}")
-        if self.precision != "auto" and self.precision not in PRECISIONS:
-            raise RenderConfigError(
-                f"precision must be auto or one of {sorted(PRECISIONS)}, got {self.precision!r}"
-            )
+        for name in ("start_s", "duration_s", "fps", "fragment_s", "crf"):
+            _finite(name.removesuffix("_s"), getattr(self, name))
         if self.start_s < 0:
             raise RenderConfigError(f"start must be >= 0 seconds, got {self.start_s}")
         if self.duration_s is not None and self.duration_s <= 0:
             raise RenderConfigError(f"duration must be > 0 seconds, got {self.duration_s}")
+        if self.fps is not None and self.fps <= 0:
+            raise RenderConfigError(f"fps must be > 0, got {self.fps}")
+        if self.fragment_s <= 0:
+            raise RenderConfigError(f"fragment_s must be > 0 seconds, got {self.fragment_s}")
         if self.max_queue_frames < 1:
             raise RenderConfigError(f"max_queue_frames must be >= 1, got {self.max_queue_frames}")
 
@@ -165,17 +147,7 @@ class RenderResult:
 
 def build_stylizer(config: RenderConfig, device: str) -> FrameStylizer:
     """Load the model (``--weights``, the cache, or ``--untrained``) and encode the style(s)."""
-    return open_stylizer(
-        list(config.styles),
-        weights=config.weights,
-        untrained=config.untrained,
-        device=device,
-        precision=config.precision,
-        alpha=config.alpha,
-        style_size=config.style_size,
-        size=config.size,
-        style_weights=config.style_weights,
-    )
+    return open_stylizer(replace(config.stylizer, device=device))
 
 
 Monitor = Callable[[StatsSnapshot], None]
@@ -198,7 +170,7 @@ def render(
         StylestreamError subclasses for user mistakes (missing input, existing output, unknown
         codec, bad value, damaged input -- the frames before the damage are in the output).
     """
-    device = resolve_device(config.device) if stylizer is None else str(stylizer.device)
+    device = resolve_device(config.stylizer.device) if stylizer is None else str(stylizer.device)
     batch_size = config.batch_size or (4 if device.startswith("cuda") else 1)
     try:
         pipeline_config = PipelineConfig(
@@ -232,7 +204,12 @@ def render(
         _check_output(config)
         interrupts.check()  # a Ctrl-C that some C code swallowed: stop before the model loads
         if stylizer is None:
-            check_stylizer_memory(**memory_settings(config, source, batch_size, device))
+            check_stylizer_memory(
+                **memory_settings(
+                    config.stylizer, frame_size(source), batch_size, device,
+                    queued=config.max_queue_frames,
+                )
+            )
             stylizer = build_stylizer(config, device)
         bar = _progress_bar(info.expected_frames, enabled=progress)
 
@@ -269,7 +246,7 @@ def render(
         output=Path(config.output),
         stats=stats,
         device=device,
-        untrained=config.untrained,
+        untrained=config.stylizer.untrained,
         audio_streams=0 if mp4 is None else mp4.audio_streams,
         padded_size=None if mp4 is None else mp4.padded_size,
     )
@@ -277,7 +254,10 @@ def render(
 
 def _check_output(config: RenderConfig) -> None:
     """Fail before the model loads when the output cannot be written."""
-    refuse_overlap(config.output, command_inputs(config.input, config.styles, config.weights))
+    refuse_overlap(
+        config.output,
+        command_inputs(config.input, config.stylizer.styles, config.stylizer.weights),
+    )
     if config.writes_images:
         check_image_output(config.output, overwrite=config.overwrite)
         return
@@ -322,12 +302,3 @@ def _progress_bar(total: int | None, *, enabled: bool):
         smoothing=0.1,
         mininterval=0.5,
     )
-
-
-def parse_styles(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """A YAML/flag value (one path or a list) -> a tuple of paths."""
-    if value is None:
-        return ()
-    if isinstance(value, (str, Path)):
-        return (str(value),)
-    return tuple(str(v) for v in value)

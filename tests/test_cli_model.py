@@ -109,7 +109,7 @@ def test_image_style_weight_count_mismatch(tmp_path, capsys) -> None:
     content = _small_content(tmp_path / "c.png", 32, 32)
     argv = ["image", str(content), "--style", str(DEFAULT_STYLE), "--style-weights", "0.5", "0.5"]
     assert main([*argv, "--untrained", "-o", str(tmp_path / "o.png")]) == 2
-    assert "expected 1 weight(s), one per --style, got 2" in _error_line(capsys)
+    assert "expected 1 style weights (one per --style), got 2" in _error_line(capsys)
 
 
 def test_image_without_weights_says_how_to_get_them(tmp_path, capsys, empty_cache) -> None:

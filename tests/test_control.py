@@ -20,7 +20,7 @@ from live_helpers import (
 
 from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model
-from adaattn_video.stylizer import FrameStylizer, StylizerConfig
+from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.control import ControlError, ControlServer, send_command, set_style_request
 from streamer.live import LiveConfig
 from streamer.subscriber import Subscriber
@@ -132,7 +132,7 @@ def test_style_switch_on_a_running_stream_applies_from_the_next_frame(
     stylizer = _stylizer(model)
     source = PatternSource(size=(64, 64), fps=30)
     config = LiveConfig(
-        "pattern", styles=(str(STYLE_A),), zmq=ANY_PORT, encoding="rgb24", send_hwm=64,
+        "pattern", stylizer=StylizerSpec(styles=(str(STYLE_A),)), zmq=ANY_PORT, encoding="rgb24", send_hwm=64,
         control=ANY_PORT, status_interval_s=0,
     )  # fmt: skip
     run = LiveRun(config, stylizer=stylizer, source=source)

@@ -1,4 +1,4 @@
-"""The warping error (SPEC section 7) on clips whose answer is known: synthetic pans and zooms
+"""The warping error on clips whose answer is known: synthetic pans and zooms
 over a bundled photo give exact flow; DIS is checked against it; real MP4s and frame folders
 are read back; and ``stylestream eval`` runs end to end on an untrained model."""
 
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from adaattn_video.assets import DEFAULT_CONTENT, DEFAULT_STYLE
+from adaattn_video.errors import StylestreamError
 from adaattn_video.image_io import read_image, write_image
+from streamer.cli.clips import ClipReadError, read_clip
 from training.evaluate import (
-    ClipReadError,
     check_metric,
     estimate_motion,
     evaluate,
-    read_clip,
     synthetic_clip,
     warping_error,
 )
@@ -135,11 +135,14 @@ def test_read_clip_from_mp4_and_frame_folder(tmp_path: Path, pan) -> None:
 
 
 def test_read_clip_errors(tmp_path: Path) -> None:
-    with pytest.raises(ClipReadError, match="does not exist"):
+    # Clips are read by the streamer's sources: their one-line errors.
+    with pytest.raises(StylestreamError, match="does not exist"):
         read_clip(tmp_path / "missing.mp4")
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
-    with pytest.raises(ClipReadError, match="could not be read"):
+    with pytest.raises(StylestreamError, match=r"broken\.mp4"):
         read_clip(tmp_path / "broken.mp4")
+    with pytest.raises(ClipReadError, match="single image"):
+        read_clip(DEFAULT_CONTENT)
     single = tmp_path / "single"
     single.mkdir()
     write_image(single / "a.png", read_image(DEFAULT_CONTENT))

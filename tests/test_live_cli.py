@@ -27,7 +27,7 @@ from test_network_source import write_rtsp_clip
 
 from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model
-from adaattn_video.stylizer import FrameStylizer, StylizerConfig
+from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.cli import main
 from streamer.control import ControlServer
 from streamer.live import LiveConfig
@@ -196,7 +196,7 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
     server = _rtsp_server()
     try:
         config = LiveConfig(
-            server.url("live"), styles=(str(STYLE),), zmq=ANY_PORT, control=None,
+            server.url("live"), stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, control=None,
             status_interval_s=0.5, give_up_after_s=30, read_timeout_s=1.0,
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model))
@@ -230,7 +230,7 @@ def test_stopping_during_an_outage_is_prompt(model) -> None:
     server = _rtsp_server()
     try:
         config = LiveConfig(
-            server.url("live"), styles=(str(STYLE),), zmq=ANY_PORT, control=None,
+            server.url("live"), stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, control=None,
             status_interval_s=0, give_up_after_s=60, read_timeout_s=1.0,
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model))
@@ -254,7 +254,7 @@ def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
 
     def frames_out(stalled: bool) -> int:
         config = LiveConfig(
-            "pattern", styles=(str(STYLE),), zmq=ANY_PORT, encoding="rgb24", send_hwm=2,
+            "pattern", stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, encoding="rgb24", send_hwm=2,
             send_buffer_bytes=4096, control=None, status_interval_s=0, seconds=2.5,
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model), source=PatternSource(fps=20))

@@ -24,6 +24,7 @@ from media import (
 )
 
 from adaattn_video.assets import DEFAULT_STYLE
+from adaattn_video.settings import StylizerSpec
 from streamer.cli import main
 from streamer.render import RenderConfig, render
 from streamer.sources import InputDamagedError, open_source
@@ -32,7 +33,8 @@ STYLE = str(DEFAULT_STYLE)
 
 
 def config(input_path, output, **overrides) -> RenderConfig:
-    return RenderConfig(input=str(input_path), output=str(output), styles=(STYLE,), **overrides)
+    spec = StylizerSpec(styles=(STYLE,))
+    return RenderConfig(input=str(input_path), output=str(output), stylizer=spec, **overrides)
 
 
 def cli(*args: str) -> list[str]:
@@ -193,7 +195,7 @@ def test_existing_output_is_kept(clip_with_audio, tmp_path, capsys):
     ("yaml_text", "message"),
     [
         ("crf: [1, 2]\n", "crf: expected a number"),
-        ("batch_size: 1.5\n", "batch_size: expected a whole number"),
+        ("batch_size: 1.5\n", "batch_size: expected an integer"),
         ("batch_size: -1\n", "batch_size must be >= 0"),
         ("size: big\n", "expected WxH"),
         ("speed: 11\n", "unknown key 'speed'"),
@@ -212,7 +214,7 @@ def test_bad_config_values(clip_with_audio, tmp_path, capsys, yaml_text, message
 def test_bad_flag_value_is_one_line_too(clip_with_audio, tmp_path, capsys):
     args = cli(str(clip_with_audio.path), "-o", str(tmp_path / "o.mp4"), "--crf", "best")
     assert main(["render", *args]) == 2
-    assert "crf: expected a number, got 'best'" in one_error_line(capsys)
+    assert "crf: expected a number or null, got 'best'" in one_error_line(capsys)
 
 
 def test_config_file_with_flags_overriding(tmp_path, capsys):

@@ -13,12 +13,12 @@ messages of the form "expected X, got Y".
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
+from adaattn_video import convert, yaml_config
 from adaattn_video.config import (
     ATTENTION_KINDS,
     ENCODER_FAMILIES,
@@ -26,7 +26,16 @@ from adaattn_video.config import (
     AttentionKind,
     EncoderFamily,
 )
+from adaattn_video.convert import (
+    ConfigError,
+    convert_value,
+    from_mapping,
+    option,
+    split_optional,
+    type_name,
+)
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSettingError, check_device
 
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["constant", "cosine", "linear"]
@@ -35,7 +44,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
-LOSS_TAPS: tuple[str, ...] = TAPS[1:]  # relu2_1 .. relu5_1 (SPEC section 5)
+LOSS_TAPS: tuple[str, ...] = TAPS[1:]  # relu2_1 .. relu5_1: the style-loss taps of AdaAttN
 BUNDLED = "bundled"  # content_dir/style_dir value meaning the images shipped with the package
 
 
@@ -45,7 +54,7 @@ class TrainConfigError(StylestreamError, ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs (SPEC sections 5 and 6).
+    """Everything a training run needs (AdaAttN losses plus the image-similarity loss).
 
     Data:
         content_dir: folder of photos (any depth; jpg/png/webp/gif), or ``"bundled"``.
@@ -60,7 +69,7 @@ class TrainConfig:
         video_frame_gap: frames between the two frames of a video pair (1 = consecutive).
 
     Model:
-        attention: "cosine" (the video model, SPEC 3b) or "softmax" (for comparison).
+        attention: "cosine" (the video model, linear-time attention) or "softmax" (for comparison).
         encoder_family: "vgg_normalised" or "torchvision_vgg19"; recorded in the export.
         encoder_weights: vgg_normalised.pth, or a torchvision vgg19 file; None for the
             torchvision family means torchvision's weights API (online or its cache).
@@ -69,7 +78,7 @@ class TrainConfig:
         init_from: a stylestream .safetensors checkpoint (e.g. the imported published video
             model) to fine-tune from.
 
-    Losses (weights of SPEC section 5/6; 0 turns a term off):
+    Losses (weights; 0 turns a term off):
         style_weight (10), local_weight (3), content_weight (0), similarity_weight (100).
         similarity_taps: taps the image-similarity loss compares (relu4_1 of a 256 crop = 1024
             positions); similarity_max_positions: positions sampled per image and tap beyond that.
@@ -91,56 +100,86 @@ class TrainConfig:
         tensorboard, export_name, resume (None, "auto" = latest in output_dir, or a path).
     """
 
-    content_dir: str = ""
-    style_dir: str = ""
-    video_dir: str | None = None
-    load_size: int = 512
-    crop_size: int = 256
-    batch_size: int = 8
-    num_workers: int = 2
-    video_frame_gap: int = 1
+    content_dir: str = option("", "folder of photos (any depth; jpg/png/webp/gif), or 'bundled'")
+    style_dir: str = option("", "folder of paintings (any depth), or 'bundled'")
+    video_dir: str | None = option(
+        None, "folder of clips (a sub-folder of frames each): content pairs are consecutive frames"
+    )
+    load_size: int = option(512, "shorter side images are resized to before cropping")
+    crop_size: int = option(256, "side of the square random crop (a multiple of 16)")
+    batch_size: int = option(
+        8, "samples per process and step (global batch = batch_size x processes)"
+    )
+    num_workers: int = option(2, "DataLoader worker processes per training process")
+    video_frame_gap: int = option(
+        1, "frames between the two frames of a video pair (1 = consecutive)"
+    )
 
-    attention: AttentionKind = "cosine"
-    encoder_family: EncoderFamily = "vgg_normalised"
-    encoder_weights: str | None = None
-    allow_random_encoder: bool = False
-    init_from: str | None = None
+    attention: AttentionKind = option("cosine", "cosine (the video model) or softmax")
+    encoder_family: EncoderFamily = option(
+        "vgg_normalised", "the loss encoder's VGG; recorded in the exported model"
+    )
+    encoder_weights: str | None = option(None, "vgg_normalised.pth, or a torchvision vgg19 file")
+    allow_random_encoder: bool = option(
+        False, "train against a RANDOM encoder (tests and benchmarks only)"
+    )
+    init_from: str | None = option(None, "a stylestream .safetensors checkpoint to fine-tune from")
 
-    style_weight: float = 10.0
-    local_weight: float = 3.0
-    content_weight: float = 0.0
-    similarity_weight: float = 100.0
-    similarity_taps: tuple[str, ...] = ("relu4_1",)
-    similarity_max_positions: int = 1024
+    style_weight: float = option(10.0, "weight of the global style loss (0 turns it off)")
+    local_weight: float = option(3.0, "weight of the local (attention) style loss")
+    content_weight: float = option(0.0, "weight of the content loss")
+    similarity_weight: float = option(100.0, "weight of the image-similarity (temporal) loss")
+    similarity_taps: tuple[str, ...] = option(
+        ("relu4_1",), "taps the image-similarity loss compares"
+    )
+    similarity_max_positions: int = option(
+        1024, "positions sampled per image and tap beyond this many"
+    )
 
-    pair_shift: float = 0.03
-    pair_scale: float = 0.05
-    pair_rotation_deg: float = 3.0
-    pair_noise_std: float = 0.02
-    pair_brightness: float = 0.05
+    pair_shift: float = option(
+        0.03, "largest shift between the two views (fraction of the crop side)"
+    )
+    pair_scale: float = option(0.05, "largest scale change between the two views (fraction)")
+    pair_rotation_deg: float = option(3.0, "largest rotation between the two views (degrees)")
+    pair_noise_std: float = option(
+        0.02, "noise added to the second view (std, intensities in [0, 1])"
+    )
+    pair_brightness: float = option(0.05, "largest brightness change of the second view")
 
-    optimizer: Optimizer = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    lr_schedule: Schedule = "constant"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    max_steps: int = 50000
-    grad_clip_norm: float | None = None
-    precision: Precision = "auto"
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
+    optimizer: Optimizer = option("adam", "adam or adamw")
+    lr: float = option(1e-4, "learning rate")
+    weight_decay: float = option(0.0, "weight decay")
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam betas")
+    lr_schedule: Schedule = option(
+        "constant", "constant, or cosine/linear decay to min_lr_ratio x lr"
+    )
+    warmup_steps: int = option(0, "linear warm-up steps")
+    min_lr_ratio: float = option(0.0, "final learning rate as a fraction of lr (cosine/linear)")
+    max_steps: int = option(50000, "training steps")
+    grad_clip_norm: float | None = option(None, "clip the gradient norm (null: no clipping)")
+    precision: Precision = option(
+        "auto", "auto = fp16 + GradScaler on CUDA, fp32 elsewhere; bf16 works on CUDA and CPU"
+    )
+    device: str = option(
+        "auto", "auto, cpu, cuda, cuda:N or mps (under torchrun: the local rank's GPU)"
+    )
+    seed: int = option(0, "random seed")
+    deterministic: bool = option(
+        False, "deterministic CUDA kernels (bitwise-exact resume on GPUs, slower)"
+    )
 
-    output_dir: str = "runs/video"
-    checkpoint_every: int = 5000
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    sample_every: int = 1000
-    tensorboard: bool = True
-    export_name: str = "video.safetensors"
-    resume: str | None = None
+    output_dir: str = option(
+        "runs/video", "checkpoints/, tensorboard/ and the exported model go here"
+    )
+    checkpoint_every: int = option(5000, "steps between training checkpoints")
+    keep_checkpoints: int = option(3, "training checkpoints kept (0 = all)")
+    log_every: int = option(50, "steps between log lines")
+    sample_every: int = option(1000, "steps between sample grids in tensorboard (0 = off)")
+    tensorboard: bool = option(True, "write tensorboard logs")
+    export_name: str = option("video.safetensors", "file name of the exported model in output_dir")
+    resume: str | None = option(
+        None, "null, auto (the latest checkpoint in output_dir) or a checkpoint path"
+    )
 
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
@@ -199,12 +238,10 @@ class TrainConfig:
             raise TrainConfigError(
                 f"grad_clip_norm must be > 0 (or null for no clipping), got {self.grad_clip_norm}"
             )
-        if self.device != "auto" and not (
-            self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
-        ):
-            raise TrainConfigError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
-            )
+        try:
+            check_device(self.device)
+        except StylizerSettingError as err:
+            raise TrainConfigError(str(err)) from err
         if not self.export_name.endswith(".safetensors"):
             raise TrainConfigError(
                 f"export_name must end with .safetensors, got {self.export_name!r}"
@@ -222,16 +259,11 @@ class TrainConfig:
     def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping of field names to (YAML- or string-typed) values.
 
-        Strings are converted to the field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True,
-        ``"relu3_1,relu4_1"`` -> a tuple), so YAML files and ``key=value`` overrides share this.
+        The one converter (:func:`adaattn_video.convert.from_mapping`) turns strings into the
+        field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True, ``"relu3_1,relu4_1"`` -> a
+        tuple), so YAML files, ``--key value`` flags and ``key=value`` overrides share it.
         """
-        check_keys(data, source)
-        hints = get_type_hints(cls)
-        values = {}
-        for key, value in data.items():
-            name = str(key).replace("-", "_")
-            values[name] = coerce(name, value, hints[name], source)
-        return cls(**values)
+        return from_mapping(cls, data, source=source, error=TrainConfigError)
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
@@ -255,49 +287,25 @@ class TrainConfig:
 # -- loading ------------------------------------------------------------------------------------
 def check_keys(data: Mapping[str, Any], source: str) -> None:
     """Raise TrainConfigError naming any key of ``data`` that is not a TrainConfig field."""
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(str(k) for k in data if str(k).replace("-", "_") not in known)
-    if unknown:
-        raise TrainConfigError(
-            f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}"
-        )
+    convert.check_keys(TrainConfig, data, source, TrainConfigError)
 
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
-    """``["lr=2e-4", "similarity_taps=[relu3_1, relu4_1]"]`` -> a mapping (values YAML-parsed)."""
-    import yaml
-
-    result: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise TrainConfigError(f"override must look like key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as err:
-            raise TrainConfigError(f"override {item!r}: value is not valid YAML ({err})") from err
-        result[key.strip()] = value
-    return result
+    """``["lr=2e-4", "similarity_taps=[relu3_1, relu4_1]"]`` -> a mapping (values YAML-parsed
+    by the one config loader)."""
+    try:
+        return yaml_config.parse_overrides(list(overrides))
+    except ConfigError as err:
+        raise TrainConfigError(str(err)) from err
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file (empty file -> {})."""
-    import yaml
-
-    path = Path(path)
+    """The top-level mapping of a YAML config file (empty file -> {}), read by the one config
+    loader (:func:`adaattn_video.yaml_config.load_yaml_file`)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise TrainConfigError(f"config file {path} does not exist") from err
-    except yaml.YAMLError as err:
-        raise TrainConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise TrainConfigError(
-            f"config file {path}: expected a mapping of keys to values, got {type(data).__name__}"
-        )
-    return data
+        return yaml_config.load_yaml_file(path)
+    except ConfigError as err:
+        raise TrainConfigError(str(err)) from err
 
 
 def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
@@ -309,96 +317,18 @@ def load_train_config(path: str | Path | None = None, overrides: Iterable[str] =
     return TrainConfig.from_mapping(data, source=str(path) if path else "overrides")
 
 
-# -- type conversion and checking ---------------------------------------------------------------
-_NULLS = ("null", "none", "~", "")
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def _is_optional(hint: Any) -> tuple[bool, Any]:
-    if get_origin(hint) in (Union, types.UnionType):
-        args = [a for a in get_args(hint) if a is not type(None)]
-        if len(args) != len(get_args(hint)):
-            return True, args[0] if len(args) == 1 else Union[tuple(args)]  # noqa: UP007
-    return False, hint
-
-
-def coerce(name: str, value: Any, hint: Any, source: str = "config") -> Any:
-    """Convert a YAML/CLI value to the field's declared type, or raise TrainConfigError."""
-    optional, hint = _is_optional(hint)
-    if value is None or (optional and isinstance(value, str) and value.lower() in _NULLS):
-        if optional:
-            return None
-        raise TrainConfigError(f"{source}: {name} must not be null")
-    origin = get_origin(hint)
-    try:
-        if origin is Literal:
-            if value not in get_args(hint):
-                raise ValueError
-            return value
-        if origin is tuple:
-            items = value.split(",") if isinstance(value, str) else value
-            if not isinstance(items, (list, tuple)):
-                raise ValueError
-            args = get_args(hint)
-            item_types = [args[0]] * len(items) if args[-1] is Ellipsis else list(args)
-            if len(item_types) != len(items):
-                raise ValueError
-            return tuple(
-                coerce(name, v.strip() if isinstance(v, str) else v, t, source)
-                for v, t in zip(items, item_types, strict=True)
-            )
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-                return value.lower() in _TRUE
-            raise ValueError
-        if hint is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if hint is str:
-            if isinstance(value, (str, Path)):
-                return str(value)
-            raise ValueError
-    except (ValueError, TypeError) as err:
-        raise TrainConfigError(
-            f"{source}: {name} expected {_type_name(hint)}, got {value!r}"
-        ) from err
-    raise TrainConfigError(f"{source}: {name} has an unsupported type {hint}")  # pragma: no cover
-
-
 def _check_type(name: str, value: Any, hint: Any) -> None:
     """Reject values of the wrong type passed to the constructor directly (no conversion)."""
-    optional, inner = _is_optional(hint)
+    optional, inner = split_optional(hint)
     if value is None and optional:
         return
-    coerced = coerce(name, value, hint, source="TrainConfig")
+    coerced = convert_value(name, value, hint, source="TrainConfig", error=TrainConfigError)
     int_for_float = inner is float and isinstance(value, int) and not isinstance(value, bool)
     if coerced != value or (type(coerced) is not type(value) and not int_for_float):
         raise TrainConfigError(
-            f"TrainConfig: {name} expected {_type_name(hint)}, got {value!r} "
+            f"TrainConfig: {name} expected {type_name(hint)}, got {value!r} "
             "(TrainConfig.from_mapping converts strings and lists)"
         )
-
-
-def _type_name(hint: Any) -> str:
-    optional, hint = _is_optional(hint)
-    origin = get_origin(hint)
-    if origin is Literal:
-        text = "one of " + ", ".join(repr(a) for a in get_args(hint))
-    elif origin is tuple:
-        text = "a list"
-    else:
-        text = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
-            hint, str(hint)
-        )
-    return f"{text} or null" if optional else text
 
 
 __all__ = [

@@ -26,6 +26,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from adaattn_video import settings
+
 log = logging.getLogger(__name__)
 
 
@@ -61,18 +63,13 @@ class DistributedContext:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> this process's GPU when CUDA is available, else the CPU; "cuda" -> the local
-    rank's GPU; anything else as given."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+    """The device of this process: :func:`adaattn_video.settings.resolve_device` (``auto`` ->
+    cuda, then mps, then cpu; a device this machine lacks is a one-line error), and plain
+    ``cuda`` -> the local rank's GPU."""
+    name = settings.resolve_device(name)
     if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but CUDA is not available")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
-    return device
+    return torch.device(name)
 
 
 def init_distributed(device: str = "auto") -> DistributedContext:

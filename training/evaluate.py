@@ -1,4 +1,5 @@
-"""Measuring temporal stability: the warping error of SPEC section 7.
+"""Measuring temporal stability: the warping error (Lai et al. 2018, "Learning Blind Video
+Temporal Consistency").
 
 For consecutive output frames o_t, o_{t+1} and the backward flow F (frame t+1 -> frame t)
 computed on the INPUT frames:
@@ -33,72 +34,15 @@ import cv2
 import numpy as np
 import torch
 
-from adaattn_video.errors import StylestreamError
 from adaattn_video.image_io import read_image
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
-from training.data import IMAGE_SUFFIXES, find_images
 from training.losses import content_loss, global_style_loss
 
 log = logging.getLogger(__name__)
 
 Motion = Literal["static", "pan", "zoom"]
 MOTIONS: tuple[str, ...] = ("static", "pan", "zoom")
-
-
-class ClipReadError(StylestreamError, ValueError):
-    """A clip (video file or frame folder) is missing, unreadable or too short."""
-
-
-# -- reading clips ------------------------------------------------------------------------------
-def read_clip(
-    path: str | Path, *, max_frames: int | None = None, size: tuple[int, int] | None = None
-) -> np.ndarray:
-    """Frames of a video file (any container/codec FFmpeg reads) or a folder of images.
-
-    Args:
-        max_frames: keep only the first frames.
-        size: (height, width) to resize every frame to (area interpolation), or None.
-
-    Returns: (T, H, W, 3) uint8 RGB with T >= 2.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ClipReadError(f"clip {path} does not exist (give a video file or a frame folder)")
-    limit = max_frames if max_frames is not None else math.inf
-    frames: list[np.ndarray] = []
-    if path.is_dir():
-        for image_path in find_images(path, "frame"):
-            if len(frames) >= limit:
-                break
-            frames.append(read_image(image_path).permute(1, 2, 0).numpy())
-    else:
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            raise ClipReadError(f"{path} is a single image; give a video file or a frame folder")
-        import av
-
-        try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise ClipReadError(f"{path} has no video stream")
-                for frame in container.decode(video=0):
-                    if len(frames) >= limit:
-                        break
-                    frames.append(frame.to_ndarray(format="rgb24"))
-        except av.FFmpegError as err:
-            raise ClipReadError(f"video {path} could not be read ({err})") from err
-    if len(frames) < 2:
-        raise ClipReadError(f"clip {path} has {len(frames)} frame(s); at least 2 are needed")
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1 and size is None:
-        raise ClipReadError(f"frames of {path} differ in size {sorted(shapes)}; pass a size")
-    if size is not None:
-        h, w = size
-        frames = [
-            f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
-            for f in frames
-        ]
-    return np.stack(frames)
 
 
 # -- flow, warping, masks -----------------------------------------------------------------------
@@ -336,6 +280,8 @@ class EvalReport:
     flow: str
     valid_fraction: float
     rows: list[EvalRow] = field(default_factory=list)
+    device: str = "cpu"  # where the models ran (resolved, never "auto")
+    precision: str = "fp32"  # their convolution precision (resolved, never "auto")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -360,6 +306,7 @@ class EvalReport:
         title = (
             f"{self.clip}: {self.frames} frames {self.width}x{self.height}, flow {self.flow}, "
             f"{100 * self.valid_fraction:.1f}% of pixels valid"
+            + (f"; models on {self.device} {self.precision}" if len(self.rows) > 1 else "")
         )
         rule = "-" * len(fmt.format(*header))
         return "\n".join([title, fmt.format(*header), rule, *(fmt.format(*row) for row in lines)])
@@ -418,10 +365,15 @@ def evaluate(
 ) -> EvalReport:
     """Warping error of the input and of every (model, style); losses when an encoder is given.
 
+    ``device``/``precision`` are resolved values (see :func:`adaattn_video.settings.resolve_device`
+    and :func:`~adaattn_video.settings.resolve_precision`, which ``stylestream eval`` uses).
+
     frames: (T, H, W, 3) uint8; motion: from :func:`estimate_motion` (or a synthetic clip's).
     """
     t, h, w = frames.shape[:3]
-    report = EvalReport(clip_name, t, h, w, motion.source, motion.valid_fraction)
+    report = EvalReport(
+        clip_name, t, h, w, motion.source, motion.valid_fraction, device=device, precision=precision
+    )
     report.rows.append(EvalRow("input", None, warping_error(frames, motion)))
     if loss_encoder is not None:
         loss_encoder = loss_encoder.to(device)

@@ -17,7 +17,10 @@ from pathlib import Path
 from streamer import interrupts
 
 interrupts.install_for_imports()  # a Ctrl-C during the imports below: exit 130, no traceback
+from adaattn_video.convert import ConfigError  # noqa: E402
 from adaattn_video.errors import StylestreamError  # noqa: E402
+from adaattn_video.yaml_config import load_yaml_file  # noqa: E402
+from streamer.cli.options import ReplaceAppend  # noqa: E402
 
 interrupts.imports_done()  # main() takes over with interrupts.install()
 
@@ -33,40 +36,23 @@ _COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class ConfigError(StylestreamError, ValueError):
-    """A YAML config file is missing, malformed, or has an unknown key or a bad value."""
-
-
 def apply_yaml_config(parser: argparse.ArgumentParser, path: str | Path) -> None:
     """Use the mapping in the YAML file at ``path`` as ``parser``'s defaults.
 
-    Keys are option names with ``-`` or ``_`` (``style-size`` or ``style_size``). Values are
-    checked later by the same code that checks flags, so a bad value gives the same message.
+    The file is read by the one config loader (:func:`adaattn_video.yaml_config.load_yaml_file`:
+    no anchors/aliases, no repeated keys, size-capped). Keys are option names with ``-`` or
+    ``_`` (``style-size`` or ``style_size``). Values are checked later by the same code that
+    checks flags, so a bad value gives the same message.
     """
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file {path} does not exist") from err
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(err, "problem", None) or "syntax error"
-        raise ConfigError(f"config file {path} is not valid YAML{line}: {problem}") from err
-    if data is None:
-        return
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path}: expected a mapping of options, got {type(data).__name__}"
-        )
+    data = load_yaml_file(path)
     known = {action.dest for action in parser._actions}
+    hidden = ("help", "config", "func")
     defaults = {}
     for key, value in data.items():
         dest = str(key).replace("-", "_")
-        if dest not in known or dest in ("help", "config"):
-            options = ", ".join(sorted(d for d in known if d not in ("help", "config", "func")))
+        if dest not in known or dest in hidden or dest.startswith("_"):
+            options = ", ".join(sorted(d for d in known if d not in hidden and d[0] != "_"))
             raise ConfigError(f"config file {path}: unknown key {key!r}; known keys: {options}")
         defaults[dest] = value
     parser.set_defaults(**defaults)
@@ -101,6 +87,23 @@ def _subparser_for(
     return current
 
 
+def _config_path(argv: Sequence[str]) -> str | None:
+    """The file of ``--config FILE`` / ``--config=FILE`` (one at most), or None."""
+    paths = []
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == "--config":
+            if i + 1 >= len(argv):
+                raise ConfigError("--config needs a YAML file path")
+            paths.append(argv[i + 1])
+        elif token.startswith("--config="):
+            paths.append(token.split("=", 1)[1])
+    if len(paths) > 1:
+        raise ConfigError(f"--config is given {len(paths)} times; give one YAML file")
+    return paths[0] if paths else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stylestream`` console script; returns the process exit code."""
     interrupts.install()  # from here a Ctrl-C is never lost and never a traceback
@@ -108,12 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         parser = build_parser()
-        if "--config" in argv:
-            position = argv.index("--config")
-            if position + 1 >= len(argv):
-                raise ConfigError("--config needs a YAML file path")
-            sub = _subparser_for(parser, argv)
-            apply_yaml_config(sub, argv[position + 1])
+        config_path = _config_path(argv)
+        if config_path is not None:
+            apply_yaml_config(_subparser_for(parser, argv), config_path)
         args = parser.parse_args(argv)
         level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -130,20 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupts.uninstall()
 
 
-class ReplaceAppend(argparse.Action):
-    """``action="append"`` whose first use on the command line replaces a list that came from
-    ``--config`` (plain ``append`` would add to the YAML list: flags must override the file)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
-        flag = f"_{self.dest}_from_flags"
-        items = list(getattr(namespace, self.dest) or []) if getattr(namespace, flag, False) else []
-        items.append(values)
-        setattr(namespace, self.dest, items)
-        setattr(namespace, flag, True)
-
-
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--config FILE.yaml`` (handled in :func:`main` before parsing)."""
     parser.add_argument(
         "--config", metavar="FILE.yaml", help="read options from a YAML file; flags override it"
     )
+
+
+__all__ = [
+    "ConfigError",
+    "ReplaceAppend",
+    "add_config_option",
+    "apply_yaml_config",
+    "build_parser",
+    "main",
+]

@@ -12,7 +12,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from adaattn_video.settings import StylizerSpec
 from streamer.cli import add_config_option
+from streamer.cli.options import add_dataclass_options
+from streamer.cli.options import config_from_args as options_config
 
 _GROUP_ATTR = "_stylestream_bench_subparsers"
 
@@ -62,19 +65,14 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
         help="alternate (a) and (b) this many times; the fastest of each counts (default 3)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=0, help="frames per model call (0: auto)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument(
-        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
-    )  # fmt: skip
-    parser.add_argument("--style-size", type=int, default=256, help="style image longer side")
     parser.add_argument("--codec", default="libx264")
     parser.add_argument("--preset", default="veryfast")
-    weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
-    weights.add_argument(
-        "--untrained", action="store_true", default=None,
-        help="random weights (the default here: speed does not depend on the weights)",
+    add_dataclass_options(
+        parser.add_argument_group("model"), StylizerSpec,
+        only=("weights", "untrained", "device", "precision", "style_size"),
+        defaults={"style_size": 256},
+        help_overrides={"untrained": "random weights (the default here without --weights: "
+                        "speed does not depend on the weights)"},
     )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     add_config_option(parser)
@@ -84,17 +82,15 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
 def run_bench_render(args: argparse.Namespace) -> int:
     from streamer.bench_render import RenderBenchConfig, run_render_benchmark
 
+    spec = options_config(StylizerSpec, args, extra={"untrained": args.weights is None})
     config = RenderBenchConfig(
         size=tuple(args.size),
         frames=args.frames,
         repeat=args.repeat,
         batch_size=args.batch_size,
-        device=args.device,
-        precision=args.precision,
-        style_size=args.style_size,
+        stylizer=spec,
         codec=args.codec,
         preset=args.preset,
-        weights=args.weights,
     )
     result = run_render_benchmark(config, progress=print)
     print(result.table())

@@ -12,178 +12,58 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from adaattn_video.convert import known_keys
 from adaattn_video.errors import StylestreamError
-from adaattn_video.resources import MAX_MEMORY_HELP, parse_memory
-from streamer.cli import ReplaceAppend, add_config_option
-from streamer.cli.values import float_list, parse_wh, typed_value
+from adaattn_video.settings import StylizerSpec, check_alpha, check_style_weights
+from streamer.cli import add_config_option
+from streamer.cli.options import add_dataclass_options
+from streamer.cli.options import config_from_args as options_config
+from streamer.cli.values import parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.guard import command_inputs, refuse_overlap
+from streamer.live import endpoint_or_none
 from streamer.sinks.zmq import DEFAULT_ENDPOINT
 
 log = logging.getLogger(__name__)
 
-NONE_WORDS = ("none", "off", "")
 
 
 class LiveUsageError(StylestreamError, ValueError):
     """A live command-line or YAML value that cannot be used."""
 
 
-# -- value parsing (flags and YAML go through the same checks) --------------------------------
-def _endpoint_or_none(value: Any) -> str | None:
-    if value is None or str(value).strip().lower() in NONE_WORDS:
-        return None
-    return str(value)
-
-
-def _list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
 # -- live --------------------------------------------------------------------------------------
 def add_model_arguments(
-    parser: argparse.ArgumentParser, *, untrained_default: bool = False
-) -> None:
-    model = parser.add_argument_group("model")
-    weights = model.add_mutually_exclusive_group()
-    weights.add_argument(
-        "--weights", metavar="W", help="a .safetensors checkpoint (default: cache)"
-    )
-    weights.add_argument(
-        "--untrained", action="store_true", default=untrained_default,
-        help="random weights: output is NOT a stylization (smoke tests, benchmarks)",
-    )  # fmt: skip
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    model.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
-    )  # fmt: skip
-    model.add_argument("--alpha", type=float, default=1.0, help="content strength 0..1 (1: full)")
-    model.add_argument(
-        "--style-size", type=int, default=512, metavar="N",
-        help="resize style images so the longer side is N pixels (default 512)",
+    parser: argparse.ArgumentParser, *, untrained_default: bool = False, style_size: int = 512
+) -> list[str]:
+    """The stylizer flags of ``live``/``bench live`` (from :class:`StylizerSpec`)."""
+    defaults: dict[str, Any] = {"style_size": style_size}
+    if untrained_default:
+        defaults["untrained"] = True
+    return add_dataclass_options(
+        parser.add_argument_group("model and style"), StylizerSpec, defaults=defaults,
+        help_overrides={"size": "stylized frame size: WIDTHxHEIGHT or N = longer side "
+                        "(default: the source's)"},
     )  # fmt: skip
 
 
 def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--source", metavar="SRC",
-        help="0 or /dev/video0 (webcam), rtsp://... (or rtmp/http/hls/srt), a video file, "
-        "or lavfi:GRAPH",
-    )  # fmt: skip
-    parser.add_argument(
-        "--style", action=ReplaceAppend, metavar="IMAGE",
-        help="style image; repeat to mix several (see --style-weights)",
-    )  # fmt: skip
-    parser.add_argument("--style-weights", type=float, nargs="+", metavar="W")
-    out = parser.add_argument_group("outputs")
-    out.add_argument(
-        "--zmq", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-        help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}; 'none' to publish nothing)",
-    )  # fmt: skip
-    out.add_argument("--encoding", default="jpeg", choices=("jpeg", "rgb24"), help="payload")
-    out.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="1..100 (90)")
-    out.add_argument(
-        "--send-hwm", type=int, default=8, metavar="N",
-        help="frames queued per subscriber before a slow one loses frames (8)",
-    )  # fmt: skip
-    out.add_argument("--record", metavar="OUT.mp4", help="also record the stylized stream")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
-    out.add_argument("--size", metavar="WxH", help="stylized frame size (default: the source's)")
-    out.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
-    out.add_argument(
-        "--control", default=DEFAULT_CONTROL_ENDPOINT, metavar="ENDPOINT",
-        help=f"control endpoint for `stylestream control` (default {DEFAULT_CONTROL_ENDPOINT}; "
-        "'none' to disable)",
-    )  # fmt: skip
-    out.add_argument(
-        "--allow-remote-bind", action="store_true",
-        help="let --zmq/--control bind beyond loopback (use --curve-keys on a network)",
-    )  # fmt: skip
-    out.add_argument(
-        "--curve-keys", metavar="DIR",
-        help="encrypt and accept only authorized subscribers (`stylestream keys generate DIR`)",
-    )  # fmt: skip
+    from streamer.live import LiveConfig
+
     add_model_arguments(parser)
-    src = parser.add_argument_group("source")
-    src.add_argument(
-        "--realtime", action="store_true",
-        help="play a FILE at its own frame rate, dropping frames like a camera (default: every "
-        "frame, as fast as the model goes)",
+    add_dataclass_options(
+        parser.add_argument_group("live"), LiveConfig, skip=known_keys(StylizerSpec),
+        defaults={"control": DEFAULT_CONTROL_ENDPOINT},
     )  # fmt: skip
-    src.add_argument("--capture-size", metavar="WxH", help="webcam: requested capture size")
-    src.add_argument("--capture-fps", type=float, metavar="F", help="webcam: requested rate")
-    src.add_argument("--fourcc", metavar="CODE", help="webcam: pixel format, e.g. MJPG")
-    src.add_argument("--transport", default="tcp", choices=("tcp", "udp"), help="RTSP transport")
-    src.add_argument("--open-timeout-s", type=float, default=10.0, metavar="S")
-    src.add_argument("--read-timeout-s", type=float, default=5.0, metavar="S",
-                     help="no data for this long = an outage (network) or an error (webcam)")  # fmt: skip
-    src.add_argument(
-        "--give-up-after-s", type=float, default=60.0, metavar="S",
-        help="end with an error after an outage this long (network sources; 60)",
-    )  # fmt: skip
-    src.add_argument(
-        "--during-outage", default="pause", choices=("pause", "repeat"),
-        help="publish nothing, or repeat the last frame, while reconnecting",
-    )  # fmt: skip
-    src.add_argument(
-        "--end-of-stream", default="reconnect", choices=("reconnect", "stop"),
-        help="when a network stream ends: reconnect (live) or stop (VOD)",
-    )  # fmt: skip
-    run = parser.add_argument_group("run")
-    run.add_argument(
-        "--status-interval-s", type=float, default=5.0, metavar="S",
-        help="seconds between status lines (0: none)",
-    )  # fmt: skip
-    run.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     add_config_option(parser)
 
 
 def live_config_from_args(args: argparse.Namespace) -> Any:
     from streamer.live import LiveConfig
 
-    weights = float_list(args.style_weights, "style_weights")
-    source = typed_value(args, "source", str, optional=True)
-    if not source:
+    if not typed_value(args, "source", str, optional=True):
         raise LiveUsageError("expected --source (0, /dev/video0, rtsp://..., or a video file)")
-    return LiveConfig(
-        source=source,
-        styles=tuple(str(s) for s in _list(args.style)),
-        style_weights=weights,
-        zmq=_endpoint_or_none(args.zmq),
-        encoding=typed_value(args, "encoding", str),
-        jpeg_quality=typed_value(args, "jpeg_quality", int),
-        send_hwm=typed_value(args, "send_hwm", int),
-        record=typed_value(args, "record", str, optional=True),
-        overwrite=typed_value(args, "overwrite", bool),
-        size=parse_wh(args.size, "size"),
-        control=_endpoint_or_none(args.control),
-        realtime=typed_value(args, "realtime", bool),
-        allow_remote_bind=typed_value(args, "allow_remote_bind", bool),
-        curve_keys_dir=typed_value(args, "curve_keys", str, optional=True),
-        weights=typed_value(args, "weights", str, optional=True),
-        untrained=typed_value(args, "untrained", bool),
-        device=typed_value(args, "device", str),
-        precision=typed_value(args, "precision", str),
-        alpha=typed_value(args, "alpha", float),
-        style_size=typed_value(args, "style_size", int, optional=True),
-        status_interval_s=typed_value(args, "status_interval_s", float),
-        seconds=typed_value(args, "seconds", float, optional=True),
-        capture_size=parse_wh(args.capture_size, "capture_size"),
-        capture_fps=typed_value(args, "capture_fps", float, optional=True),
-        fourcc=typed_value(args, "fourcc", str, optional=True),
-        transport=typed_value(args, "transport", str),
-        open_timeout_s=typed_value(args, "open_timeout_s", float),
-        read_timeout_s=typed_value(args, "read_timeout_s", float),
-        give_up_after_s=typed_value(args, "give_up_after_s", float),
-        during_outage=typed_value(args, "during_outage", str),
-        end_of_stream=typed_value(args, "end_of_stream", str),
-        max_memory=parse_memory(typed_value(args, "max_memory", str, optional=True)),
-    )
+    return options_config(LiveConfig, args)
 
 
 def run_live_command(args: argparse.Namespace) -> int:
@@ -212,7 +92,7 @@ def run_live_command(args: argparse.Namespace) -> int:
     except PipelineUserError as err:
         raise err.error from err  # one line: the source's own message (stream lost, camera...)
     print(result.summary())
-    if config.untrained:
+    if config.stylizer.untrained:
         print("NOTE: untrained model (random weights): the output is NOT a stylization")
     interrupted = result.stats.interrupted_by
     if interrupted:
@@ -249,7 +129,7 @@ def run_view_command(args: argparse.Namespace) -> int:
 
     config = ViewerConfig(
         endpoint=typed_value(args, "endpoint", str),
-        http=_endpoint_or_none(args.http),
+        http=endpoint_or_none(args.http),
         record=typed_value(args, "record", str, optional=True),
         overwrite=typed_value(args, "overwrite", bool),
         curve_keys_dir=typed_value(args, "curve_keys", str, optional=True),
@@ -314,9 +194,10 @@ def run_control_command(args: argparse.Namespace) -> int:
         for image in args.images:
             if not Path(image).is_file():
                 raise LiveUsageError(f"style image {image} does not exist")
+        check_style_weights(args.weights, len(args.images))  # NaN, inf, < 0, all zero: refused here
         request = set_style_request(args.images, args.weights)
     elif args.action == "set-alpha":
-        request = {"command": "set-alpha", "alpha": args.alpha}
+        request = {"command": "set-alpha", "alpha": check_alpha(args.alpha)}
     else:
         request = {"command": "get-status"}
     parse_request(json.dumps(request))  # the server's limits (16 styles, finite numbers) first
@@ -363,8 +244,13 @@ def _configure_bench_live(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="rate of the test pattern (30)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the run (20)")
     parser.add_argument("--encoding", default="jpeg", choices=("jpeg", "rgb24"))
-    add_model_arguments(parser, untrained_default=True)
-    parser.set_defaults(style_size=256)
+    add_dataclass_options(
+        parser.add_argument_group("model"), StylizerSpec,
+        only=("weights", "untrained", "device", "precision", "style_size"),
+        defaults={"style_size": 256},
+        help_overrides={"untrained": "random weights (the default here without --weights: "
+                        "speed does not depend on the weights)"},
+    )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     add_config_option(parser)
     parser.set_defaults(func=run_bench_live_command)
@@ -375,18 +261,14 @@ def run_bench_live_command(args: argparse.Namespace) -> int:
 
     size = parse_wh(args.size, "size")
     assert size is not None
-    weights = typed_value(args, "weights", str, optional=True)
+    spec = options_config(StylizerSpec, args, extra={"untrained": args.weights is None})
     config = BenchLiveConfig(
         source=typed_value(args, "source", str, optional=True),
         size=size,
         fps=typed_value(args, "fps", float),
         seconds=typed_value(args, "seconds", float),
         encoding=typed_value(args, "encoding", str),
-        weights=weights,
-        untrained=weights is None,
-        device=typed_value(args, "device", str),
-        precision=typed_value(args, "precision", str),
-        style_size=typed_value(args, "style_size", int, optional=True),
+        stylizer=spec,
     )
     report = run_bench_live(config, print_line=print)
     if args.json:

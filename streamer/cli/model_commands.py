@@ -9,29 +9,21 @@ import argparse
 import contextlib
 import json
 import logging
-import re
 import time
 from pathlib import Path
 
-from adaattn_video.checkpoint import load_checkpoint, open_model, read_checkpoint
-from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
-from adaattn_video.errors import MissingWeightsError, StylestreamError
+from adaattn_video.checkpoint import load_checkpoint, read_checkpoint
+from adaattn_video.errors import StylestreamError
 from adaattn_video.image_io import read_image, write_image
-from adaattn_video.model import StyleTransferModel
-from adaattn_video.resources import MAX_MEMORY_HELP, check_stylizer_memory, image_size
-from adaattn_video.stylizer import (
-    PRECISIONS,
-    open_stylizer,
-    resolve_device,
-)
-from adaattn_video.weights import (
-    cached_checkpoint,
-    download_published,
-    import_weights,
-)
-from streamer.cli import ReplaceAppend, add_config_option
+from adaattn_video.resources import check_stylizer_memory, image_size
+from adaattn_video.settings import DEVICE_HELP, PRECISIONS, StylizerSpec, resolve_device
+from adaattn_video.stylizer import open_stylizer
+from adaattn_video.weights import download_published, import_weights
+from streamer.cli import add_config_option
+from streamer.cli.options import add_dataclass_options
+from streamer.cli.options import config_from_args as options_config
 from streamer.cli.values import positive_int, wh_arg
-from streamer.guard import atomic_output, command_inputs, guard_output
+from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,76 +32,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 class UsageError(StylestreamError, ValueError):
     """A command-line value that parses but cannot be used (reported as one line, exit 2)."""
-
-
-# -- argument types ----------------------------------------------------------------------------
-def _size_arg(text: str) -> int | tuple[int, int]:
-    """``N`` (longer side, aspect kept) or ``WxH`` -> N or (height, width)."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"expected N or WIDTHxHEIGHT (e.g. 512 or 640x360), got {text!r}"
-        )
-    if match.group(2) is None:
-        value = int(match.group(1))
-        if value < 16:
-            raise argparse.ArgumentTypeError(f"size must be >= 16 pixels, got {value}")
-        return value
-    width, height = int(match.group(1)), int(match.group(2))
-    if min(width, height) < 16:
-        raise argparse.ArgumentTypeError(f"sides must be >= 16 pixels, got {text!r}")
-    return (height, width)
-
-
-def _alpha_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from err
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"alpha must be in [0, 1], got {value}")
-    return value
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--weights`` / ``--untrained`` / ``--model`` as every model-using command has them."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--weights",
-        metavar="FILE.safetensors",
-        help="model weights (default: the cached model, see `stylestream weights download`)",
-    )
-    source.add_argument(
-        "--untrained",
-        action="store_true",
-        help="random weights (output is NOT a stylization; for smoke tests and benchmarks only)",
-    )
-    parser.add_argument(
-        "--model",
-        choices=("video", "image"),
-        default="video",
-        help="which cached model to use without --weights (and which architecture --untrained "
-        "builds): video (default) or the published image model",
-    )
-
-
-def open_cli_model(args: argparse.Namespace) -> StyleTransferModel:
-    """The model ``--weights`` / ``--untrained`` / ``--model`` select."""
-    variant = getattr(args, "model", "video")
-    if args.untrained:
-        return open_model(
-            None, untrained=True, config=VIDEO_MODEL if variant == "video" else IMAGE_MODEL
-        )
-    if args.weights is None and variant == "image":
-        cached = cached_checkpoint("image")
-        if not cached.is_file():
-            raise MissingWeightsError(
-                f"no image model in the cache ({cached}): run `stylestream weights download "
-                "--variant image` (needs internet) or `stylestream weights import DIR_OR_ZIP "
-                "--variant image`, or pass --weights FILE.safetensors"
-            )
-        return load_checkpoint(cached)
-    return open_model(args.weights)
 
 
 # -- weights -----------------------------------------------------------------------------------
@@ -137,59 +59,30 @@ def run_weights_download(args: argparse.Namespace) -> int:
 
 
 # -- image -------------------------------------------------------------------------------------
-def _content_size(
-    size: int | tuple[int, int] | None, height: int, width: int
-) -> tuple[int, int] | None:
-    """(height, width) the content is resized to: N = longer side, aspect kept."""
-    if size is None or isinstance(size, tuple):
-        return size
-    scale = size / max(height, width)
-    return (max(16, round(height * scale)), max(16, round(width * scale)))
-
-
 def run_image(args: argparse.Namespace) -> int:
     if not args.output:
         raise UsageError("expected -o OUT.png (or `output:` in --config)")
-    output = Path(args.output)
+    output = Path(str(args.output))
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise UsageError(
             f"-o {output}: unknown image type {output.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
-    styles = args.style
-    if not styles:
+    spec = options_config(StylizerSpec, args)
+    if not spec.styles:
         raise UsageError("expected at least one --style IMAGE (or a style list in --config)")
-    if args.style_weights is not None and len(args.style_weights) != len(styles):
-        raise UsageError(
-            f"--style-weights: expected {len(styles)} weight(s), one per --style, "
-            f"got {len(args.style_weights)}"
-        )
-    inputs = command_inputs(args.content, styles, args.weights, args.config)
+    inputs = command_inputs(args.content, spec.styles, spec.weights, args.config)
     guard_output(output, inputs=inputs, overwrite=args.overwrite, kind="file", make_parents=True)
-    native = image_size(args.content)  # from the header: refuse a huge picture before decoding it
-    check_stylizer_memory(
-        size=_content_size(args.size, *native) if args.size and native else native,
-        styles=styles, style_size=args.style_size, precision=args.precision, device=args.device,
-        weights=args.weights, untrained=args.untrained, max_memory=args.max_memory,
-        model=(IMAGE_MODEL if args.model == "image" else VIDEO_MODEL) if not args.weights else None,
-    )  # fmt: skip
+    # From the header: a picture too big for memory is refused before it is decoded.
+    check_stylizer_memory(**memory_settings(spec, image_size(args.content), 1, spec.device))
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
     start = time.perf_counter()
-    stylizer = open_stylizer(
-        styles,
-        model=open_cli_model(args),
-        device=args.device,
-        precision=args.precision,
-        alpha=args.alpha,
-        style_size=args.style_size,
-        size=_content_size(args.size, *content.shape[-2:]),
-        style_weights=args.style_weights,
-    )
+    stylizer = open_stylizer(spec)
     out = stylizer(content.permute(1, 2, 0))  # (H, W, 3) uint8 tensor
     elapsed = time.perf_counter() - start
     with atomic_output(output) as partial:  # an older OUT stays until the new one is complete
         write_image(partial, out.permute(2, 0, 1).cpu())
     height, width = out.shape[:2]
-    note = " (UNTRAINED random weights: not a stylization)" if args.untrained else ""
+    note = " (UNTRAINED random weights: not a stylization)" if spec.untrained else ""
     device, precision = stylizer.device, stylizer.config.precision
     print(f"wrote {output} ({width}x{height}) in {elapsed:.2f} s on {device} {precision}{note}")
     return 0
@@ -268,7 +161,7 @@ def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats", type=positive_int, default=3, help="timed frames per row (median)"
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed frames before each row")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--precision", nargs="+", choices=sorted(PRECISIONS), default=["fp32"],
         help="our precision(s) for the --sizes rows (default fp32; e.g. fp32 bf16); the "
@@ -372,33 +265,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "are used at their native size unless --size / --style-size say otherwise.",
     )
     image.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...)")
-    image.add_argument(
-        "--style", action=ReplaceAppend, metavar="STYLE",
-        help="style image; repeat for a mix",
-    )  # fmt: skip
-    image.add_argument(
-        "--style-weights", nargs="+", type=float, metavar="W",
-        help="one weight per --style (normalised to sum 1; default equal)",
-    )  # fmt: skip
-    add_model_options(image)
-    image.add_argument(
-        "--size", type=_size_arg, metavar="N|WxH",
-        help="resize the content: N = longer side (aspect kept) or WIDTHxHEIGHT",
-    )  # fmt: skip
-    image.add_argument(
-        "--style-size", type=positive_int, metavar="N", help="resize styles to this longer side"
-    )
-    image.add_argument(
-        "--alpha", type=_alpha_arg, default=1.0, help="content strength in [0, 1] (1 = full style)"
-    )
-    image.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    image.add_argument(
-        "--precision", choices=("auto", *sorted(PRECISIONS)), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
+    add_dataclass_options(
+        image.add_argument_group("model and style"), StylizerSpec,
+        defaults={"style_size": None},
+        help_overrides={
+            "size": "resize the content: N = longer side (aspect kept) or WIDTHxHEIGHT",
+            "style_size": "resize styles to this longer side (default: native size)",
+        },
     )  # fmt: skip
     image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
     image.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    image.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     add_config_option(image)
     image.set_defaults(func=run_image)
 

@@ -9,20 +9,24 @@ import signal
 import sys
 from pathlib import Path
 
+from adaattn_video.convert import known_keys
 from adaattn_video.errors import MissingWeightsError
-from adaattn_video.resources import MAX_MEMORY_HELP, parse_memory
-from streamer.cli import ReplaceAppend, add_config_option
-from streamer.cli.values import float_list, parse_wh, typed_value, wh_arg
+from adaattn_video.settings import DEVICE_HELP, StylizerSpec
+from streamer.cli import add_config_option
+from streamer.cli.options import add_dataclass_options
+from streamer.cli.options import config_from_args as options_config
+from streamer.cli.values import typed_value, wh_arg
 from streamer.guard import refuse_overlap
-from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
+from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
 
 log = logging.getLogger(__name__)
 
 
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``render`` options. Values are converted and checked after parsing
-    (:func:`config_from_args`), so a bad flag and a bad YAML value give the same one-line error.
-    """
+    """The ``render`` options, generated from :class:`RenderConfig` and its
+    :class:`~adaattn_video.settings.StylizerSpec`. Values are converted and checked after
+    parsing (:func:`config_from_args`), so a bad flag and a bad YAML value give the same
+    one-line error."""
     parser.add_argument(
         "input", nargs="?", metavar="INPUT",
         help="video file, image folder, frames/%%06d.png pattern, or lavfi:GRAPH "
@@ -32,55 +36,14 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="OUT.mp4",
         help="output .mp4/.mov/.mkv, or a folder / %%06d.png pattern for PNG frames",
     )  # fmt: skip
-    style = parser.add_argument_group("style")
-    style.add_argument(
-        "--style", action=ReplaceAppend, metavar="IMAGE",
-        help="style image; repeat to mix several (see --style-weights)",
+    add_dataclass_options(
+        parser.add_argument_group("model and style"), StylizerSpec,
+        help_overrides={"size": "output frame size: WIDTHxHEIGHT, or N = longer side "
+                        "(default: the input's)"},
     )  # fmt: skip
-    style.add_argument("--style-weights", nargs="+", metavar="W", help="one weight per --style")
-    style.add_argument("--alpha", default=1.0, help="content strength 0..1 (1: full)")
-    style.add_argument(
-        "--style-size", default=512, metavar="N",
-        help="resize style images so the longer side is N pixels (default 512)",
-    )  # fmt: skip
-    model = parser.add_argument_group("model")
-    weights = model.add_mutually_exclusive_group()
-    weights.add_argument(
-        "--weights", metavar="W", help="a .safetensors checkpoint (default: cache)"
+    add_dataclass_options(
+        parser.add_argument_group("rendering"), RenderConfig, skip=("input", "output", *STYLIZER_KEYS)
     )
-    weights.add_argument(
-        "--untrained", action="store_true",
-        help="random weights: output is NOT a stylization (smoke tests, benchmarks)",
-    )  # fmt: skip
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    model.add_argument(
-        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
-    )  # fmt: skip
-    model.add_argument(
-        "--batch-size", default=0, metavar="N",
-        help="frames per model call (0: 4 on CUDA, 1 on CPU)",
-    )  # fmt: skip
-    model.add_argument("--size", metavar="WxH", help="output frame size (default: the input's)")
-    model.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
-    encode = parser.add_argument_group("encoding (MP4 output)")
-    encode.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
-    encode.add_argument("--crf", default=18, help="quality, lower is better (18)")
-    encode.add_argument("--preset", default="veryfast", help="encoder speed preset (veryfast)")
-    encode.add_argument("--pix-fmt", default="yuv420p", help="pixel format (yuv420p)")
-    encode.add_argument(
-        "--crash-safe", action=argparse.BooleanOptionalAction, default=True,
-        help="fragmented MP4 that plays after a crash or kill (default on)",
-    )  # fmt: skip
-    encode.add_argument(
-        "--fragment-s", default=1.0, metavar="S",
-        help="longest MP4 fragment: the most video a crash can lose (default 1 s)",
-    )  # fmt: skip
-    part = parser.add_argument_group("input range")
-    part.add_argument("--start", default=0.0, metavar="S", help="start at S seconds")
-    part.add_argument("--duration", metavar="S", help="render S seconds")
-    part.add_argument("--fps", metavar="F", help="frame rate of an image sequence (30)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True,
         help="show a progress bar (default on)",
@@ -88,37 +51,12 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
 
 
+STYLIZER_KEYS = tuple(known_keys(StylizerSpec))
+
+
 def config_from_args(args: argparse.Namespace) -> RenderConfig:
     """Flags + YAML values -> a checked :class:`RenderConfig` (bad values: one clear error)."""
-    size = args.size
-    if size is not None and not (isinstance(size, tuple) and len(size) == 2):
-        size = parse_wh(size)  # from YAML: "640x360" or [640, 360]
-    weights = float_list(args.style_weights, "style_weights")
-    return RenderConfig(
-        input=typed_value(args, "input", str, optional=True) or "",
-        output=typed_value(args, "output", str, optional=True) or "",
-        styles=parse_styles(args.style),
-        style_weights=weights,
-        weights=typed_value(args, "weights", str, optional=True),
-        untrained=typed_value(args, "untrained", bool),
-        size=size,
-        style_size=typed_value(args, "style_size", int, optional=True),
-        alpha=typed_value(args, "alpha", float),
-        device=typed_value(args, "device", str),
-        precision=typed_value(args, "precision", str),
-        batch_size=typed_value(args, "batch_size", int),
-        codec=typed_value(args, "codec", str),
-        crf=typed_value(args, "crf", float, optional=True),
-        preset=typed_value(args, "preset", str, optional=True),
-        pix_fmt=typed_value(args, "pix_fmt", str),
-        start_s=typed_value(args, "start", float),
-        duration_s=typed_value(args, "duration", float, optional=True),
-        fps=typed_value(args, "fps", float, optional=True),
-        overwrite=typed_value(args, "overwrite", bool),
-        crash_safe=typed_value(args, "crash_safe", bool),
-        fragment_s=typed_value(args, "fragment_s", float),
-        max_memory=parse_memory(typed_value(args, "max_memory", str, optional=True)),
-    )
+    return options_config(RenderConfig, args)
 
 
 def exit_code(result: RenderResult) -> int:
@@ -171,11 +109,13 @@ def run_demo(args: argparse.Namespace) -> int:
     config = RenderConfig(
         input=str(clip),
         output=str(output),
-        styles=(str(DEFAULT_STYLE),),
-        weights=args.weights,
-        untrained=untrained,
-        style_size=256,
-        device=args.device,
+        stylizer=StylizerSpec(
+            styles=(str(DEFAULT_STYLE),),
+            weights=args.weights,
+            untrained=untrained,
+            style_size=256,
+            device=args.device,
+        ),
         overwrite=True,
     )
     try:
@@ -215,7 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     weights = demo.add_mutually_exclusive_group()
     weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
     weights.add_argument("--untrained", action="store_true", help="force random weights")
-    demo.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    demo.add_argument("--device", default="auto", help=DEVICE_HELP)
     demo.add_argument("--size", type=wh_arg, default=(144, 256), metavar="WxH",
                       help="clip size (default 256x144)")  # fmt: skip
     demo.add_argument("--fps", type=int, default=24, help="clip frame rate (24)")

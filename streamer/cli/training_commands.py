@@ -17,9 +17,16 @@ import logging
 import os
 from pathlib import Path
 
+from adaattn_video.convert import check_keys
 from adaattn_video.errors import StylestreamError
-from streamer.cli import ReplaceAppend, add_config_option
+from adaattn_video.settings import StylizerSpec, resolve_device, resolve_precision
+from streamer.cli import add_config_option
+from streamer.cli.clips import read_clip
+from streamer.cli.options import add_dataclass_options, namespace_values
+from streamer.cli.options import config_from_args as options_config
 from streamer.cli.values import positive_int, wh_arg
+
+EVAL_STYLIZER_KEYS = ("style", "style_size", "device", "precision")
 
 
 class EvalUsageError(StylestreamError, ValueError):
@@ -27,24 +34,18 @@ class EvalUsageError(StylestreamError, ValueError):
 
 
 # -- train -------------------------------------------------------------------------------------
-def _config_fields() -> list[str]:
-    from training.config import TrainConfig
-
-    return [f.name for f in dataclasses.fields(TrainConfig)]
-
-
 def run_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from training.config import TrainConfig, check_keys, parse_overrides
+    from training.config import TrainConfig, TrainConfigError, parse_overrides
 
-    values = {
-        name: getattr(args, name) for name in _config_fields() if getattr(args, name) is not None
-    }
+    values = namespace_values(args, args.train_keys)
     overrides = parse_overrides(args.overrides)
-    check_keys(overrides, "override")
+    check_keys(TrainConfig, overrides, "override", TrainConfigError)
     values.update(overrides)
     config = TrainConfig.from_mapping(values, source=args.config or "command line")
+    # An unavailable device or an impossible precision: one line now, not a traceback later.
+    resolve_precision(config.precision, resolve_device(config.device), training=True)
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
@@ -66,12 +67,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    from training.config import TrainConfig
+
     parser = subparsers.add_parser(
         "train",
         help="train the temporally stable video model on your photos and paintings",
         description="Train the video AdaAttN (cosine attention + image-similarity loss). "
         "Settings: the keys of a YAML file given with --config (see configs/train_video.yaml, "
-        "every key documented there), then KEY=VALUE overrides. Resume with resume=auto. "
+        "every key documented there), then --key value flags or KEY=VALUE overrides (the same "
+        "keys). Resume with resume=auto. "
         "Several GPUs: torchrun --nproc_per_node N --no-python stylestream train ...",
     )
     parser.add_argument(
@@ -81,12 +85,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
-    # Every config key is also accepted as a (hidden) option, so --config files are checked
-    # against them by the CLI's YAML loader and ``--lr 2e-4`` works too.
-    for name in _config_fields():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, default=None, help=argparse.SUPPRESS
-        )
+    keys = add_dataclass_options(
+        parser.add_argument_group("config keys (see configs/train_video.yaml)"), TrainConfig
+    )
+    parser.set_defaults(train_keys=tuple(keys))
     add_config_option(parser)
     parser.set_defaults(func=run_train)
 
@@ -109,8 +111,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from adaattn_video.checkpoint import load_checkpoint, open_model
     from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
     from adaattn_video.image_io import read_image
-    from training.distributed import resolve_device
-    from training.evaluate import check_metric, estimate_motion, evaluate, read_clip, synthetic_clip
+    from training.evaluate import check_metric, estimate_motion, evaluate, synthetic_clip
     from training.losses import load_loss_encoder
 
     if args.clip is None and args.synthetic is None:
@@ -119,6 +120,9 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     if args.clip is not None and args.synthetic is not None:
         raise EvalUsageError("give either a CLIP or --synthetic, not both")
+    spec = options_config(StylizerSpec, args, keys=EVAL_STYLIZER_KEYS)
+    device = resolve_device(spec.device)  # an unavailable device: one line, before any work
+    precision = resolve_precision(spec.precision, device)
     models = {}
     for label, path in args.checkpoint or []:
         if label in models:
@@ -128,15 +132,9 @@ def run_eval(args: argparse.Namespace) -> int:
         for variant in args.untrained:
             config = VIDEO_MODEL if variant == "video" else IMAGE_MODEL
             models[f"untrained-{variant}"] = open_model(None, untrained=True, config=config)
-    styles = args.style or ([str(DEFAULT_STYLE)] if models else [])
+    styles = list(spec.styles) or ([str(DEFAULT_STYLE)] if models else [])
     for style in styles:
         read_image(style)  # a bad style path fails now, before any model runs
-    device = str(resolve_device(args.device))
-    precision = (
-        args.precision
-        if args.precision != "auto"
-        else ("fp16" if device.startswith("cuda") else "fp32")
-    )
 
     metric_check = None
     if args.synthetic is not None:
@@ -173,7 +171,7 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     report = evaluate(
         np.asarray(frames), motion, models, styles, clip_name=clip_name, device=device,
-        precision=precision, style_size=args.style_size, loss_encoder=loss_encoder,
+        precision=precision, style_size=spec.style_size, loss_encoder=loss_encoder,
     )  # fmt: skip
     print(report.table())
     if models and loss_encoder is None:
@@ -191,7 +189,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="measure temporal stability (warping error) of models on a clip",
-        description="Warping error (SPEC section 7: DIS flow on the input frames, "
+        description="Warping error (DIS flow on the input frames, "
         "forward-backward occlusion mask, mean |o_t+1 - warp(o_t)| in [0, 1]) for the input "
         "itself (the floor) and each checkpoint and style, plus global style / content losses "
         "and fps. Typically compare the video model with the published image model.",
@@ -214,18 +212,15 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "--untrained", action="append", choices=("video", "image"),
         help="add a random-weights model (pipeline checks only; NOT a stylization)",
     )  # fmt: skip
-    parser.add_argument(
-        "--style", action=ReplaceAppend, metavar="STYLE", help="style image; repeat for several"
-    )
     parser.add_argument("--size", type=wh_arg, metavar="WxH", help="resize frames to WIDTHxHEIGHT")
     parser.add_argument(
         "--max-frames", type=positive_int, metavar="N", help="use the first N frames"
     )
-    parser.add_argument("--style-size", type=positive_int, metavar="N", help="style longer side")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument(
-        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-        help="convolution precision (auto: fp16 on CUDA, fp32 on CPU)",
+    add_dataclass_options(
+        parser.add_argument_group("stylizer"), StylizerSpec, only=EVAL_STYLIZER_KEYS,
+        defaults={"style_size": None},
+        help_overrides={"style": "style image; repeat for several (default: a bundled one)",
+                        "style_size": "style longer side (default: native size)"},
     )  # fmt: skip
     parser.add_argument(
         "--encoder-family", choices=("vgg_normalised", "torchvision_vgg19"), default="vgg_normalised",
@@ -247,6 +242,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
 def run_bench_train(args: argparse.Namespace) -> int:
     from training.bench import TrainBenchConfig, format_results, run_train_benchmark
 
+    resolve_device(args.device)  # an unavailable device: one line, not a traceback in a worker
     config = TrainBenchConfig(
         size=args.size, batch_size=args.batch_size, steps=args.steps, warmup_steps=args.warmup,
         processes=tuple(args.processes), threads=args.threads, device=args.device,
@@ -299,7 +295,7 @@ def _add_bench_train(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=positive_int, default=None,
         help="CPU threads in total, split between processes (default: all cores)",
     )  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
     parser.set_defaults(func=run_bench_train)

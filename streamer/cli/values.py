@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from adaattn_video import settings
+from adaattn_video.convert import convert_value
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSettingError
 
-MIN_SIDE = 16
+MIN_SIDE = settings.MIN_SIDE
 
 
 class OptionValueError(StylestreamError, ValueError):
@@ -20,15 +23,9 @@ def parse_wh(value: Any, name: str = "size") -> tuple[int, int] | None:
     if value is None:
         return None
     try:
-        if isinstance(value, (list, tuple)):
-            width, height = (int(v) for v in value)
-        else:
-            width, height = (int(v) for v in str(value).lower().split("x"))
-    except (TypeError, ValueError) as err:
-        raise OptionValueError(f"{name}: expected WxH such as 640x360, got {value!r}") from err
-    if min(width, height) < MIN_SIDE:
-        raise OptionValueError(f"{name}: expected sides >= {MIN_SIDE} pixels, got {width}x{height}")
-    return height, width
+        return settings.parse_wh(value)
+    except StylizerSettingError as err:
+        raise OptionValueError(f"{name}: {err}") from err
 
 
 def wh_arg(text: str) -> tuple[int, int]:
@@ -53,34 +50,16 @@ def positive_int(text: str) -> int:
 
 
 def typed_value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
-    """``args.<name>`` as ``kind`` (bool, int, float or str). Flags are typed by argparse already;
-    values from a YAML file arrive as YAML typed them and are checked here."""
-    value = getattr(args, name)
-    if value is None and optional:
-        return None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise OptionValueError(f"{name}: expected true or false, got {value!r}")
-        return value
-    try:
-        if kind in (int, float) and isinstance(value, (bool, list, dict)):
-            raise TypeError
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError) as err:
-        what = {int: "a whole number", float: "a number", str: "a string"}[kind]
-        raise OptionValueError(f"{name}: expected {what}, got {value!r}") from err
+    """``args.<name>`` as ``kind`` (bool, int, float or str) by the one converter
+    (:func:`adaattn_video.convert.convert_value`): flags arrive as strings, YAML values as YAML
+    typed them; NaN and infinity are refused."""
+    hint: Any = (kind | None) if optional else kind
+    return convert_value(name, getattr(args, name), hint, source="", error=OptionValueError)
 
 
 def float_list(value: Any, name: str) -> tuple[float, ...] | None:
-    """A flag's list or a YAML number/list -> floats; None stays None."""
+    """A flag's list or a YAML number/list -> finite floats; None stays None."""
     if value is None:
         return None
-    items = value if isinstance(value, (list, tuple)) else [value]
-    try:
-        if any(isinstance(v, bool) for v in items):
-            raise TypeError
-        return tuple(float(v) for v in items)
-    except (TypeError, ValueError) as err:
-        raise OptionValueError(f"{name}: expected numbers, got {value!r}") from err
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    return convert_value(name, items, tuple[float, ...], source="", error=OptionValueError)
