@@ -10,6 +10,7 @@ import pytest
 from live_helpers import LiveRun, PatternSource
 
 from adaattn_video.assets import style_images
+from adaattn_video.settings import StylizerSpec
 from streamer.control import send_command
 from streamer.frames import SourceCounters
 from streamer.live import LiveConfig
@@ -105,7 +106,7 @@ def test_tracker_current_is_computed_on_request_and_thread_safe():
 def test_get_status_reports_current_numbers_with_status_lines_off(untrained_stylizer):
     source = PatternSource(size=(32, 32), fps=20)
     config = LiveConfig(
-        "pattern", styles=(str(style_images()[0]),), zmq=ANY_PORT, encoding="rgb24",
+        "pattern", stylizer=StylizerSpec(styles=(str(style_images()[0]),)), zmq=ANY_PORT, encoding="rgb24",
         control=ANY_PORT, status_interval_s=0,
     )  # fmt: skip
     run = LiveRun(config, stylizer=untrained_stylizer, source=source)
