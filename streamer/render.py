@@ -24,6 +24,7 @@ from adaattn_video.stylizer import (
 )
 from streamer.frames import FrameSink
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
+from streamer.regions import RegionPlan
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
 from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig, VideoEncoderConfig
@@ -182,12 +183,14 @@ def render(
     progress: bool = True,
     stylizer: FrameStylizer | None = None,
     monitor: Monitor | None = None,
+    regions: RegionPlan | None = None,
 ) -> RenderResult:
     """Render ``config.input`` into ``config.output``; returns what was done.
 
     ``progress`` shows a tqdm bar on stderr. ``stylizer`` replaces the model loading (tests,
     benchmarks). When interrupted (SIGINT/SIGTERM) the output is finalized and the result says
-    so (``interrupted_by``); errors raise after every output was closed.
+    so (``interrupted_by``); errors raise after every output was closed. ``regions`` (checked
+    with :meth:`~streamer.regions.RegionPlan.check`) gives regions their own styles.
 
     Raises:
         StylestreamError subclasses for user mistakes (missing input, existing output, unknown
@@ -226,6 +229,12 @@ def render(
         _check_output(config)
         if stylizer is None:
             stylizer = build_stylizer(config, device)
+        if regions is not None:  # mask sequences are cut like the input: frame i uses mask i
+            rate = getattr(source, "frame_rate", None) or config.fps
+            stylizer = regions.attach(
+                stylizer, start_s=config.start_s, duration_s=config.duration_s,
+                fps=None if rate is None else float(rate),
+            )  # fmt: skip
         sink = _make_sink(config, source, encoder)
         bar = _progress_bar(getattr(source, "expected_frames", None), enabled=progress)
 

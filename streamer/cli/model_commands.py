@@ -29,6 +29,7 @@ from adaattn_video.weights import (
     import_weights,
 )
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import positive_int, wh_arg
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ def run_image(args: argparse.Namespace) -> int:
         raise UsageError(
             f"-o {output}: unknown image type {output.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
-    styles = args.style
+    regions = regions_from_args(args, sequences=False)  # masks checked before the model loads
+    styles = args.style or (regions.default_styles if regions else None)
     if not styles:
         raise UsageError("expected at least one --style IMAGE (or a style list in --config)")
     if args.style_weights is not None and len(args.style_weights) != len(styles):
@@ -169,6 +171,8 @@ def run_image(args: argparse.Namespace) -> int:
         size=_content_size(args.size, *content.shape[-2:]),
         style_weights=args.style_weights,
     )
+    if regions is not None:
+        stylizer = regions.attach(stylizer)
     out = stylizer(content.permute(1, 2, 0))  # (H, W, 3) uint8 tensor
     elapsed = time.perf_counter() - start
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -379,6 +383,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision", choices=("auto", *sorted(PRECISIONS)), default="auto",
         help="convolution precision (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )  # fmt: skip
+    add_region_options(image)
     image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
     add_config_option(image)
     image.set_defaults(func=run_image)

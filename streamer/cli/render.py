@@ -11,6 +11,7 @@ from pathlib import Path
 
 from adaattn_video.errors import MissingWeightsError
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import float_list, parse_wh, typed_value, wh_arg
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
 
@@ -82,6 +83,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=True,
         help="show a progress bar (default on)",
     )  # fmt: skip
+    add_region_options(parser)
     add_config_option(parser)
 
 
@@ -123,8 +125,11 @@ def exit_code(result: RenderResult) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    regions = regions_from_args(args, input_uri=typed_value(args, "input", str, optional=True))
+    if regions is not None and not args.style:
+        args.style = list(regions.default_styles)
     config = config_from_args(args)
-    result = render(config, progress=typed_value(args, "progress", bool))
+    result = render(config, progress=typed_value(args, "progress", bool), regions=regions)
     print(result.summary())
     if result.interrupted_by:
         print(
