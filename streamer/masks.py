@@ -8,9 +8,10 @@ interface). White (1) = inside the region; ``invert`` swaps inside and outside.
 * :class:`SequenceMask`: a mask video or numbered frames in step with the input: frame i of the
   input uses mask i. Its frame count must equal the input's (:func:`check_same_length`).
 * :class:`ChromaKeyMask`: the region is where the frame has the key colour, computed on the
-  frame's device with kornia: distance in the a*b* (chroma) plane of CIELAB, so shadows and
-  highlights of the key colour still key; ``tolerance`` (Lab units) is fully inside,
-  ``softness`` more is a linear ramp to outside.
+  frame's device with kornia: the distance between the key's and the pixel's CIELAB chroma
+  (a*, b*), the pixel's scaled by L*_key / L*_pixel so shadows and highlights of the key colour
+  still key; ``tolerance`` (Lab units) is fully inside, ``softness`` more is a linear ramp to
+  outside.
 
 Resizing: a mask whose size differs from the frame's is resized to the frame with bilinear
 interpolation (antialiased when shrinking); the model then averages it over each attention
@@ -41,6 +42,10 @@ KEY_COLOURS: dict[str, tuple[int, int, int]] = {
     "green": (0, 177, 64),
     "blue": (0, 71, 187),
 }
+
+
+# Lightness below which chroma is not scaled up (near-black pixels have unreliable hue).
+MIN_LIGHTNESS = 20.0
 
 
 class MaskError(StylestreamError, ValueError):
@@ -260,8 +265,11 @@ class ChromaKeyMask:
         from kornia.color import rgb_to_lab
 
         key = torch.tensor(self.colour, dtype=torch.float32, device=content.device) / 255.0
-        key_ab = rgb_to_lab(key.view(1, 3, 1, 1))[:, 1:]
-        distance = (rgb_to_lab(content.float())[:, 1:] - key_ab).norm(dim=1, keepdim=True)
+        key_lab = rgb_to_lab(key.view(1, 3, 1, 1))
+        lab = rgb_to_lab(content.float())
+        # chroma relative to lightness: a shadow on the key scales a* and b* with L*
+        scale = key_lab[:, :1].clamp(min=MIN_LIGHTNESS) / lab[:, :1].clamp(min=MIN_LIGHTNESS)
+        distance = (lab[:, 1:] * scale - key_lab[:, 1:]).norm(dim=1, keepdim=True)
         if self.softness > 0:
             mask = ((self.tolerance + self.softness - distance) / self.softness).clamp_(0.0, 1.0)
         else:
