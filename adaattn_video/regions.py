@@ -275,6 +275,8 @@ def region_attention_stats(
     """
     if weights.shape[1] != len(states):
         raise ValueError(f"expected {len(states)} weight maps, got {weights.shape[1]}")
+    if all(isinstance(state, CosineStyleSums) for state in states):
+        return _cosine_region_stats(query, states, weights)  # type: ignore[arg-type]
     mean = std = None
     for state, weight in zip(states, weights.float().unbind(1), strict=True):
         used = (weight > 0).any(dim=0)  # (Nc,)
@@ -297,6 +299,39 @@ def region_attention_stats(
     if mean is None:
         raise RegionError("every blend weight is zero: nothing to stylize with")
     return mean, std
+
+
+def _cosine_region_stats(
+    query: Tensor, states: Sequence[CosineStyleSums], weights: Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`region_attention_stats` for cosine sums, position-major: the unit queries are
+    computed once and each region's rows gathered (contiguous), so regions cost little more
+    than one unmasked frame. Same formula as :func:`cosine_attention_stats`."""
+    q = unit_positions(query.float()).transpose(1, 2).contiguous()  # (B, Nc, d)
+    b, nc = q.shape[:2]
+    c = states[0].channels
+    mean = q.new_zeros((b, nc, c))
+    std = torch.zeros_like(mean)
+    for state, weight in zip(states, weights.float().unbind(1), strict=True):
+        used = (weight > 0).any(dim=0)
+        if not bool(used.any()):
+            continue
+        rows = None if bool(used.all()) else used.nonzero().squeeze(1)
+        q_r, w_r = (q, weight) if rows is None else (q[:, rows], weight[:, rows])
+        out = torch.baddbmm(state.bias.expand(b, -1, -1), q_r, state.weight.expand(b, -1, -1))
+        moments = out[..., 1:] / (out[..., :1] + EPS)  # (B, n, 2C): [M, E[V^2]]
+        m, second = moments[..., :c], moments[..., c:]
+        s = torch.relu(second - m * m).sqrt()
+        w_r = w_r.unsqueeze(-1)
+        if rows is None:
+            mean += w_r * m
+            std += w_r * s
+        else:
+            mean[:, rows] += w_r * m
+            std[:, rows] += w_r * s
+    if not bool((weights > 0).any()):
+        raise RegionError("every blend weight is zero: nothing to stylize with")
+    return mean.transpose(1, 2), std.transpose(1, 2)
 
 
 def region_adaattn(
