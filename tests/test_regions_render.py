@@ -238,3 +238,71 @@ def test_image_command_with_regions_from_yaml(tmp_path, styles, capsys) -> None:
     config.write_text('uncovered: nothing\nregion: ["style=a.png,key=green"]\n')
     assert main(args) == 2
     assert "uncovered: expected style or content" in _one_error_line(capsys)
+
+
+# -- live: a chroma key switches regions where the key colour is ------------------------------
+class _GreenPatchSource:
+    """A non-live source (every frame is stylized) whose green patch jumps from the left half
+    to the right half after three frames."""
+
+    live = False
+
+    def __init__(self, frames: int = 6) -> None:
+        self.frames = frames
+
+    def image(self, index: int) -> np.ndarray:
+        image = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+        image[:, :, 0] = np.linspace(60, 200, WIDTH, dtype=np.uint8)[None, :]
+        patch = slice(0, WIDTH // 2) if index < self.frames // 2 else slice(WIDTH // 2, WIDTH)
+        image[:, patch] = (0, 177, 64)
+        return image
+
+    def __enter__(self) -> _GreenPatchSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def __iter__(self):
+        from fractions import Fraction
+
+        from streamer.frames import Frame
+
+        for index in range(self.frames):
+            yield Frame(index, self.image(index), pts=index, time_base=Fraction(1, 12))
+
+
+def test_a_chroma_keyed_live_stream_switches_regions_where_the_key_is(
+    tmp_path, styles, stylizer
+) -> None:
+    from streamer.live import LiveConfig, run_live
+
+    source = _GreenPatchSource()
+    record = tmp_path / "live.mp4"
+    config = LiveConfig(
+        source="synthetic", styles=(styles[0],), zmq=None, record=str(record), control=None,
+        status_interval_s=0, device="cpu",
+    )  # fmt: skip
+    plan = RegionPlan((RegionSpec(style=styles[1], key="green"),))
+    result = run_live(config, stylizer=stylizer, source=source, regions=plan)
+    assert result.stats.frames_out == source.frames
+    warm = FrameStylizer(stylizer.model, stylizer.config)
+    warm.set_style(styles[0])
+    cold = FrameStylizer(stylizer.model, stylizer.config)
+    cold.set_style(styles[1])
+    for index, frame in enumerate(frame_arrays(record)):
+        image = source.image(index)
+        keyed_left = index < source.frames // 2
+        # the keyed half looks like the region's (cold) style, the rest like the default (warm)
+        first, second = (cold(image), warm(image)) if keyed_left else (warm(image), cold(image))
+        frame = frame.astype(float)
+        for part, match, other in (
+            (slice(0, 24), first, second),
+            (slice(72, WIDTH), second, first),
+        ):
+            near = np.abs(frame[:, part] - match[:, part]).mean()
+            far = np.abs(frame[:, part] - other[:, part]).mean()
+            assert near < 3 and far > 3 * near, (index, near, far)

@@ -14,6 +14,7 @@ from typing import Any
 
 from adaattn_video.errors import StylestreamError
 from streamer.cli import ReplaceAppend, add_config_option
+from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import float_list, parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.sinks.zmq import DEFAULT_ENDPOINT
@@ -137,6 +138,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between status lines (0: none)",
     )  # fmt: skip
     run.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    add_region_options(parser)
     add_config_option(parser)
 
 
@@ -186,6 +188,9 @@ def run_live_command(args: argparse.Namespace) -> int:
     from streamer.live import run_live
     from streamer.pipeline import PipelineUserError
 
+    regions = regions_from_args(args, sequences=False)  # still masks or chroma keys
+    if regions is not None and not args.style:
+        args.style = list(regions.default_styles)
     config = live_config_from_args(args)
 
     def announce(info: dict[str, Any]) -> None:
@@ -202,7 +207,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         print("stylestream live: " + "; ".join(parts), file=sys.stderr, flush=True)
 
     try:
-        result = run_live(config, on_ready=announce)
+        result = run_live(config, on_ready=announce, regions=regions)
     except PipelineUserError as err:
         raise err.error from err  # one line: the source's own message (stream lost, camera...)
     print(result.summary())
