@@ -306,3 +306,14 @@ def test_a_chroma_keyed_live_stream_switches_regions_where_the_key_is(
             near = np.abs(frame[:, part] - match[:, part]).mean()
             far = np.abs(frame[:, part] - other[:, part]).mean()
             assert near < 3 and far > 3 * near, (index, near, far)
+
+
+def test_bench_regions_prints_both_forms_and_the_ratio(capsys) -> None:
+    args = ["bench", "regions", "--size", "64x32", "--style-size", "32", "--repeats", "1"]
+    assert main([*args, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| plain") and rows[2].startswith("| 2 regions")
+    plain, regions = (float(row.split("|")[2]) for row in rows[1:3])
+    ratio = float(rows[2].split("|")[3].strip().rstrip("x"))
+    assert plain > 0 and regions > 0 and ratio == pytest.approx(regions / plain, abs=0.01)
