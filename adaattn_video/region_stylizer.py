@@ -19,13 +19,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adaattn_video.model import StyleFeatures
+from adaattn_video.model import StyleFeatures, StyleTransferModel
 from adaattn_video.regions import (
     UNCOVERED,
     RegionError,
@@ -33,7 +34,13 @@ from adaattn_video.regions import (
     encode_masked_style,
     stylize_regions,
 )
-from adaattn_video.stylizer import FrameStylizer, StyleImage, to_image_tensor
+from adaattn_video.stylizer import (
+    ActiveStyle,
+    FrameStylizer,
+    StyleImage,
+    StylizerConfig,
+    to_image_tensor,
+)
 
 MaskFunction = Callable[[Tensor, int], Tensor]
 
@@ -107,11 +114,11 @@ class RegionStylizer:
         return self.stylizer.device
 
     @property
-    def config(self):
+    def config(self) -> StylizerConfig:
         return self.stylizer.config
 
     @property
-    def model(self):
+    def model(self) -> StyleTransferModel:
         return self.stylizer.model
 
     @property
@@ -123,10 +130,10 @@ class RegionStylizer:
         self.stylizer.alpha = value
 
     @property
-    def style(self):
+    def style(self) -> ActiveStyle:
         return self.stylizer.style
 
-    def set_style(self, *args, **kwargs):
+    def set_style(self, *args: Any, **kwargs: Any) -> ActiveStyle:
         """Replace the default style (see :meth:`FrameStylizer.set_style`)."""
         return self.stylizer.set_style(*args, **kwargs)
 
@@ -150,11 +157,14 @@ class RegionStylizer:
             self._regions = regions
 
     # -- frames -----------------------------------------------------------------------------
-    def masks(self, content: Tensor, first_index: int) -> Tensor:
-        """(B, R, H, W) float32 content masks of the regions for ``content`` (B, 3, H, W)."""
+    def masks(
+        self, content: Tensor, first_index: int, regions: Sequence[Region] | None = None
+    ) -> Tensor:
+        """(B, R, H, W) float32 content masks of ``regions`` (default: the current ones) for
+        ``content`` (B, 3, H, W)."""
         b, _, h, w = content.shape
         out = []
-        for region in self._regions:
+        for region in self._regions if regions is None else regions:
             mask = region.mask(content, first_index)
             if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] not in (1, b):
                 raise ValueError(
@@ -181,8 +191,8 @@ class RegionStylizer:
         if first_index is None:
             first_index = self.frames_done
         self.frames_done = first_index + content.shape[0]
-        regions = self._regions
-        masks = self.masks(content, first_index)
+        regions = self._regions  # one consistent set for the batch, even if replaced meanwhile
+        masks = self.masks(content, first_index, regions)
         padded, (h, w) = stylizer._pad(content)
         masks = F.pad(masks, (0, padded.shape[-1] - w, 0, padded.shape[-2] - h), mode="replicate")
         out = stylize_regions(

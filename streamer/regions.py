@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import Tensor
+
 from adaattn_video.errors import ImageReadError
 from adaattn_video.image_io import read_image
 from adaattn_video.region_stylizer import (
@@ -168,6 +170,6 @@ class RegionPlan:
         return StillMask(spec.mask, spec.invert)
 
 
-def _check_not_empty(mask, path: str | Path, what: str) -> None:
+def _check_not_empty(mask: Tensor, path: str | Path, what: str) -> None:
     if float(mask.max()) <= 0.0:
         raise MaskError(f"{what} {path} has no white pixel: it would select nothing")
