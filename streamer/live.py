@@ -40,6 +40,7 @@ from streamer.endpoints import check_bind_endpoint
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig
+from streamer.regions import RegionPlan
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
 from streamer.sources import LiveOptions, open_source
 from streamer.stats import (
@@ -262,6 +263,7 @@ def run_live(
     on_ready: Hook | None = None,
     print_status: Callable[[str], None] | None = None,
     stop_event: threading.Event | None = None,
+    regions: RegionPlan | None = None,
 ) -> LiveResult:
     """Run a live stream until the source ends, ``config.seconds`` pass, ``stop_event`` is
     set, or Ctrl-C; returns what happened.
@@ -269,11 +271,14 @@ def run_live(
     ``stylizer`` / ``source``: use these instead of building them from ``config`` (tests,
     benchmarks). ``on_ready(info)`` is called once the publisher and control endpoints are bound
     (``info["zmq"]``, ``info["control"]``: the real endpoints, e.g. for ``:*`` ports).
-    ``print_status``: where status lines go (default: the log at INFO).
+    ``print_status``: where status lines go (default: the log at INFO). ``regions``: a style
+    per region (still masks or chroma keys; the stylizer's style is the default style).
     """
     interrupts.check()  # a Ctrl-C that some C code swallowed during start-up
     source = source if source is not None else open_source(config.source, live=live_options(config))
     with source:  # open (and fail) before the model loads: mistakes should cost nothing
+        if regions is not None:
+            stylizer = regions.attach(stylizer or build_stylizer(config))
         return _run_opened(config, source, stylizer, on_ready, print_status, stop_event)
 
 

@@ -25,6 +25,7 @@ from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError
+from streamer.regions import RegionPlan
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
 from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig, VideoEncoderConfig
@@ -159,12 +160,14 @@ def render(
     progress: bool = True,
     stylizer: FrameStylizer | None = None,
     monitor: Monitor | None = None,
+    regions: RegionPlan | None = None,
 ) -> RenderResult:
     """Render ``config.input`` into ``config.output``; returns what was done.
 
     ``progress`` shows a tqdm bar on stderr. ``stylizer`` replaces the model loading (tests,
     benchmarks). When interrupted (SIGINT/SIGTERM) the output is finalized and the result says
-    so (``interrupted_by``); errors raise after every output was closed.
+    so (``interrupted_by``); errors raise after every output was closed. ``regions`` (checked
+    with :meth:`~streamer.regions.RegionPlan.check`) gives regions their own styles.
 
     Raises:
         StylestreamError subclasses for user mistakes (missing input, existing output, unknown
@@ -211,6 +214,12 @@ def render(
                 )
             )
             stylizer = build_stylizer(config, device)
+        if regions is not None:  # mask sequences are cut like the input: frame i uses mask i
+            rate = info.frame_rate or config.fps
+            stylizer = regions.attach(
+                stylizer, start_s=config.start_s, duration_s=config.duration_s,
+                fps=None if rate is None else float(rate),
+            )  # fmt: skip
         bar = _progress_bar(info.expected_frames, enabled=progress)
 
         def on_stats(snapshot: StatsSnapshot) -> None:

@@ -18,6 +18,7 @@ from adaattn_video.settings import StylizerSpec, check_alpha, check_style_weight
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
+from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.guard import command_inputs, refuse_overlap
@@ -55,6 +56,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument_group("live"), LiveConfig, skip=known_keys(StylizerSpec),
         defaults={"control": DEFAULT_CONTROL_ENDPOINT},
     )  # fmt: skip
+    add_region_options(parser)
     add_config_option(parser)
 
 
@@ -70,6 +72,9 @@ def run_live_command(args: argparse.Namespace) -> int:
     from streamer.live import run_live
     from streamer.pipeline import PipelineUserError
 
+    regions = regions_from_args(args, sequences=False)  # still masks or chroma keys
+    if regions is not None and not args.style:
+        args.style = list(regions.default_styles)
     config = live_config_from_args(args)
     if config.record:  # the other inputs (source, styles, weights): in run_live()
         refuse_overlap(config.record, command_inputs(args.config, config.curve_keys_dir))
@@ -88,7 +93,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         print("stylestream live: " + "; ".join(parts), file=sys.stderr, flush=True)
 
     try:
-        result = run_live(config, on_ready=announce)
+        result = run_live(config, on_ready=announce, regions=regions)
     except PipelineUserError as err:
         raise err.error from err  # one line: the source's own message (stream lost, camera...)
     print(result.summary())

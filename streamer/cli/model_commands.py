@@ -22,6 +22,7 @@ from adaattn_video.weights import download_published, import_weights
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
+from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import positive_int, wh_arg
 from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
 
@@ -67,6 +68,9 @@ def run_image(args: argparse.Namespace) -> int:
         raise UsageError(
             f"-o {output}: unknown image type {output.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
+    regions = regions_from_args(args, sequences=False)  # masks checked before the model loads
+    if regions is not None and not args.style:
+        args.style = list(regions.default_styles)
     spec = options_config(StylizerSpec, args)
     if not spec.styles:
         raise UsageError("expected at least one --style IMAGE (or a style list in --config)")
@@ -77,6 +81,8 @@ def run_image(args: argparse.Namespace) -> int:
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
     start = time.perf_counter()
     stylizer = open_stylizer(spec)
+    if regions is not None:
+        stylizer = regions.attach(stylizer)
     out = stylizer(content.permute(1, 2, 0))  # (H, W, 3) uint8 tensor
     elapsed = time.perf_counter() - start
     with atomic_output(output) as partial:  # an older OUT stays until the new one is complete
@@ -273,6 +279,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "style_size": "resize styles to this longer side (default: native size)",
         },
     )  # fmt: skip
+    add_region_options(image)
     image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
     image.add_argument("--overwrite", action="store_true", help="replace an existing output")
     add_config_option(image)

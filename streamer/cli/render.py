@@ -15,6 +15,7 @@ from adaattn_video.settings import DEVICE_HELP, StylizerSpec
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
+from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import typed_value, wh_arg
 from streamer.guard import refuse_overlap
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
@@ -48,6 +49,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=True,
         help="show a progress bar (default on)",
     )  # fmt: skip
+    add_region_options(parser)
     add_config_option(parser)
 
 
@@ -65,9 +67,12 @@ def exit_code(result: RenderResult) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    regions = regions_from_args(args, input_uri=typed_value(args, "input", str, optional=True))
+    if regions is not None and not args.style:
+        args.style = list(regions.default_styles)
     config = config_from_args(args)
     refuse_overlap(config.output, [args.config])  # the other inputs: in render()
-    result = render(config, progress=typed_value(args, "progress", bool))
+    result = render(config, progress=typed_value(args, "progress", bool), regions=regions)
     print(result.summary())
     if result.interrupted_by:
         print(

@@ -1,0 +1,507 @@
+"""Spatial control: different styles for different regions of a frame (masked AdaAttN).
+
+Regions ``r = 1..R`` each have a content mask ``w_r`` (soft, in [0, 1], one value per content
+position) and a style (an image, optionally with a style mask ``m_r`` that selects part of it).
+A content position attends only to the style positions of its region:
+
+* cosine (video model), linear time: the scores ``relu(q.k_j + 1)`` are linear in ``k_j``, so the
+  region's attention is the style sums of :class:`~adaattn_video.attention.CosineStyleSums` with
+  every style position weighted by ``m_j``: ``sum_j m_j [1, V_j, V_j^2]`` and
+  ``sum_j m_j k_j [1, V_j, V_j^2]^T``. No Nc x Ns matrix; the cost per frame does not depend on
+  the masks.
+* softmax (image model), exact and fused: ``softmax_j(q.k_j + log m_j)``, i.e. ``m_j exp(q.k_j)``
+  normalised. Style positions with ``m_j = 0`` are dropped (gathered out) once per style; a soft
+  rest enters ``scaled_dot_product_attention`` as an additive float mask, in bounded query blocks.
+
+Per content position the region results are blended: ``mean = sum_r W_r mean_r`` and
+``std = sum_r W_r std_r`` (blending the statistics is exactly blending the AdaAttN outputs
+``std * norm(content) + mean``, so soft masks feather edges). Positions covered by no mask (the
+weight ``1 - sum_r w_r``) get the default of :data:`Uncovered`:
+
+* ``"style"`` (the default): the unmasked default style (the command's global style, or the
+  first region's whole style image);
+* ``"content"``: the content itself (the decoder input is ``a * stylized + (1 - a) * content``
+  with ``a = min(1, sum_r w_r)`` per position, like a per-position ``alpha``).
+
+Where masks overlap (``sum_r w_r > 1``) the weights are divided by their sum.
+
+Masks reach the attention levels by area averaging (a level cell's weight is the mean of the
+mask over the frame pixels it covers), so a cell fully inside a hard mask has weight exactly 1.
+
+The quadratic references are written like the official AdaAttN spatial-control demo
+(``user_specify_demo.py``): one score matrix whose masked entries are filled with -1e15.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from adaattn_video.attention import (
+    MAX_SCORES_PER_CALL,
+    AdaAttN,
+    CosineStyleSums,
+    SoftmaxStyleState,
+    StyleState,
+    _no_autocast,
+    cosine_attention_stats,
+    softmax_attention_stats,
+    unit_positions,
+)
+from adaattn_video.errors import StylestreamError
+from adaattn_video.functional import EPS, mean_variance_norm
+from adaattn_video.model import (
+    ImageAdaAttN,
+    StyleFeatures,
+    StyleTransferModel,
+    VideoAdaAttN,
+    _check_images,
+    _keys,
+)
+
+Uncovered = Literal["style", "content"]
+UNCOVERED: tuple[str, ...] = ("style", "content")
+
+# The official demo's fill value for masked scores: far below any real score, yet finite, so a
+# row with every score masked still gives numbers (it never happens here: empty masks are refused).
+MASKED_SCORE = -1e15
+
+
+class RegionError(StylestreamError, ValueError):
+    """Regions that cannot be used: an empty mask, a region without a style, mismatched sizes."""
+
+
+@dataclass(frozen=True)
+class MaskedSoftmaxState:
+    """Softmax style state restricted by a soft style mask.
+
+    Attributes:
+        key: (S, d, Ns') projected style keys of the positions with mask > 0.
+        value: (S, C, Ns') their values.
+        log_weight: (S, 1, Ns') ``log m_j`` of those positions, added to the scores.
+    """
+
+    key: Tensor
+    value: Tensor
+    log_weight: Tensor
+
+
+RegionState = StyleState | MaskedSoftmaxState
+
+
+# -- style side -------------------------------------------------------------------------------
+def masked_cosine_sums(key: Tensor, value: Tensor, weight: Tensor | None) -> CosineStyleSums:
+    """Cosine style sums with every style position weighted by its style-mask value.
+
+    Args:
+        key: (S, d, Ns) projected style keys; value: (S, C, Ns); weight: (S, 1, Ns) in [0, 1]
+            or None (= all ones, the unmasked sums).
+    """
+    if weight is None:
+        return CosineStyleSums.from_style(key, value)
+    k = unit_positions(key.float())
+    v = value.float()
+    columns = torch.cat([torch.ones_like(v[:, :1]), v, v * v], dim=1) * weight.float()
+    return CosineStyleSums(
+        bias=columns.sum(dim=2).unsqueeze(1), weight=torch.bmm(k, columns.transpose(1, 2))
+    )
+
+
+def masked_softmax_state(
+    key: Tensor, value: Tensor, weight: Tensor | None
+) -> SoftmaxStyleState | MaskedSoftmaxState:
+    """Softmax style state of the positions with ``weight > 0`` (gathered: cheaper attention);
+    a plain :class:`SoftmaxStyleState` when every kept weight is 1 (a hard mask at this level).
+    key (1, d, Ns), value (1, C, Ns), weight (1, 1, Ns) or None."""
+    key, value = key.float(), value.float()
+    if weight is None:
+        return SoftmaxStyleState(key, value)
+    if weight.shape[0] != 1:
+        raise ValueError(f"one style image per region, got a batch of {weight.shape[0]}")
+    keep = weight[0, 0] > 0
+    key, value, kept = key[..., keep], value[..., keep], weight.float()[..., keep]
+    if bool((kept == 1).all()):
+        return SoftmaxStyleState(key.contiguous(), value.contiguous())
+    return MaskedSoftmaxState(key.contiguous(), value.contiguous(), kept.log().contiguous())
+
+
+def masked_style_state(kind: str, key: Tensor, value: Tensor, weight: Tensor | None) -> RegionState:
+    """The style state of one level for attention ``kind`` restricted by ``weight`` (1, 1, Ns)."""
+    if kind == "cosine":
+        return masked_cosine_sums(key, value, weight)
+    return masked_softmax_state(key, value, weight)
+
+
+def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, K, H, W) masks -> (B, K, h, w) by area averaging (exact 1 inside a hard mask)."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask.float()
+    return F.interpolate(mask.float(), size=size, mode="area")
+
+
+@torch.no_grad()
+def encode_masked_style(
+    model: StyleTransferModel, style: Tensor, style_mask: Tensor | None = None
+) -> StyleFeatures:
+    """Like :meth:`StyleTransferModel.encode_style`, restricted to the style positions of
+    ``style_mask``.
+
+    Args:
+        style: (1, 3, Hs, Ws) in [0, 1], sides multiples of the model's size multiple.
+        style_mask: (1, 1, Hs, Ws) in [0, 1] (white = use), or None for the whole image.
+
+    Raises:
+        RegionError: the mask selects nothing at some attention level.
+    """
+    _check_images(style, "style")
+    if style_mask is not None and (
+        style_mask.ndim != 4 or style_mask.shape[:2] != (1, 1)
+        or style_mask.shape[-2:] != style.shape[-2:]
+    ):  # fmt: skip
+        raise ValueError(
+            f"style_mask must be (1, 1, {style.shape[-2]}, {style.shape[-1]}), "
+            f"got {tuple(style_mask.shape)}"
+        )
+    taps = model.encoder(model._input(style))
+    states = []
+    for level, attn in model.attention_levels().items():
+        weight = None
+        if style_mask is not None:
+            weight = resize_mask(style_mask, tuple(taps[level].shape[-2:])).flatten(2)
+            if not bool((weight > 0).any()):
+                raise RegionError(
+                    f"the style mask selects no part of the style at {level} "
+                    f"({taps[level].shape[-1]}x{taps[level].shape[-2]}); give a mask with more "
+                    "white (at least a few pixels per 16x16 block)"
+                )
+        with _no_autocast(style):
+            key = attn.g(_keys(taps, level).float()).flatten(2)
+            value = attn.h(taps[level].float()).flatten(2)
+            states.append(masked_style_state(attn.kind, key, value, weight))
+    return tuple(states)
+
+
+# -- content side -----------------------------------------------------------------------------
+def masked_softmax_attention_stats(
+    query: Tensor, state: SoftmaxStyleState | MaskedSoftmaxState
+) -> tuple[Tensor, Tensor]:
+    """Exact softmax attention mean/std (B, C, Nc) with the style restricted by ``state``.
+
+    A :class:`SoftmaxStyleState` (whole style or a hard mask, gathered) goes to the fused
+    :func:`~adaattn_video.attention.softmax_attention_stats`. A soft mask is an additive float
+    ``attn_mask`` of ``scaled_dot_product_attention`` (no Nc x Ns matrix in its fused kernels;
+    queries in blocks of at most ``MAX_SCORES_PER_CALL / Ns`` where it falls back to the matrix).
+    """
+    b = query.shape[0]
+    key, value = state.key, state.value
+    if key.shape[0] != b:
+        key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
+    if isinstance(state, SoftmaxStyleState):
+        return softmax_attention_stats(query, key, value)
+    c = value.shape[1]
+    v = value.float()
+    both = torch.cat([v, v * v], dim=1)  # (B, 2C, Ns)
+    q, k = query.float(), key.float()
+    width = max(q.shape[1], both.shape[1])
+    q, k, both = (F.pad(t, (0, 0, 0, width - t.shape[1])) for t in (q, k, both))
+    q, k, both = (t.transpose(1, 2).unsqueeze(1).contiguous() for t in (q, k, both))
+    mask = state.log_weight.float().unsqueeze(1)  # (S, 1, 1, Ns)
+    if mask.shape[0] != b:
+        mask = mask.expand(b, -1, -1, -1)
+    block = max(1, MAX_SCORES_PER_CALL // (b * k.shape[2]))
+    out = torch.cat(
+        [
+            F.scaled_dot_product_attention(
+                q_block, k, both, attn_mask=mask.expand(-1, -1, q_block.shape[2], -1), scale=1.0
+            )
+            for q_block in q.split(block, dim=2)
+        ],
+        dim=2,
+    ).squeeze(1)  # (B, Nc, width)
+    mean, second = out[..., :c], out[..., c : 2 * c]
+    std = torch.relu(second - mean * mean).sqrt()
+    return mean.transpose(1, 2).contiguous(), std.transpose(1, 2).contiguous()
+
+
+def region_stats(query: Tensor, state: RegionState) -> tuple[Tensor, Tensor]:
+    """Mean and std (B, C, Nc) of one region's (masked) style for queries (B, d, Nc)."""
+    if isinstance(state, CosineStyleSums):
+        return cosine_attention_stats(query, state)
+    return masked_softmax_attention_stats(query, state)
+
+
+def blend_weights(masks: Tensor, uncovered: Uncovered = "style") -> tuple[Tensor, Tensor]:
+    """Per-position weights of [default, region 1, ..., region R] and the stylized coverage.
+
+    Args:
+        masks: (B, R, h, w) content masks in [0, 1] at one level.
+        uncovered: what positions covered by no mask get (see the module docstring).
+
+    Returns:
+        weights (B, 1 + R, h, w) summing to 1 at every position, and coverage (B, 1, h, w) =
+        ``min(1, sum_r w_r)`` (the per-position alpha of ``uncovered="content"``).
+    """
+    if uncovered not in UNCOVERED:
+        raise ValueError(f"uncovered must be one of {UNCOVERED}, got {uncovered!r}")
+    masks = masks.float().clamp(0.0, 1.0)
+    total = masks.sum(dim=1, keepdim=True)
+    if uncovered == "style":
+        regions = masks / total.clamp(min=1.0)
+    else:  # the regions share the stylized part; the content fills the rest (decoder side)
+        regions = torch.where(total > 0, masks / total.clamp(min=EPS), torch.zeros_like(masks))
+    default = (1.0 - regions.sum(dim=1, keepdim=True)).clamp(min=0.0)
+    return torch.cat([default, regions], dim=1), total.clamp(max=1.0)
+
+
+def region_attention_stats(
+    query: Tensor, states: Sequence[RegionState], weights: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Blended masked attention statistics.
+
+    Args:
+        query: (B, d, Nc) projected content keys.
+        states: K style states (masked or not).
+        weights: (B, K, Nc) blend weights (each position's sum is 1).
+
+    Returns:
+        mean, std: (B, C, Nc) float32 = sum_k weights_k * stats_k. A state is evaluated only at
+        the positions where some frame of the batch gives it weight (nothing for a region that
+        is absent from the batch).
+    """
+    if weights.shape[1] != len(states):
+        raise ValueError(f"expected {len(states)} weight maps, got {weights.shape[1]}")
+    if all(isinstance(state, CosineStyleSums) for state in states):
+        return _cosine_region_stats(query, states, weights)  # type: ignore[arg-type]
+    mean = std = None
+    for state, weight in zip(states, weights.float().unbind(1), strict=True):
+        used = (weight > 0).any(dim=0)  # (Nc,)
+        if not bool(used.any()):
+            continue
+        everywhere = bool(used.all())
+        q = query if everywhere else query[..., used]
+        m, s = region_stats(q, state)
+        if mean is None:
+            b, c = q.shape[0], m.shape[1]
+            mean = query.new_zeros((b, c, query.shape[-1]), dtype=torch.float32)
+            std = torch.zeros_like(mean)
+        w = weight.unsqueeze(1) if everywhere else weight[:, used].unsqueeze(1)
+        if everywhere:
+            mean += w * m
+            std += w * s
+        else:
+            mean[..., used] += w * m
+            std[..., used] += w * s
+    if mean is None:
+        raise RegionError("every blend weight is zero: nothing to stylize with")
+    return mean, std
+
+
+def _cosine_region_stats(
+    query: Tensor, states: Sequence[CosineStyleSums], weights: Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`region_attention_stats` for cosine sums, position-major: the unit queries are
+    computed once and each region's rows gathered (contiguous), so regions cost little more
+    than one unmasked frame. Same formula as :func:`cosine_attention_stats`."""
+    q = unit_positions(query.float()).transpose(1, 2).contiguous()  # (B, Nc, d)
+    b, nc = q.shape[:2]
+    c = states[0].channels
+    mean = q.new_zeros((b, nc, c))
+    std = torch.zeros_like(mean)
+    for state, weight in zip(states, weights.float().unbind(1), strict=True):
+        used = (weight > 0).any(dim=0)
+        if not bool(used.any()):
+            continue
+        rows = None if bool(used.all()) else used.nonzero().squeeze(1)
+        q_r, w_r = (q, weight) if rows is None else (q[:, rows], weight[:, rows])
+        out = torch.baddbmm(state.bias.expand(b, -1, -1), q_r, state.weight.expand(b, -1, -1))
+        moments = out[..., 1:] / (out[..., :1] + EPS)  # (B, n, 2C): [M, E[V^2]]
+        m, second = moments[..., :c], moments[..., c:]
+        s = torch.relu(second - m * m).sqrt()
+        w_r = w_r.unsqueeze(-1)
+        if rows is None:
+            mean += w_r * m
+            std += w_r * s
+        else:
+            mean[:, rows] += w_r * m
+            std[:, rows] += w_r * s
+    if not bool((weights > 0).any()):
+        raise RegionError("every blend weight is zero: nothing to stylize with")
+    return mean.transpose(1, 2), std.transpose(1, 2)
+
+
+def region_adaattn(
+    attn: AdaAttN,
+    content: Tensor,
+    content_key: Tensor,
+    states: Sequence[RegionState],
+    weights: Tensor,
+) -> Tensor:
+    """One AdaAttN level with regions: content (B, C, h, w), content_key (B, d, h, w),
+    weights (B, K, h, w) -> (B, C, h, w) float32 = std * norm(content) + mean."""
+    b, c, h, w = content.shape
+    with _no_autocast(content):
+        query = attn.f(content_key.float()).flatten(2)
+        mean, std = region_attention_stats(query, states, weights.flatten(2))
+        return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
+
+
+def _content_features(model: StyleTransferModel, taps: dict[str, Tensor]) -> list[Tensor]:
+    """The decoder inputs that decode the content itself (what ``alpha = 0`` decodes)."""
+    if isinstance(model, VideoAdaAttN):
+        return [taps["relu3_1"].float()]
+    if isinstance(model, ImageAdaAttN):
+        return [taps["relu4_1"], taps["relu3_1"].float()]
+    raise TypeError(f"regions need a VideoAdaAttN or ImageAdaAttN, got {type(model).__name__}")
+
+
+@torch.no_grad()
+def stylize_regions(
+    model: StyleTransferModel,
+    content: Tensor,
+    default: Sequence[StyleFeatures],
+    default_weights: Sequence[float],
+    regions: Sequence[StyleFeatures],
+    masks: Tensor,
+    *,
+    uncovered: Uncovered = "style",
+    alpha: float = 1.0,
+) -> Tensor:
+    """Encoder -> per-level region attention -> decoder, reusing ``model``'s parts.
+
+    Args:
+        content: (B, 3, H, W) in [0, 1], sides multiples of ``model.size_multiple``.
+        default: the default style (one or a weighted mix, ``default_weights`` summing to 1),
+            used where the masks leave weight over (``uncovered="style"``); with
+            ``"content"`` it only fills positions the decoder then takes from the content.
+        regions: R style features (from :func:`encode_masked_style` or ``encode_style``).
+        masks: (B, R, H, W) content masks in [0, 1] at the content's size.
+        alpha: content strength as in :meth:`StyleTransferModel.stylize`.
+
+    Returns:
+        (B, 3, H, W) in the model's compute dtype, not clamped. The encoder, its keys and the
+        content normalisation never depend on the masks: with hard masks, a pixel of region r
+        farther from the mask edges than the decoder's receptive field equals stylizing the
+        whole frame with region r's style alone.
+    """
+    _check_images(content, "content")
+    if masks.ndim != 4 or masks.shape[0] != content.shape[0] or masks.shape[1] != len(regions):
+        raise ValueError(
+            f"masks must be (B={content.shape[0]}, R={len(regions)}, H, W), "
+            f"got {tuple(masks.shape)}"
+        )
+    if masks.shape[-2:] != content.shape[-2:]:
+        raise ValueError(
+            f"masks {tuple(masks.shape[-2:])} must have the content's size {tuple(content.shape[-2:])}"
+        )
+    if len(default) != len(default_weights) or not default:
+        raise ValueError("expected one weight per default style, and at least one style")
+    taps = model.encoder(model._input(content))
+    outs = []
+    for index, (level, attn) in enumerate(model.attention_levels().items()):
+        level_masks = resize_mask(masks, tuple(taps[level].shape[-2:]))
+        weights, _ = blend_weights(level_masks, uncovered)
+        base, region_weights = weights[:, :1], weights[:, 1:]
+        states = [style[index] for style in default] + [style[index] for style in regions]
+        mixed = torch.cat([base * float(w) for w in default_weights] + [region_weights], dim=1)
+        outs.append(region_adaattn(attn, taps[level], _keys(taps, level), states, mixed))
+    features = model._combine(outs)
+    if uncovered == "style":
+        return model._decode(taps, features, alpha)
+    blended = []
+    for stylized, plain in zip(features, _content_features(model, taps), strict=True):
+        _, coverage = blend_weights(resize_mask(masks, tuple(stylized.shape[-2:])), uncovered)
+        a = coverage * alpha
+        blended.append(a * stylized.float() + (1.0 - a) * plain.float())
+    return model._decode(taps, blended, 1.0)
+
+
+# -- quadratic references ---------------------------------------------------------------------
+def _scores(kind: str, query: Tensor, key: Tensor) -> Tensor:
+    if kind == "cosine":
+        return (
+            torch.bmm(unit_positions(query.float()).transpose(1, 2), unit_positions(key.float()))
+            + 1.0
+        )
+    return torch.bmm(query.float().transpose(1, 2), key.float())
+
+
+def _stats_from_attention(attn: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    v = value.float().transpose(1, 2)
+    mean = torch.bmm(attn, v)
+    std = torch.relu(torch.bmm(attn, v * v) - mean * mean).sqrt()
+    return mean.transpose(1, 2), std.transpose(1, 2)
+
+
+def demo_masked_attention_stats_quadratic(
+    kind: str,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    content_masks: Sequence[Tensor],
+    style_masks: Sequence[Tensor],
+) -> tuple[Tensor, Tensor]:
+    """Reference written like the official demo: ONE style image, hard mask pairs.
+
+    Args:
+        query (B, d, Nc), key (B, d, Ns), value (B, C, Ns); content_masks[r] (B, Nc) and
+        style_masks[r] (B, Ns) in {0, 1}. Content positions in content mask r may attend only to
+        the style positions in style mask r (their other scores are filled with -1e15); content
+        positions in no mask attend to the whole style.
+
+    Returns:
+        mean, std (B, C, Nc) from the full (Nc, Ns) score matrix.
+    """
+    scores = _scores(kind, query, key)
+    for content_mask, style_mask in zip(content_masks, style_masks, strict=True):
+        outside = torch.bmm(
+            content_mask.float().unsqueeze(2), (1.0 - style_mask.float()).unsqueeze(1)
+        )
+        scores = scores.masked_fill(outside.bool(), MASKED_SCORE)
+    if kind == "cosine":
+        scores = torch.relu(scores)
+        attn = scores / (scores.sum(dim=-1, keepdim=True) + EPS)
+    else:
+        attn = torch.softmax(scores, dim=-1)
+    return _stats_from_attention(attn, value)
+
+
+def region_attention_stats_quadratic(
+    kind: str,
+    query: Tensor,
+    keys: Sequence[Tensor],
+    values: Sequence[Tensor],
+    style_weights: Sequence[Tensor | None],
+    weights: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Reference of :func:`region_attention_stats` with full score matrices, any masks.
+
+    For state k with style keys (1, d, Ns_k), values (1, C, Ns_k) and style weights m (1, Ns_k)
+    (None = all ones): cosine attention ``m_j relu(q.k_j + 1) / (sum + 1e-5)``, softmax
+    ``softmax_j(q.k_j)`` with the scores of ``m_j = 0`` filled with -1e15 and ``log m_j`` added
+    to the rest. Then ``mean = sum_k weights_k mean_k`` (same for std); weights (B, K, Nc).
+    """
+    b = query.shape[0]
+    mean = std = 0.0
+    for k_index, (key, value, m) in enumerate(zip(keys, values, style_weights, strict=True)):
+        key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
+        scores = _scores(kind, query, key)
+        if kind == "cosine":
+            scores = torch.relu(scores)
+            if m is not None:
+                scores = scores * m.float().unsqueeze(1)
+            attn = scores / (scores.sum(dim=-1, keepdim=True) + EPS)
+        else:
+            if m is not None:
+                m = m.float().unsqueeze(1).expand_as(scores)
+                scores = (scores + m.clamp(min=1e-30).log()).masked_fill(m == 0, MASKED_SCORE)
+            attn = torch.softmax(scores, dim=-1)
+        m_k, s_k = _stats_from_attention(attn, value)
+        w = weights[:, k_index].float().unsqueeze(1)
+        mean = mean + w * m_k
+        std = std + w * s_k
+    return mean, std

@@ -1,0 +1,198 @@
+"""``--region`` / ``--uncovered`` options of ``image`` and ``render``, and ``bench regions``.
+
+A region on the command line is ``KEY=VALUE`` pairs separated by commas::
+
+    --region style=wave.jpg,mask=person.png --region style=udnie.jpg,mask=person.png,invert=1
+
+and in a ``--config`` YAML file a list under ``region:`` of the same strings or of mappings::
+
+    region:
+      - {style: wave.jpg, mask: person.png}
+      - {style: udnie.jpg, mask: person.png, invert: true}
+
+Keys: ``style`` (required), ``mask`` (picture / mask video / frames) or ``key`` (chroma-key
+colour), ``tolerance``, ``softness``, ``invert``, ``style_mask``. Every mistake is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from adaattn_video.regions import UNCOVERED
+from streamer.cli import ReplaceAppend
+from streamer.cli.values import OptionValueError
+from streamer.regions import RegionPlan, RegionSpec
+
+_KINDS: dict[str, type] = {
+    "style": str,
+    "mask": str,
+    "key": str,
+    "tolerance": float,
+    "softness": float,
+    "invert": bool,
+    "style_mask": str,
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _value(name: str, raw: Any, where: str) -> Any:
+    kind = _KINDS[name]
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise OptionValueError(f"{where}: {name} must be 1/0 or true/false, got {raw!r}")
+    if kind is float:
+        try:
+            if isinstance(raw, bool):
+                raise TypeError
+            return float(raw)
+        except (TypeError, ValueError) as err:
+            raise OptionValueError(f"{where}: {name} must be a number, got {raw!r}") from err
+    if not isinstance(raw, (str, int, float)) or isinstance(raw, bool) or str(raw) == "":
+        raise OptionValueError(f"{where}: {name} must be a file name or text, got {raw!r}")
+    return str(raw)
+
+
+def region_from_mapping(mapping: Mapping[Any, Any], where: str) -> RegionSpec:
+    """``{style: ..., mask: ..., ...}`` -> a checked :class:`RegionSpec`."""
+    values: dict[str, Any] = {}
+    for raw_key, raw in mapping.items():
+        name = str(raw_key).strip().replace("-", "_")
+        if name not in _KINDS:
+            raise OptionValueError(
+                f"{where}: unknown key {raw_key!r}; known keys: {', '.join(_KINDS)}"
+            )
+        values[name] = _value(name, raw, where)
+    return RegionSpec(**values)
+
+
+def parse_region(text: str) -> RegionSpec:
+    """``style=wave.jpg,mask=person.png,invert=1`` -> a checked :class:`RegionSpec`."""
+    where = f"--region {text!r}"
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise OptionValueError(
+                f"{where}: expected KEY=VALUE pairs separated by commas "
+                "(e.g. style=wave.jpg,mask=person.png), got {part!r}"
+            )
+        if name.strip() in mapping:
+            raise OptionValueError(f"{where}: {name.strip()} is given twice")
+        mapping[name.strip()] = value.strip()
+    if not mapping:
+        raise OptionValueError(f"{where}: empty region; expected style=IMAGE,mask=FILE")
+    return region_from_mapping(mapping, where)
+
+
+def parse_regions(value: Any) -> tuple[RegionSpec, ...]:
+    """Flag strings, or a YAML list of strings / mappings (or one of them) -> specs."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else [value]
+    specs = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            specs.append(parse_region(item))
+        elif isinstance(item, Mapping):
+            specs.append(region_from_mapping(item, f"region {index + 1}"))
+        else:
+            raise OptionValueError(
+                f"region {index + 1}: expected style=...,mask=... or a mapping, got {item!r}"
+            )
+    return tuple(specs)
+
+
+def add_region_options(parser: argparse.ArgumentParser) -> None:
+    """``--region`` (repeatable) and ``--uncovered``."""
+    group = parser.add_argument_group("regions (spatial control)")
+    group.add_argument(
+        "--region", action=ReplaceAppend, metavar="style=IMG,mask=FILE[,invert=1]",
+        help="a style for one region: mask=PNG (white = region), a mask video or frames in step "
+        "with the input, or key=green|blue|#RRGGBB (chroma key; tolerance=, softness=); "
+        "style_mask=PNG uses part of the style; repeat for more regions",
+    )  # fmt: skip
+    group.add_argument(
+        "--uncovered", default="style", metavar="style|content",
+        help="positions covered by no region: style (default: --style, or the first region's "
+        "style) or content (left unstylized)",
+    )  # fmt: skip
+
+
+def regions_from_args(
+    args: argparse.Namespace, *, input_uri: str | None = None, sequences: bool = True
+) -> RegionPlan | None:
+    """The checked :class:`RegionPlan` of ``--region`` / ``--uncovered``, or None without
+    regions. Reads every mask and style file now (one-line errors before anything loads)."""
+    specs = parse_regions(getattr(args, "region", None))
+    uncovered = getattr(args, "uncovered", "style")
+    if not specs:
+        return None
+    if uncovered not in UNCOVERED:
+        raise OptionValueError(f"uncovered: expected {' or '.join(UNCOVERED)}, got {uncovered!r}")
+    plan = RegionPlan(specs, uncovered)
+    plan.check(input_uri=input_uri, sequences=sequences)
+    return plan
+
+
+# -- bench regions ----------------------------------------------------------------------------
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    from adaattn_video.stylizer import PRECISIONS
+    from streamer.cli.values import positive_int, wh_arg
+
+    parser.add_argument(
+        "--size", type=wh_arg, default=(360, 640), metavar="WxH", help="frame size (640x360)"
+    )
+    parser.add_argument("--regions", type=positive_int, default=2, help="regions (default 2)")
+    parser.add_argument("--style-size", type=positive_int, default=256, help="style side (256)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed frames (best of)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    parser.add_argument("--variant", choices=("video", "image"), default="video")
+    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    parser.set_defaults(func=run_bench_regions)
+
+
+def run_bench_regions(args: argparse.Namespace) -> int:
+    from adaattn_video.region_benchmark import RegionBenchConfig, run_region_benchmark
+    from adaattn_video.stylizer import resolve_device
+
+    try:
+        config = RegionBenchConfig(
+            size=args.size,
+            regions=args.regions,
+            style_size=args.style_size,
+            repeats=args.repeats,
+            device=resolve_device(args.device),
+            precision=args.precision,
+            variant=args.variant,
+        )
+    except ValueError as err:
+        raise OptionValueError(str(err)) from err
+    result = run_region_benchmark(config)
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from streamer.cli.bench import add_bench_command
+
+    add_bench_command(
+        subparsers,
+        "regions",
+        "per-frame time without regions vs with N regions (random weights, masks half/half)",
+        _configure_bench,
+    )
