@@ -20,6 +20,7 @@ from adaattn_video.assets import DEFAULT_CONTENT, DEFAULT_STYLE, content_images,
 from adaattn_video.checkpoint import load_checkpoint, read_checkpoint
 from adaattn_video.config import ModelConfig
 from adaattn_video.encoder import VGGEncoder
+from adaattn_video.errors import StylestreamError
 from adaattn_video.image_io import read_image, write_image
 from training.config import TrainConfig, TrainConfigError, load_train_config
 from training.data import DataFolderError, ImageFolder, StepSampler, VideoFramePairs, find_images
@@ -250,7 +251,7 @@ def test_encoder_weights_from_a_vgg_normalised_file(data: dict[str, Path], tmp_p
 
 
 def test_fp16_needs_cuda(data: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(TrainConfigError, match="needs a CUDA device"):
+    with pytest.raises(StylestreamError, match="needs a CUDA device"):
         Trainer(small_config(data, tmp_path, precision="fp16"))
 
 

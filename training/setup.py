@@ -26,17 +26,6 @@ INIT_STREAM = 3  # the generator stream of the initial weights (see training.dat
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """ "auto" -> "fp16" on CUDA, "fp32" on CPU; fp16 needs CUDA (its GradScaler is CUDA-only)."""
-    if precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise TrainConfigError(
-            f"precision 'fp16' needs a CUDA device, got {device}; use 'bf16' or 'fp32' on CPU"
-        )
-    return precision
-
-
 def lr_factor(config: TrainConfig, step: int) -> float:
     """Multiplier of ``config.lr`` for the step with 0-based index ``step``.
 

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from adaattn_video.checkpoint import save_checkpoint
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import resolve_precision
 from training.config import TrainConfig
 from training.data import StepSampler, TrainingSet, VideoFramePairs, build_training_set, mix_seed
 from training.distributed import (
@@ -61,7 +62,6 @@ from training.setup import (
     build_model,
     lr_factor,
     make_optimizer,
-    resolve_precision,
     trainable_parameters,
 )
 from training.state import (
@@ -131,7 +131,7 @@ class Trainer:
         self.config = config
         self.ctx = ctx or DistributedContext(device=resolve_device(config.device))
         self.device = self.ctx.device
-        self.precision = resolve_precision(config.precision, self.device)
+        self.precision = resolve_precision(config.precision, str(self.device), training=True)
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
