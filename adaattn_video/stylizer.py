@@ -99,10 +99,13 @@ class ActiveStyle:
     style_id: str
 
 
-def to_image_tensor(image: StyleImage) -> Tensor:
-    """A path, (H, W, 3) uint8 array/tensor or (3, H, W) uint8 tensor -> (3, H, W) uint8 tensor."""
+def to_image_tensor(image: StyleImage, *, max_side: int | None = None) -> Tensor:
+    """A path, (H, W, 3) uint8 array/tensor or (3, H, W) uint8 tensor -> (3, H, W) uint8 tensor.
+
+    A file is decoded at reduced scale when it is much larger than ``max_side`` (never below
+    it), so a big painting costs a fraction of its full-size memory before it is resized."""
     if isinstance(image, (str, Path)):
-        return read_image(image)
+        return read_image(image, max_side=max_side)
     tensor = (
         torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
     )
@@ -156,7 +159,7 @@ class FrameStylizer:
 
     def encode_style(self, image: StyleImage) -> StyleFeatures:
         """Encode one style image (resized to ``style_size`` when configured)."""
-        style = to_image_tensor(image).to(self.device)
+        style = to_image_tensor(image, max_side=self.config.style_size).to(self.device)
         style = style.unsqueeze(0).float().div_(255.0)
         if self.config.style_size is not None:
             h, w = style.shape[-2:]
