@@ -101,7 +101,9 @@ def stylize_per_frame(
         raise PerFrameStyleError(f"content must be (B, 3, H, W), got {tuple(content.shape)}")
     batch = content.shape[0]
     if len(styles) != batch:
-        raise PerFrameStyleError(f"expected {batch} frame styles (one per frame), got {len(styles)}")
+        raise PerFrameStyleError(
+            f"expected {batch} frame styles (one per frame), got {len(styles)}"
+        )
     taps = model.encoder(model._input(content))
     keys = {"relu3_1": _keys(taps, "relu3_1")}
     slots = max(len(style.features) for style in styles)
@@ -109,9 +111,7 @@ def stylize_per_frame(
     mixed: Tensor | None = None
     for k in range(slots):
         # Frames with fewer than k + 1 styles reuse their first style at weight 0.
-        sums = [
-            style.features[k if k < len(style.features) else 0][0] for style in styles
-        ]
+        sums = [style.features[k if k < len(style.features) else 0][0] for style in styles]
         if not all(isinstance(s, CosineStyleSums) for s in sums):
             raise PerFrameStyleError("per-frame styles need cosine style sums (video model)")
         weight = torch.tensor(

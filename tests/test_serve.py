@@ -1,0 +1,376 @@
+"""``stylestream serve``: many streams, one model. Real lavfi sources paced in real time, real
+GStreamer RTSP servers on loopback, real ZeroMQ sockets, the real (untrained) video model on
+tiny frames; the server runs in-process (its threads are inspected) and is driven over its real
+control endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+from PIL import Image
+
+from adaattn_video.checkpoint import open_model
+from streamer.cli import main
+from streamer.control import ControlError, send_command
+from streamer.frames import Frame
+from streamer.serve.config import (
+    ServeConfigError,
+    load_serve_config,
+    serve_config_from_mapping,
+)
+from streamer.serve.server import ServeResult, run_serve
+from streamer.subscriber import Subscriber
+from streamer.wire import WireFormatError, decode_frame, encode_frame, split_topic
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ANY_PORT = "tcp://127.0.0.1:*"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return open_model(None, untrained=True)
+
+
+@pytest.fixture(scope="module")
+def styles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Three small style images whose file names are their style ids."""
+    folder = tmp_path_factory.mktemp("styles")
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in ("red", "blue", "green"):
+        path = folder / f"{name}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+        out[name] = str(path)
+    return out
+
+
+def _config(streams: list[dict[str, Any]], **overrides: Any):
+    data: dict[str, Any] = dict(
+        untrained=True,
+        device="cpu",
+        precision="fp32",
+        style_size=32,
+        zmq=ANY_PORT,
+        control=ANY_PORT,
+        status_interval_s=0,
+        streams=streams,
+    )
+    data.update(overrides)
+    return serve_config_from_mapping(data)
+
+
+@contextmanager
+def serving(config, model) -> Iterator[dict[str, Any]]:
+    """Run ``serve`` in a thread; yields the ready info (+ ``result`` after the block)."""
+    info: dict[str, Any] = {}
+    ready, stop = threading.Event(), threading.Event()
+
+    def on_ready(details: dict[str, Any]) -> None:
+        info.update(details)
+        ready.set()
+
+    def target() -> None:
+        try:
+            info["result"] = run_serve(config, model=model, on_ready=on_ready, stop_event=stop)
+        except BaseException as err:  # surfaced below
+            info["error"] = err
+            ready.set()
+
+    thread = threading.Thread(target=target, name="test-serve")
+    thread.start()
+    assert ready.wait(60), "serve did not start"
+    if "error" in info:
+        raise info["error"]
+    try:
+        yield info
+    finally:
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive(), "serve did not stop"
+    if "error" in info:
+        raise info["error"]
+
+
+def _frames_by_stream(endpoint: str, seconds: float, topic: bytes = b"") -> dict[str, list]:
+    """A plain pyzmq SUB: every [topic, header, payload] message for ``seconds``."""
+    context = zmq.Context()
+    socket = context.socket(zmq.SUB)
+    socket.setsockopt(zmq.SUBSCRIBE, topic)
+    socket.setsockopt(zmq.RCVTIMEO, 200)
+    socket.connect(endpoint)
+    got: dict[str, list] = defaultdict(list)
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                parts = socket.recv_multipart()
+            except zmq.Again:
+                continue
+            assert len(parts) == 3, len(parts)
+            header = json.loads(parts[1])
+            got[parts[0].decode()].append((time.monotonic(), header))
+    finally:
+        socket.close(linger=0)
+        context.term()
+    return got
+
+
+def _wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+# -- wire and settings (fast) -----------------------------------------------------------------
+def test_topic_messages_carry_the_stream_and_live_messages_stay_version_1() -> None:
+    image = np.zeros((4, 6, 3), np.uint8)
+    frame = Frame(index=3, image=image, capture_time_s=1.0)
+    header, parts = encode_frame(frame, encoding="rgb24", style_id="wave", stream="door")
+    assert len(parts) == 3 and parts[0] == b"door"
+    assert json.loads(parts[1])["stream"] == "door" and header.stream == "door"
+    topic, rest = split_topic(parts)
+    decoded, picture = decode_frame(rest)
+    assert topic == "door" and decoded.stream == "door" and picture.shape == (4, 6, 3)
+    # live: two parts, and no "stream" key at all (its format is unchanged)
+    _, live_parts = encode_frame(frame, encoding="rgb24", style_id="wave")
+    assert len(live_parts) == 2 and "stream" not in json.loads(live_parts[0])
+    assert split_topic(live_parts) == (None, live_parts)
+    with pytest.raises(WireFormatError, match="stream name"):
+        split_topic([b"bad topic!", parts[1], parts[2]])
+
+
+def test_yaml_config_and_its_mistakes(tmp_path: Path, styles: dict[str, str]) -> None:
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        "untrained: true\nzmq: tcp://127.0.0.1:5555\ncontrol: none\nstreams:\n"
+        "  - name: door\n    source: rtsp://127.0.0.1:8554/live\n"
+        f"    style: [{styles['red']}, {styles['blue']}]\n    style_weights: [0.7, 0.3]\n"
+        "    alpha: 0.8\n    size: 96x64\n    record: door.mp4\n"
+        "  - name: lobby\n    source: lavfi:testsrc2=size=64x48:rate=15\n"
+        f"    style: {styles['green']}\n"
+    )
+    config = load_serve_config(path)
+    door, lobby = config.streams
+    assert (door.name, door.size, door.alpha, door.style_weights) == (
+        "door",
+        (64, 96),
+        0.8,
+        (0.7, 0.3),
+    )
+    assert config.control is None and lobby.styles == (styles["green"],)
+    bad = {
+        "streams:\n  - {name: a, source: x, style: s.png, colour: red}\n": "unknown key",
+        "streams:\n  - {name: 'a b', source: x, style: s.png}\n": "stream name",
+        "streams:\n  - {name: a, source: x, style: s.png}\n  - {name: a, source: y, style: s}\n": (
+            "unique"
+        ),
+        "streams:\n  - {name: a, source: x, style: s.png, alpha: 2}\n": "alpha",
+        "max_batch: 0\nstreams: []\n": "max_batch",
+        "bogus: 1\n": "unknown key",
+    }
+    for text, message in bad.items():
+        path.write_text(text)
+        with pytest.raises(ServeConfigError, match=message):
+            load_serve_config(path)
+
+
+def test_cli_settings_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "serve.yaml"
+    path.write_text("streams:\n  - {name: a, source: x, style: s.png, colour: red}\n")
+    assert main(["serve", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylestream: error:") and "colour" in err[0]
+
+
+def test_the_image_model_is_refused(styles: dict[str, str]) -> None:
+    from adaattn_video.batching import PerFrameStyleError
+    from adaattn_video.config import ModelConfig
+    from adaattn_video.model import build_model
+    from streamer.serve.server import StreamServer
+
+    image_model = build_model(ModelConfig(variant="image", attention="softmax"))
+    with pytest.raises(PerFrameStyleError, match="video model"):
+        StreamServer(_config([], zmq=None), model=image_model)
+
+
+# -- lavfi streams, control, isolation ---------------------------------------------------------
+@pytest.mark.slow
+def test_streams_styles_fairness_and_control_at_run_time(
+    model, styles: dict[str, str], tmp_path: Path
+) -> None:
+    config = _config(
+        [
+            # "cam" is a prefix of "cam2": ZeroMQ would match both, the Subscriber must not.
+            {"name": "cam", "source": "lavfi:testsrc2=size=64x48:rate=30", "style": styles["red"]},
+            {
+                "name": "cam2",
+                "source": "lavfi:testsrc2=size=96x64:rate=5",
+                "style": [styles["blue"]],
+            },
+            {"name": "broken", "source": "rtsp://127.0.0.1:9/none", "style": styles["red"]},
+            {"name": "nostyle", "source": "lavfi:testsrc2", "style": str(tmp_path / "x.png")},
+        ]
+    )
+    with serving(config, model) as info:
+        control = info["control"]
+        # A stream that cannot start is reported and skipped; the others run.
+        assert info["streams"]["nostyle"] is not None and info["streams"]["cam"] is None
+        with Subscriber(info["zmq"], stream="cam", receive_timeout_s=10) as sub:
+            received = [sub.receive() for _ in range(10)]
+        assert {(f.header.stream, f.header.style_id) for f in received} == {("cam", "red")}
+        assert all(f.image.shape == (48, 64, 3) for f in received)
+
+        # set-style / set-alpha apply to one stream only.
+        send_command(
+            control, {"command": "set-style", "stream": "cam", "styles": [styles["green"]]}
+        )
+        send_command(control, {"command": "set-alpha", "stream": "cam2", "alpha": 0.5})
+        got = _frames_by_stream(info["zmq"], 2.0)
+        assert {h["style_id"] for _, h in got["cam"][-5:]} == {"green"}
+        assert {h["style_id"] for _, h in got["cam2"]} == {"blue"}
+        assert all(h["stream"] == name for name in got for _, h in got[name])
+
+        # Bad requests are refused with a reason and change nothing.
+        refused = [
+            ({"command": "set-alpha", "stream": "cam", "alpha": 2.0}, "alpha"),
+            ({"command": "set-alpha", "stream": "nope", "alpha": 0.5}, "no stream named"),
+            ({"command": "set-style", "stream": "cam", "styles": ["/no/such.png"]}, "such"),
+            ({"command": "add-stream", "stream": {"name": "cam", "source": "lavfi:testsrc2",
+                                                  "style": [styles["red"]]}}, "exists"),
+            ({"command": "add-stream", "stream": {"name": "x", "source": "lavfi:testsrc2",
+                                                  "style": ["/no/such.png"]}}, "such"),
+            ({"command": "add-stream", "stream": {"name": "x", "source": "lavfi:testsrc2",
+                                                  "style": ["relative.png"]}}, "relative"),
+            ({"command": "launch"}, "unknown command"),
+        ]  # fmt: skip
+        before = send_command(control, {"command": "list-streams"})["streams"]
+        for request, reason in refused:
+            with pytest.raises(ControlError, match=reason):
+                send_command(control, request)
+        after = send_command(control, {"command": "list-streams"})["streams"]
+        assert [s["name"] for s in after] == [s["name"] for s in before]
+        status = send_command(control, {"command": "get-status"})
+        by_name = {s["name"]: s for s in status["streams"]}
+        assert by_name["cam"]["style_id"] == "green" and by_name["cam2"]["alpha"] == 0.5
+        assert by_name["broken"]["state"] == "failed" and by_name["broken"]["error"]
+
+        # Fairness: the 30 fps stream does not starve the 5 fps one (nearly every one of its
+        # frames is published), and each stream's numbers are reported.
+        cam2 = by_name["cam2"]
+        assert cam2["frames_out"] >= 0.8 * cam2["frames_in"] - 1, cam2
+        assert 3.0 <= cam2["fps_out"] <= 7.0, cam2
+        assert by_name["cam"]["fps_out"] >= 10, by_name["cam"]
+        assert cam2["latency_p50_ms"] is not None and cam2["latency_p95_ms"] is not None
+
+        # add-stream at run time (recorded), then remove-stream: its threads end, the
+        # recording is finalized and plays.
+        record = tmp_path / "extra.mp4"
+        reply = send_command(
+            control,
+            {
+                "command": "add-stream",
+                "stream": {
+                    "name": "extra",
+                    "source": "lavfi:testsrc2=size=64x48:rate=15",
+                    "style": [styles["blue"]],
+                    "record": str(record),
+                    "size": "32x24",
+                },
+            },
+        )
+        assert reply["added"] == "extra"
+        with Subscriber(info["zmq"], stream="extra", receive_timeout_s=10) as sub:
+            frame = sub.receive()
+        assert frame.header.style_id == "blue" and frame.image.shape == (24, 32, 3)
+        time.sleep(1.5)
+        reply = send_command(control, {"command": "remove-stream", "stream": "extra"})
+        assert reply["threads_alive"] is False and reply["frames_out"] > 5
+        assert not [t for t in threading.enumerate() if "serve-extra" in t.name]
+        import av
+
+        with av.open(str(record)) as container:
+            decoded = sum(1 for _ in container.decode(video=0))
+        assert decoded >= 5 and decoded <= reply["frames_out"]
+        names = [s["name"] for s in send_command(control, {"command": "list-streams"})["streams"]]
+        assert "extra" not in names and "cam" in names
+    result: ServeResult = info["result"]
+    assert result.status["total"]["frames_out"] > 0
+    # After the run no thread of any stream is left.
+    assert not [t for t in threading.enumerate() if t.name.startswith("serve-")]
+
+
+# -- RTSP: topics and isolation during an outage ---------------------------------------------
+def _rtsp_server():
+    from rtsp_server import RtspServer
+
+    try:
+        return RtspServer(live="64x48@15").start()
+    except RuntimeError as err:
+        pytest.fail(f"RTSP test server unavailable: {err}")
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_three_streams_topics_and_an_rtsp_outage_does_not_disturb_the_others(
+    model, styles: dict[str, str]
+) -> None:
+    one, two = _rtsp_server(), _rtsp_server()
+    try:
+        network = {"read_timeout_s": 1.5, "open_timeout_s": 5, "give_up_after_s": 60}
+        config = _config(
+            [
+                {"name": "one", "source": one.url("live"), "style": styles["red"], **network},
+                {"name": "two", "source": two.url("live"), "style": styles["blue"], **network},
+                {
+                    "name": "pattern",
+                    "source": "lavfi:testsrc2=size=64x48:rate=15",
+                    "style": styles["green"],
+                },
+            ]
+        )
+        with serving(config, model) as info:
+            endpoint = info["zmq"]
+            # A plain SUB on one topic gets only that stream, with that stream's style.
+            only_two = _frames_by_stream(endpoint, 3.0, topic=b"two")
+            assert set(only_two) == {"two"} and len(only_two["two"]) >= 10
+            assert {h["style_id"] for _, h in only_two["two"]} == {"blue"}
+            assert {h["stream"] for _, h in only_two["two"]} == {"two"}
+
+            # Kill server "one" for several seconds: the other two keep publishing.
+            one.stop()
+            killed_at = time.monotonic()
+            during = _frames_by_stream(endpoint, 4.0)
+            for name in ("two", "pattern"):
+                times = [t for t, _ in during[name]]
+                assert len(times) >= 0.6 * 15 * 4, (name, len(times))  # ~15 fps each
+                gaps = np.diff([killed_at, *times])
+                assert gaps.max() < 1.0, (name, gaps.max())  # no gap in the others
+            assert len(during.get("one", [])) <= 3  # at most frames already in flight
+            one.start()  # same port: the stream reconnects on its own
+            _wait_for(
+                lambda: len(_frames_by_stream(endpoint, 1.0, topic=b"one").get("one", [])) >= 5,
+                30,
+                "stream one to resume",
+            )
+            status = send_command(info["control"], {"command": "get-status"})
+            by_name = {s["name"]: s for s in status["streams"]}
+            assert by_name["one"]["reconnects"] >= 1 and by_name["one"]["outages"] >= 1
+            assert by_name["two"]["reconnects"] == 0 and by_name["pattern"]["state"] == "running"
+            counts = Counter(s["state"] for s in status["streams"])
+            assert counts == {"running": 3}
+    finally:
+        one.stop()
+        two.stop()
+        for server in (one, two):
+            server._close_pipes()
