@@ -1,0 +1,251 @@
+"""``stylestream bench serve``: one ``serve`` process with N streams vs N ``live`` processes.
+
+For each N, in the same run on the same machine: N lavfi test patterns (``testsrc2`` at
+``--size``/``--fps``, paced in real time like cameras) are stylized
+
+(a) by ONE ``stylestream serve`` process (one model; the newest frame of every stream batched
+    into one call, each with its own style), and
+(b) by N separate ``stylestream live`` processes (one model each, batch 1),
+
+each process started as a real subprocess (random weights; speed does not depend on their
+values) and watched by a subscriber here. Reported per N: total frames/s delivered and each
+stream's latency capture -> received (p50/p95), over the run minus a warm-up; the batching gain
+is (a)'s total fps / (b)'s. CPU threads: the serve process gets ``threads`` (default: all
+cores); each live process ``max(1, threads // N)``, so both forms use the same cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from adaattn_video.assets import style_images
+from streamer.live import percentile
+
+WARMUP_S = 3.0  # model loading, first calls, subscriptions settling
+_MAIN = "import sys; from streamer.cli import main; sys.exit(main())"
+ENDPOINT = re.compile(r"publishing on (tcp://\S+)")
+
+
+@dataclass(frozen=True)
+class BenchServeConfig:
+    streams: tuple[int, ...] = (1, 2, 4)
+    size: tuple[int, int] = (96, 160)  # (height, width)
+    fps: float = 15.0
+    seconds: float = 10.0
+    weights: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.streams or min(self.streams) < 1:
+            raise ValueError(f"streams must be counts >= 1, got {self.streams}")
+        if self.seconds <= WARMUP_S:
+            raise ValueError(f"seconds must be > {WARMUP_S} (the warm-up), got {self.seconds}")
+        if self.fps <= 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+
+
+class _Watcher:
+    """A SUB socket receiving every message of one publisher in a thread; keeps
+    (stream, receive time, latency capture -> receive)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.samples: list[tuple[str, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        context = zmq.Context()
+        socket = context.socket(zmq.SUB)
+        socket.setsockopt(zmq.SUBSCRIBE, b"")
+        socket.setsockopt(zmq.RCVHWM, 10_000)
+        socket.setsockopt(zmq.RCVTIMEO, 200)
+        socket.connect(self.endpoint)
+        try:
+            while not self._stop.is_set():
+                try:
+                    parts = socket.recv_multipart()
+                except zmq.Again:
+                    continue
+                now = time.time()
+                header = json.loads(parts[-2])
+                stream = parts[0].decode() if len(parts) == 3 else self.endpoint
+                self.samples.append(
+                    (stream, time.monotonic(), 1000 * (now - header["capture_time"]))
+                )
+        finally:
+            socket.close(linger=0)
+            context.term()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _start(command: list[str], threads: int) -> tuple[subprocess.Popen[str], str]:
+    """Start a stylestream subprocess; returns it and its publishing endpoint."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MAIN, *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        match = ENDPOINT.search(line)
+        if match:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
+            return proc, match.group(1).rstrip(";")
+    proc.wait()
+    raise RuntimeError(f"{' '.join(command[:1])} did not start: {''.join(lines[-5:])}")
+
+
+def _model_flags(config: BenchServeConfig) -> list[str]:
+    flags = ["--device", config.device, "--precision", config.precision, "--style-size", "256"]
+    return flags + (["--weights", config.weights] if config.weights else ["--untrained"])
+
+
+def _source(config: BenchServeConfig, index: int) -> str:
+    height, width = config.size
+    # Different patterns per stream (same cost): testsrc2 and its mirrored versions.
+    flip = ("", ",hflip", ",vflip", ",hflip,vflip")[index % 4]
+    return f"lavfi:testsrc2=size={width}x{height}:rate={config.fps:g}{flip}"
+
+
+def _measure(samples: list[tuple[str, float, float]], start: float, end: float) -> dict[str, Any]:
+    window = [(s, t, latency) for s, t, latency in samples if start <= t <= end]
+    per_stream: dict[str, list[float]] = defaultdict(list)
+    for stream, _, latency in window:
+        per_stream[stream].append(latency)
+    span = max(1e-6, end - start)
+    return {
+        "total_fps": len(window) / span,
+        "streams": {
+            name: {
+                "fps": len(values) / span,
+                "p50_ms": percentile(values, 0.5),
+                "p95_ms": percentile(values, 0.95),
+            }
+            for name, values in sorted(per_stream.items())
+        },
+    }
+
+
+def _run_processes(commands: list[list[str]], threads: int, seconds: float) -> dict[str, Any]:
+    procs: list[subprocess.Popen[str]] = []
+    watchers: list[_Watcher] = []
+    try:
+        for command in commands:
+            proc, endpoint = _start(command, threads)
+            procs.append(proc)
+            watchers.append(_Watcher(endpoint))
+        started = time.monotonic()
+        for proc in procs:
+            proc.wait(timeout=seconds + 120)
+        ended = time.monotonic()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for watcher in watchers:
+            watcher.stop()
+    samples = [sample for watcher in watchers for sample in watcher.samples]
+    first = min((t for _, t, _ in samples), default=started)
+    # Measure from the warm-up's end to the first process's end (all run in parallel).
+    return _measure(samples, first + WARMUP_S, min(ended, first + seconds))
+
+
+def run_bench_serve(
+    config: BenchServeConfig, *, print_line: Callable[[str], None] = print
+) -> dict[str, Any]:
+    threads = config.threads or os.cpu_count() or 1
+    height, width = config.size
+    styles = [str(path) for path in style_images()]
+    print_line(
+        f"bench serve: {width}x{height} lavfi sources at {config.fps:g} fps each (real time), "
+        f"{config.seconds:g} s per run, device {config.device}, precision {config.precision}, "
+        f"{'random weights' if not config.weights else config.weights}; {threads} CPU thread(s)"
+    )
+    rows = []
+    for count in config.streams:
+        serve_command = [
+            "serve",
+            *_model_flags(config),
+            "--zmq", "tcp://127.0.0.1:*",
+            "--control", "none",
+            "--status-interval-s", "0",
+            "--seconds", f"{config.seconds:g}",
+            "--style", styles[0],
+        ]  # fmt: skip
+        for index in range(count):
+            serve_command += ["--stream", f"s{index}={_source(config, index)}"]
+        served = _run_processes([serve_command], threads, config.seconds)
+        live_commands = [
+            [
+                "live",
+                "--source",
+                _source(config, index),
+                "--realtime",
+                "--style",
+                styles[index % len(styles)],
+                *_model_flags(config),
+                "--zmq",
+                "tcp://127.0.0.1:*",
+                "--control",
+                "none",
+                "--status-interval-s",
+                "0",
+                "--seconds",
+                f"{config.seconds:g}",
+            ]
+            for index in range(count)
+        ]
+        separate = _run_processes(live_commands, max(1, threads // count), config.seconds)
+        gain = served["total_fps"] / separate["total_fps"] if separate["total_fps"] else None
+        row = {"streams": count, "serve": served, "live": separate, "batching_gain": gain}
+        rows.append(row)
+        for label, result in (
+            ("serve (1 process)", served),
+            (f"live ({count} processes)", separate),
+        ):
+            lat = [s for s in result["streams"].values()]
+            p50 = "/".join(f"{s['p50_ms']:.0f}" for s in lat) or "-"
+            p95 = "/".join(f"{s['p95_ms']:.0f}" for s in lat) or "-"
+            print_line(
+                f"  {count} stream(s), {label}: {result['total_fps']:.1f} frames/s total; "
+                f"per-stream latency p50 {p50} ms, p95 {p95} ms"
+            )
+        print_line(
+            f"  {count} stream(s): batching gain "
+            + ("-" if gain is None else f"{gain:.2f}x")
+            + f" (demand {count * config.fps:g} frames/s)"
+        )
+    return {
+        "size": f"{width}x{height}",
+        "fps_per_stream": config.fps,
+        "seconds": config.seconds,
+        "device": config.device,
+        "precision": config.precision,
+        "threads": threads,
+        "runs": rows,
+    }
