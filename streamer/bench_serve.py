@@ -33,7 +33,7 @@ import zmq
 from adaattn_video.assets import style_images
 from streamer.live import percentile
 
-WARMUP_S = 3.0  # model loading, first calls, subscriptions settling
+WARMUP_S = 2.0  # first model calls, subscriptions settling (after every process's first frame)
 _MAIN = "import sys; from streamer.cli import main; sys.exit(main())"
 ENDPOINT = re.compile(r"publishing on (tcp://\S+)")
 
@@ -43,7 +43,7 @@ class BenchServeConfig:
     streams: tuple[int, ...] = (1, 2, 4)
     size: tuple[int, int] = (96, 160)  # (height, width)
     fps: float = 15.0
-    seconds: float = 10.0
+    seconds: float = 20.0
     weights: str | None = None
     device: str = "auto"
     precision: str = "auto"
@@ -97,26 +97,29 @@ class _Watcher:
         self._thread.join(5)
 
 
-def _start(command: list[str], threads: int) -> tuple[subprocess.Popen[str], str]:
-    """Start a stylestream subprocess; returns it and its publishing endpoint."""
+def _launch(command: list[str], threads: int) -> subprocess.Popen[str]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", _MAIN, *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def _endpoint(proc: subprocess.Popen[str], name: str) -> str:
+    """Wait for the process's "publishing on ENDPOINT" line (then keep its stderr drained)."""
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:
         lines.append(line)
         match = ENDPOINT.search(line)
         if match:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
-            return proc, match.group(1).rstrip(";")
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return match.group(1).rstrip(";")
     proc.wait()
-    raise RuntimeError(f"{' '.join(command[:1])} did not start: {''.join(lines[-5:])}")
+    raise RuntimeError(f"{name} did not start: {''.join(lines[-5:])}")
 
 
 def _model_flags(config: BenchServeConfig) -> list[str]:
@@ -151,17 +154,15 @@ def _measure(samples: list[tuple[str, float, float]], start: float, end: float) 
 
 
 def _run_processes(commands: list[list[str]], threads: int, seconds: float) -> dict[str, Any]:
-    procs: list[subprocess.Popen[str]] = []
+    """Start every process at once, watch them all, measure while ALL of them are running
+    (from the last one's first frame + a warm-up to the first one's last frame)."""
+    procs = [_launch(command, threads) for command in commands]
     watchers: list[_Watcher] = []
     try:
-        for command in commands:
-            proc, endpoint = _start(command, threads)
-            procs.append(proc)
-            watchers.append(_Watcher(endpoint))
-        started = time.monotonic()
+        for proc, command in zip(procs, commands, strict=True):
+            watchers.append(_Watcher(_endpoint(proc, command[0])))
         for proc in procs:
-            proc.wait(timeout=seconds + 120)
-        ended = time.monotonic()
+            proc.wait(timeout=seconds + 180)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -169,10 +170,17 @@ def _run_processes(commands: list[list[str]], threads: int, seconds: float) -> d
                 proc.wait()
         for watcher in watchers:
             watcher.stop()
+    firsts = [min((t for _, t, _ in w.samples), default=None) for w in watchers]
+    lasts = [max((t for _, t, _ in w.samples), default=None) for w in watchers]
+    if any(t is None for t in firsts + lasts):
+        raise RuntimeError("a process published nothing: raise --seconds (model loading)")
+    start, end = max(firsts) + WARMUP_S, min(lasts)  # type: ignore[type-var]
+    if end - start < 2.0:
+        raise RuntimeError(
+            f"only {max(0.0, end - start):.1f} s with every process running: raise --seconds"
+        )
     samples = [sample for watcher in watchers for sample in watcher.samples]
-    first = min((t for _, t, _ in samples), default=started)
-    # Measure from the warm-up's end to the first process's end (all run in parallel).
-    return _measure(samples, first + WARMUP_S, min(ended, first + seconds))
+    return _measure(samples, start, end) | {"window_s": end - start}
 
 
 def run_bench_serve(

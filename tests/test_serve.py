@@ -374,3 +374,64 @@ def test_three_streams_topics_and_an_rtsp_outage_does_not_disturb_the_others(
         two.stop()
         for server in (one, two):
             server._close_pipes()
+
+
+# -- the viewer: one stream, or a grid of all ----------------------------------------------------
+@pytest.mark.slow
+def test_view_shows_a_grid_of_all_streams_or_one_stream(model, styles: dict[str, str]) -> None:
+    import urllib.request
+
+    import cv2
+
+    from streamer.viewer import ViewerConfig, run_viewer
+
+    config = _config(
+        [
+            {"name": "a", "source": "lavfi:testsrc2=size=64x48:rate=10", "style": styles["red"]},
+            {"name": "b", "source": "lavfi:testsrc2=size=96x64:rate=10", "style": styles["blue"]},
+        ],
+        control=None,
+    )
+
+    def watch(stream: str | None) -> tuple[dict, dict[str, np.ndarray], dict]:
+        ready, stop = threading.Event(), threading.Event()
+        url: dict[str, str] = {}
+
+        def on_ready(info: dict[str, Any]) -> None:
+            url["base"] = info["url"]
+            ready.set()
+
+        viewer = ViewerConfig(endpoint, http="127.0.0.1:0", stream=stream)
+        thread = threading.Thread(
+            target=run_viewer, args=(viewer,), kwargs={"on_ready": on_ready, "stop_event": stop}
+        )
+        thread.start()
+        try:
+            assert ready.wait(10)
+
+            def get(path: str) -> bytes:
+                with urllib.request.urlopen(url["base"] + path, timeout=5) as reply:
+                    return reply.read()
+
+            _wait_for(lambda: json.loads(get("status.json"))["frames"] >= 10, 20, "frames")
+            status = json.loads(get("status.json"))
+            pictures = {}
+            for name in status["streams"]:
+                jpeg = np.frombuffer(get(f"frame/{name}.jpg"), np.uint8)
+                pictures[name] = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+            page = get("").decode()
+            return status, pictures, json.loads(get("streams.json")) | {"page": page}
+        finally:
+            stop.set()
+            thread.join(10)
+
+    with serving(config, model) as info:
+        endpoint = info["zmq"]
+        status, pictures, streams = watch(None)
+        assert status["streams"] == ["a", "b"]
+        assert pictures["a"].shape == (48, 64, 3) and pictures["b"].shape == (64, 96, 3)
+        assert streams["a"]["header"]["style_id"] == "red"
+        assert streams["b"]["header"]["style_id"] == "blue"
+        assert 'id="grid"' in streams["page"]
+        status, pictures, _ = watch("b")
+        assert status["streams"] == ["b"] and status["header"]["stream"] == "b"

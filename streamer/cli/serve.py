@@ -32,7 +32,7 @@ _SERVE_KEYS = (
     "seconds",
     "overwrite",
     "allow_remote_bind",
-    "curve_keys_dir",
+    "curve_keys",
     "streams",
 )
 
@@ -73,7 +73,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--send-hwm", type=int, metavar="N", help="per subscriber, all streams (32)")
     out.add_argument("--overwrite", action="store_true", default=None, help="replace recordings")
     out.add_argument("--allow-remote-bind", action="store_true", default=None)
-    out.add_argument("--curve-keys", dest="curve_keys_dir", metavar="DIR")
+    out.add_argument("--curve-keys", metavar="DIR", help="encrypt, as for live")
     run = parser.add_argument_group("run")
     run.add_argument(
         "--queue-frames", type=int, metavar="N", help="newest frames kept per stream (1)"
@@ -253,7 +253,7 @@ def _configure_bench_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4], metavar="N")
     parser.add_argument("--size", default="160x96", metavar="WxH", help="frame size (160x96)")
     parser.add_argument("--fps", type=float, default=15.0, help="rate of each test source (15)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run (10)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run (20)")
     parser.add_argument("--weights", metavar="W", help="default: random weights")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))

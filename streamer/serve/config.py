@@ -315,6 +315,8 @@ def serve_config_from_mapping(
     ``zmq`` / ``control``: ``none`` (or null) turns them off.
     """
     data = {str(key).replace("-", "_"): value for key, value in data.items()}
+    if "curve_keys" in data:  # the name `live` uses
+        data["curve_keys_dir"] = data.pop("curve_keys")
     _check_keys(data, SERVE_KEYS, where)
     streams = data.get("streams") or []
     if not isinstance(streams, (list, tuple)):
