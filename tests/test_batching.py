@@ -72,3 +72,19 @@ def test_mismatched_counts_are_refused(video_model) -> None:
         stylize_per_frame(video_model, torch.zeros(2, 3, 16, 16), [FrameStyle((style,), (1.0,))])
     with pytest.raises(PerFrameStyleError, match="one weight per style"):
         FrameStyle((style,), (0.5, 0.5))
+
+
+@pytest.mark.gpu
+def test_per_frame_styles_on_cuda_in_half_precision_match_each_frame_alone() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model = init_untrained_(build_model(ModelConfig()), seed=3).eval().cuda()
+    model.set_compute_dtype(torch.float16, channels_last=True)
+    styles = [model.encode_style(_images((1, 3, 64, 64), s).cuda()) for s in (20, 21)]
+    frame_styles = [FrameStyle((styles[b % 2],), (1.0,), alpha=1.0 - 0.2 * b) for b in range(4)]
+    content = _images((4, 3, 96, 128), seed=7).cuda()
+    batched = stylize_per_frame(model, content, frame_styles).float()
+    for b, style in enumerate(frame_styles):
+        alone = model.stylize(content[b : b + 1], style.features, style.weights, style.alpha)
+        # fp16 convolutions: batched and single kernels may round differently (~1e-3).
+        assert _relative_error(batched[b : b + 1], alone.float()) < 2e-2, b
