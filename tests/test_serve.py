@@ -413,7 +413,11 @@ def test_view_shows_a_grid_of_all_streams_or_one_stream(model, styles: dict[str,
                 with urllib.request.urlopen(url["base"] + path, timeout=5) as reply:
                     return reply.read()
 
-            _wait_for(lambda: json.loads(get("status.json"))["frames"] >= 10, 20, "frames")
+            def enough() -> bool:
+                seen = json.loads(get("status.json"))
+                return seen["frames"] >= 10 and len(seen["streams"]) == (1 if stream else 2)
+
+            _wait_for(enough, 20, "frames of every stream")
             status = json.loads(get("status.json"))
             pictures = {}
             for name in status["streams"]:

@@ -116,8 +116,13 @@ class StreamServer:
 
     def stream(self, name: object) -> StreamRuntime:
         with self._lock:
+            known = ", ".join(sorted(self._streams)) or "none"
+            if name is None:
+                raise ServeRequestError(
+                    f"this is a serve: name the stream ('stream', or --stream NAME); "
+                    f"streams: {known}"
+                )
             if not isinstance(name, str) or name not in self._streams:
-                known = ", ".join(sorted(self._streams)) or "none"
                 raise ServeRequestError(f"no stream named {name!r} (streams: {known})")
             return self._streams[name]
 
