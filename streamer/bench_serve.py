@@ -183,6 +183,51 @@ def _run_processes(commands: list[list[str]], threads: int, seconds: float) -> d
     return _measure(samples, start, end) | {"window_s": end - start}
 
 
+def model_batch_times(
+    config: BenchServeConfig, batches: tuple[int, ...], threads: int, repeats: int = 5
+) -> dict[int, float]:
+    """The model alone, in this process: median ms per CALL of a batch of B frames, each with
+    its own style (:func:`~adaattn_video.batching.stylize_per_frame`), for each B."""
+    import statistics
+
+    import torch
+
+    from adaattn_video.batching import FrameStyle, stylize_per_frame
+    from adaattn_video.checkpoint import open_model
+    from adaattn_video.stylizer import PRECISIONS, resolve_device, resolve_precision
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        device = resolve_device(config.device)
+        model = open_model(config.weights, untrained=config.weights is None).eval().to(device)
+        precision = resolve_precision(config.precision, device)
+        model.set_compute_dtype(PRECISIONS[precision], channels_last=True)
+        generator = torch.Generator().manual_seed(0)
+        out: dict[int, float] = {}
+        with torch.inference_mode():
+            styles = [
+                model.encode_style(torch.rand(1, 3, 256, 256, generator=generator).to(device))
+                for _ in range(max(batches))
+            ]
+            for batch in batches:
+                content = torch.rand(batch, 3, *config.size, generator=generator).to(device)
+                frame_styles = [FrameStyle((styles[b],), (1.0,)) for b in range(batch)]
+                times = []
+                for _ in range(repeats + 1):  # the first call warms up
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    started = time.perf_counter()
+                    stylize_per_frame(model, content, frame_styles)
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    times.append(time.perf_counter() - started)
+                out[batch] = 1000 * statistics.median(times[1:])
+        return out
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_bench_serve(
     config: BenchServeConfig, *, print_line: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -193,6 +238,16 @@ def run_bench_serve(
         f"bench serve: {width}x{height} lavfi sources at {config.fps:g} fps each (real time), "
         f"{config.seconds:g} s per run, device {config.device}, precision {config.precision}, "
         f"{'random weights' if not config.weights else config.weights}; {threads} CPU thread(s)"
+    )
+    model_ms = model_batch_times(config, tuple(sorted(set(config.streams))), threads)
+    print_line(
+        "model alone, one call for B frames each with its own style: "
+        + ", ".join(
+            f"B={b} {ms:.1f} ms ({ms / b:.1f} ms/frame, {model_ms[1] * b / ms:.2f}x)"
+            if 1 in model_ms
+            else f"B={b} {ms:.1f} ms ({ms / b:.1f} ms/frame)"
+            for b, ms in model_ms.items()
+        )
     )
     rows = []
     for count in config.streams:
@@ -255,5 +310,6 @@ def run_bench_serve(
         "device": config.device,
         "precision": config.precision,
         "threads": threads,
+        "model_ms_per_call": model_ms,
         "runs": rows,
     }
