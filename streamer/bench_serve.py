@@ -10,7 +10,8 @@ For each N, in the same run on the same machine: N lavfi test patterns (``testsr
 each process started as a real subprocess (random weights; speed does not depend on their
 values) and watched by a subscriber here. Reported per N: total frames/s delivered and each
 stream's latency capture -> received (p50/p95), over the run minus a warm-up; the batching gain
-is (a)'s total fps / (b)'s. CPU threads: the serve process gets ``threads`` (default: all
+is (a)'s total fps / (b)'s. Printed first: the model alone in this process, one call for B
+frames each with its own style, per B (the gain batching itself can give). CPU threads: the serve process gets ``threads`` (default: all
 cores); each live process ``max(1, threads // N)``, so both forms use the same cores.
 """
 
