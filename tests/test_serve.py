@@ -439,3 +439,64 @@ def test_view_shows_a_grid_of_all_streams_or_one_stream(model, styles: dict[str,
         assert 'id="grid"' in streams["page"]
         status, pictures, _ = watch("b")
         assert status["streams"] == ["b"] and status["header"]["stream"] == "b"
+
+
+def test_serve_flags_for_the_common_case(styles: dict[str, str], tmp_path: Path) -> None:
+    from streamer.cli import _subparser_for, apply_yaml_config, build_parser
+    from streamer.cli.serve import ServeUsageError, serve_config_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["serve", "--untrained", "--style", styles["red"], "--stream", "a=lavfi:testsrc2",
+         "--stream", "b=rtsp://127.0.0.1:8554/live", "--size", "96x64", "--control", "none",
+         "--seconds", "3"]
+    )  # fmt: skip
+    config = serve_config_from_args(args)
+    assert [(s.name, s.source, s.size) for s in config.streams] == [
+        ("a", "lavfi:testsrc2", (64, 96)),
+        ("b", "rtsp://127.0.0.1:8554/live", (64, 96)),
+    ]
+    assert config.untrained and config.control is None and config.seconds == 3.0
+    # --config YAML keys are the parser's defaults; flags override them.
+    path = tmp_path / "serve.yaml"
+    path.write_text("seconds: 9\nmax_batch: 2\nstreams:\n  - {name: y, source: x, style: a}\n")
+    apply_yaml_config(_subparser_for(parser, ["serve"]), path)
+    config = serve_config_from_args(parser.parse_args(["serve", "--seconds", "4"]))
+    assert (config.seconds, config.max_batch, config.streams[0].name) == (4.0, 2, "y")
+    with pytest.raises(ServeUsageError, match="NAME=SOURCE"):
+        serve_config_from_args(parser.parse_args(["serve", "--style", "s", "--stream", "a"]))
+
+
+@pytest.mark.slow
+def test_control_command_line_for_serve(model, styles: dict[str, str], capsys) -> None:
+    config = _config(
+        [{"name": "a", "source": "lavfi:testsrc2=size=64x48:rate=10", "style": styles["red"]}]
+    )
+    with serving(config, model) as info:
+        control = info["control"]
+
+        def run(*argv: str) -> tuple[int, str, str]:
+            code = main(["control", control, *argv])
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        code, out, _ = run("add-stream", "b", "lavfi:testsrc2=size=64x48:rate=10",
+                           "--style", styles["blue"], "--alpha", "0.7",
+                           "--set", "give_up_after_s=30")  # fmt: skip
+        assert code == 0 and "stream b added (style blue)" in out
+        code, out, _ = run("list-streams")
+        listed = {s["name"]: s for s in json.loads(out)["streams"]}
+        assert listed["b"]["alpha"] == 0.7 and listed["b"]["give_up_after_s"] == 30.0
+        code, out, _ = run("set-style", "--stream", "b", styles["green"], styles["red"],
+                           "--weights", "0.5", "0.5")  # fmt: skip
+        assert code == 0 and "b: style set to green:0.50+red:0.50" in out
+        code, out, _ = run("set-alpha", "--stream", "a", "0.25")
+        assert code == 0 and "a: alpha set to 0.25" in out
+        code, _, err = run("set-alpha", "0.5")  # a serve needs the stream's name
+        assert code == 2 and err.count("\n") == 1 and "--stream NAME" in err
+        code, out, _ = run("remove-stream", "b")
+        assert code == 0 and "stream b removed" in out
+        code, out, _ = run("status")
+        status = json.loads(out)
+        assert [s["name"] for s in status["streams"]] == ["a"]
+        assert status["streams"][0]["alpha"] == 0.25
