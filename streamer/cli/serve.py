@@ -145,6 +145,10 @@ def _extend_control(control: argparse.ArgumentParser) -> None:
     """Add the serve actions to ``stylestream control`` (defined with ``live``'s commands)."""
     actions = next(a for a in control._actions if isinstance(a, argparse._SubParsersAction))
     original = control.get_default("func")
+    control.description = (control.description or "") + (
+        " For `stylestream serve`: add-stream, remove-stream, list-streams, and "
+        "set-style/set-alpha --stream NAME; status gives every stream's numbers."
+    )
 
     def run(args: argparse.Namespace) -> int:
         if args.action in ("set-style", "set-alpha") and getattr(args, "stream", None) is None:

@@ -244,9 +244,13 @@ class StreamRuntime:
                     continue
                 if self.publisher is not None:
                     self.publisher.publish(frame, style_id=frame.style_id, stream=self.name)
+                # capture -> publish (-> written, when recording only)
+                latency_ms = 1000.0 * (time.time() - frame.capture_time_s)
                 if self._recorder is not None:
                     self._recorder.write(frame)
-                self.stats.frame_out(1000.0 * (time.time() - frame.capture_time_s))
+                    if self.publisher is None:
+                        latency_ms = 1000.0 * (time.time() - frame.capture_time_s)
+                self.stats.frame_out(latency_ms)
         except Exception as err:
             self.state = "failed"
             self.error = f"output: {err}"
