@@ -185,6 +185,15 @@ def test_yaml_config_and_its_mistakes(tmp_path: Path, styles: dict[str, str]) ->
             load_serve_config(path)
 
 
+def test_the_example_config_loads_and_names_existing_styles() -> None:
+    root = Path(__file__).resolve().parents[1]
+    config = load_serve_config(root / "configs" / "serve.yaml")
+    assert [s.name for s in config.streams] == ["lobby", "mix"]
+    for spec in config.streams:
+        assert all((root / style).is_file() for style in spec.styles), spec.styles
+    assert config.streams[1].size == (180, 320) and config.streams[1].style_weights == (0.7, 0.3)
+
+
 def test_cli_settings_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     path = tmp_path / "serve.yaml"
     path.write_text("streams:\n  - {name: a, source: x, style: s.png, colour: red}\n")
