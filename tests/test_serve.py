@@ -509,3 +509,62 @@ def test_control_command_line_for_serve(model, styles: dict[str, str], capsys) -
         status = json.loads(out)
         assert [s["name"] for s in status["streams"]] == ["a"]
         assert status["streams"][0]["alpha"] == 0.25
+
+
+def test_scheduler_rounds_are_fair_and_group_frames_by_size(model, styles: dict[str, str]) -> None:
+    """Deterministic rounds (no threads): a stream with a frame in every round cannot starve
+    one that has a frame now and then, even with a single slot per round."""
+    import torch
+
+    from adaattn_video.stylizer import StylizerConfig
+    from streamer.serve.config import StreamSpec
+    from streamer.serve.scheduler import Scheduler
+    from streamer.serve.stream import StreamRuntime
+
+    def runtime(name: str, style: str, size=None) -> StreamRuntime:
+        spec = StreamSpec(name=name, source="lavfi:testsrc2", styles=(style,), size=size)
+        return StreamRuntime(spec, model, StylizerConfig(style_size=32, size=size), None)
+
+    def frame(index: int, height: int = 24, width: int = 32) -> Frame:
+        image = np.full((height, width, 3), index % 256, np.uint8)
+        return Frame(index=index, image=image, capture_time_s=time.time())
+
+    fast, slow = runtime("fast", styles["red"]), runtime("slow", styles["blue"])
+    streams = [fast, slow]
+    published: dict[str, list[Frame]] = defaultdict(list)
+
+    def drain() -> None:  # what the writer threads do (not started here)
+        for stream in streams:
+            while (done := stream.outbox.get(0)) is not None:
+                published[stream.name].append(done)
+
+    scheduler = Scheduler(model, torch.device("cpu"), lambda: streams, max_batch=1)
+    for round_index in range(30):
+        fast.inbox.put(frame(round_index))  # a frame before every round: always ready
+        if round_index % 5 == 0:
+            slow.inbox.put(frame(round_index))
+        scheduler.run_round()
+        drain()
+    assert len(published["slow"]) == 6  # every one of its frames was stylized
+    assert len(published["fast"]) == 24  # the rest of the 30 single slots
+    assert slow.inbox.dropped == 0
+    # The older waiting frame of a stream is dropped (counted), never queued behind.
+    assert fast.inbox.dropped == 6
+
+    # Two sizes in one round: two model calls; frames of one size share one call; each frame
+    # keeps its own stream's style label.
+    third = runtime("third", styles["green"], size=(48, 64))
+    streams.append(third)
+    scheduler.max_batch = 8
+    batches_before = scheduler.stats.batches
+    published.clear()
+    for stream in streams:
+        stream.inbox.put(frame(100))
+    assert scheduler.run_round() == 3
+    drain()
+    assert scheduler.stats.batches - batches_before == 2
+    assert scheduler.stats.largest_batch == 2
+    assert published["third"][0].image.shape == (48, 64, 3)
+    assert published["fast"][0].image.shape == (24, 32, 3)
+    labels = {name: frames[0].style_id for name, frames in published.items()}
+    assert labels == {"fast": "red", "slow": "blue", "third": "green"}
