@@ -6,6 +6,7 @@ control endpoint."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -568,3 +569,49 @@ def test_scheduler_rounds_are_fair_and_group_frames_by_size(model, styles: dict[
     assert published["fast"][0].image.shape == (24, 32, 3)
     labels = {name: frames[0].style_id for name, frames in published.items()}
     assert labels == {"fast": "red", "slow": "blue", "third": "green"}
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_stream_and_finalizes_recordings(
+    styles: dict[str, str], tmp_path: Path
+) -> None:
+    """The real command in a subprocess: SIGTERM ends it with 143, recordings play."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import av
+
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "untrained: true\ndevice: cpu\nprecision: fp32\nstyle_size: 32\n"
+        "zmq: tcp://127.0.0.1:*\ncontrol: none\nstatus_interval_s: 1\nstreams:\n"
+        f"  - {{name: a, source: 'lavfi:testsrc2=size=64x48:rate=10', style: {styles['red']},"
+        f" record: {tmp_path / 'a.mp4'}}}\n"
+        f"  - {{name: b, source: 'lavfi:testsrc2=size=64x48:rate=10', style: {styles['blue']},"
+        f" record: {tmp_path / 'b.mp4'}}}\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from streamer.cli import main; sys.exit(main())",
+         "serve", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # status lines: wait until both streams have published
+            if line.startswith("serve ") and "a: in" in line and "b: in" in line:
+                outs = [int(n) for n in re.findall(r"out (\d+)\.\d fps", line)[1:]]
+                if len(outs) == 2 and min(outs) >= 1:
+                    break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "interrupted" in out and "SIGTERM" in err
+    for name in ("a", "b"):
+        with av.open(str(tmp_path / f"{name}.mp4")) as container:
+            assert sum(1 for _ in container.decode(video=0)) >= 3, name
