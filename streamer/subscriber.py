@@ -25,7 +25,7 @@ import zmq
 
 from adaattn_video.errors import StylestreamError
 from streamer.endpoints import check_endpoint
-from streamer.wire import FrameHeader, WireFormatError, decode_frame
+from streamer.wire import FrameHeader, WireFormatError, check_stream_name, decode_frame, split_topic
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,9 @@ class SubscriberConfig:
         receive_hwm: messages ZeroMQ queues for this client before dropping new ones.
         curve_keys_dir: directory with ``server.key`` and ``client.key_secret`` for an
             encrypted publisher (see :mod:`streamer.keys`).
+        stream: receive only this stream of a ``stylestream serve`` publisher (its ZeroMQ
+            topic; names are compared exactly, although ZeroMQ filters by prefix); None: every
+            frame (all streams of a ``serve``, or the one stream of a ``live``).
     """
 
     endpoint: str
@@ -85,9 +88,12 @@ class SubscriberConfig:
     receive_timeout_s: float | None = 10.0
     receive_hwm: int = 32
     curve_keys_dir: Path | None = None
+    stream: str | None = None
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
+        if self.stream is not None:
+            check_stream_name(self.stream)
         if self.receive_timeout_s is not None and self.receive_timeout_s <= 0:
             raise ValueError(f"receive_timeout_s must be > 0 or None, got {self.receive_timeout_s}")
         if self.receive_hwm < 1:
@@ -115,7 +121,8 @@ class Subscriber:
                 from streamer.keys import configure_curve_client
 
                 configure_curve_client(self._socket, config.curve_keys_dir)
-            self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+            topic = b"" if config.stream is None else config.stream.encode()
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self._socket.connect(config.endpoint)
         except BaseException:
             self.close()
@@ -161,10 +168,15 @@ class Subscriber:
 
     def receive(self, timeout_s: float | _Default | None = DEFAULT) -> ReceivedFrame:
         """The next frame, decoded and validated (:class:`~streamer.wire.WireFormatError`)."""
-        parts, skipped = self.receive_parts(timeout_s)
-        received = time.time()
-        buffers = [part.buffer for part in parts]
+        while True:
+            parts, skipped = self.receive_parts(timeout_s)
+            received = time.time()
+            topic, buffers = split_topic([part.buffer for part in parts])
+            if self.config.stream is None or topic == self.config.stream:
+                break  # else a longer name with our prefix (ZeroMQ matches prefixes)
         header, image = decode_frame(buffers)
+        if topic is not None and header.stream != topic:
+            raise WireFormatError(f"topic {topic!r} but header stream {header.stream!r}")
         self.frames_received += 1
         self.frames_skipped += skipped
         return ReceivedFrame(
