@@ -165,6 +165,21 @@ def _page() -> bytes:
     return resources.files("streamer").joinpath("web/index.html").read_bytes()
 
 
+def subscriber_config(config: ViewerConfig) -> SubscriberConfig:
+    """How the viewer receives. Showing: the newest frame only (per stream of a ``serve``, so
+    a grid shows every stream; a ``live`` publisher has one stream: its newest frame), so the
+    page never lags behind. Recording: every frame, with a deep queue."""
+    recording = config.record is not None
+    return SubscriberConfig(
+        config.endpoint,
+        latest_only=not recording,
+        receive_timeout_s=None,
+        receive_hwm=256 if recording else 4 if config.stream else 16,
+        stream=config.stream,
+        curve_keys_dir=None if config.curve_keys_dir is None else Path(config.curve_keys_dir),
+    )
+
+
 def make_handler(
     latest: LatestFrame, streams: dict[str, LatestFrame] | None = None
 ) -> type[BaseHTTPRequestHandler]:
@@ -286,20 +301,7 @@ def run_viewer(
     started = time.monotonic()
     frames = 0
     try:
-        subscriber = Subscriber(
-            SubscriberConfig(
-                config.endpoint,
-                # showing one stream: newest only; recording, or a grid of several streams
-                # (draining would skip other streams' frames): every frame, bounded queue.
-                latest_only=recorder is None and config.stream is not None,
-                receive_timeout_s=None,
-                receive_hwm=256 if recorder is not None else 8 if config.stream is None else 4,
-                stream=config.stream,
-                curve_keys_dir=None
-                if config.curve_keys_dir is None
-                else Path(config.curve_keys_dir),
-            )
-        )
+        subscriber = Subscriber(subscriber_config(config))
         url = None
         if config.http is not None:
             host, port = config.http_address
