@@ -184,6 +184,16 @@ def test_yaml_config_and_its_mistakes(tmp_path: Path, styles: dict[str, str]) ->
         path.write_text(text)
         with pytest.raises(ServeConfigError, match=message):
             load_serve_config(path)
+    # the one YAML loader: repeated keys and aliases are refused (before any value is used)
+    from adaattn_video.convert import ConfigError
+
+    for text, message in {
+        "max_batch: 2\nmax_batch: 3\n": "more than once",
+        "streams:\n  - &a {name: a, source: x, style: s.png}\n  - *a\n": "aliases",
+    }.items():
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_serve_config(path)
 
 
 def test_the_example_config_loads_and_names_existing_styles() -> None:
@@ -263,6 +273,13 @@ def test_streams_styles_fairness_and_control_at_run_time(
             ({"command": "add-stream", "stream": {"name": "x", "source": "lavfi:testsrc2",
                                                   "style": ["relative.png"]}}, "relative"),
             ({"command": "launch"}, "unknown command"),
+            # live's limits and guards apply to serve's requests too
+            ({"command": "set-alpha", "stream": "cam", "alpha": float("nan")}, "finite"),
+            ({"command": "set-style", "stream": "cam", "styles": [styles["red"]] * 17},
+             "at most 16"),
+            ({"command": "add-stream", "stream": {"name": "x", "source": "lavfi:testsrc2",
+                                                  "style": [styles["red"]],
+                                                  "record": styles["red"]}}, "overwrite the input"),
         ]  # fmt: skip
         before = send_command(control, {"command": "list-streams"})["streams"]
         for request, reason in refused:
