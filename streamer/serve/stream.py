@@ -1,8 +1,9 @@
 """One stream of ``stylestream serve``: its source, two threads, its style and its numbers.
 
 - The READER thread opens the source (so a slow or bad URL never blocks the server or other
-  streams) and puts every frame into ``inbox``, a :class:`~streamer.sources.live.NewestFrames`
-  that keeps the newest ``queue_frames`` and drops (counts) older ones.
+  streams) and puts every frame into ``inbox``, a drop-oldest
+  :class:`~streamer.queues.FrameQueue` that keeps the newest ``queue_frames`` and drops (counts)
+  older ones.
 - The scheduler (:mod:`streamer.serve.scheduler`) takes the newest frame from ``inbox``,
   stylizes it with the stream's current style and puts the result into ``outbox``.
 - The WRITER thread publishes each stylized frame on the shared PUB socket under the stream's
