@@ -95,15 +95,12 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def parse_request(data: bytes | str | Mapping[str, Any]) -> ControlRequest:
-    """One request (UTF-8 JSON bytes, or an already decoded object) -> a checked
-    :class:`ControlRequest`.
+def decode_request(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """One request's bytes -> its JSON object: the size limit, UTF-8 JSON, NaN/Infinity
+    refused, an object. Every command (also ``serve``'s) is decoded here.
 
     Raises:
-        ControlRequestError: and nothing else, whatever ``data`` holds: not UTF-8 JSON, larger
-            than ``MAX_REQUEST_BYTES``, not an object, an unknown command, more than
-            ``MAX_STYLES_PER_REQUEST`` styles, a relative path, a NaN/infinite/negative weight,
-            an alpha outside [0, 1]...
+        ControlRequestError: and nothing else, whatever ``data`` holds.
     """
     if isinstance(data, (bytes, bytearray, memoryview, str)):
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
@@ -121,6 +118,20 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> ControlRequest:
         request = data
     if not isinstance(request, Mapping):
         raise ControlRequestError(f"request must be a JSON object, got {type(request).__name__}")
+    return request
+
+
+def parse_request(data: bytes | str | Mapping[str, Any]) -> ControlRequest:
+    """One request (UTF-8 JSON bytes, or an already decoded object) -> a checked
+    :class:`ControlRequest`.
+
+    Raises:
+        ControlRequestError: and nothing else, whatever ``data`` holds: not UTF-8 JSON, larger
+            than ``MAX_REQUEST_BYTES``, not an object, an unknown command, more than
+            ``MAX_STYLES_PER_REQUEST`` styles, a relative path, a NaN/infinite/negative weight,
+            an alpha outside [0, 1]...
+    """
+    request = decode_request(data)
     command = request.get("command")
     if command == "set-style":
         return ControlRequest(command, *_parse_styles(request))
@@ -248,7 +259,7 @@ class ControlServer:
     def handle_bytes(self, data: bytes) -> dict[str, Any]:
         """Parse, execute and answer one request (never raises)."""
         try:
-            return {"ok": True, **self.execute(parse_request(data))}
+            return {"ok": True, **self.handle(decode_request(data))}
         except (ValueError, OSError, RuntimeError, MemoryError) as err:
             log.warning("control request rejected: %s", err)
             return {"ok": False, "error": str(err)}

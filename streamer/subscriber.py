@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import zmq
 
 from adaattn_video.errors import StylestreamError
 from streamer.endpoints import check_endpoint
-from streamer.wire import FrameHeader, WireFormatError, decode_frame
+from streamer.wire import FrameHeader, WireFormatError, check_stream_name, decode_frame, split_topic
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,27 @@ class ReceivedFrame:
         return self.receive_time - self.header.capture_time
 
 
+def _topic(parts: list[zmq.Frame]) -> bytes | None:
+    """The topic of a serve message ``[topic, header, payload]``; None for live's two parts."""
+    return bytes(parts[0].buffer) if len(parts) == 3 else None
+
+
 @dataclass(frozen=True)
 class SubscriberConfig:
     """How to receive.
 
     Attributes:
         endpoint: the publisher's endpoint (``tcp://HOST:PORT``).
-        latest_only: return only the newest frame available, skipping older ones.
+        latest_only: return only the newest frame available, skipping older ones (per stream
+            of a ``serve`` publisher: the newest frame of each stream, in arrival order).
         receive_timeout_s: how long ``receive``/iteration waits for a frame before raising
             :class:`ReceiveTimeout`; None waits forever.
         receive_hwm: messages ZeroMQ queues for this client before dropping new ones.
         curve_keys_dir: directory with ``server.key`` and ``client.key_secret`` for an
             encrypted publisher (see :mod:`streamer.keys`).
+        stream: receive only this stream of a ``stylestream serve`` publisher (its ZeroMQ
+            topic; names are compared exactly, although ZeroMQ filters by prefix); None: every
+            frame (all streams of a ``serve``, or the one stream of a ``live``).
     """
 
     endpoint: str
@@ -85,9 +95,12 @@ class SubscriberConfig:
     receive_timeout_s: float | None = 10.0
     receive_hwm: int = 32
     curve_keys_dir: Path | None = None
+    stream: str | None = None
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
+        if self.stream is not None:
+            check_stream_name(self.stream)
         if self.receive_timeout_s is not None and self.receive_timeout_s <= 0:
             raise ValueError(f"receive_timeout_s must be > 0 or None, got {self.receive_timeout_s}")
         if self.receive_hwm < 1:
@@ -115,13 +128,15 @@ class Subscriber:
                 from streamer.keys import configure_curve_client
 
                 configure_curve_client(self._socket, config.curve_keys_dir)
-            self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+            topic = b"" if config.stream is None else config.stream.encode()
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self._socket.connect(config.endpoint)
         except BaseException:
             self.close()
             raise
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
+        self._pending: deque[tuple[list[zmq.Frame], int]] = deque()
 
     def _wait(self, timeout_s: float | None) -> bool:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -140,6 +155,8 @@ class Subscriber:
 
         ``timeout_s``: seconds to wait, None to wait forever; by default the config's.
         """
+        if self._pending:  # newest messages of other streams from the last drain
+            return self._pending.popleft()
         timeout = self.config.receive_timeout_s if isinstance(timeout_s, _Default) else timeout_s
         if not self._wait(timeout):
             raise ReceiveTimeout(
@@ -148,23 +165,34 @@ class Subscriber:
                 + (", and do the CURVE keys match?" if self.config.curve_keys_dir else "?")
             )
         parts = self._socket.recv_multipart(copy=False)
-        skipped = 0
-        if self.config.latest_only:
-            while True:
-                try:
-                    newer = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                parts = newer
-                skipped += 1
-        return parts, skipped
+        if not self.config.latest_only:
+            return parts, 0
+        # Drain what is queued, keeping the newest message PER STREAM (a serve's topic; a
+        # live publisher has one stream: its newest frame only). Taking only the newest of
+        # all would show one stream of a serve and skip the others.
+        newest: dict[bytes | None, tuple[list[zmq.Frame], int]] = {_topic(parts): (parts, 0)}
+        while True:
+            try:
+                newer = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            key = _topic(newer)
+            _, skipped = newest.pop(key, (None, -1))
+            newest[key] = (newer, skipped + 1)  # re-inserted: ordered by newest arrival
+        self._pending.extend(newest.values())
+        return self._pending.popleft()
 
     def receive(self, timeout_s: float | _Default | None = DEFAULT) -> ReceivedFrame:
         """The next frame, decoded and validated (:class:`~streamer.wire.WireFormatError`)."""
-        parts, skipped = self.receive_parts(timeout_s)
-        received = time.time()
-        buffers = [part.buffer for part in parts]
+        while True:
+            parts, skipped = self.receive_parts(timeout_s)
+            received = time.time()
+            topic, buffers = split_topic([part.buffer for part in parts])
+            if self.config.stream is None or topic == self.config.stream:
+                break  # else a longer name with our prefix (ZeroMQ matches prefixes)
         header, image = decode_frame(buffers)
+        if topic is not None and header.stream != topic:
+            raise WireFormatError(f"topic {topic!r} but header stream {header.stream!r}")
         self.frames_received += 1
         self.frames_skipped += skipped
         return ReceivedFrame(

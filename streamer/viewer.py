@@ -7,7 +7,14 @@ it works on headless machines through an SSH tunnel). Endpoints::
     /             the page (streamer/web/index.html): the picture and a status line
     /stream.mjpg  the stream itself
     /frame.jpg    the newest frame (one JPEG)
-    /status.json  the newest header, fps, latency, frames received
+    /status.json  the newest header, fps, latency, frames received (and ``streams``: names)
+
+From a ``stylestream serve`` publisher (one topic per stream) without ``stream``, the page is a
+grid of every stream seen so far, each from::
+
+    /stream/NAME.mjpg, /frame/NAME.jpg, /streams.json (each stream's status)
+
+With ``stream`` only that stream is received (its ZeroMQ topic) and shown.
 
 ``record`` also writes every received frame to an MP4 (timestamps from the frames' capture
 times, so the file plays at the pace the stream was captured, gaps included).
@@ -33,7 +40,7 @@ from adaattn_video.errors import StylestreamError
 from streamer.endpoints import is_loopback_host
 from streamer.frames import Frame
 from streamer.subscriber import ReceiveTimeout, Subscriber, SubscriberConfig
-from streamer.wire import FrameHeader, encode_jpeg
+from streamer.wire import FrameHeader, WireFormatError, check_stream_name, encode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ class ViewerConfig:
         receive_timeout_s: end with an error when no frame arrives for this long (None: wait).
         jpeg_quality: for re-encoding rgb24 streams for the browser.
         allow_remote_http: serve the page beyond loopback.
+        stream: receive only this stream of a ``stylestream serve`` (None: all; a grid).
     """
 
     endpoint: str
@@ -71,8 +79,14 @@ class ViewerConfig:
     receive_timeout_s: float | None = None
     jpeg_quality: int = 85
     allow_remote_http: bool = False
+    stream: str | None = None
 
     def __post_init__(self) -> None:
+        if self.stream is not None:
+            try:
+                check_stream_name(self.stream)
+            except WireFormatError as err:
+                raise ViewerError(f"--stream: {err}") from err
         if self.http is None and self.record is None:
             raise ViewerError("nothing to do: serve a page (--http) and/or --record OUT.mp4")
         if self.http is not None:
@@ -151,8 +165,27 @@ def _page() -> bytes:
     return resources.files("streamer").joinpath("web/index.html").read_bytes()
 
 
-def make_handler(latest: LatestFrame) -> type[BaseHTTPRequestHandler]:
+def subscriber_config(config: ViewerConfig) -> SubscriberConfig:
+    """How the viewer receives. Showing: the newest frame only (per stream of a ``serve``, so
+    a grid shows every stream; a ``live`` publisher has one stream: its newest frame), so the
+    page never lags behind. Recording: every frame, with a deep queue."""
+    recording = config.record is not None
+    return SubscriberConfig(
+        config.endpoint,
+        latest_only=not recording,
+        receive_timeout_s=None,
+        receive_hwm=256 if recording else 4 if config.stream else 16,
+        stream=config.stream,
+        curve_keys_dir=None if config.curve_keys_dir is None else Path(config.curve_keys_dir),
+    )
+
+
+def make_handler(
+    latest: LatestFrame, streams: dict[str, LatestFrame] | None = None
+) -> type[BaseHTTPRequestHandler]:
+    """``latest``: the newest frame of any stream; ``streams``: per stream name (serve)."""
     page = _page()
+    named = streams if streams is not None else {}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "stylestream-viewer"
@@ -170,10 +203,15 @@ def make_handler(latest: LatestFrame) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path in ("/", "/index.html"):
+            if path.startswith(("/stream/", "/frame/")):
+                self._named(path)
+            elif path == "/streams.json":
+                body = json.dumps({name: named[name].status() for name in list(named)}).encode()
+                self._send(HTTPStatus.OK, body, "application/json")
+            elif path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             elif path == "/status.json":
-                body = json.dumps(latest.status()).encode()
+                body = json.dumps({**latest.status(), "streams": sorted(named)}).encode()
                 self._send(HTTPStatus.OK, body, "application/json")
             elif path == "/frame.jpg":
                 jpeg = latest.jpeg
@@ -182,11 +220,24 @@ def make_handler(latest: LatestFrame) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(HTTPStatus.OK, jpeg, "image/jpeg")
             elif path == "/stream.mjpg":
-                self._stream()
+                self._stream(latest)
             else:
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
-        def _stream(self) -> None:
+        def _named(self, path: str) -> None:
+            kind, _, file = path[1:].partition("/")
+            name, _, suffix = file.rpartition(".")
+            source = named.get(name)
+            if source is None or (kind, suffix) not in (("stream", "mjpg"), ("frame", "jpg")):
+                self._send(HTTPStatus.NOT_FOUND, b"no such stream\n", "text/plain")
+            elif kind == "stream":
+                self._stream(source)
+            elif source.jpeg is None:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+            else:
+                self._send(HTTPStatus.OK, source.jpeg, "image/jpeg")
+
+        def _stream(self, latest: LatestFrame) -> None:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
@@ -245,26 +296,17 @@ def run_viewer(
         record_path = recorder.path
     server: _Server | None = None
     latest = LatestFrame(config.endpoint)
+    named: dict[str, LatestFrame] = {}  # per stream of a serve publisher
     subscriber: Subscriber | None = None
     started = time.monotonic()
     frames = 0
     try:
-        subscriber = Subscriber(
-            SubscriberConfig(
-                config.endpoint,
-                latest_only=recorder is None,  # showing: newest only; recording: every frame
-                receive_timeout_s=None,
-                receive_hwm=256 if recorder is not None else 4,
-                curve_keys_dir=None
-                if config.curve_keys_dir is None
-                else Path(config.curve_keys_dir),
-            )
-        )
+        subscriber = Subscriber(subscriber_config(config))
         url = None
         if config.http is not None:
             host, port = config.http_address
             try:
-                server = _Server((host, port), make_handler(latest))
+                server = _Server((host, port), make_handler(latest, named))
             except OSError as err:
                 raise ViewerError(
                     f"cannot serve the viewer on {config.http}: {err.strerror}"
@@ -305,6 +347,10 @@ def run_viewer(
                     else encode_jpeg(received.image, config.jpeg_quality)
                 )
                 latest.publish(jpeg, header, received.receive_time)
+                if header.stream is not None:
+                    if header.stream not in named:
+                        named[header.stream] = LatestFrame(f"{config.endpoint} {header.stream}")
+                    named[header.stream].publish(jpeg, header, received.receive_time)
             if recorder is not None:
                 if first_capture is None:
                     first_capture = header.capture_time
@@ -324,6 +370,8 @@ def run_viewer(
                 )
     finally:
         latest.close()
+        for board in named.values():
+            board.close()
         if server is not None:
             server.shutdown()
             server.server_close()

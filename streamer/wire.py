@@ -22,7 +22,13 @@ field              JSON type        meaning
 ``height``         int              pixels
 ``encoding``       str              ``"rgb24"`` or ``"jpeg"``
 ``style_id``       str or null      the style (or mix) the frame was stylized with
+``stream``         str              only from ``stylestream serve``: the stream's name
 =================  ===============  ==============================================================
+
+``stylestream serve`` (many streams on one socket) sends three parts ``[topic, header,
+payload]``: the topic is the stream's name as UTF-8 (ZeroMQ subscriptions filter on it) and the
+header carries the same name in ``stream``. ``stylestream live`` keeps the two-part form without
+``stream``. :func:`split_topic` accepts both.
 
 Decoding validates everything (types, ranges, payload size, JPEG dimensions -- read from the
 JPEG's own header before it is decoded, so a forged huge JPEG costs nothing) and raises
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +56,7 @@ WIRE_VERSION = 1
 ENCODINGS = ("rgb24", "jpeg")
 MAX_HEADER_BYTES = 64 * 1024  # a header is ~250 bytes; anything huge is not ours
 MAX_SIDE = 16384
+STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class WireFormatError(StylestreamError, ValueError):
@@ -68,6 +76,7 @@ class FrameHeader:
     pts: int | None = None
     time_base: tuple[int, int] | None = None
     style_id: str | None = None
+    stream: str | None = None
     version: int = WIRE_VERSION
 
     def __post_init__(self) -> None:
@@ -103,6 +112,8 @@ class FrameHeader:
             object.__setattr__(self, "time_base", (int(tb[0]), int(tb[1])))
         if self.style_id is not None and not isinstance(self.style_id, str):
             raise WireFormatError(f"style_id must be a string or null, got {self.style_id!r}")
+        if self.stream is not None:
+            check_stream_name(self.stream)
 
     @property
     def latency_s(self) -> float:
@@ -139,6 +150,8 @@ class FrameHeader:
         )
         if ordered["time_base"] is not None:
             ordered["time_base"] = list(ordered["time_base"])
+        if fields["stream"] is not None:  # serve only: live's headers stay as they were
+            ordered["stream"] = fields["stream"]
         return json.dumps(ordered, separators=(",", ":")).encode()
 
     @classmethod
@@ -172,6 +185,7 @@ class FrameHeader:
             pts=obj.get("pts"),
             time_base=obj.get("time_base"),
             style_id=obj.get("style_id"),
+            stream=obj.get("stream"),
             version=version,
         )
 
@@ -187,6 +201,15 @@ def _check_int(name: str, value: object, minimum: int | None = None, maximum: in
         raise WireFormatError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise WireFormatError(f"{name} must be <= {maximum}, got {value}")
+
+
+def check_stream_name(name: object) -> str:
+    """A stream name (also its ZeroMQ topic): 1-64 of ``A-Z a-z 0-9 _ -``."""
+    if not isinstance(name, str) or not STREAM_NAME.fullmatch(name):
+        raise WireFormatError(
+            f"a stream name must be 1-64 characters of A-Z, a-z, 0-9, _ and -, got {name!r}"
+        )
+    return name
 
 
 def check_encoding(encoding: str, jpeg_quality: int = 90) -> None:
@@ -277,8 +300,11 @@ def encode_frame(
     jpeg_quality: int = 90,
     style_id: str | None = None,
     publish_time: float | None = None,
+    stream: str | None = None,
 ) -> tuple[FrameHeader, list[bytes | memoryview]]:
-    """Frame -> (header, [header JSON, payload]) ready for ``socket.send_multipart``.
+    """Frame -> (header, [header JSON, payload]) ready for ``socket.send_multipart``; with
+    ``stream`` (``serve``) the header names it and the topic part comes first:
+    ``[topic, header JSON, payload]``.
 
     rgb24 payloads are a zero-copy view of ``frame.image`` (made contiguous if needed).
     ``publish_time`` defaults to now, taken after the payload is encoded.
@@ -304,8 +330,25 @@ def encode_frame(
         if time_base is None
         else (Fraction(time_base).numerator, Fraction(time_base).denominator),
         style_id=style_id,
+        stream=stream,
     )
+    if stream is not None:
+        return header, [stream.encode(), header.to_json(), payload]
     return header, [header.to_json(), payload]
+
+
+def split_topic(
+    parts: Sequence[bytes | memoryview],
+) -> tuple[str | None, Sequence[bytes | memoryview]]:
+    """``[topic, header, payload]`` (serve) -> (stream name, [header, payload]); a two-part
+    message (live) -> (None, parts). The topic must be a valid stream name."""
+    if len(parts) != 3:
+        return None, parts
+    try:
+        topic = bytes(parts[0]).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise WireFormatError("message topic is not UTF-8") from err
+    return check_stream_name(topic), parts[1:]
 
 
 def decode_header(parts: Sequence[bytes | memoryview]) -> FrameHeader:

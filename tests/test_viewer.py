@@ -23,8 +23,14 @@ from media import pattern_frame
 
 from streamer.frames import Frame
 from streamer.sinks.zmq import ZmqSink, ZmqSinkConfig
-from streamer.subscriber import ReceiveTimeout
-from streamer.viewer import ViewerConfig, ViewerError, ViewerResult, run_viewer
+from streamer.subscriber import ReceiveTimeout, Subscriber
+from streamer.viewer import (
+    ViewerConfig,
+    ViewerError,
+    ViewerResult,
+    run_viewer,
+    subscriber_config,
+)
 from streamer.wire import decode_jpeg, encode_jpeg
 
 SIZE = (120, 160)  # (height, width)
@@ -275,3 +281,42 @@ def test_the_page_shows_the_moving_stream_in_a_real_browser(
         assert len(picture) > 0.5 * SIZE[0] * SIZE[1], "no stream picture on the page"
     # Two moments of a moving stream: the screenshots differ.
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 0.5
+
+
+@pytest.mark.parametrize("streams", [None, ("a", "b")], ids=["live", "serve"])
+def test_showing_takes_the_newest_frame_per_stream(streams: tuple[str, ...] | None) -> None:
+    """The viewer's receive settings (no --record): a ``live`` publisher (two-part messages,
+    one stream) gives only its newest frame, skipping the queued older ones; a ``serve``
+    publisher (one topic per stream) gives the newest frame of EACH stream, so a grid never
+    loses a stream to a busier one."""
+    sink = ZmqSink(ZmqSinkConfig("tcp://127.0.0.1:*", send_hwm=64))
+    config = subscriber_config(ViewerConfig(endpoint=sink.endpoint, http="127.0.0.1:0"))
+    assert config.latest_only and config.stream is None
+    image = pattern_frame(0, 32, 48)
+    names = streams or (None,)
+    with Subscriber(config) as subscriber:
+        for _ in range(100):  # until connected (ZeroMQ drops PUB messages before that)
+            sink.publish(Frame(0, image, capture_time_s=time.time()), stream=names[0])
+            try:
+                subscriber.receive(timeout_s=0.1)
+                break
+            except ReceiveTimeout:
+                continue
+        time.sleep(0.3)
+        while True:  # drop what the connection loop left queued
+            try:
+                subscriber.receive(timeout_s=0.3)
+            except ReceiveTimeout:
+                break
+        sent = [(index, names[index % len(names)]) for index in range(1, 8)]
+        for index, name in sent:
+            sink.publish(Frame(index, image, capture_time_s=time.time()), stream=name)
+        time.sleep(0.5)  # all of them are queued at the subscriber now
+        got = [subscriber.receive(timeout_s=2) for _ in names]
+        with pytest.raises(ReceiveTimeout):
+            subscriber.receive(timeout_s=0.3)
+    sink.close()
+    newest = {name: max(i for i, n in sent if n == name) for name in names}
+    assert {f.header.stream: f.header.index for f in got} == newest
+    # every other frame sent was skipped, and counted for its own stream
+    assert sum(f.skipped for f in got) == len(sent) - len(names)

@@ -142,6 +142,7 @@ def run_view_command(args: argparse.Namespace) -> int:
         frames=typed_value(args, "frames", int, optional=True),
         receive_timeout_s=typed_value(args, "timeout_s", float, optional=True),
         allow_remote_http=typed_value(args, "allow_remote_http", bool),
+        stream=typed_value(args, "stream", str, optional=True),  # --stream: streamer.cli.serve
     )
     if config.record:
         refuse_overlap(config.record, command_inputs(args.config, config.curve_keys_dir))

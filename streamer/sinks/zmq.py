@@ -105,13 +105,19 @@ class ZmqSink(FrameSink):
             " (CURVE)" if self._authenticator else "",
         )
 
-    def publish(self, frame: Frame, *, style_id: str | None = None) -> None:
-        """Encode and send one frame (never blocks; a full subscriber queue drops it)."""
+    def publish(
+        self, frame: Frame, *, style_id: str | None = None, stream: str | None = None
+    ) -> None:
+        """Encode and send one frame (never blocks; a full subscriber queue drops it).
+
+        ``stream``: send ``[topic, header, payload]`` with this stream name as topic and
+        header field (``stylestream serve``; thread-safe: many streams share one socket)."""
         header, parts = encode_frame(
             frame,
             encoding=self.config.encoding,
             jpeg_quality=self.config.jpeg_quality,
             style_id=style_id,
+            stream=stream,
         )
         with self._lock:
             try:
@@ -119,7 +125,7 @@ class ZmqSink(FrameSink):
             except zmq.Again:  # PUB does not raise on HWM; kept for other socket types
                 return
         self.frames_sent += 1
-        self.bytes_sent += len(parts[0]) + len(parts[1])
+        self.bytes_sent += sum(len(part) for part in parts)
         self.last_latency_s = header.publish_time - header.capture_time
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

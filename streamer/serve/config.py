@@ -1,0 +1,258 @@
+"""Settings of ``stylestream serve``: the server (:class:`ServeConfig`) and each stream
+(:class:`StreamSpec`), from a YAML file, flags, or an ``add-stream`` control request.
+
+Both are built by the one converter (:func:`adaattn_video.convert.from_mapping`) and their
+fields are the ones ``live`` and the stylizer already declare (same names, parsers and help):
+the server holds one :class:`~adaattn_video.settings.StylizerSpec` (the model: ``weights``,
+``device``, ``precision``, ``style_size``...; and the default ``style``/``alpha``/``size`` of
+streams that give none), each stream may override ``style``, ``style_weights``, ``alpha`` and
+``size`` and has its own source options (:class:`~streamer.sources.LiveOptions`). A YAML stream
+entry and an ``add-stream`` request go through the same :func:`stream_spec_from_mapping`, so a
+bad value gives the same message either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from adaattn_video.convert import from_mapping, option, to_mapping
+from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSpec, format_size, parse_size
+from adaattn_video.yaml_config import load_yaml_file
+from streamer.control import DEFAULT_CONTROL_ENDPOINT
+from streamer.endpoints import check_bind_endpoint
+from streamer.live import LiveConfig
+from streamer.sources import LiveOptions
+from streamer.wire import WireFormatError, check_encoding, check_stream_name
+
+
+class ServeConfigError(StylestreamError, ValueError):
+    """A serve setting (YAML key, flag, or add-stream request field) that cannot be used."""
+
+
+_SAME: Any = object()
+
+
+def _like(cls: type, name: str, default: Any = _SAME, help: str | None = None) -> Any:
+    """The option of ``cls.name`` (its flag, help, parser), with another default or help."""
+    field = next(f for f in fields(cls) if f.name == name)
+    meta = field.metadata
+    if default is _SAME:
+        default = field.default
+    return option(
+        default, help or meta.get("help", ""), flag=meta.get("flag"), metavar=meta.get("metavar"),
+        parse=meta.get("parse"), format=meta.get("format"),
+    )  # fmt: skip
+
+
+def _parse_optional_size(value: Any) -> int | tuple[int, int] | None:
+    return None if value is None else parse_size(value)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream of a ``serve`` run (a YAML ``streams:`` entry or an ``add-stream`` request).
+
+    Attributes:
+        name: ``[A-Za-z0-9_-]{1,64}``, unique; also the ZeroMQ topic and the wire ``stream``.
+        source: anything ``stylestream live --source`` takes (webcam, rtsp/rtmp/http/srt URL,
+            a file, ``lavfi:GRAPH``); files and lavfi are always paced at their own rate.
+        styles / style_weights: style image(s) and their mix; empty: the server's ``style``.
+        alpha: content strength in [0, 1]; None: the server's ``alpha``.
+        size: N (longer side) or (height, width) frames are stylized at; None: the server's
+            ``size`` (None there too: the source's size).
+        record: also write this stream's stylized frames to this MP4 file.
+        capture_size ... end_of_stream: the source options of ``live`` (webcam, network).
+    """
+
+    name: str = option("", "the stream's name (and ZeroMQ topic)", metavar="NAME")
+    source: str = _like(LiveConfig, "source")
+    styles: tuple[str, ...] = _like(StylizerSpec, "styles")
+    style_weights: tuple[float, ...] | None = _like(StylizerSpec, "style_weights")
+    alpha: float | None = _like(StylizerSpec, "alpha", None)
+    size: int | tuple[int, int] | None = option(
+        None, "stylize at N (longer side) or WxH (default: the server's size)", metavar="N|WxH",
+        parse=_parse_optional_size, format=format_size,
+    )  # fmt: skip
+    record: str | None = _like(LiveConfig, "record")
+    capture_size: tuple[int, int] | None = _like(LiveConfig, "capture_size")
+    capture_fps: float | None = _like(LiveConfig, "capture_fps")
+    fourcc: str | None = _like(LiveConfig, "fourcc")
+    transport: Literal["tcp", "udp"] = _like(LiveConfig, "transport")
+    open_timeout_s: float = _like(LiveConfig, "open_timeout_s")
+    read_timeout_s: float = _like(LiveConfig, "read_timeout_s")
+    give_up_after_s: float = _like(LiveConfig, "give_up_after_s")
+    during_outage: Literal["pause", "repeat"] = _like(LiveConfig, "during_outage")
+    end_of_stream: Literal["reconnect", "stop"] = _like(LiveConfig, "end_of_stream")
+
+    def __post_init__(self) -> None:
+        try:
+            check_stream_name(self.name)
+        except WireFormatError as err:
+            raise ServeConfigError(f"stream name: {err}") from err
+        where = f"stream {self.name}"
+        if not isinstance(self.source, str) or not self.source:
+            raise ServeConfigError(f"{where}: expected a source (rtsp://..., a file, lavfi:...)")
+        try:  # the stylizer's and the source's own checks, once
+            StylizerSpec(
+                styles=self.styles, style_weights=self.style_weights,
+                alpha=1.0 if self.alpha is None else self.alpha, size=self.size,
+            )  # fmt: skip
+            self.live_options()
+        except ValueError as err:
+            raise ServeConfigError(f"{where}: {err}") from err
+
+    def live_options(self) -> LiveOptions:
+        """How the source is opened: as ``live`` opens its ``--source``, files and lavfi paced
+        at their own rate (``realtime``)."""
+        return LiveOptions(
+            realtime=True, capture_size=self.capture_size, capture_fps=self.capture_fps,
+            fourcc=self.fourcc, transport=self.transport, open_timeout_s=self.open_timeout_s,
+            read_timeout_s=self.read_timeout_s, give_up_after_s=self.give_up_after_s,
+            during_outage=self.during_outage, end_of_stream=self.end_of_stream,
+        )  # fmt: skip
+
+    def stylizer(self, base: StylizerSpec) -> StylizerSpec:
+        """The server's spec with this stream's style, alpha and size (where it gives them)."""
+        changes: dict[str, Any] = {}
+        if self.styles:
+            changes.update(styles=self.styles, style_weights=self.style_weights)
+        if self.alpha is not None:
+            changes["alpha"] = self.alpha
+        if self.size is not None:
+            changes["size"] = self.size
+        try:
+            spec = replace(base, **changes)
+            spec.require_styles()
+        except ValueError as err:
+            raise ServeConfigError(
+                f"stream {self.name}: {err} (give the stream a 'style', or the server one)"
+            ) from err
+        return spec
+
+    def complete(self, base: StylizerSpec) -> StreamSpec:
+        """This stream with the server's style / alpha / size filled in where it has none."""
+        spec = self.stylizer(base)
+        return replace(
+            self, styles=spec.styles, style_weights=spec.style_weights, alpha=spec.alpha,
+            size=spec.size,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``list-streams``): the YAML keys, sizes as ``WxH``."""
+        return to_mapping(self)
+
+
+def stream_spec_from_mapping(data: Mapping[str, Any], *, source: str = "") -> StreamSpec:
+    """A YAML stream entry or an ``add-stream`` request -> :class:`StreamSpec`."""
+    if not isinstance(data, Mapping):
+        raise ServeConfigError(f"a stream must be a mapping of keys, got {type(data).__name__}")
+    name = data.get("name")
+    where = source or (f"stream {name}" if isinstance(name, str) else "stream")
+    return from_mapping(StreamSpec, data, source=where, error=ServeConfigError)
+
+
+def _parse_streams(value: Any) -> tuple[StreamSpec, ...]:
+    items = [] if value is None else value
+    if not isinstance(items, (list, tuple)):
+        raise ServeConfigError(f"expected a list of streams, got {value!r}")
+    return tuple(
+        item if isinstance(item, StreamSpec) else stream_spec_from_mapping(item) for item in items
+    )
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything a ``serve`` run needs (the YAML's top-level keys; see ``configs/serve.yaml``).
+
+    Attributes:
+        streams: the streams started at launch (more may be added over ``control``), each
+            completed with the server's style / alpha / size where it gives none.
+        stylizer: the one model (``weights``, ``untrained``, ``device``, ``precision``,
+            ``style_size``, ``max_memory``) and the streams' default style, alpha and size.
+        zmq: the one PUB endpoint every stream publishes on (topic = stream name), or None.
+        control: REP control endpoint, or None.
+        encoding / jpeg_quality: published payload.
+        send_hwm: messages queued per subscriber (all streams together) before it loses some.
+        queue_frames: newest frames kept per stream before the oldest is dropped (memory is
+            bounded by streams x (queue_frames in + queue_frames out)).
+        max_batch: most frames per model call (one per stream and round; more streams wait for
+            the next round, in least-recently-served order).
+        status_interval_s / seconds: status line period (0: none) / stop after this long.
+        overwrite: replace existing ``record`` files.
+        allow_remote_bind / curve_keys_dir: as for ``live``.
+    """
+
+    streams: tuple[StreamSpec, ...] = option(
+        (), "the streams (YAML only; on the command line: --stream NAME=SOURCE)",
+        parse=_parse_streams,
+    )  # fmt: skip
+    stylizer: StylizerSpec = option(StylizerSpec(), "the model and default style", flatten=True)
+    zmq: str | None = _like(LiveConfig, "zmq", help="one PUB endpoint for all streams ('none': off)")
+    control: str | None = _like(LiveConfig, "control", DEFAULT_CONTROL_ENDPOINT)
+    encoding: Literal["jpeg", "rgb24"] = _like(LiveConfig, "encoding")
+    jpeg_quality: int = _like(LiveConfig, "jpeg_quality")
+    send_hwm: int = _like(
+        LiveConfig, "send_hwm", 32, "messages queued per subscriber (all streams together)"
+    )
+    queue_frames: int = option(1, "newest frames kept per stream", metavar="N")
+    max_batch: int = option(8, "most frames per model call", metavar="N")
+    status_interval_s: float = _like(LiveConfig, "status_interval_s")
+    seconds: float | None = _like(LiveConfig, "seconds")
+    overwrite: bool = _like(LiveConfig, "overwrite", help="replace existing stream recordings")
+    allow_remote_bind: bool = _like(LiveConfig, "allow_remote_bind")
+    curve_keys_dir: str | None = _like(LiveConfig, "curve_keys_dir")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stylizer, StylizerSpec):
+            raise ServeConfigError(f"stylizer must be a StylizerSpec, got {self.stylizer!r}")
+        names = [spec.name for spec in self.streams]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ServeConfigError(f"stream names must be unique; repeated: {duplicates}")
+        object.__setattr__(
+            self, "streams", tuple(spec.complete(self.stylizer) for spec in self.streams)
+        )
+        if not self.streams and self.control is None:
+            raise ServeConfigError(
+                "nothing to serve: give streams (YAML 'streams:' or --stream NAME=SOURCE) or a "
+                "control endpoint to add them at run time"
+            )
+        no_output = self.zmq is None and not any(spec.record for spec in self.streams)
+        if no_output and self.control is None:
+            raise ServeConfigError("nothing to do: give a zmq endpoint or a stream 'record'")
+        if self.send_hwm < 1 or self.queue_frames < 1 or self.max_batch < 1:
+            raise ServeConfigError(
+                "send_hwm, queue_frames and max_batch must be >= 1, got "
+                f"{self.send_hwm}, {self.queue_frames}, {self.max_batch}"
+            )
+        if self.status_interval_s < 0:
+            raise ServeConfigError(f"status_interval_s must be >= 0, got {self.status_interval_s}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ServeConfigError(f"seconds must be > 0, got {self.seconds}")
+        try:
+            check_encoding(self.encoding, self.jpeg_quality)
+        except ValueError as err:
+            raise ServeConfigError(str(err)) from err
+        for endpoint in (self.zmq, self.control):
+            if endpoint is not None:
+                check_bind_endpoint(endpoint, allow_remote=self.allow_remote_bind)
+
+
+def serve_config_from_mapping(data: Mapping[str, Any], *, source: str = "") -> ServeConfig:
+    """The YAML's top level (or flags gathered into a mapping) -> :class:`ServeConfig`.
+
+    ``zmq`` / ``control``: ``none`` (or null) turns them off. Relative paths are relative to
+    the working folder, as in every other command's YAML.
+    """
+    return from_mapping(ServeConfig, data, source=source, error=ServeConfigError)
+
+
+def load_serve_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ServeConfig:
+    """Read the YAML at ``path`` (the one loader); ``overrides`` (flags given) win."""
+    data = load_yaml_file(path)
+    data.update(overrides or {})
+    return serve_config_from_mapping(data, source=f"config file {path}")

@@ -1,0 +1,183 @@
+"""The one stylizing loop of ``stylestream serve``: fair rounds, one model call per size group.
+
+Each round:
+
+1. Every stream with a waiting frame contributes exactly ONE frame, its newest (older waiting
+   frames are dropped and counted by the stream). Streams are taken least-recently-served
+   first, at most ``max_batch`` per round; so a 60 fps stream gets one slot per round like a
+   5 fps one and cannot starve it, and with more ready streams than ``max_batch`` the ones left
+   out go first next round.
+2. The frames are grouped by the size they are stylized at (the stream's ``size`` for the
+   frame's size, :func:`~adaattn_video.settings.output_size`): frames of one size are one batch, i.e. one model call
+   (:func:`~adaattn_video.batching.stylize_per_frame`, each frame with its stream's style sums
+   and alpha). Different sizes are different calls in the same round (convolutions need one
+   shape per batch; padding small frames up to the largest would waste compute and change the
+   replicate-padded borders).
+3. Each stylized frame is labelled with the style it was really stylized with (the stream's
+   style object is read once, before the call) and handed to its stream's writer.
+
+A failing call (e.g. out of memory) is logged and counted; the round's frames are lost, the
+loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from adaattn_video.batching import FrameStyle, stylize_per_frame
+from adaattn_video.model import StyleTransferModel
+from streamer.frames import Frame
+from streamer.serve.stream import StreamRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SchedulerStats:
+    rounds: int = 0
+    batches: int = 0
+    frames: int = 0
+    failed_batches: int = 0
+    model_s: float = 0.0
+    largest_batch: int = 0
+
+
+class Scheduler:
+    """Runs rounds until ``stop()``; ``streams`` returns the current streams (any thread may
+    add or remove streams between rounds)."""
+
+    def __init__(
+        self,
+        model: StyleTransferModel,
+        device: torch.device,
+        streams: Callable[[], Sequence[StreamRuntime]],
+        *,
+        max_batch: int = 8,
+        wake: threading.Event | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self._streams = streams
+        self.max_batch = max_batch
+        self.wake = wake or threading.Event()
+        self.stats = SchedulerStats()
+        self._last_served: dict[str, float] = {}
+        self._style_cache: dict[str, tuple[object, float, FrameStyle]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- thread -----------------------------------------------------------------------------
+    def start(self) -> Scheduler:
+        self._thread = threading.Thread(target=self.run, name="serve-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            if not self.run_round():
+                self.wake.wait(0.05)
+                self.wake.clear()
+
+    # -- one round --------------------------------------------------------------------------
+    def run_round(self) -> int:
+        """Take one frame from each ready stream (fairly), stylize, deliver; returns frames."""
+        streams = sorted(self._streams(), key=lambda s: self._last_served.get(s.name, 0.0))
+        taken: list[tuple[StreamRuntime, Frame]] = []
+        for stream in streams:
+            if len(taken) >= self.max_batch:
+                break
+            frame = stream.take_newest()
+            if frame is not None:
+                taken.append((stream, frame))
+        if not taken:
+            return 0
+        now = time.monotonic()
+        for stream, _ in taken:
+            self._last_served[stream.name] = now
+        groups: dict[tuple[int, int], list[tuple[StreamRuntime, Frame]]] = {}
+        for stream, frame in taken:
+            size = stream.stylizer.config.output_size(*frame.image.shape[:2])
+            groups.setdefault((int(size[0]), int(size[1])), []).append((stream, frame))
+        for size, members in groups.items():
+            self._stylize_group(size, members)
+        self.stats.rounds += 1
+        return len(taken)
+
+    def _frame_style(self, stream: StreamRuntime) -> tuple[FrameStyle, str]:
+        """The stream's current style as a :class:`FrameStyle` (cached while unchanged, so
+        frames of streams that keep their style share one object) and its id."""
+        active = stream.stylizer.style  # replaced as a whole on set-style, never mutated
+        alpha = stream.stylizer.alpha
+        cached = self._style_cache.get(stream.name)
+        if cached is None or cached[0] is not active or cached[1] != alpha:
+            cached = (active, alpha, FrameStyle(active.features, active.weights, alpha))
+            self._style_cache[stream.name] = cached
+        return cached[2], active.style_id
+
+    def _run_group(
+        self, size: tuple[int, int], members: list[tuple[StreamRuntime, Frame]]
+    ) -> tuple[Any, list[str]]:
+        """Stack (resizing where needed), pad, one model call, crop -> ((B, H, W, 3) uint8
+        numpy, style ids)."""
+        styles: list[FrameStyle] = []
+        ids: list[str] = []
+        images = []
+        for stream, frame in members:
+            style, style_id = self._frame_style(stream)
+            styles.append(style)
+            ids.append(style_id)
+            image = torch.from_numpy(frame.image).to(self.device, non_blocking=True)
+            image = image.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            if tuple(image.shape[-2:]) != size:
+                image = F.interpolate(
+                    image, size=size, mode="bilinear", antialias=True, align_corners=False
+                )
+            images.append(image)
+        content = torch.cat(images, dim=0)
+        # Any member's stylizer pads the same way: they share the model.
+        padded, (h, w) = members[0][0].stylizer._pad(content)
+        out = stylize_per_frame(self.model, padded, styles)
+        out = out[..., :h, :w].float().clamp_(0.0, 1.0).mul_(255.0).round_()
+        return out.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy(), ids
+
+    def _stylize_group(
+        self, size: tuple[int, int], members: list[tuple[StreamRuntime, Frame]]
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                pictures, ids = self._run_group(size, members)
+        except Exception:
+            self.stats.failed_batches += 1
+            log.exception(
+                "a batch of %d frame(s) at %dx%d failed; its frames are lost",
+                len(members),
+                size[1],
+                size[0],
+            )
+            return
+        self.stats.model_s += time.perf_counter() - started
+        self.stats.batches += 1
+        self.stats.frames += len(members)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(members))
+        for (stream, frame), picture, style_id in zip(members, pictures, ids, strict=True):
+            stream.deliver(replace(frame, image=picture, style_id=style_id))
+
+    def forget(self, name: str) -> None:
+        """Drop what is remembered about a removed stream."""
+        self._last_served.pop(name, None)
+        self._style_cache.pop(name, None)

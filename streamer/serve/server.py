@@ -1,0 +1,422 @@
+"""``stylestream serve`` assembled: the model, the publisher, the streams, the scheduler, the
+control endpoint and the status line (:func:`run_serve`; :class:`StreamServer` for tests).
+
+Control commands (REQ/REP, one JSON object each way, as for ``live``)::
+
+    {"command": "add-stream", "stream": {"name": "door", "source": "rtsp://...", "style": [...]}}
+    {"command": "remove-stream", "stream": "door"}
+    {"command": "set-style", "stream": "door", "styles": ["/abs/a.jpg"], "weights": null}
+    {"command": "set-alpha", "stream": "door", "alpha": 0.6}
+    {"command": "list-streams"}
+    {"command": "get-status"}
+
+A bad request is refused with ``{"ok": false, "error": ...}`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaattn_video.batching import check_batchable
+from adaattn_video.convert import to_mapping
+from adaattn_video.errors import StylestreamError
+from adaattn_video.model import StyleTransferModel
+from adaattn_video.resources import check_stylizer_memory
+from adaattn_video.stylizer import open_spec_model, open_stylizer
+from streamer import interrupts
+from streamer.control import (
+    MAX_STYLES_PER_REQUEST,
+    ControlRequestError,
+    ControlServer,
+    parse_request,
+)
+from streamer.guard import command_inputs, memory_settings, refuse_overlap
+from streamer.serve.config import (
+    ServeConfig,
+    StreamSpec,
+    stream_spec_from_mapping,
+)
+from streamer.serve.scheduler import Scheduler
+from streamer.serve.stream import RATE_WINDOW_S, StreamRuntime
+from streamer.sinks.zmq import ZmqSink, ZmqSinkConfig
+from streamer.stats import latency_percentiles
+
+log = logging.getLogger(__name__)
+
+SERVE_COMMANDS = (
+    "add-stream",
+    "remove-stream",
+    "set-style",
+    "set-alpha",
+    "list-streams",
+    "get-status",
+)
+
+
+class ServeRequestError(StylestreamError, ValueError):
+    """A control request that cannot be carried out (refused; nothing changed)."""
+
+
+class StreamServer:
+    """The model, the publisher and the streams; thread-safe add/remove/list/status.
+
+    Use as a context manager (``close()`` stops every stream and closes the sockets).
+    """
+
+    def __init__(self, config: ServeConfig, *, model: StyleTransferModel | None = None) -> None:
+        self.config = config
+        self.spec = config.stylizer.resolved()  # device and precision for this machine
+        device = self.spec.device
+        if config.curve_keys_dir is not None:
+            from streamer.keys import load_server_keys
+
+            load_server_keys(config.curve_keys_dir)
+        if model is None:
+            model = open_spec_model(self.spec)
+        check_batchable(model)
+        self.model = model
+        self._lock = threading.RLock()  # guards the stream registry
+        self._streams: dict[str, StreamRuntime] = {}
+        self._reserved: set[str] = set()
+        self.wake = threading.Event()
+        self.publisher: ZmqSink | None = None
+        self.control: ControlServer | None = None
+        self.started = time.monotonic()
+        if config.zmq is not None:
+            self.publisher = ZmqSink(
+                ZmqSinkConfig(
+                    config.zmq,
+                    encoding=config.encoding,
+                    jpeg_quality=config.jpeg_quality,
+                    send_hwm=config.send_hwm,
+                    allow_remote_bind=config.allow_remote_bind,
+                    curve_keys_dir=None
+                    if config.curve_keys_dir is None
+                    else Path(config.curve_keys_dir),
+                )
+            )
+        import torch
+
+        self.scheduler = Scheduler(
+            self.model,
+            torch.device(device),
+            self.streams,
+            max_batch=config.max_batch,
+            wake=self.wake,
+        )
+
+    # -- streams ----------------------------------------------------------------------------
+    def streams(self) -> list[StreamRuntime]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def stream(self, name: object) -> StreamRuntime:
+        with self._lock:
+            known = ", ".join(sorted(self._streams)) or "none"
+            if name is None:
+                raise ServeRequestError(
+                    f"this is a serve: name the stream ('stream', or --stream NAME); "
+                    f"streams: {known}"
+                )
+            if not isinstance(name, str) or name not in self._streams:
+                raise ServeRequestError(f"no stream named {name!r} (streams: {known})")
+            return self._streams[name]
+
+    def add_stream(self, spec: StreamSpec) -> StreamRuntime:
+        """Encode its style, create its recording, start its threads. Errors raise and leave
+        nothing behind (the source itself is opened by the stream's reader thread: a bad URL
+        shows as state ``failed`` with the reason, the server goes on)."""
+        spec = spec.complete(self.spec)
+        if spec.record is not None:
+            refuse_overlap(
+                spec.record, command_inputs(spec.source, spec.styles, self.spec.weights)
+            )
+        stylizer_spec = spec.stylizer(self.spec)
+        check_stylizer_memory(
+            **memory_settings(stylizer_spec, None, self.config.max_batch, self.spec.device)
+        )
+        with self._lock:
+            if spec.name in self._streams or spec.name in self._reserved:
+                raise ServeRequestError(f"a stream named {spec.name!r} exists already")
+            self._reserved.add(spec.name)  # the style encodes outside the lock: no stall
+        try:
+            runtime = StreamRuntime(
+                spec,
+                open_stylizer(stylizer_spec, model=self.model),  # the model is shared
+                self.publisher,
+                queue_frames=self.config.queue_frames,
+                overwrite=self.config.overwrite,
+                on_frame=self.wake,
+            )
+            with self._lock:
+                self._streams[spec.name] = runtime
+        finally:
+            with self._lock:
+                self._reserved.discard(spec.name)
+        runtime.start()
+        log.info("stream %s added: %s, style %s", spec.name, spec.source, runtime.stylizer.style_id)
+        return runtime
+
+    def remove_stream(self, name: str) -> dict[str, Any]:
+        """Stop a stream (its threads end, its source closes, its recording is finalized)."""
+        runtime = self.stream(name)
+        runtime.stop()
+        with self._lock:
+            self._streams.pop(name, None)
+        self.scheduler.forget(name)
+        log.info("stream %s removed", name)
+        return {
+            "removed": name,
+            "threads_alive": runtime.alive,
+            "record": None if runtime.record_path is None else str(runtime.record_path),
+            "frames_out": runtime.stats.frames_out,
+        }
+
+    def observe(self) -> None:
+        """Sample every stream's numbers (the run loop calls this often): ``get-status``
+        rates are over the last few seconds, whatever the status-line interval is."""
+        for stream in self.streams():
+            stream.tracker.observe()
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        streams = self.streams()
+        per_stream = [stream.status() for stream in streams]
+        since = time.monotonic() - RATE_WINDOW_S
+        recent = [ms for stream in streams for ms in stream.latencies.since(since)]
+        p50, p95 = latency_percentiles(recent)
+        s = self.scheduler.stats
+        return {
+            "elapsed_s": round(time.monotonic() - self.started, 1),
+            "streams": per_stream,
+            "total": {
+                "streams": len(per_stream),
+                "fps_in": round(sum(x["fps_in"] for x in per_stream), 2),
+                "fps_out": round(sum(x["fps_out"] for x in per_stream), 2),
+                "frames_out": sum(x["frames_out"] for x in per_stream),
+                "dropped": sum(x["dropped"] for x in per_stream),
+                "reconnects": sum(x["reconnects"] for x in per_stream),
+                "latency_p50_ms": p50,
+                "latency_p95_ms": p95,
+                "batches": s.batches,
+                "mean_batch": round(s.frames / s.batches, 2) if s.batches else 0.0,
+                "failed_batches": s.failed_batches,
+            },
+        }
+
+    def status_line(self) -> str:
+        status = self.status()
+        total = status["total"]
+        parts = [
+            f"serve {status['elapsed_s']:.0f} s: {total['streams']} stream(s), in "
+            f"{total['fps_in']:.1f} fps, out {total['fps_out']:.1f} fps, "
+            f"mean batch {total['mean_batch']:.1f}, dropped {total['dropped']}"
+        ]
+        for item in status["streams"]:
+            latency = (
+                f"p50 {item['latency_p50_ms']:.0f} p95 {item['latency_p95_ms']:.0f} ms"
+                if item["latency_p50_ms"] is not None
+                else "latency -"
+            )
+            text = (
+                f"{item['name']}: in {item['fps_in']:.1f} out {item['fps_out']:.1f} fps, "
+                f"{latency}, dropped {item['dropped']}, reconnects {item['reconnects']}"
+            )
+            if item["in_outage"]:
+                text += ", SOURCE DOWN (reconnecting)"
+            if item["state"] not in ("running",):
+                text += f", {item['state'].upper()}"
+                if item["error"]:
+                    text += f" ({item['error']})"
+            parts.append(text)
+        return " | ".join(parts)
+
+    # -- control ----------------------------------------------------------------------------
+    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Carry out one control request (raises ServeRequestError/ValueError to refuse)."""
+        command = request.get("command")
+        if command == "add-stream":
+            entry = request.get("stream")
+            if not isinstance(entry, Mapping):
+                raise ServeRequestError("add-stream needs 'stream': an object with the YAML keys")
+            spec = stream_spec_from_mapping(entry)
+            if len(spec.styles) > MAX_STYLES_PER_REQUEST:
+                raise ControlRequestError(
+                    f"add-stream got {len(spec.styles)} styles; at most "
+                    f"{MAX_STYLES_PER_REQUEST} per request"
+                )
+            _require_absolute(spec.styles + ((spec.record,) if spec.record else ()))
+            runtime = self.add_stream(spec)
+            return {"added": spec.name, "style_id": runtime.stylizer.style_id}
+        if command == "remove-stream":
+            return self.remove_stream(self.stream(request.get("stream")).name)
+        if command in ("set-style", "set-alpha"):
+            stream = self.stream(request.get("stream"))
+            # live's parsing and limits (16 styles, absolute paths, finite numbers)
+            checked = parse_request(request)
+            if checked.command == "set-alpha":
+                stream.stylizer.alpha = checked.alpha
+                return {"stream": stream.name, "alpha": stream.stylizer.alpha}
+            started = time.perf_counter()
+            active = stream.stylizer.set_style(list(checked.styles), checked.weights)
+            return {
+                "stream": stream.name,
+                "style_id": active.style_id,
+                "encode_ms": round(1000 * (time.perf_counter() - started), 1),
+            }
+        if command == "list-streams":
+            return {
+                "streams": [
+                    {**to_mapping(s.spec), "state": s.state, "error": s.error}
+                    for s in self.streams()
+                ]
+            }
+        if command == "get-status":
+            return self.status()
+        raise ServeRequestError(
+            f"unknown command {command!r}; expected one of {', '.join(SERVE_COMMANDS)}"
+        )
+
+    def start_control(self) -> None:
+        if self.config.control is not None:
+            self.control = ServeControlServer(
+                self,
+                self.config.control,
+                allow_remote_bind=self.config.allow_remote_bind,
+                curve_keys_dir=self.config.curve_keys_dir,
+            ).start()
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        self.scheduler.stop()
+        for stream in self.streams():
+            stream.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+
+    def __enter__(self) -> StreamServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _require_absolute(paths: tuple[str, ...] | list[str]) -> None:
+    for path in paths:
+        if not Path(path).is_absolute():
+            raise ServeRequestError(
+                f"path {path!r} is relative; the server cannot know your working folder: send "
+                "an absolute path (stylestream control does)"
+            )
+
+
+class ServeControlServer(ControlServer):
+    """The ``live`` control endpoint's REQ/REP JSON framing, bind and CURVE handling, with the
+    serve commands (:meth:`StreamServer.handle`)."""
+
+    def __init__(self, server: StreamServer, endpoint: str, **options: Any) -> None:
+        super().__init__(None, endpoint, **options)
+        self.server = server
+
+    def start(self) -> ServeControlServer:
+        super().start()
+        return self
+
+    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self.server.handle(request)
+
+
+# -- running -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServeResult:
+    elapsed_s: float
+    status: dict[str, Any]
+    interrupted_by: int | None = None
+
+    def summary(self) -> str:
+        total = self.status["total"]
+        lines = [
+            f"{'interrupted: ' if self.interrupted_by else ''}serve ended after "
+            f"{self.elapsed_s:.1f} s: {total['frames_out']} frames published from "
+            f"{total['streams']} stream(s), {total['batches']} model calls (mean batch "
+            f"{total['mean_batch']:.1f}), {total['dropped']} dropped"
+        ]
+        for item in self.status["streams"]:
+            lines.append(
+                f"  {item['name']}: {item['frames_out']} frames out, {item['dropped']} dropped, "
+                f"{item['reconnects']} reconnect(s), {item['state']}"
+                + (f" ({item['error']})" if item["error"] else "")
+            )
+        return "\n".join(lines)
+
+
+def run_serve(
+    config: ServeConfig,
+    *,
+    model: StyleTransferModel | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    print_status: Callable[[str], None] | None = None,
+    stop_event: threading.Event | None = None,
+    handle_signals: bool = False,
+) -> ServeResult:
+    """Serve until ``config.seconds`` pass, ``stop_event`` is set, or SIGINT/SIGTERM (with
+    ``handle_signals``, main thread only). A stream that cannot start is reported and skipped.
+
+    ``on_ready({"zmq", "control", "streams"})`` once the sockets are bound and the streams
+    started (``streams``: name -> None or the reason it could not start).
+    """
+    stop = stop_event or threading.Event()
+    interrupted: list[int] = []
+
+    def on_signal(signum: int, _count: int) -> None:
+        interrupted.append(signum)
+        stop.set()
+
+    emit = print_status or (lambda line: log.info("%s", line))
+    started = time.monotonic()
+    interrupts.check()  # a Ctrl-C that some C code swallowed during start-up
+    with interrupts.deferred(), StreamServer(config, model=model) as server:
+        # from the first recording on, a signal only stops the run (which finalizes them)
+        problems: dict[str, str | None] = {}
+        for spec in config.streams:
+            try:
+                server.add_stream(spec)
+                problems[spec.name] = None
+            except (StylestreamError, ValueError, OSError) as err:
+                problems[spec.name] = str(err)
+                emit(f"stream {spec.name} not started: {err}")
+        server.scheduler.start()
+        server.start_control()
+        if on_ready is not None:
+            on_ready(
+                {
+                    "zmq": None if server.publisher is None else server.publisher.endpoint,
+                    "control": None if server.control is None else server.control.endpoint,
+                    "streams": problems,
+                }
+            )
+        with interrupts.handled_by(on_signal, enabled=handle_signals):
+            started = time.monotonic()
+            next_status = started + config.status_interval_s
+            while not stop.is_set():
+                now = time.monotonic()
+                if config.seconds is not None and now - started >= config.seconds:
+                    break
+                server.observe()
+                if config.status_interval_s and now >= next_status:
+                    next_status = now + config.status_interval_s
+                    emit(server.status_line())
+                stop.wait(0.1)
+        status = server.status()
+    return ServeResult(
+        elapsed_s=time.monotonic() - started,
+        status=status,
+        interrupted_by=interrupted[0] if interrupted else None,
+    )

@@ -1,0 +1,228 @@
+"""One stream of ``stylestream serve``: its source, two threads, its style and its numbers.
+
+- The READER thread opens the source (so a slow or bad URL never blocks the server or other
+  streams) and puts every frame into ``inbox``, a drop-oldest
+  :class:`~streamer.queues.FrameQueue` that keeps the newest ``queue_frames`` and drops (counts)
+  older ones.
+- The scheduler (:mod:`streamer.serve.scheduler`) takes the newest frame from ``inbox``,
+  stylizes it with the stream's current style and puts the result into ``outbox``.
+- The WRITER thread publishes each stylized frame on the shared PUB socket under the stream's
+  topic and appends it to the stream's recording.
+
+So a stream that stalls, reconnects, sends garbage or ends only affects its own threads; memory
+is bounded by (inbox + outbox) frames per stream. The source keeps its own reconnect/outage
+policy (:class:`~streamer.sources.network.NetworkSource`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from adaattn_video.stylizer import FrameStylizer
+from streamer.frames import Frame, FrameSource, SourceCounters
+from streamer.queues import END, FrameQueue
+from streamer.serve.config import StreamSpec
+from streamer.sinks.zmq import ZmqSink
+from streamer.sources import open_source
+from streamer.sources.live import newest_frames
+from streamer.stats import LatencyWindow, LiveStatusTracker, PipelineStats
+
+log = logging.getLogger(__name__)
+
+RATE_WINDOW_S = 5.0
+
+
+def open_stream_source(spec: StreamSpec) -> FrameSource:
+    """The source for ``spec`` (not yet entered), opened by the one opener exactly as ``live``
+    opens its ``--source`` (webcam, network with its reconnect policy, file/lavfi paced in
+    real time)."""
+    return open_source(spec.source, live=spec.live_options())
+
+
+class StreamRuntime:
+    """A running stream: ``start()`` its threads, ``take_newest()`` (scheduler),
+    ``deliver()`` stylized frames, ``stop()`` (joins its threads, finalizes its recording).
+
+    Its numbers are the shared ones (:mod:`streamer.stats`): a :class:`PipelineStats` counts
+    frames in/out and queue drops, a :class:`LatencyWindow` holds capture -> publish
+    latencies, and a :class:`LiveStatusTracker` turns them and the source's counters into the
+    stream's :class:`~streamer.stats.LiveStatus` (``get-status``, the status line).
+
+    States: ``starting`` (opening the source), ``running``, ``ended`` (the source finished),
+    ``failed`` (could not start, or the source gave up: ``error`` says why), ``stopped``.
+    """
+
+    def __init__(
+        self,
+        spec: StreamSpec,
+        stylizer: FrameStylizer,
+        publisher: ZmqSink | None,
+        *,
+        queue_frames: int = 1,
+        overwrite: bool = False,
+        on_frame: threading.Event | None = None,
+    ) -> None:
+        """``stylizer``: this stream's (its style encoded, the model shared). The recording
+        is created now (errors raise, nothing starts)."""
+        self.spec = spec
+        self.name = spec.name
+        self.stylizer = stylizer
+        self.publisher = publisher
+        self.inbox: FrameQueue = newest_frames(queue_frames)
+        self.outbox: FrameQueue = newest_frames(queue_frames)
+        self._replaced = 0  # older waiting frames skipped by take_newest
+        self.stats = PipelineStats(
+            queue_depths=lambda: {"in": len(self.inbox), "out": len(self.outbox)},
+            queue_drops=lambda: self.inbox.dropped + self.outbox.dropped + self._replaced,
+            rate_window_s=RATE_WINDOW_S,
+        )
+        self.latencies = LatencyWindow(1000)
+        self.tracker = LiveStatusTracker(
+            snapshot=self.stats.snapshot,
+            counters=self.counters,
+            latencies=self.latencies,
+            style_id=self._style_id,
+            window_s=RATE_WINDOW_S,
+        )
+        self.state = "starting"
+        self.error: str | None = None
+        self.source: FrameSource | None = None
+        self._on_frame = on_frame
+        self._stop = threading.Event()
+        self._recorder = None
+        self.record_path: Path | None = None
+        if spec.record is not None:
+            from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
+
+            self._recorder = Mp4Sink(Mp4SinkConfig(spec.record, overwrite=overwrite))
+            self.record_path = Path(spec.record)
+        self._reader = threading.Thread(target=self._read, name=f"serve-{self.name}-reader")
+        self._writer = threading.Thread(target=self._write, name=f"serve-{self.name}-writer")
+        self._reader.daemon = self._writer.daemon = True
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> StreamRuntime:
+        self._reader.start()
+        self._writer.start()
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """End the stream: its source closes, queued frames are dropped, the recording is
+        finalized; returns when both threads have ended (or ``timeout_s`` passed)."""
+        self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+        self._reader.join(timeout_s)
+        self.outbox.finish()
+        self._writer.join(timeout_s)
+        if self.state in ("starting", "running"):
+            self.state = "stopped"
+
+    @property
+    def alive(self) -> bool:
+        return self._reader.is_alive() or self._writer.is_alive()
+
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        return (self._reader, self._writer)
+
+    # -- reader -----------------------------------------------------------------------------
+    def _read(self) -> None:
+        try:
+            self.source = open_stream_source(self.spec)
+            with self.source as source:
+                if self._stop.is_set():
+                    return
+                self.state = "running"
+                log.info("stream %s: %s open", self.name, self.spec.source)
+                for frame in source:
+                    self.inbox.put(frame)
+                    self.stats.count_in()
+                    if self._on_frame is not None:
+                        self._on_frame.set()
+                    if self._stop.is_set():
+                        break
+            if not self._stop.is_set():
+                self.state = "ended"
+                log.warning("stream %s: the source ended", self.name)
+        except Exception as err:  # one stream's failure never reaches the others
+            self.state = "failed"
+            self.error = str(err) or type(err).__name__
+            log.error("stream %s stopped: %s", self.name, self.error)
+        finally:
+            self.inbox.finish()
+            if self._on_frame is not None:
+                self._on_frame.set()
+
+    def take_newest(self) -> Frame | None:
+        """The newest waiting frame (older waiting ones are dropped and counted), or None."""
+        newest = None
+        while (frame := self.inbox.get_nowait()) is not None and frame is not END:
+            if newest is not None:
+                self._replaced += 1
+            newest = frame
+        return newest
+
+    # -- writer -----------------------------------------------------------------------------
+    def deliver(self, frame: Frame) -> None:
+        """Hand a stylized frame to the writer thread (the oldest waiting one is dropped)."""
+        self.outbox.put(frame)
+
+    def _write(self) -> None:
+        try:
+            while True:
+                frame = self.outbox.get(timeout_s=0.5)
+                if frame is END:
+                    return
+                if frame is None or self._stop.is_set():
+                    continue
+                assert isinstance(frame, Frame)
+                if self.publisher is not None:
+                    self.publisher.publish(frame, style_id=frame.style_id, stream=self.name)
+                    # capture -> publish (-> written, when recording only)
+                    self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
+                if self._recorder is not None:
+                    self._recorder.write(frame)
+                    if self.publisher is None:
+                        self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
+                self.stats.count_out(frame)
+        except Exception as err:
+            self.state = "failed"
+            self.error = f"output: {err}"
+            log.error("stream %s: output failed: %s", self.name, err)
+            self._stop.set()
+        finally:
+            if self._recorder is not None:
+                try:
+                    self._recorder.close()
+                except Exception as err:
+                    log.error("stream %s: recording not finalized: %s", self.name, err)
+
+    # -- reporting --------------------------------------------------------------------------
+    def counters(self) -> SourceCounters:
+        source = self.source
+        return SourceCounters() if source is None else source.counters()
+
+    def _style_id(self) -> str | None:
+        try:
+            return self.stylizer.style_id
+        except RuntimeError:
+            return None
+
+    def status(self) -> dict[str, Any]:
+        """This stream's :class:`~streamer.stats.LiveStatus` over the last few seconds, with
+        its name, state, settings and recording."""
+        return {
+            "name": self.name,
+            "state": self.state,
+            "error": self.error,
+            "source": self.spec.source,
+            "alpha": self.stylizer.alpha,
+            **self.tracker.current_dict(),
+            "record": None if self.record_path is None else str(self.record_path),
+        }
