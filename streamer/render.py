@@ -22,7 +22,7 @@ from adaattn_video.stylizer import (
     open_stylizer,
     resolve_device,
 )
-from streamer.frames import FrameSink
+from streamer.frames import FrameSink, FrameSource
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError, StatsSnapshot
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
@@ -182,12 +182,14 @@ def render(
     progress: bool = True,
     stylizer: FrameStylizer | None = None,
     monitor: Monitor | None = None,
+    source: FrameSource | None = None,
 ) -> RenderResult:
     """Render ``config.input`` into ``config.output``; returns what was done.
 
     ``progress`` shows a tqdm bar on stderr. ``stylizer`` replaces the model loading (tests,
     benchmarks). When interrupted (SIGINT/SIGTERM) the output is finalized and the result says
-    so (``interrupted_by``); errors raise after every output was closed.
+    so (``interrupted_by``); errors raise after every output was closed. ``source`` replaces
+    the source opened from ``config.input`` (a segment of a video, see :mod:`streamer.cluster`).
 
     Raises:
         StylestreamError subclasses for user mistakes (missing input, existing output, unknown
@@ -210,9 +212,10 @@ def render(
         if isinstance(err, StylestreamError):
             raise
         raise RenderConfigError(str(err)) from err
-    source = open_source(
-        config.input, start_s=config.start_s, duration_s=config.duration_s, fps=config.fps
-    )
+    if source is None:
+        source = open_source(
+            config.input, start_s=config.start_s, duration_s=config.duration_s, fps=config.fps
+        )
     with source:
         if (
             config.input.startswith("lavfi:")

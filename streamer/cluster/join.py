@@ -1,0 +1,185 @@
+"""Rendered segments -> one video, without encoding anything again.
+
+The packets of the segment files are remuxed in order into one output with the layout a single
+``render`` writes (:func:`streamer.sinks.mp4.container_options`: fragmented, ``delay_moov``,
+crash-safe by default), the video stream in the input's time base. Each segment was encoded with
+the input's own pts, so the packets already carry the exact input times; the joiner only checks
+(:func:`verify_segment_file`) and copies them. The input's audio is copied once, packet by
+packet, interleaved with the video (the single render's ``_AudioCopy``).
+
+Segments must share the codec parameters (same encoder, settings and frame size: they do when
+one job rendered them); the joiner refuses segments whose headers differ rather than writing a
+video that breaks at a cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from adaattn_video.errors import StylestreamError
+from streamer.sinks import OutputError, check_output_file
+from streamer.sinks.mp4 import (
+    AUDIO_LEAD_S,
+    MP4_AUDIO_CODECS,
+    MP4_FAMILY,
+    _AudioCopy,
+    container_options,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SegmentInvalidError(StylestreamError, ValueError):
+    """A segment file does not hold what the plan says (wrong frames or times, damaged)."""
+
+
+def segment_times(path: str | Path) -> list[Fraction]:
+    """Presentation times (seconds, exact) of the video packets of a segment file, sorted."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            base = Fraction(stream.time_base)
+            return sorted(
+                p.pts * base for p in container.demux(stream) if p.dts is not None and p.size
+            )
+    except (av.FFmpegError, IndexError) as err:
+        raise SegmentInvalidError(f"segment file {path} is unreadable: {err}") from err
+
+
+def verify_segment_file(path: str | Path, pts: Sequence[int], time_base: Fraction) -> None:
+    """Check that ``path`` holds one video packet at each of the input times ``pts``.
+
+    Raises:
+        SegmentInvalidError: missing, damaged, or other frames/times than planned.
+    """
+    if not Path(path).is_file():
+        raise SegmentInvalidError(f"segment file {path} is missing")
+    got = segment_times(path)
+    want = [p * time_base for p in pts]
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        where = f"first difference at frame {first}" if first is not None else "lengths differ"
+        raise SegmentInvalidError(
+            f"segment file {path}: {len(got)} frames, expected {len(want)} at the input's "
+            f"times ({where})"
+        )
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """What :func:`join_segments` wrote."""
+
+    output: Path
+    video_packets: int
+    audio_packets: int
+    audio_streams: int
+    seconds: float
+
+
+def join_segments(
+    segment_files: Sequence[str | Path],
+    output: str | Path,
+    *,
+    time_base: Fraction,
+    audio_from: str | None,
+    crash_safe: bool = True,
+    fragment_s: float = 1.0,
+    overwrite: bool = False,
+) -> JoinResult:
+    """Remux ``segment_files`` (in order) into ``output`` with the audio of ``audio_from``.
+
+    ``time_base`` is the input video's (the output video stream gets it, as a single render
+    gives it). Raises :class:`SegmentInvalidError` when segments do not fit together, and
+    :class:`~streamer.sinks.OutputError` when the output cannot be written.
+    """
+    import time
+
+    began = time.perf_counter()
+    if not segment_files:
+        raise SegmentInvalidError("no segment to join")
+    output = check_output_file(output, overwrite=overwrite)
+    suffix = output.suffix.lower()
+    inputs = [av.open(str(path)) for path in segment_files]
+    try:
+        template = inputs[0].streams.video[0]
+        _check_compatible(inputs, segment_files)
+        try:
+            out = av.open(str(output), "w", options=container_options(suffix, crash_safe, fragment_s))
+        except av.FFmpegError as err:
+            raise OutputError(f"cannot open output {output}: {err}") from err
+        audio: _AudioCopy | None = None
+        video_packets = 0
+        try:
+            out_video = out.add_stream_from_template(template)
+            out_video.time_base = time_base
+            if audio_from is not None:
+                audio = _AudioCopy(
+                    audio_from,
+                    out,
+                    start_s=0.0,
+                    duration_s=None,
+                    allowed=MP4_AUDIO_CODECS if suffix in MP4_FAMILY else None,
+                )
+            last_dts: Fraction | None = None
+            for container, path in zip(inputs, segment_files, strict=True):
+                stream = container.streams.video[0]
+                base = Fraction(stream.time_base)
+                for packet in container.demux(stream):
+                    if packet.dts is None:
+                        continue
+                    dts = packet.dts * base
+                    if last_dts is not None and dts <= last_dts:
+                        raise SegmentInvalidError(
+                            f"segment {path} starts decoding at {float(dts):.4f} s, before the "
+                            f"previous segment ended ({float(last_dts):.4f} s): segments encoded "
+                            "with different settings cannot be joined"
+                        )
+                    last_dts = dts
+                    if audio is not None:
+                        audio.copy_until(float(dts) + AUDIO_LEAD_S)
+                    packet.stream = out_video
+                    out.mux(packet)
+                    video_packets += 1
+            if audio is not None:
+                audio.copy_until(None)
+        except (av.FFmpegError, OSError) as err:
+            raise OutputError(f"joining segments into {output} failed: {err}") from err
+        finally:
+            if audio is not None:
+                audio.close()
+            out.close()
+    finally:
+        for container in inputs:
+            container.close()
+    return JoinResult(
+        output=output,
+        video_packets=video_packets,
+        audio_packets=0 if audio is None else audio.copied,
+        audio_streams=0 if audio is None else len(audio.pairs),
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _check_compatible(inputs: Sequence[av.container.InputContainer], names: Sequence) -> None:
+    first = inputs[0].streams.video[0].codec_context
+    for container, name in zip(inputs[1:], names[1:], strict=True):
+        context = container.streams.video[0].codec_context
+        same = (
+            context.name == first.name
+            and (context.width, context.height) == (first.width, first.height)
+            and context.pix_fmt == first.pix_fmt
+            and bytes(context.extradata or b"") == bytes(first.extradata or b"")
+        )
+        if not same:
+            raise SegmentInvalidError(
+                f"segment {name} was encoded with other settings than {names[0]} "
+                f"({context.name} {context.width}x{context.height} {context.pix_fmt} vs "
+                f"{first.name} {first.width}x{first.height} {first.pix_fmt}, or other codec "
+                "headers): render them again in one job"
+            )
