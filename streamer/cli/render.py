@@ -12,6 +12,7 @@ from pathlib import Path
 from adaattn_video.errors import MissingWeightsError
 from streamer.cli import ReplaceAppend, add_config_option
 from streamer.cli.values import float_list, parse_wh, typed_value, wh_arg
+from streamer.cluster.cli import add_ray_arguments, run_ray_render, wants_ray
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, parse_styles, render
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=True,
         help="show a progress bar (default on)",
     )  # fmt: skip
+    add_ray_arguments(parser)  # streamer.cluster: --ray, --workers, --segment-s, --resume
     add_config_option(parser)
 
 
@@ -124,6 +126,8 @@ def exit_code(result: RenderResult) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if wants_ray(args):
+        return run_ray_render(args, config)
     result = render(config, progress=typed_value(args, "progress", bool))
     print(result.summary())
     if result.interrupted_by:

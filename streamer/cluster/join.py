@@ -3,8 +3,8 @@
 The packets of the segment files are remuxed in order into one output with the layout a single
 ``render`` writes (:func:`streamer.sinks.mp4.container_options`: fragmented, ``delay_moov``,
 crash-safe by default), the video stream in the input's time base. Each segment was encoded with
-the input's own pts, so the packets already carry the exact input times; the joiner only checks
-(:func:`verify_segment_file`) and copies them. The input's audio is copied once, packet by
+the input's own pts minus its start, so adding the start back gives the exact input times; the
+joiner checks (:func:`verify_segment_file`) and copies them. The input's audio is copied once, packet by
 packet, interleaved with the video (the single render's ``_AudioCopy``).
 
 Segments must share the codec parameters (same encoder, settings and frame size: they do when
@@ -53,7 +53,8 @@ def segment_times(path: str | Path) -> list[Fraction]:
 
 
 def verify_segment_file(path: str | Path, pts: Sequence[int], time_base: Fraction) -> None:
-    """Check that ``path`` holds one video packet at each of the input times ``pts``.
+    """Check that ``path`` holds one video packet at each of the input times ``pts`` (the
+    file's times start at 0: ``pts[0]`` is its first frame).
 
     Raises:
         SegmentInvalidError: missing, damaged, or other frames/times than planned.
@@ -61,7 +62,7 @@ def verify_segment_file(path: str | Path, pts: Sequence[int], time_base: Fractio
     if not Path(path).is_file():
         raise SegmentInvalidError(f"segment file {path} is missing")
     got = segment_times(path)
-    want = [p * time_base for p in pts]
+    want = [(p - pts[0]) * time_base for p in pts] if pts else []
     if got != want:
         first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
         where = f"first difference at frame {first}" if first is not None else "lengths differ"
@@ -86,6 +87,7 @@ def join_segments(
     segment_files: Sequence[str | Path],
     output: str | Path,
     *,
+    starts: Sequence[int],
     time_base: Fraction,
     audio_from: str | None,
     crash_safe: bool = True,
@@ -94,6 +96,8 @@ def join_segments(
 ) -> JoinResult:
     """Remux ``segment_files`` (in order) into ``output`` with the audio of ``audio_from``.
 
+    Segment ``k``'s timestamps start at 0; ``starts[k]`` (input ticks) is added back.
+
     ``time_base`` is the input video's (the output video stream gets it, as a single render
     gives it). Raises :class:`SegmentInvalidError` when segments do not fit together, and
     :class:`~streamer.sinks.OutputError` when the output cannot be written.
@@ -101,8 +105,8 @@ def join_segments(
     import time
 
     began = time.perf_counter()
-    if not segment_files:
-        raise SegmentInvalidError("no segment to join")
+    if not segment_files or len(starts) != len(segment_files):
+        raise SegmentInvalidError("expected one start per segment file, and at least one")
     output = check_output_file(output, overwrite=overwrite)
     suffix = output.suffix.lower()
     inputs = [av.open(str(path)) for path in segment_files]
@@ -127,12 +131,21 @@ def join_segments(
                     allowed=MP4_AUDIO_CODECS if suffix in MP4_FAMILY else None,
                 )
             last_dts: Fraction | None = None
-            for container, path in zip(inputs, segment_files, strict=True):
+            for container, path, start in zip(inputs, segment_files, starts, strict=True):
                 stream = container.streams.video[0]
                 base = Fraction(stream.time_base)
+                offset = start * time_base / base
+                if offset.denominator != 1:
+                    raise SegmentInvalidError(
+                        f"segment {path}: its time base {base} cannot hold the start "
+                        f"{start} x {time_base} exactly"
+                    )
                 for packet in container.demux(stream):
                     if packet.dts is None:
                         continue
+                    packet.dts += int(offset)
+                    if packet.pts is not None:
+                        packet.pts += int(offset)
                     dts = packet.dts * base
                     if last_dts is not None and dts <= last_dts:
                         raise SegmentInvalidError(

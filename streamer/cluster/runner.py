@@ -264,6 +264,7 @@ def render_on_ray(
     """
     if config.start_s or config.duration_s is not None:
         raise ClusterConfigError("--start/--duration are not supported with --ray yet")
+    ray = import_ray()  # before anything is written: no Ray, one line saying how to get it
     began = time.perf_counter()
     works = expand_work(config.input, config.output)
     many = len(works) > 1 or Path(config.input).is_dir()
@@ -288,7 +289,6 @@ def render_on_ray(
             _finish_video(video, result)
     if not todo:
         return result
-    ray = import_ray()
     started = _connect(ray, cluster.address)
     try:
         _run(ray, todo, config, cluster, result, progress=progress, monitor=monitor)
@@ -547,6 +547,7 @@ def _finish_video(video: _Video, result: ClusterRenderResult) -> None:
         joined = join_segments(
             [video.job.segment_path(s) for s in video.plan.segments],
             video.config.output,
+            starts=[s.start_pts for s in video.plan.segments],
             time_base=video.plan.time_base,
             audio_from=video.plan.path if video.plan.has_audio else None,
             crash_safe=video.config.crash_safe,

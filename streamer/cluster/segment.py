@@ -1,12 +1,16 @@
 """One segment of a video rendered with the ordinary render pipeline.
 
 :class:`SegmentSource` is a :class:`~streamer.sources.file.FileSource` limited to one
-segment's pts range, with the input's own timestamps and frame numbers (not shifted to start
-at 0 as ``--start`` does), so that the parts of a video rendered apart join into exactly what a
-single render writes. :func:`render_segment` runs :func:`streamer.render.render` on it:
+segment's pts range: timestamps shifted to start at 0 (exactly as ``--start`` shifts them, by
+the segment's ``start_pts``), frame numbers those of the whole video (PNG names), so that the
+parts of a video rendered apart join into exactly what a single render writes.
+:func:`render_segment` runs :func:`streamer.render.render` on it:
 
 - MP4 output: the segment is encoded (video only) into ``segment_NNNNN.mp4`` in a work
-  folder, with the encoder settings of the whole job, and the file's bytes are the result;
+  folder, with the encoder settings of the whole job, and the file's bytes are the result. Its
+  timestamps start at 0 (the joiner adds the segment's start back): an MP4 whose first frame is
+  not at 0 holds that delay as an edit list in milliseconds, which would move a start such as
+  28/24 s by a fraction of a tick;
 - image output: the frames are written as PNG (or the pattern's format) into a work folder
   under their final names, and ``{name: bytes}`` is the result.
 
@@ -41,7 +45,8 @@ class SegmentMismatchError(StylestreamError, RuntimeError):
 
 
 class SegmentSource:
-    """The frames of one segment of a video file, with the input's pts and frame numbers.
+    """The frames of one segment of a video file: pts from the segment start (input time
+    base), frame numbers of the whole video.
 
     Seeks to the keyframe at or before the segment start (through :class:`FileSource`'s
     ``start_s``) and stops before ``end_pts``. ``audio_path`` is None: audio is copied once,
@@ -108,11 +113,7 @@ class SegmentSource:
                     f"segment {seg.index}: decoded more than the {seg.frames} frames planned "
                     "(did the input change?)"
                 )
-            yield dataclasses.replace(
-                frame,
-                index=seg.first_frame + frame.index,
-                pts=None if frame.pts is None else frame.pts + seg.start_pts,
-            )
+            yield dataclasses.replace(frame, index=seg.first_frame + frame.index)
             self.frames_read += 1
         if self.frames_read != seg.frames:
             raise SegmentMismatchError(

@@ -1,0 +1,66 @@
+"""The ``--ray`` options of ``stylestream render`` and how they run.
+
+``streamer/cli/render.py`` calls :func:`add_ray_arguments` when it declares its options and
+:func:`run_ray_render` when ``--ray`` was given; everything else lives here, so the render command
+stays what it was without ``--ray``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from streamer.cli.values import typed_value
+from streamer.render import RenderConfig
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]``, ``--workers``, ``--segment-s``, ``--resume``, ``--shared-dir``."""
+    group = parser.add_argument_group(
+        "distributed (Ray; pip install -e '.[ray]')",
+        "cut the input into segments rendered by Ray workers and joined without re-encoding; "
+        "INPUT may be a folder or glob of videos (then -o is a folder)",
+    )
+    group.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="render on Ray: local (this machine, the default), auto (the cluster `ray start` "
+        "joined here) or HOST:6379",
+    )  # fmt: skip
+    group.add_argument(
+        "--workers", default=None, metavar="N",
+        help="Ray workers (default: one per GPU, else one per two CPUs)",
+    )  # fmt: skip
+    group.add_argument(
+        "--segment-s", default=10.0, metavar="S",
+        help="segment length in seconds, cut on keyframes (default 10)",
+    )  # fmt: skip
+    group.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted --ray job: reuse its finished, verified segments",
+    )  # fmt: skip
+    group.add_argument(
+        "--shared-dir", default=None, metavar="DIR",
+        help="a folder every node mounts: workers write segments there instead of sending "
+        "them through Ray's object store",
+    )  # fmt: skip
+
+
+def wants_ray(args: argparse.Namespace) -> bool:
+    return getattr(args, "ray", None) not in (None, False, "")
+
+
+def run_ray_render(args: argparse.Namespace, config: RenderConfig) -> int:
+    """Render ``config`` on Ray as the flags say; prints the summary; returns the exit code."""
+    from streamer.cluster.runner import ClusterConfig, ClusterConfigError, render_on_ray
+
+    if typed_value(args, "resume", bool) and typed_value(args, "overwrite", bool):
+        raise ClusterConfigError("give either --resume or --overwrite, not both")
+    cluster = ClusterConfig(
+        address="local" if args.ray is True else typed_value(args, "ray", str),
+        workers=typed_value(args, "workers", int, optional=True),
+        segment_s=typed_value(args, "segment_s", float),
+        resume=typed_value(args, "resume", bool),
+        shared_dir=typed_value(args, "shared_dir", str, optional=True),
+    )
+    result = render_on_ray(config, cluster, progress=typed_value(args, "progress", bool))
+    print(result.summary())
+    return 0

@@ -1,0 +1,295 @@
+"""Segment-parallel rendering (streamer.cluster): planning, segment render + join, and the same
+on a real local Ray runtime (``ray.init(num_cpus=2)``, shared by the module: Ray takes ~10 s to
+start). Clips are tiny (96x64, 24 fps, a few seconds, untrained model, 32 px style)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from media import audio_packets, count_decodable_frames, frame_times, write_clip
+
+from adaattn_video.assets import DEFAULT_STYLE
+from streamer.cluster.job import Job, JobExistsError, JobMismatchError, fingerprint
+from streamer.cluster.join import SegmentInvalidError, join_segments, verify_segment_file
+from streamer.cluster.plan import cut_segments, plan_video
+from streamer.cluster.segment import render_segment
+from streamer.render import RenderConfig, build_stylizer, render
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SIZE = (64, 96)  # (height, width)
+
+
+def _config(clip: Path, output: Path | str, **changes) -> RenderConfig:
+    config = RenderConfig(
+        input=str(clip),
+        output=str(output),
+        styles=(str(DEFAULT_STYLE),),
+        untrained=True,
+        style_size=32,
+        device="cpu",
+        precision="fp32",
+    )
+    return dataclasses.replace(config, **changes)
+
+
+def _png_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix == ".png"}
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.dts is not None and p.size]
+
+
+# -- planning ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("segment_s", [0.3, 1.0, 2.5, 100.0])
+def test_segments_hold_every_frame_once_and_cut_on_keyframes(segment_s):
+    base = Fraction(1, 48)
+    pts = [0]
+    for i in range(1, 150):  # variable frame rate: steps of 1, 2, 3 ticks
+        pts.append(pts[-1] + 1 + i % 3)
+    keyframes = pts[::20]
+    segments = cut_segments(pts, keyframes, base, segment_s)
+    covered = [p for s in segments for p in pts[s.first_frame : s.first_frame + s.frames]]
+    assert covered == pts  # every frame exactly once, in order
+    for prev, nxt in itertools.pairwise(segments):
+        assert prev.end_pts == nxt.start_pts and prev.first_frame + prev.frames == nxt.first_frame
+        target = round(Fraction(segment_s) / base)
+        assert nxt.start_pts >= prev.start_pts + target  # at least segment_s long
+        if nxt.start_pts not in keyframes:  # only when no keyframe is near the target
+            want = prev.start_pts + target
+            assert not [k for k in keyframes if want <= k < want + target // 2]
+    if segment_s == 2.5:  # keyframes (every ~0.8 s) are always within half a segment
+        assert all(s.start_pts in keyframes for s in segments)
+    assert segments[-1].end_pts is None
+    if segment_s >= 100:
+        assert len(segments) == 1
+
+
+def test_segments_without_keyframes_cut_at_the_target_time():
+    base = Fraction(1, 24)
+    pts = list(range(240))
+    segments = cut_segments(pts, [0], base, 2.0)
+    assert [s.start_pts for s in segments] == [0, 48, 96, 144, 192]
+    assert sum(s.frames for s in segments) == 240
+
+
+def test_plan_of_a_real_clip(tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", frames=60, size=SIZE, fps=24, gop=12)
+    plan = plan_video(clip.path, 1.0)
+    assert [p * plan.time_base for p in plan.frame_pts] == clip.times
+    assert len(plan.segments) == 3  # 2.5 s: cuts at keyframes 1 s and 2 s; 0.5 s left joins
+    assert plan.has_audio
+
+
+# -- segments rendered apart and joined (no Ray) -----------------------------------------------
+@pytest.fixture(scope="module")
+def clip3(tmp_path_factory):
+    """3 s with audio, a keyframe every 0.5 s: 3 segments of 1 s."""
+    folder = tmp_path_factory.mktemp("clip3")
+    return write_clip(folder / "in.mp4", frames=72, size=SIZE, fps=24, audio=True, gop=12)
+
+
+@pytest.fixture(scope="module")
+def stylizer(clip3):
+    return build_stylizer(_config(clip3.path, "x.mp4"), "cpu")
+
+
+def test_joined_segments_keep_every_time_and_the_audio(clip3, stylizer, tmp_path):
+    plan = plan_video(clip3.path, 1.0)
+    assert len(plan.segments) == 3
+    files = []
+    for segment in plan.segments:
+        result = render_segment(_config(clip3.path, tmp_path / "o.mp4"), segment,
+                                plan.time_base, stylizer)  # fmt: skip
+        ((name, data),) = result.files.items()
+        (tmp_path / name).write_bytes(data)
+        verify_segment_file(tmp_path / name, plan.segment_pts(segment), plan.time_base)
+        files.append(tmp_path / name)
+    out = tmp_path / "out.mp4"
+    starts = [s.start_pts for s in plan.segments]
+    joined = join_segments(files, out, starts=starts, time_base=plan.time_base,
+                           audio_from=str(clip3.path))  # fmt: skip
+    assert joined.video_packets == 72
+    assert frame_times(out) == clip3.times
+    assert audio_packets(out) == audio_packets(clip3.path)
+    assert b"moof" in out.read_bytes()  # the crash-safe fragmented layout
+    with pytest.raises(SegmentInvalidError):  # a segment joined twice: times go backwards
+        join_segments([files[0], files[0]], tmp_path / "bad.mp4", starts=[0, 0],
+                      time_base=plan.time_base, audio_from=None)  # fmt: skip
+    with pytest.raises(SegmentInvalidError):
+        verify_segment_file(files[1], plan.segment_pts(plan.segments[0]), plan.time_base)
+
+
+def test_png_segments_equal_a_single_render(clip3, stylizer, tmp_path):
+    plan = plan_video(clip3.path, 1.0)
+    parts: dict[str, bytes] = {}
+    for segment in plan.segments:
+        parts.update(render_segment(_config(clip3.path, tmp_path / "seg/"), segment,
+                                    plan.time_base, stylizer).files)  # fmt: skip
+    render(_config(clip3.path, tmp_path / "ref/"), progress=False, stylizer=stylizer)
+    assert parts == _png_bytes(tmp_path / "ref")
+
+
+def test_job_manifest_refuses_other_settings(clip3, tmp_path):
+    plan = plan_video(clip3.path, 1.0)
+    config = _config(clip3.path, tmp_path / "o.mp4")
+    folder = tmp_path / "job"
+    key = fingerprint(config, plan, 1.0)
+    Job.open(folder, fingerprint=key, output=str(config.output), plan=plan, resume=False,
+             overwrite=False)  # fmt: skip
+    with pytest.raises(JobExistsError, match="--resume"):
+        Job.open(folder, fingerprint=key, output=config.output, plan=plan, resume=False,
+                 overwrite=False)  # fmt: skip
+    other = fingerprint(dataclasses.replace(config, alpha=0.5), plan, 1.0)
+    assert other != key
+    with pytest.raises(JobMismatchError):
+        Job.open(folder, fingerprint=other, output=config.output, plan=plan, resume=True,
+                 overwrite=False)  # fmt: skip
+
+
+def test_ray_missing_is_one_line(clip3, tmp_path, monkeypatch, capsys):
+    from streamer.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    code = main(["render", str(clip3.path), "--style", str(DEFAULT_STYLE), "--untrained",
+                 "-o", str(tmp_path / "o.mp4"), "--ray"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "pip install -e '.[ray]'" in err[0]
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+# -- on a real local Ray runtime ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_runtime():
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def _cluster(**changes):
+    from streamer.cluster.runner import ClusterConfig
+
+    return ClusterConfig(**{"segment_s": 1.0, "workers": 2, **changes})
+
+
+@pytest.mark.slow
+def test_ray_mp4_is_exact(ray_runtime, clip3, tmp_path):
+    from streamer.cluster.runner import render_on_ray
+
+    out = tmp_path / "out.mp4"
+    seen = []
+    result = render_on_ray(_config(clip3.path, out), _cluster(), progress=False,
+                           monitor=seen.append)  # fmt: skip
+    assert result.workers == 2 and result.segments_rendered == 3 and result.retries == 0
+    assert result.frames == 72
+    assert frame_times(out) == clip3.times  # same count, same times
+    assert count_decodable_frames(out) == 72  # FFmpeg decodes all of it
+    assert audio_packets(out) == audio_packets(clip3.path)  # copied once, byte-identical
+    assert b"moof" in out.read_bytes()
+    assert seen and seen[-1].frames_done == seen[-1].frames_total == 72
+    assert not Path(f"{out}.stylestream-job").exists()  # job folder gone once complete
+    assert "segments: 3 rendered" in result.summary()
+
+
+@pytest.mark.slow
+def test_ray_png_equals_single_process(ray_runtime, clip3, stylizer, tmp_path):
+    from streamer.cluster.runner import render_on_ray
+
+    render_on_ray(_config(clip3.path, tmp_path / "ray/"), _cluster(), progress=False)
+    render(_config(clip3.path, tmp_path / "one/"), progress=False, stylizer=stylizer)
+    ray_frames, one_frames = _png_bytes(tmp_path / "ray"), _png_bytes(tmp_path / "one")
+    assert len(one_frames) == 72
+    assert ray_frames == one_frames  # bit-identical, same names
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried(ray_runtime, clip3, tmp_path):
+    from streamer.cluster.runner import render_on_ray
+
+    out = tmp_path / "out.mp4"
+    # the worker rendering segment 1 SIGKILLs its own process after 5 frames (first try only)
+    result = render_on_ray(_config(clip3.path, out), _cluster(kill_worker_at=(1, 5)),
+                           progress=False)  # fmt: skip
+    assert result.retries == 1
+    assert "retries: 1" in result.summary()
+    assert frame_times(out) == clip3.times
+    assert audio_packets(out) == audio_packets(clip3.path)
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes(ray_runtime, tmp_path):
+    from streamer.cluster.runner import render_on_ray
+
+    clip = write_clip(tmp_path / "in.mp4", frames=96, size=SIZE, fps=24, audio=True, gop=6)
+    out = tmp_path / "out.mp4"
+    manifest = Path(f"{out}.stylestream-job") / "manifest.json"
+    address = ray_runtime.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "streamer.cli", "render", str(clip.path), "-o", str(out),
+               "--style", str(DEFAULT_STYLE), "--untrained", "--style-size", "32",
+               "--device", "cpu", "--precision", "fp32", "--ray", address, "--workers", "1",
+               "--segment-s", "0.5", "--no-progress"]  # fmt: skip
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and driver.poll() is None:
+        if manifest.is_file():
+            done = len(json.loads(manifest.read_text())["segments"])
+            if done >= 2:
+                break
+        time.sleep(0.05)
+    assert driver.poll() is None, driver.communicate()[0].decode()[-2000:]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    done = len(json.loads(manifest.read_text())["segments"])
+    assert 2 <= done < 8 and not out.exists()
+
+    config = _config(clip.path, out)
+    resumed = render_on_ray(config, _cluster(segment_s=0.5, resume=True), progress=False)
+    assert resumed.segments_reused == done  # finished segments were not rendered again
+    assert resumed.segments_rendered == 8 - done
+    fresh = tmp_path / "fresh.mp4"
+    render_on_ray(dataclasses.replace(config, output=str(fresh)), _cluster(segment_s=0.5),
+                  progress=False)  # fmt: skip
+    assert frame_times(out) == frame_times(fresh) == clip.times
+    assert _video_packets(out) == _video_packets(fresh)  # the same encoded frames
+    assert audio_packets(out) == audio_packets(clip.path)
+
+
+@pytest.mark.slow
+def test_many_inputs_into_a_folder(ray_runtime, tmp_path):
+    from streamer.cluster.runner import render_on_ray
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    long = write_clip(inputs / "long.mp4", frames=60, size=SIZE, fps=24, gop=12)
+    short = write_clip(inputs / "short.mkv", frames=10, size=SIZE, fps=24, audio=False)
+    (inputs / "notes.txt").write_text("not a video")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    result = render_on_ray(_config(inputs, f"{outdir}/"), _cluster(), progress=False)
+    assert sorted(p.name for p in outdir.iterdir()) == ["long.mp4", "short.mkv"]
+    assert frame_times(outdir / "long.mp4") == long.times
+    assert frame_times(outdir / "short.mkv") == short.times
+    assert [v.segments for v in result.videos] == [3, 1]  # long split, short whole
+    again = render_on_ray(_config(inputs, f"{outdir}/"), _cluster(), progress=False)
+    assert all(v.skipped for v in again.videos)  # complete outputs are not rendered again
+    assert "2 complete output(s) skipped" in again.summary()
