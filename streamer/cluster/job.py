@@ -81,8 +81,21 @@ def fingerprint(config: RenderConfig, plan: VideoPlan, segment_s: float) -> str:
         "segment_s": segment_s,
         "segments": [dataclasses.astuple(s) for s in plan.segments],
     }
-    text = json.dumps(document, sort_keys=True, default=str)
+    text = json.dumps(_numbers_as_floats(document), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _numbers_as_floats(value: object) -> object:
+    """18 and 18.0 (a default and the same value from a flag) must give one fingerprint."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers_as_floats(v) for v in value]
+    return str(value)
 
 
 def _stat_of(path: str) -> list:
