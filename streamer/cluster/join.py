@@ -46,7 +46,7 @@ def segment_times(path: str | Path) -> list[Fraction]:
             stream = container.streams.video[0]
             base = Fraction(stream.time_base)
             return sorted(
-                p.pts * base for p in container.demux(stream) if p.dts is not None and p.size
+                p.pts * base for p in container.demux(stream) if p.pts is not None and p.size
             )
     except (av.FFmpegError, IndexError) as err:
         raise SegmentInvalidError(f"segment file {path} is unreadable: {err}") from err
