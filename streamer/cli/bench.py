@@ -77,12 +77,20 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
         help="random weights (the default here: speed does not depend on the weights)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    from streamer.cluster.cli import add_ray_bench_arguments
+
+    add_ray_bench_arguments(parser)  # --ray, --workers N..., --seconds, --segment-s
     add_config_option(parser)
     parser.set_defaults(func=run_bench_render)
 
 
 def run_bench_render(args: argparse.Namespace) -> int:
     from streamer.bench_render import RenderBenchConfig, run_render_benchmark
+
+    if getattr(args, "ray", None):
+        from streamer.cluster.cli import run_ray_bench
+
+        return run_ray_bench(args)
 
     config = RenderBenchConfig(
         size=tuple(args.size),

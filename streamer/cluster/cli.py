@@ -64,3 +64,52 @@ def run_ray_render(args: argparse.Namespace, config: RenderConfig) -> int:
     result = render_on_ray(config, cluster, progress=typed_value(args, "progress", bool))
     print(result.summary())
     return 0
+
+
+# -- bench render --ray -------------------------------------------------------------------------
+def add_ray_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--ray`` options of ``stylestream bench render``."""
+    group = parser.add_argument_group("on Ray (pip install -e '.[ray]')")
+    group.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="benchmark segment-parallel rendering on Ray instead (local, auto or HOST:6379)",
+    )  # fmt: skip
+    group.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], metavar="N",
+        help="worker counts to compare (default 1 2)",
+    )  # fmt: skip
+    group.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
+    group.add_argument(
+        "--segment-s", type=float, default=1.0, help="segment length (default 1)"
+    )
+    group.add_argument(
+        "--join-seconds", type=float, default=60.0,
+        help="video length the join alone is timed on (default 60)",
+    )  # fmt: skip
+
+
+def run_ray_bench(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from adaattn_video.stylizer import resolve_device
+    from streamer.cluster.bench import RayBenchConfig, run_ray_benchmark
+
+    config = RayBenchConfig(
+        size=tuple(args.size),
+        seconds=args.seconds,
+        workers=tuple(args.workers),
+        segment_s=args.segment_s,
+        address=args.ray,
+        device=resolve_device(args.device),
+        precision=args.precision,
+        style_size=args.style_size,
+        weights=args.weights,
+        join_seconds=args.join_seconds,
+    )
+    result = run_ray_benchmark(config)
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 0
