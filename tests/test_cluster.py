@@ -272,8 +272,8 @@ def test_killed_driver_resumes(ray_runtime, tmp_path, kind):
 
 
 @pytest.mark.slow
-def test_many_inputs_into_a_folder(ray_runtime, tmp_path):
-    from streamer.cluster.runner import render_on_ray
+def test_many_inputs_into_a_folder(ray_runtime, tmp_path, capsys):
+    from streamer.cli import main
 
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -282,11 +282,15 @@ def test_many_inputs_into_a_folder(ray_runtime, tmp_path):
     (inputs / "notes.txt").write_text("not a video")
     outdir = tmp_path / "out"
     outdir.mkdir()
-    result = render_on_ray(_config(inputs, f"{outdir}/"), _cluster(), progress=False)
+    # through the command line (the module's Ray runtime is used as it is)
+    command = ["render", str(inputs), "-o", f"{outdir}/", "--style", str(DEFAULT_STYLE),
+               "--untrained", "--style-size", "32", "--device", "cpu", "--precision", "fp32",
+               "--ray", "--workers", "2", "--segment-s", "1", "--no-progress"]  # fmt: skip
+    assert main(command) == 0
+    printed = capsys.readouterr().out
     assert sorted(p.name for p in outdir.iterdir()) == ["long.mp4", "short.mkv"]
     assert frame_times(outdir / "long.mp4") == long.times
     assert frame_times(outdir / "short.mkv") == frame_times(short.path)  # Matroska: ms
-    assert [v.segments for v in result.videos] == [3, 1]  # long split, short whole
-    again = render_on_ray(_config(inputs, f"{outdir}/"), _cluster(), progress=False)
-    assert all(v.skipped for v in again.videos)  # complete outputs are not rendered again
-    assert "2 complete output(s) skipped" in again.summary()
+    assert "segments: 4 rendered, 0 reused" in printed  # long: 3 segments, short: whole
+    assert main(command) == 0
+    assert "2 complete output(s) skipped" in capsys.readouterr().out  # not rendered again
