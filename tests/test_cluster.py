@@ -4,9 +4,11 @@ start). Clips are tiny (96x64, 24 fps, a few seconds, untrained model, 32 px sty
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -294,3 +296,99 @@ def test_many_inputs_into_a_folder(ray_runtime, tmp_path, capsys):
     assert "segments: 4 rendered, 0 reused" in printed  # long: 3 segments, short: whole
     assert main(command) == 0
     assert "2 complete output(s) skipped" in capsys.readouterr().out  # not rendered again
+
+
+# -- two nodes: a head and a worker in two network namespaces ---------------------------------
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+
+
+def _stop_namespace_processes(namespace: str) -> None:
+    """End the processes started inside ``namespace`` (by pid: never `ray stop`, which would
+    end every Ray process of the machine, the module's runtime included)."""
+    pids = [int(p) for p in _ip("netns", "pids", namespace).stdout.split()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """A Ray head in one network namespace and a worker node in another, joined by a veth pair
+    (10.x.y.1 <-> 10.x.y.2, no loopback address). Yields (head namespace, head address, env)."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    if not ray_cli.is_file():
+        pytest.skip("the `ray` command is not installed (pip install -e '.[ray]')")
+    tag = f"ss{os.getpid() % 100000}"
+    head_ns, worker_ns = f"{tag}h", f"{tag}w"
+    made = _ip("netns", "add", head_ns)
+    if made.returncode != 0:
+        pytest.skip(f"network namespaces cannot be made here (`ip netns add`: "
+                    f"{made.stderr.strip() or made.returncode}; needs root / CAP_NET_ADMIN)")  # fmt: skip
+    subnet = f"10.{200 + os.getpid() % 50}.{os.getpid() // 50 % 250}"
+    head_ip, worker_ip = f"{subnet}.1", f"{subnet}.2"
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        steps = [
+            ("netns", "add", worker_ns),
+            ("link", "add", f"{tag}a", "type", "veth", "peer", "name", f"{tag}b"),
+            ("link", "set", f"{tag}a", "netns", head_ns),
+            ("link", "set", f"{tag}b", "netns", worker_ns),
+            ("-n", head_ns, "addr", "add", f"{head_ip}/24", "dev", f"{tag}a"),
+            ("-n", worker_ns, "addr", "add", f"{worker_ip}/24", "dev", f"{tag}b"),
+            ("-n", head_ns, "link", "set", f"{tag}a", "up"),
+            ("-n", worker_ns, "link", "set", f"{tag}b", "up"),
+            ("-n", head_ns, "link", "set", "lo", "up"),
+            ("-n", worker_ns, "link", "set", "lo", "up"),
+        ]
+        for step in steps:
+            done = _ip(*step)
+            if done.returncode != 0:
+                pytest.skip(f"cannot set up the namespaces (ip {' '.join(step)}: {done.stderr})")
+        for namespace, args in (
+            (head_ns, ["--head", f"--node-ip-address={head_ip}", "--port=6379",
+                       "--include-dashboard=false"]),
+            (worker_ns, [f"--address={head_ip}:6379", f"--node-ip-address={worker_ip}"]),
+        ):  # fmt: skip
+            started = subprocess.run(
+                ["ip", "netns", "exec", namespace, str(ray_cli), "start", "--num-cpus=1",
+                 "--disable-usage-stats", *args],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        yield head_ns, f"{head_ip}:6379", env
+    finally:
+        for namespace in (worker_ns, head_ns):
+            _stop_namespace_processes(namespace)
+            _ip("netns", "del", namespace)
+
+
+@pytest.mark.slow
+def test_two_node_cluster_renders_the_same(two_node_cluster, clip3, tmp_path):
+    namespace, address, env = two_node_cluster
+    out = tmp_path / "out.mp4"
+    command = ["ip", "netns", "exec", namespace, str(Path(sys.executable).with_name("stylestream")),
+               "render", str(clip3.path), "-o", str(out), "--style", str(DEFAULT_STYLE),
+               "--untrained", "--style-size", "32", "--device", "cpu", "--precision", "fp32",
+               "--ray", address, "--workers", "2", "--segment-s", "1", "--no-progress"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "workers: 2 (cpu) on 2 node(s)" in done.stdout  # one actor per node (1 CPU each)
+    assert frame_times(out) == clip3.times
+    assert audio_packets(out) == audio_packets(clip3.path)
+    assert count_decodable_frames(out) == 72

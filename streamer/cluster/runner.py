@@ -127,6 +127,7 @@ class ClusterRenderResult:
 
     videos: list[VideoOutcome]
     workers: int = 0
+    nodes: int = 0
     device: str = ""
     retries: int = 0
     untrained: bool = False
@@ -158,7 +159,7 @@ class ClusterRenderResult:
             f"rendered {self.frames} frames on Ray in {total:.1f} s "
             f"({self.frames / total if total else 0:.2f} fps) -> {target}"
             + (f" (audio: {audio} stream(s) copied)" if audio else ""),
-            f"workers: {self.workers} ({self.device}); segments: {self.segments_rendered} "
+            f"workers: {self.workers} ({self.device}) on {self.nodes} node(s); segments: {self.segments_rendered} "
             f"rendered, {self.segments_reused} reused; retries: {self.retries}"
             + (f"; {skipped} complete output(s) skipped" if skipped else ""),
             "stage time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_s.items()),
@@ -198,7 +199,10 @@ class SegmentWorker:
         self._current: tuple[int, int, int] | None = None  # (job key, segment, frames done)
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "device": self.device, "setup_s": self.setup_s}
+        import ray
+
+        return {"pid": os.getpid(), "device": self.device, "setup_s": self.setup_s,
+                "node": ray.get_runtime_context().get_node_id()}  # fmt: skip
 
     def progress(self) -> tuple[int, int, int, int] | None:
         """(pid, job key, segment, frames done) of the segment being rendered, or None."""
@@ -403,6 +407,7 @@ def _run(
         raise _user_error(err) from err
     result.workers = len(actors)
     result.device = ", ".join(sorted({i["device"] for i in infos}))
+    result.nodes = len({i["node"] for i in infos})
     result.worker_setup_s = [i["setup_s"] for i in infos]
     stages["start workers"] = time.perf_counter() - began
     stages["render"] = 0.0  # set below; keeps the stages in the order they happen
