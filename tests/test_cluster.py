@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -173,7 +174,7 @@ def ray_runtime():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)  # fmt: skip
     yield ray
     if started:
@@ -343,6 +344,8 @@ def two_node_cluster(tmp_path):
     subnet = f"10.{200 + os.getpid() % 50}.{os.getpid() // 50 % 250}"
     head_ip, worker_ip = f"{subnet}.1", f"{subnet}.2"
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # `ray start` sets it
+    before = current.read_bytes() if current.is_file() else None
     try:
         steps = [
             ("netns", "add", worker_ns),
@@ -376,6 +379,10 @@ def two_node_cluster(tmp_path):
         for namespace in (worker_ns, head_ns):
             _stop_namespace_processes(namespace)
             _ip("netns", "del", namespace)
+        if before is None:  # else `ray.init()` elsewhere would look for this dead cluster
+            current.unlink(missing_ok=True)
+        else:
+            current.write_bytes(before)
 
 
 @pytest.mark.slow
@@ -392,3 +399,20 @@ def test_two_node_cluster_renders_the_same(two_node_cluster, clip3, tmp_path):
     assert frame_times(out) == clip3.times
     assert audio_packets(out) == audio_packets(clip3.path)
     assert count_decodable_frames(out) == 72
+
+
+@pytest.mark.slow
+def test_bench_render_on_ray(ray_runtime, capsys, tmp_path):
+    from streamer.cli import main
+
+    report = tmp_path / "bench.json"
+    code = main(["bench", "render", "--ray", "--workers", "1", "2", "--size", "96x64",
+                 "--seconds", "2", "--segment-s", "0.5", "--join-seconds", "3",
+                 "--style-size", "32", "--device", "cpu", "--json", str(report)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert [row["workers"] for row in data["rows"]] == [1, 2]
+    assert all(row["frames"] == 48 and row["fps"] > 0 for row in data["rows"])
+    assert data["join_s_per_minute"] > 0 and data["single_fps"] > 0
+    assert "per hour of video" in printed and "| 2 |" in printed

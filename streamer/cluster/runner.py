@@ -349,8 +349,8 @@ def _connect(ray: Any, address: str) -> bool:
         return False
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     try:
-        if address == "local":
-            ray.init(include_dashboard=False, **options)
+        if address == "local":  # a new runtime here, even when `ray start` made one
+            ray.init(address="local", include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
