@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,14 +188,21 @@ def _cluster(**changes):
     return ClusterConfig(**{"segment_s": 1.0, "workers": 2, **changes})
 
 
-@pytest.mark.slow
-def test_ray_mp4_is_exact(ray_runtime, clip3, tmp_path):
+@pytest.fixture(scope="module")
+def ray_mp4(ray_runtime, clip3, tmp_path_factory):
+    """``clip3`` rendered on Ray into an MP4: (output, result, progress seen)."""
     from streamer.cluster.runner import render_on_ray
 
-    out = tmp_path / "out.mp4"
+    out = tmp_path_factory.mktemp("ray_mp4") / "out.mp4"
     seen = []
     result = render_on_ray(_config(clip3.path, out), _cluster(), progress=False,
                            monitor=seen.append)  # fmt: skip
+    return out, result, seen
+
+
+@pytest.mark.slow
+def test_ray_mp4_is_exact(ray_mp4, clip3):
+    out, result, seen = ray_mp4
     assert result.workers == 2 and result.segments_rendered == 3 and result.retries == 0
     assert result.frames == 72
     assert frame_times(out) == clip3.times  # same count, same times
@@ -204,6 +212,25 @@ def test_ray_mp4_is_exact(ray_runtime, clip3, tmp_path):
     assert seen and seen[-1].frames_done == seen[-1].frames_total == 72
     assert not Path(f"{out}.stylestream-job").exists()  # job folder gone once complete
     assert "segments: 3 rendered" in result.summary()
+
+
+@pytest.mark.slow
+def test_ray_mp4_decodes_in_gstreamer(ray_mp4, tmp_path):
+    gst = shutil.which("gst-launch-1.0")
+    if gst is None:
+        pytest.skip("GStreamer (gst-launch-1.0) is not installed")
+    out, _, _ = ray_mp4
+    raw = tmp_path / "frames.rgb"
+    done = subprocess.run(
+        [gst, "-q", "filesrc", f"location={out}", "!", "qtdemux", "!", "h264parse", "!",
+         "decodebin", "!", "videoconvert", "!", "video/x-raw,format=RGB", "!", "filesink",
+         f"location={raw}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0 and "decodebin" in done.stderr and "missing" in done.stderr.lower():
+        pytest.skip(f"GStreamer has no H.264 decoder here: {done.stderr.strip()[-200:]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert raw.stat().st_size == 72 * SIZE[0] * SIZE[1] * 3  # every frame decoded
 
 
 @pytest.mark.slow
