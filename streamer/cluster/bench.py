@@ -92,12 +92,13 @@ class RayBenchResult:
         ]
         base = self.rows[0].fps if self.rows else 0.0
         for row in self.rows:
+            # only one worker alone has the single process's machine: others share its cores
             ideal = row.frames / row.segments / self.single_fps if self.single_fps else 0.0
+            overhead = f"{row.segment_mean_s - ideal:+.2f}" if row.workers == 1 else "-"
             lines.append(
                 f"| {row.workers} | {row.segments} | {row.start_s:.2f} | {row.setup_s:.2f} | "
                 f"{row.render_s:.2f} | {row.fps:.2f} | {row.fps / base if base else 0:.2f}x | "
-                f"{row.join_s:.3f} | {row.segment_mean_s:.2f} | "
-                f"{row.segment_mean_s - ideal:+.2f} |"
+                f"{row.join_s:.3f} | {row.segment_mean_s:.2f} | {overhead} |"
             )
         lines.append(
             f"join alone: {self.join_s:.3f} s for {self.join_video_s:g} s of {w}x{h} video "
