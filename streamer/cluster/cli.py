@@ -8,6 +8,7 @@ stays what it was without ``--ray``.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from streamer.cli.values import typed_value
 from streamer.render import RenderConfig
@@ -50,7 +51,12 @@ def wants_ray(args: argparse.Namespace) -> bool:
 
 def run_ray_render(args: argparse.Namespace, config: RenderConfig) -> int:
     """Render ``config`` on Ray as the flags say; prints the summary; returns the exit code."""
-    from streamer.cluster.runner import ClusterConfig, ClusterConfigError, render_on_ray
+    from streamer.cluster.runner import (
+        ClusterConfig,
+        ClusterConfigError,
+        interrupted_jobs,
+        render_on_ray,
+    )
 
     if typed_value(args, "resume", bool) and typed_value(args, "overwrite", bool):
         raise ClusterConfigError("give either --resume or --overwrite, not both")
@@ -61,7 +67,14 @@ def run_ray_render(args: argparse.Namespace, config: RenderConfig) -> int:
         resume=typed_value(args, "resume", bool),
         shared_dir=typed_value(args, "shared_dir", str, optional=True),
     )
-    result = render_on_ray(config, cluster, progress=typed_value(args, "progress", bool))
+    try:
+        result = render_on_ray(config, cluster, progress=typed_value(args, "progress", bool))
+    except KeyboardInterrupt:
+        kept = interrupted_jobs(config, cluster)
+        where = f": finished segments are kept in {', '.join(map(str, kept))}" if kept else ""
+        print(f"stylestream: interrupted{where}; rerun the same command with --resume to "
+              "continue", file=sys.stderr)  # fmt: skip
+        return 130
     print(result.summary())
     return 0
 

@@ -116,6 +116,7 @@ class VideoOutcome:
     frames: int = 0
     segments: int = 0
     reused: int = 0
+    frames_rendered: int = 0  # this run (the rest came from reused segments)
     skipped: bool = False
     audio_streams: int = 0
     join_s: float = 0.0
@@ -152,12 +153,16 @@ class ClusterRenderResult:
     def summary(self) -> str:
         rendered = [v for v in self.videos if not v.skipped]
         skipped = len(self.videos) - len(rendered)
+        if not rendered:
+            return f"nothing to render: {skipped} complete output(s) skipped"
         total = sum(self.stage_s.values())
         target = rendered[0].output if len(rendered) == 1 else f"{len(rendered)} outputs"
         audio = sum(v.audio_streams for v in rendered)
+        now = sum(v.frames_rendered for v in rendered)
         lines = [
-            f"rendered {self.frames} frames on Ray in {total:.1f} s "
-            f"({self.frames / total if total else 0:.2f} fps) -> {target}"
+            f"rendered {now} frames on Ray in {total:.1f} s "
+            f"({now / total if total else 0:.2f} fps) -> {target}"
+            + (f" ({self.frames} frames with the reused ones)" if now != self.frames else "")
             + (f" (audio: {audio} stream(s) copied)" if audio else ""),
             f"workers: {self.workers} ({self.device}) on {self.nodes} node(s); segments: {self.segments_rendered} "
             f"rendered, {self.segments_reused} reused; retries: {self.retries}"
@@ -271,6 +276,7 @@ def render_on_ray(
     ray = import_ray()  # before anything is written: no Ray, one line saying how to get it
     began = time.perf_counter()
     works = expand_work(config.input, config.output)
+    _check_model_settings(config)
     many = len(works) > 1 or Path(config.input).is_dir()
     videos: list[_Video] = []
     outcomes: list[VideoOutcome] = []
@@ -281,7 +287,11 @@ def render_on_ray(
                                segments=len(plan.segments))  # fmt: skip
         outcomes.append(outcome)
         job_path = job_dir_for(video_config, work.output, cluster.shared_dir)
-        if many and _is_complete(video_config, plan, job_path) and not config.overwrite:
+        if (
+            (many or cluster.resume)
+            and not config.overwrite
+            and _is_complete(video_config, plan, job_path)
+        ):  # an earlier run finished it
             outcome.skipped = True
             continue
         videos.append(_prepare(video_config, plan, job_path, cluster, outcome))
@@ -293,13 +303,52 @@ def render_on_ray(
             _finish_video(video, result)
     if not todo:
         return result
-    started = _connect(ray, cluster.address)
     try:
-        _run(ray, todo, config, cluster, result, progress=progress, monitor=monitor)
-    finally:
-        if started:
-            ray.shutdown()
+        started = _connect(ray, cluster.address)
+        try:
+            _run(ray, todo, config, cluster, result, progress=progress, monitor=monitor)
+        finally:
+            if started:
+                ray.shutdown()
+    except BaseException:
+        for video in todo:  # nothing finished: nothing to resume, leave no folder behind
+            if not video.job.done:
+                video.job.finish()
+        raise
     return result
+
+
+def _check_model_settings(config: RenderConfig) -> None:
+    """Find a wrong weights file, style image or model setting on the driver, in one line,
+    before any worker starts (cheap: CPU, the style encoded at 64 px)."""
+    from adaattn_video.stylizer import open_stylizer
+
+    open_stylizer(
+        list(config.styles),
+        weights=config.weights,
+        untrained=config.untrained,
+        device="cpu",
+        precision="fp32",
+        alpha=config.alpha,
+        style_size=64,
+        size=config.size,
+        style_weights=config.style_weights,
+    )
+
+
+def interrupted_jobs(config: RenderConfig, cluster: ClusterConfig) -> list[Path]:
+    """Job folders an interrupted run of ``config`` left (for the message after Ctrl-C)."""
+    try:
+        works = expand_work(config.input, config.output)
+    except StylestreamError:
+        return []
+    folders = []
+    for work in works:
+        video_config = dataclasses.replace(config, input=work.input, output=work.output)
+        folder = job_dir_for(video_config, work.output, cluster.shared_dir)
+        if (folder / "manifest.json").is_file():
+            folders.append(folder)
+    return folders
 
 
 def _prepare(
@@ -405,6 +454,14 @@ def _run(
         infos = ray.get([a.info.remote() for a in actors])
     except RayTaskError as err:
         raise _user_error(err) from err
+    except RayActorError as err:  # the constructor raised on a worker (files missing there?)
+        for actor in actors:
+            ray.kill(actor)
+        last = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+        raise ClusterError(
+            f"a Ray worker could not load the model and style: {last} (every node needs the "
+            "weights, the style images and the input under the same paths)"
+        ) from err
     result.workers = len(actors)
     result.device = ", ".join(sorted({i["device"] for i in infos}))
     result.nodes = len({i["node"] for i in infos})
@@ -480,6 +537,7 @@ def _run(
                 _store(video, segment, seg_result, cluster)
                 result.segment_s.append(seg_result.seconds)
                 frames_done += segment.frames
+                video.outcome.frames_rendered += segment.frames
                 segments_done += 1
                 video.remaining.discard(segment.index)
                 if not video.remaining:
