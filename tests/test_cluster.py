@@ -245,6 +245,29 @@ def test_ray_png_equals_single_process(ray_runtime, clip3, stylizer, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mp4", "png"])
+def test_ray_shared_dir(ray_runtime, clip3, tmp_path, kind):
+    from streamer.cluster.runner import render_on_ray
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    out = tmp_path / ("out.mp4" if kind == "mp4" else "frames/")
+    seen: list[list[str]] = []  # what the shared folder held while segments were finishing
+    result = render_on_ray(
+        _config(clip3.path, out), _cluster(shared_dir=str(shared)), progress=False,
+        monitor=lambda _: seen.append([p.name for p in shared.rglob("*")]),
+    )  # fmt: skip
+    assert result.segments_rendered == 3
+    assert any(name.endswith(".stylestream-job") for names in seen for name in names)
+    assert not list(shared.iterdir())  # the job folder is gone once the output is complete
+    if kind == "mp4":
+        assert frame_times(out) == clip3.times
+        assert audio_packets(out) == audio_packets(clip3.path)
+    else:
+        assert len(_png_bytes(out)) == 72
+
+
+@pytest.mark.slow
 def test_killed_worker_is_retried(ray_runtime, clip3, tmp_path):
     from streamer.cluster.runner import render_on_ray
 
