@@ -1,7 +1,8 @@
 """Where the segments of a video start and end.
 
-A video is probed once by demuxing its video packets (no decoding: ~1 s per hour of video from a
-local disk), which gives every frame's presentation timestamp (pts) and which frames are
+A video is probed once by demuxing its video packets (no decoding: 0.6 s per hour of 24 fps
+video measured on small frames; the file is read once, so a large file takes as long as reading
+it), which gives every frame's presentation timestamp (pts) and which frames are
 keyframes. Segments are then cut so that **every frame belongs to exactly one segment**: a
 segment is the half-open pts range ``[start_pts, end_pts)`` (the last one is open-ended), and
 frames are counted per segment so a worker can check it decoded exactly the frames planned.
