@@ -92,9 +92,7 @@ def add_ray_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker counts to compare (default 1 2)",
     )  # fmt: skip
     group.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
-    group.add_argument(
-        "--segment-s", type=float, default=1.0, help="segment length (default 1)"
-    )
+    group.add_argument("--segment-s", type=float, default=1.0, help="segment length (default 1)")
     group.add_argument(
         "--join-seconds", type=float, default=60.0,
         help="video length the join alone is timed on (default 60)",

@@ -65,9 +65,7 @@ def job_dir_for(config: RenderConfig, output: str, shared_dir: str | None) -> Pa
 def fingerprint(config: RenderConfig, plan: VideoPlan, segment_s: float) -> str:
     """sha256 naming the input file, the output-changing settings and the plan."""
     stat = Path(plan.path).stat()
-    settings = {
-        k: v for k, v in dataclasses.asdict(config).items() if k not in _NEUTRAL_FIELDS
-    }
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NEUTRAL_FIELDS}
     for key in ("styles", "weights"):  # a style or weights file edited in place changes pixels
         value = settings.get(key)
         paths = value if isinstance(value, (list, tuple)) else [value] if value else []

@@ -114,7 +114,9 @@ def join_segments(
         template = inputs[0].streams.video[0]
         _check_compatible(inputs, segment_files)
         try:
-            out = av.open(str(output), "w", options=container_options(suffix, crash_safe, fragment_s))
+            out = av.open(
+                str(output), "w", options=container_options(suffix, crash_safe, fragment_s)
+            )
         except av.FFmpegError as err:
             raise OutputError(f"cannot open output {output}: {err}") from err
         audio: _AudioCopy | None = None

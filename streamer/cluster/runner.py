@@ -442,9 +442,7 @@ def _run(
     queue: deque[tuple[int, Segment]] = deque(
         (key, s) for key, v in enumerate(videos) for s in v.plan.segments if s.index in v.remaining
     )
-    workers, num_cpus, num_gpus, threads = _worker_shape(
-        ray, config, cluster.workers, len(queue)
-    )
+    workers, num_cpus, num_gpus, threads = _worker_shape(ray, config, cluster.workers, len(queue))
     actor_class = ray.remote(
         num_cpus=num_cpus, num_gpus=num_gpus, max_concurrency=2,
         max_restarts=cluster.max_retries, max_task_retries=0,
@@ -597,7 +595,7 @@ def _store(video: _Video, segment: Segment, seg: SegmentResult, cluster: Cluster
             else:  # written to the shared folder by the worker
                 os.replace(video.job.path / name, folder / name)
     elif seg.files:
-        (name, data), = seg.files.items()
+        ((name, data),) = seg.files.items()
         write_atomic(video.job.path / name, data)
     video.job.mark_done(seg)
 
