@@ -22,8 +22,9 @@ from adaattn_video.assets import DEFAULT_STYLE
 from streamer.cluster import import_ray
 from streamer.cluster.join import join_segments
 from streamer.cluster.plan import plan_video
-from streamer.cluster.runner import ClusterConfig, _connect, render_on_ray
+from streamer.cluster.runner import ClusterConfig, render_on_ray
 from streamer.cluster.segment import render_segment
+from streamer.cluster.worker import connect_ray
 from streamer.demo import make_demo_clip
 from streamer.render import RenderConfig, build_stylizer, render
 
@@ -138,7 +139,7 @@ def run_ray_benchmark(config: RayBenchConfig, progress=print) -> RayBenchResult:
         stylizer = build_stylizer(render_config, config.device)
         single = render(render_config, progress=False, stylizer=stylizer)
         result = RayBenchResult(config=config, single_fps=single.stats.fps_out)
-        started = _connect(ray, config.address)
+        started = connect_ray(ray, config.address)
         try:
             for workers in config.workers:
                 progress(f"Ray, {workers} worker(s) ...")

@@ -1,9 +1,7 @@
-"""Ray actors render the segments; the driver schedules, retries, shows progress and joins.
+"""The driver of a distributed render: plans, schedules segments on the Ray actors of
+:mod:`streamer.cluster.worker`, retries, shows progress and joins.
 
-Per worker one actor (:class:`SegmentWorker`) holds the model and the encoded style(s) for the
-whole job, so a segment costs only its frames. GPU clusters get one actor per GPU
-(``num_gpus=1``); on CPUs the actors split the cores (``num_cpus`` each, and as many torch
-threads). Segment files come back through Ray's object store (no shared filesystem needed) or,
+Segment files come back through Ray's object store (no shared filesystem needed) or,
 with ``shared_dir``, are written there by the workers.
 
 Faults: an actor whose process dies (killed, out of memory, node lost) is restarted by Ray
@@ -18,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import time
 from collections import deque
@@ -33,7 +30,9 @@ from streamer.cluster.inputs import ClusterInputError, Work, expand_work
 from streamer.cluster.job import Job, fingerprint, job_dir_for
 from streamer.cluster.join import join_segments
 from streamer.cluster.plan import Segment, VideoPlan, plan_video
-from streamer.cluster.segment import SegmentResult, render_segment, write_atomic
+from streamer.cluster.result import ClusterRenderResult, JobProgress, VideoOutcome
+from streamer.cluster.segment import SegmentResult, write_atomic
+from streamer.cluster.worker import SegmentWorker, connect_ray, worker_shape
 from streamer.render import RenderConfig
 from streamer.sinks import check_output_file
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
@@ -88,154 +87,6 @@ class ClusterConfig:
                 f"--shared-dir {self.shared_dir} is not a folder; create it (on storage every "
                 "node mounts at the same path)"
             )
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """The whole job at one moment (what the progress bar shows)."""
-
-    frames_done: int
-    frames_total: int
-    segments_done: int
-    segments_total: int
-    retries: int
-    elapsed_s: float
-    workers: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (segment, frames)
-
-    @property
-    def fps(self) -> float:
-        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-@dataclass
-class VideoOutcome:
-    """One input's fate."""
-
-    input: str
-    output: str
-    frames: int = 0
-    segments: int = 0
-    reused: int = 0
-    frames_rendered: int = 0  # this run (the rest came from reused segments)
-    skipped: bool = False
-    audio_streams: int = 0
-    join_s: float = 0.0
-
-
-@dataclass
-class ClusterRenderResult:
-    """What a distributed render did (``summary()`` is what the command prints)."""
-
-    videos: list[VideoOutcome]
-    workers: int = 0
-    nodes: int = 0
-    device: str = ""
-    retries: int = 0
-    untrained: bool = False
-    stage_s: dict[str, float] = field(default_factory=dict)
-    worker_setup_s: list[float] = field(default_factory=list)
-    segment_s: list[float] = field(default_factory=list)
-
-    interrupted_by: int | None = None
-
-    @property
-    def frames(self) -> int:
-        return sum(v.frames for v in self.videos if not v.skipped)
-
-    @property
-    def segments_rendered(self) -> int:
-        return sum(v.segments - v.reused for v in self.videos if not v.skipped)
-
-    @property
-    def segments_reused(self) -> int:
-        return sum(v.reused for v in self.videos if not v.skipped)
-
-    def summary(self) -> str:
-        rendered = [v for v in self.videos if not v.skipped]
-        skipped = len(self.videos) - len(rendered)
-        if not rendered:
-            return f"nothing to render: {skipped} complete output(s) skipped"
-        total = sum(self.stage_s.values())
-        target = rendered[0].output if len(rendered) == 1 else f"{len(rendered)} outputs"
-        audio = sum(v.audio_streams for v in rendered)
-        now = sum(v.frames_rendered for v in rendered)
-        lines = [
-            f"rendered {now} frames on Ray in {total:.1f} s "
-            f"({now / total if total else 0:.2f} fps) -> {target}"
-            + (f" ({self.frames} frames with the reused ones)" if now != self.frames else "")
-            + (f" (audio: {audio} stream(s) copied)" if audio else ""),
-            f"workers: {self.workers} ({self.device}) on {self.nodes} node(s); segments: {self.segments_rendered} "
-            f"rendered, {self.segments_reused} reused; retries: {self.retries}"
-            + (f"; {skipped} complete output(s) skipped" if skipped else ""),
-            "stage time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_s.items()),
-        ]
-        if self.worker_setup_s:
-            lines.append(
-                f"per worker: model + style setup {max(self.worker_setup_s):.2f} s; per segment "
-                f"{_mean(self.segment_s):.2f} s on average"
-            )
-        if self.untrained:
-            lines.append("NOTE: untrained model (random weights): this output is NOT a stylization")
-        return "\n".join(lines)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-# -- the actor -----------------------------------------------------------------------------
-class SegmentWorker:
-    """One Ray actor: the model and style(s) loaded once, then one segment per call.
-
-    Runs with ``max_concurrency=2`` so :meth:`progress` answers while :meth:`render` works.
-    """
-
-    def __init__(self, config: RenderConfig, threads: int) -> None:
-        import torch
-
-        from adaattn_video.stylizer import resolve_device
-        from streamer.render import build_stylizer
-
-        began = time.perf_counter()
-        torch.set_num_threads(max(1, threads))
-        self.device = resolve_device(config.device)
-        self.stylizer = build_stylizer(config, self.device)
-        self.setup_s = time.perf_counter() - began
-        self._current: tuple[int, int, int] | None = None  # (job key, segment, frames done)
-
-    def info(self) -> dict[str, Any]:
-        import ray
-
-        return {"pid": os.getpid(), "device": self.device, "setup_s": self.setup_s,
-                "node": ray.get_runtime_context().get_node_id()}  # fmt: skip
-
-    def progress(self) -> tuple[int, int, int, int] | None:
-        """(pid, job key, segment, frames done) of the segment being rendered, or None."""
-        current = self._current
-        return None if current is None else (os.getpid(), *current)
-
-    def render(
-        self,
-        key: int,
-        config: RenderConfig,
-        segment: Segment,
-        time_base: Any,
-        shared_dir: str | None,
-        kill_at: int | None,
-    ) -> SegmentResult:
-        self._current = (key, segment.index, 0)
-
-        def monitor(snapshot: Any) -> None:
-            self._current = (key, segment.index, snapshot.frames_out)
-            if kill_at is not None and snapshot.frames_out >= kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)  # tests: a worker dying mid-segment
-
-        try:
-            return render_segment(
-                config, segment, time_base, self.stylizer, shared_dir=shared_dir, monitor=monitor
-            )
-        finally:
-            self._current = None
 
 
 # -- the driver ----------------------------------------------------------------------------
@@ -304,7 +155,7 @@ def render_on_ray(
     if not todo:
         return result
     try:
-        started = _connect(ray, cluster.address)
+        started = connect_ray(ray, cluster.address)
         try:
             _run(ray, todo, config, cluster, result, progress=progress, monitor=monitor)
         finally:
@@ -392,39 +243,6 @@ def _is_complete(config: RenderConfig, plan: VideoPlan, job_path: Path) -> bool:
         return False
 
 
-def _connect(ray: Any, address: str) -> bool:
-    """Start or join a Ray runtime; True when this call started it (then it is shut down)."""
-    if ray.is_initialized():
-        return False
-    options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-    try:
-        if address == "local":  # a new runtime here, even when `ray start` made one
-            ray.init(address="local", include_dashboard=False, **options)
-        else:
-            ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ClusterError(
-            f"cannot reach the Ray cluster at {address!r}: {err} (start one with `ray start "
-            "--head`, or use --ray local)"
-        ) from err
-    return True
-
-
-def _worker_shape(ray: Any, config: RenderConfig, wanted: int | None, segments: int) -> tuple:
-    """(workers, num_cpus, num_gpus, torch threads) from the cluster's resources."""
-    resources = ray.cluster_resources()
-    cpus = float(resources.get("CPU", 1))
-    gpus = int(resources.get("GPU", 0))
-    if gpus and config.device != "cpu":
-        workers = min(wanted or gpus, segments)
-        return workers, 1, 1, max(1, int(cpus // max(workers, 1)))
-    if config.device.startswith("cuda"):
-        raise ClusterError(f"--device {config.device}: the Ray cluster has no GPU")
-    workers = min(wanted or max(1, int(cpus // 2)), segments)
-    num_cpus = cpus / workers if workers > cpus else max(1.0, float(int(cpus // workers)))
-    return workers, num_cpus, 0, max(1, int(num_cpus))
-
-
 def _run(
     ray: Any,
     videos: list[_Video],
@@ -442,7 +260,7 @@ def _run(
     queue: deque[tuple[int, Segment]] = deque(
         (key, s) for key, v in enumerate(videos) for s in v.plan.segments if s.index in v.remaining
     )
-    workers, num_cpus, num_gpus, threads = _worker_shape(ray, config, cluster.workers, len(queue))
+    workers, num_cpus, num_gpus, threads = worker_shape(ray, config, cluster.workers, len(queue))
     actor_class = ray.remote(
         num_cpus=num_cpus, num_gpus=num_gpus, max_concurrency=2,
         max_restarts=cluster.max_retries, max_task_retries=0,
