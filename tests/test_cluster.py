@@ -169,6 +169,16 @@ def test_ray_missing_is_one_line(clip3, tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_ray_options_need_ray(clip3, tmp_path, capsys):
+    from streamer.cli import main
+
+    code = main(["render", str(clip3.path), "--style", str(DEFAULT_STYLE), "--untrained",
+                 "-o", str(tmp_path / "o.mp4"), "--resume", "--workers", "2"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--workers, --resume apply to Ray renders only: add --ray" in err[0]
+
+
 # -- on a real local Ray runtime ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_runtime():

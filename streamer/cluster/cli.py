@@ -46,7 +46,27 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_ray(args: argparse.Namespace) -> bool:
-    return getattr(args, "ray", None) not in (None, False, "")
+    """True when ``--ray`` was given; the other Ray options without it are a one-line error."""
+    if getattr(args, "ray", None) not in (None, False, ""):
+        return True
+    given = [
+        flag
+        for flag, name, default in RAY_ONLY_OPTIONS
+        if getattr(args, name, default) not in (default, None, False)
+    ]
+    if given:
+        from streamer.cluster.runner import ClusterConfigError
+
+        raise ClusterConfigError(f"{', '.join(given)} apply to Ray renders only: add --ray")
+    return False
+
+
+RAY_ONLY_OPTIONS = (
+    ("--workers", "workers", None),
+    ("--segment-s", "segment_s", 10.0),
+    ("--resume", "resume", False),
+    ("--shared-dir", "shared_dir", None),
+)
 
 
 def run_ray_render(args: argparse.Namespace, config: RenderConfig) -> int:
