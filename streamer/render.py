@@ -161,13 +161,16 @@ def render(
     stylizer: FrameStylizer | None = None,
     monitor: Monitor | None = None,
     regions: RegionPlan | None = None,
+    source: FrameSource | None = None,
 ) -> RenderResult:
     """Render ``config.input`` into ``config.output``; returns what was done.
 
     ``progress`` shows a tqdm bar on stderr. ``stylizer`` replaces the model loading (tests,
     benchmarks). When interrupted (SIGINT/SIGTERM) the output is finalized and the result says
     so (``interrupted_by``); errors raise after every output was closed. ``regions`` (checked
-    with :meth:`~streamer.regions.RegionPlan.check`) gives regions their own styles.
+    with :meth:`~streamer.regions.RegionPlan.check`) gives regions their own styles. ``source``
+    replaces the source opened from ``config.input`` (a segment of a video, see
+    :mod:`streamer.cluster`).
 
     Raises:
         StylestreamError subclasses for user mistakes (missing input, existing output, unknown
@@ -190,9 +193,10 @@ def render(
         if isinstance(err, StylestreamError):
             raise
         raise RenderConfigError(str(err)) from err
-    source = open_source(
-        config.input, start_s=config.start_s, duration_s=config.duration_s, fps=config.fps
-    )
+    if source is None:
+        source = open_source(
+            config.input, start_s=config.start_s, duration_s=config.duration_s, fps=config.fps
+        )
     with source:
         if (
             config.input.startswith("lavfi:")

@@ -65,12 +65,14 @@ def write_clip(
     pix_fmt: str | None = None,
     container_options: dict[str, str] | None = None,
     bframes: int | None = None,
+    gop: int | None = None,
 ) -> ClipInfo:
     """Write a test clip: ``size`` = (height, width) frames from :func:`pattern_frame`.
 
     ``vfr=True`` spaces frames irregularly (1, 2 or 3 ticks of 1/(fps*2) s, a fixed pattern), in
     a 1/(fps*2) time base. Audio is a mono AAC sine as long as the video. ``bframes`` sets
-    libx264's B-frames (None: its default, B-frames on). ``pix_fmt`` None: yuv420p, or yuv444p
+    libx264's B-frames (None: its default, B-frames on); ``gop`` its keyframe interval in frames
+    (None: its default, 250). ``pix_fmt`` None: yuv420p, or yuv444p
     when a side is odd (yuv420p needs even sides).
     """
     path = Path(path)
@@ -82,6 +84,8 @@ def write_clip(
         pts.append(pts[-1] + steps[i % len(steps)])
     images = [pattern_frame(i, height, width) for i in range(frames)]
     options = {} if bframes is None else {"bf": str(bframes)}
+    if gop is not None:
+        options["g"] = str(gop)
     duration_s = float((pts[-1] + steps[frames % len(steps)]) * time_base)
     samples = round(duration_s * sample_rate) if audio else 0
     with av.open(str(path), "w", options=container_options or {}) as container:

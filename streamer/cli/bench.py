@@ -75,6 +75,9 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
                         "speed does not depend on the weights)"},
     )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    from streamer.cluster.cli import add_ray_bench_arguments
+
+    add_ray_bench_arguments(parser)  # --ray, --workers N..., --seconds, --segment-s
     add_config_option(parser)
     parser.set_defaults(func=run_bench_render)
 
@@ -83,6 +86,11 @@ def run_bench_render(args: argparse.Namespace) -> int:
     from streamer.bench_render import RenderBenchConfig, run_render_benchmark
 
     spec = options_config(StylizerSpec, args, extra={"untrained": args.weights is None})
+    if getattr(args, "ray", None):
+        from streamer.cluster.cli import run_ray_bench
+
+        return run_ray_bench(args, spec)
+
     config = RenderBenchConfig(
         size=tuple(args.size),
         frames=args.frames,

@@ -17,6 +17,7 @@ from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
 from streamer.cli.regions import add_region_options, regions_from_args
 from streamer.cli.values import typed_value, wh_arg
+from streamer.cluster.cli import add_ray_arguments, run_ray_render, wants_ray
 from streamer.guard import refuse_overlap
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
 
@@ -50,6 +51,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
         help="show a progress bar (default on)",
     )  # fmt: skip
     add_region_options(parser)
+    add_ray_arguments(parser)  # streamer.cluster: --ray, --workers, --segment-s, --resume
     add_config_option(parser)
 
 
@@ -72,6 +74,8 @@ def run_render(args: argparse.Namespace) -> int:
         args.style = list(regions.default_styles)
     config = config_from_args(args)
     refuse_overlap(config.output, [args.config])  # the other inputs: in render()
+    if wants_ray(args):
+        return run_ray_render(args, config, regions=regions)
     result = render(config, progress=typed_value(args, "progress", bool), regions=regions)
     print(result.summary())
     if result.interrupted_by:

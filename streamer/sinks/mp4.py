@@ -144,6 +144,22 @@ def video_encoder(name: str) -> av.Codec:
     return codec
 
 
+def container_options(suffix: str, crash_safe: bool, fragment_s: float) -> dict[str, str]:
+    """Muxer options of an output with this suffix (see the module docstring); shared with the
+    segment joiner of :mod:`streamer.cluster.join`, so a joined video has the same layout."""
+    if suffix.lower() not in MP4_FAMILY:
+        # Matroska: clusters are readable up to a cut anyway. Negative timestamps (AAC
+        # priming) are allowed, else the muxer shifts every stream by the priming delay.
+        return {"flush_packets": "1", "avoid_negative_ts": "disabled"}
+    if crash_safe:
+        return {
+            "movflags": FRAGMENTED_MOVFLAGS,
+            "frag_duration": str(int(fragment_s * 1_000_000)),
+            "flush_packets": "1",
+        }
+    return {"movflags": "faststart"}
+
+
 @dataclass(frozen=True)
 class Mp4SinkConfig:
     """Attributes:
@@ -246,17 +262,7 @@ class Mp4Sink(FrameSink):
                 raise
 
     def _container_options(self) -> dict[str, str]:
-        if self._suffix not in MP4_FAMILY:
-            # Matroska: clusters are readable up to a cut anyway. Negative timestamps (AAC
-            # priming) are allowed, else the muxer shifts every stream by the priming delay.
-            return {"flush_packets": "1", "avoid_negative_ts": "disabled"}
-        if self.config.crash_safe:
-            return {
-                "movflags": FRAGMENTED_MOVFLAGS,
-                "frag_duration": str(int(self.config.fragment_s * 1_000_000)),
-                "flush_packets": "1",
-            }
-        return {"movflags": "faststart"}
+        return container_options(self._suffix, self.config.crash_safe, self.config.fragment_s)
 
     # -- frames -----------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
