@@ -27,6 +27,7 @@ from streamer.cluster.job import Job, JobExistsError, JobMismatchError, fingerpr
 from streamer.cluster.join import SegmentInvalidError, join_segments, verify_segment_file
 from streamer.cluster.plan import cut_segments, plan_video
 from streamer.cluster.segment import render_segment
+from streamer.guard import OutputOverlapError
 from streamer.render import RenderConfig, build_stylizer, render
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -127,9 +128,17 @@ def test_joined_segments_keep_every_time_and_the_audio(clip3, stylizer, tmp_path
     assert frame_times(out) == clip3.times
     assert audio_packets(out) == audio_packets(clip3.path)
     assert b"moof" in out.read_bytes()  # the crash-safe fragmented layout
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"an older output")
     with pytest.raises(SegmentInvalidError):  # a segment joined twice: times go backwards
-        join_segments([files[0], files[0]], tmp_path / "bad.mp4", starts=[0, 0],
-                      time_base=plan.time_base, audio_from=None)  # fmt: skip
+        join_segments([files[0], files[0]], old, starts=[0, 0], time_base=plan.time_base,
+                      audio_from=None, overwrite=True)  # fmt: skip
+    assert old.read_bytes() == b"an older output"  # joined under a temporary name: untouched
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+    with pytest.raises(OutputOverlapError, match="overwrite the input"):  # even with overwrite
+        join_segments(files, clip3.path, starts=starts, time_base=plan.time_base,
+                      audio_from=str(clip3.path), overwrite=True)  # fmt: skip
+    assert frame_times(clip3.path) == clip3.times
     with pytest.raises(SegmentInvalidError):
         verify_segment_file(files[1], plan.segment_pts(plan.segments[0]), plan.time_base)
 
@@ -181,6 +190,47 @@ def test_ray_options_need_ray(clip3, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "--workers, --resume apply to Ray renders only: add --ray" in err[0]
+
+
+def _render_args(clip: Path, output: str, *extra: str) -> list[str]:
+    return ["render", str(clip), "-o", output, "--style", str(DEFAULT_STYLE), "--untrained",
+            "--style-size", "32", "--device", "cpu", "--no-progress", *extra]  # fmt: skip
+
+
+def test_ray_output_never_overwrites_an_input(tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    from streamer.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    clip = write_clip(folder / "a.mp4", frames=12, size=SIZE, fps=24, audio=False)
+    before = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    # one input onto itself; many inputs into their own folder (without --overwrite the
+    # input would look like a complete earlier output); with --overwrite too
+    for output, flags in itertools.product((str(clip.path), f"{folder}/"),
+                                           ((), ("--overwrite",))):  # fmt: skip
+        code = main([*_render_args(folder if output.endswith("/") else clip.path, output,
+                                   "--ray", *flags)])  # fmt: skip
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert "would overwrite the input" in err[0] and "--overwrite never" in err[0]
+    assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == before  # untouched
+
+
+def test_ray_options_from_a_config_file(clip3, tmp_path, capsys):
+    from streamer.cli import main
+
+    config = tmp_path / "render.yaml"
+    config.write_text("resume: true\nsegment_s: 2\n")  # Ray options without `ray:`
+    code = main([*_render_args(clip3.path, str(tmp_path / "o.mp4"), "--config", str(config))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--segment-s, --resume apply to Ray renders only: add --ray" in err[0]
+    config.write_text("ray: true\nresume: true\noverwrite: true\n")  # read as a --ray render
+    code = main([*_render_args(clip3.path, str(tmp_path / "o.mp4"), "--config", str(config))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["stylestream: error: give either --resume or --overwrite, not both"]
+    assert not list(tmp_path.glob("o.mp4*"))
 
 
 # -- on a real local Ray runtime ---------------------------------------------------------------
