@@ -229,7 +229,9 @@ def test_ray_options_from_a_config_file(clip3, tmp_path, capsys):
     config.write_text("ray: true\nresume: true\noverwrite: true\n")  # read as a --ray render
     code = main([*_render_args(clip3.path, str(tmp_path / "o.mp4"), "--config", str(config))])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err == ["stylestream: error: give either --resume or --overwrite, not both"]
+    assert code == 2 and err == [
+        "stylestream: error: give either --resume or --overwrite, not both"
+    ]
     assert not list(tmp_path.glob("o.mp4*"))
 
 

@@ -192,4 +192,3 @@ def _measure_join(result: RayBenchResult, folder: Path, config: RayBenchConfig) 
     result.join_s = time.perf_counter() - began
     result.join_packets = joined.video_packets
     result.join_video_s = plan.duration_s
-

@@ -90,7 +90,9 @@ def run_ray_render(
     )
 
     if regions is not None:
-        raise ClusterConfigError("--region is not supported with --ray yet: render regions without --ray")
+        raise ClusterConfigError(
+            "--region is not supported with --ray yet: render regions without --ray"
+        )
     if typed_value(args, "resume", bool) and config.overwrite:
         raise ClusterConfigError("give either --resume or --overwrite, not both")
     cluster = ClusterConfig(
