@@ -26,6 +26,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "streamer.cli.training_commands",
     "streamer.cli.live",
     "streamer.cli.serve",  # after live: it extends `control` and `view`
+    "streamer.cli.studio",
 )
 
 

@@ -19,7 +19,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from adaattn_video.stylizer import (
     resolve_precision,
 )
 from streamer.control import ControlServer
+from streamer.frames import FrameSink, FrameSource
 from streamer.live import percentile
 from streamer.serve.config import ServeConfig, StreamSpec, stream_spec_from_mapping
 from streamer.serve.scheduler import Scheduler
@@ -126,10 +127,17 @@ class StreamServer:
                 raise ServeRequestError(f"no stream named {name!r} (streams: {known})")
             return self._streams[name]
 
-    def add_stream(self, spec: StreamSpec) -> StreamRuntime:
+    def add_stream(
+        self,
+        spec: StreamSpec,
+        *,
+        source: FrameSource | None = None,
+        outputs: Sequence[FrameSink] = (),
+    ) -> StreamRuntime:
         """Encode its style, create its recording, start its threads. Errors raise and leave
         nothing behind (the source itself is opened by the stream's reader thread: a bad URL
-        shows as state ``failed`` with the reason, the server goes on)."""
+        shows as state ``failed`` with the reason, the server goes on). ``source`` / ``outputs``:
+        see :class:`StreamRuntime` (a push-fed stream, extra sinks)."""
         with self._lock:
             if spec.name in self._streams or spec.name in self._reserved:
                 raise ServeRequestError(f"a stream named {spec.name!r} exists already")
@@ -143,6 +151,8 @@ class StreamServer:
                 queue_frames=self.config.queue_frames,
                 overwrite=self.config.overwrite,
                 on_frame=self.wake,
+                source=source,
+                outputs=outputs,
             )
             with self._lock:
                 self._streams[spec.name] = runtime

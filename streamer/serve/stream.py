@@ -19,12 +19,13 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
-from streamer.frames import Frame, FrameSource
+from streamer.frames import Frame, FrameSink, FrameSource
 from streamer.live import percentile
 from streamer.serve.config import StreamSpec
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink
@@ -128,8 +129,15 @@ class StreamRuntime:
         queue_frames: int = 1,
         overwrite: bool = False,
         on_frame: threading.Event | None = None,
+        source: FrameSource | None = None,
+        outputs: Sequence[FrameSink] = (),
     ) -> None:
-        """Encodes the style(s) and creates the recording now (errors raise, nothing starts)."""
+        """Encodes the style(s) and creates the recording now (errors raise, nothing starts).
+
+        ``source``: frames from this source instead of opening ``spec.source`` (a push-fed
+        stream, e.g. :class:`~streamer.serve.push.PushSource`); ``outputs``: sinks that also
+        get every stylized frame (written by the writer thread; the caller closes them).
+        """
         self.spec = spec
         self.name = spec.name
         self.stylizer = FrameStylizer(model, stylizer_config)  # the model is shared
@@ -141,6 +149,8 @@ class StreamRuntime:
         self.state = "starting"
         self.error: str | None = None
         self.source: FrameSource | None = None
+        self._given_source = source
+        self._outputs = tuple(outputs)
         self._on_frame = on_frame
         self._stop = threading.Event()
         self._recorder = None
@@ -184,7 +194,7 @@ class StreamRuntime:
     # -- reader -----------------------------------------------------------------------------
     def _read(self) -> None:
         try:
-            self.source = open_stream_source(self.spec)
+            self.source = self._given_source or open_stream_source(self.spec)
             with self.source as source:
                 if self._stop.is_set():
                     return
@@ -250,6 +260,8 @@ class StreamRuntime:
                     self._recorder.write(frame)
                     if self.publisher is None:
                         latency_ms = 1000.0 * (time.time() - frame.capture_time_s)
+                for output in self._outputs:
+                    output.write(frame)
                 self.stats.frame_out(latency_ms)
         except Exception as err:
             self.state = "failed"
