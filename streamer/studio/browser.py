@@ -146,12 +146,17 @@ class Chromium:
 
     async def open(self, url: str) -> Page:
         """A new tab at ``url``."""
-        async with self._session.put(
-            f"http://127.0.0.1:{self.port}/json/new?{url}"
-        ) as response:
+        async with self._session.put(f"http://127.0.0.1:{self.port}/json/new?{url}") as response:
             target = await response.json(content_type=None)
         page = Page(self._session, target["webSocketDebuggerUrl"], target["id"], self.port)
         await page.connect()
+        await page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.window[0],
+            height=self.window[1],
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self._pages.append(page)
         return page
 
@@ -196,7 +201,9 @@ class Page:
                 self._waiting.pop(data["id"]).set_result(data)
             elif data.get("method") == "Runtime.consoleAPICalled":
                 args = data["params"].get("args", [])
-                self.console.append(" ".join(str(a.get("value", a.get("description"))) for a in args))
+                self.console.append(
+                    " ".join(str(a.get("value", a.get("description"))) for a in args)
+                )
             elif data.get("method") == "Runtime.exceptionThrown":
                 self.console.append(json.dumps(data["params"]["exceptionDetails"])[:500])
         for future in self._waiting.values():

@@ -80,9 +80,7 @@ class StyleLibrary:
         with self._lock:
             entry = self._entries.get(style_id) if isinstance(style_id, str) else None
             if entry is None:
-                raise StyleUploadError(
-                    f"no style {style_id!r}; styles: {', '.join(self._entries)}"
-                )
+                raise StyleUploadError(f"no style {style_id!r}; styles: {', '.join(self._entries)}")
             return entry
 
     def by_path(self, path: str | Path) -> StyleEntry | None:
