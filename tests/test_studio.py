@@ -32,8 +32,7 @@ from streamer.serve.push import PushSource
 from streamer.studio.config import StudioConfig, StudioConfigError, require_studio_packages
 from streamer.studio.markers import draw_marker, read_marker
 from streamer.studio.styles import StyleLibrary, StyleUploadError
-
-pytest.importorskip("aiortc", reason="pip install -e '.[studio]'")
+from streamer.subscriber import Subscriber
 
 SIZE = (96, 160)  # (height, width) stylized
 CLIP = (320, 180)  # fake camera (width, height)
@@ -182,6 +181,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
             precision="fp32",
             style_size=128,
             run_dir=str(run_dir),
+            zmq="tcp://127.0.0.1:*",
         )
     )
     yield running
@@ -360,6 +360,11 @@ def test_two_browsers_have_their_own_styles_and_closing_one_frees_its_stream(
             await _poll(lambda: styles() == {ids[0]: "wave", ids[1]: "udnie"}, 30, "one style each")
             assert await first.wait_for("studio.serverStyleId === 'wave'", 10)
             assert await second.wait_for("studio.serverStyleId === 'udnie'", 10)
+            # Every connection is also published on ZeroMQ, topic = its id.
+            with Subscriber(studio.info.zmq, stream=ids[1], receive_timeout_s=10) as sub:
+                frame = await asyncio.get_running_loop().run_in_executor(None, sub.receive)
+            assert frame.header.stream == ids[1] and frame.header.style_id == "udnie"
+            assert frame.image.shape == (*SIZE, 3)
             await first.close()  # closing the tab frees its stream
             await _poll(lambda: list(styles()) == [ids[1]], 20, "the closed tab's stream gone")
             shown = await second.evaluate("studio.framesShown")

@@ -108,8 +108,8 @@ def run_studio_command(args: argparse.Namespace) -> int:
             )
         if info.token:
             lines.append("  the URL carries the access token: share it only with your viewers")
-        if config.zmq:
-            lines.append(f"  publishing on {config.zmq} (topic = connection id)")
+        if info.zmq:
+            lines.append(f"  publishing on {info.zmq} (topic = connection id)")
         print("\n".join(lines), file=sys.stderr, flush=True)
 
     status = run_studio(config, on_ready=announce, handle_signals=True)

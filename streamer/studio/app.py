@@ -53,6 +53,7 @@ class StudioInfo:
     token: str | None
     run_dir: Path
     cert: Path | None
+    zmq: str | None = None  # the bound PUB endpoint (topic = connection id), or None
 
 
 class Studio:
@@ -421,7 +422,16 @@ async def _serve(
     url = f"{'https' if ssl_context else 'http'}://{host}:{port}/"
     if token:
         url += f"?token={token}"
-    info = StudioInfo(url, port, ssl_context is not None, token, studio.run_dir, cert_path)
+    publisher = getattr(engine, "publisher", None)
+    info = StudioInfo(
+        url,
+        port,
+        ssl_context is not None,
+        token,
+        studio.run_dir,
+        cert_path,
+        None if publisher is None else publisher.endpoint,
+    )
     loop = asyncio.get_running_loop()
     if handle_signals and threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -320,7 +320,8 @@ function onFrame(now, metadata) {
 function onLocalFrame(now, metadata) {
   if (studio.config && studio.config.stamp_markers) {
     const marker = readMarker($("local"));
-    if (marker !== null && !studio.bench.local.has(marker)) {
+    if (marker !== null) {
+      studio.bench.local.delete(marker); // a looping clip shows each marker again: newest wins
       studio.bench.local.set(marker, metadata.presentationTime);
       studio.bench.seen += 1;
       if (studio.bench.local.size > 512) studio.bench.local.delete(studio.bench.local.keys().next().value);
