@@ -127,6 +127,38 @@ def test_a_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPat
         require_studio_packages()
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["studio", "--host", "0.0.0.0"], "--allow-remote"),
+        (["studio", "--size", "100x33"], "even sides"),
+        (["studio", "--style", "no-such-painting.jpg"], "no-such-painting.jpg does not exist"),
+    ],
+)
+def test_studio_mistakes_are_one_error_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamer.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylestream: error: ") and message in err[0]
+
+
+def test_studio_without_the_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamer.cli import main
+
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    assert main(["studio"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "stylestream: error: the studio needs aiohttp and aiortc (aiohttp is missing): "
+        "pip install -e '.[studio]'"
+    ]
+
+
 # -- a running studio ----------------------------------------------------------------------------
 class RunningStudio:
     def __init__(self, config: StudioConfig) -> None:
@@ -411,8 +443,9 @@ def test_https_with_a_generated_certificate_and_an_access_token(tmp_path: Path) 
 
 def test_self_signed_certificate_names_the_host(tmp_path: Path) -> None:
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
 
-    from streamer.studio.tls import generate_self_signed, server_context
+    from streamer.studio.tls import fingerprint, generate_self_signed, server_context
 
     cert, key = generate_self_signed(tmp_path, "192.168.1.20")
     loaded = x509.load_pem_x509_certificate(cert.read_bytes())
@@ -420,3 +453,4 @@ def test_self_signed_certificate_names_the_host(tmp_path: Path) -> None:
     assert "192.168.1.20" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     server_context(cert, key)
+    assert fingerprint(cert) == loaded.fingerprint(hashes.SHA256()).hex(":").upper()

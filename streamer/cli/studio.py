@@ -102,9 +102,12 @@ def run_studio_command(args: argparse.Namespace) -> int:
     def announce(info: Any) -> None:
         lines = [f"stylestream studio: open {info.url}"]
         if info.cert is not None and config.cert is None:
+            from streamer.studio.tls import fingerprint
+
             lines.append(
-                f"  self-signed certificate {info.cert}: the browser warns once; compare its "
-                "fingerprint, or give your own with --cert/--key"
+                f"  self-signed certificate {info.cert} (give your own with --cert/--key): the "
+                f"browser warns once; accept it only if its SHA-256 fingerprint is "
+                f"{fingerprint(info.cert)}"
             )
         if info.token:
             lines.append("  the URL carries the access token: share it only with your viewers")

@@ -28,6 +28,7 @@ import logging
 import re
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -418,7 +419,13 @@ async def _serve(
             "(another program uses the port? try --port 0 for a free one)"
         ) from err
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    host = "localhost" if config.host in ("127.0.0.1", "localhost") else config.host
+    host = config.host
+    if host in ("127.0.0.1", "localhost"):
+        host = "localhost"
+    elif host in ("0.0.0.0", "::", ""):  # every interface: name this machine
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
     url = f"{'https' if ssl_context else 'http'}://{host}:{port}/"
     if token:
         url += f"?token={token}"

@@ -139,8 +139,9 @@ class StudioConfig:
         return self.https or self.remote or self.cert is not None
 
     def resolved_run_dir(self) -> Path:
+        """Absolute (the engine takes absolute style paths only)."""
         if self.run_dir is not None:
-            return Path(self.run_dir).expanduser()
+            return Path(self.run_dir).expanduser().resolve()
         return Path.cwd() / f"studio-{time.strftime('%Y%m%d-%H%M%S')}"
 
 

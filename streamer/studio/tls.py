@@ -65,3 +65,12 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert), str(key))
     return context
+
+
+def fingerprint(cert: Path) -> str:
+    """SHA-256 fingerprint of a PEM certificate, as browsers show it (AA:BB:...)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    digest = x509.load_pem_x509_certificate(cert.read_bytes()).fingerprint(hashes.SHA256())
+    return ":".join(f"{byte:02X}" for byte in digest)
