@@ -159,6 +159,40 @@ def test_studio_without_the_extra_says_how_to_install_it(
     ]
 
 
+def test_the_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamer.cli import apply_yaml_config, build_parser
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # its paths are relative to the repo
+    from streamer.cli.studio import studio_config_from_args
+
+    parser = build_parser()
+    studio_parser = parser._subparsers._group_actions[0].choices["studio"]  # type: ignore[union-attr]
+    apply_yaml_config(studio_parser, "configs/studio.yaml")
+    config = studio_config_from_args(parser.parse_args(["studio", "--port", "0"]))
+    assert config.port == 0 and config.size == (360, 640) and len(config.styles) == 3
+    assert config.host == "127.0.0.1" and not config.tls
+
+
+def test_a_slow_client_gets_the_newest_stylized_frame_and_the_rest_are_counted() -> None:
+    from types import SimpleNamespace
+
+    from streamer.studio.connection import ConnectionStats, StylizedTrack
+
+    async def scenario() -> None:
+        owner = SimpleNamespace(stats=ConnectionStats())
+        track = StylizedTrack(owner)
+        for value in (10, 20, 30):  # the encoder took none of them yet
+            track.offer(np.full((32, 48, 3), value, np.uint8))
+        frame = await track.recv()
+        assert int(frame.to_ndarray(format="rgb24")[0, 0, 0]) in range(28, 33)  # the newest
+        assert owner.stats.dropped_send == 2
+        track.offer(np.full((32, 48, 3), 40, np.uint8))
+        later = await track.recv()
+        assert later.pts > frame.pts and later.time_base == frame.time_base
+
+    asyncio.run(scenario())
+
+
 # -- a running studio ----------------------------------------------------------------------------
 class RunningStudio:
     def __init__(self, config: StudioConfig) -> None:
@@ -434,6 +468,16 @@ def test_https_with_a_generated_certificate_and_an_access_token(tmp_path: Path) 
             assert refused.value.code == 403
         with pytest.raises((urllib.error.URLError, ConnectionError)):  # no plain HTTP
             urllib.request.urlopen(running.base.replace("https", "http") + "api/config", timeout=10)
+        # Another site (DNS rebinding, or a cross-site POST from the same browser) is refused.
+        for headers, method in (({"Host": f"evil.example:{running.info.port}"}, "GET"),
+                                ({"Origin": "https://evil.example"}, "POST")):  # fmt: skip
+            request = urllib.request.Request(
+                running.base + "api/styles", method=method, data=b"" if method == "POST" else None,
+                headers={"X-Studio-Token": "s3cret-token", **headers},
+            )  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10, context=context)
+            assert refused.value.code == 403
         # The page itself needs the token too.
         with urllib.request.urlopen(running.info.url, timeout=10, context=context) as page:
             assert b"stylestream studio" in page.read()

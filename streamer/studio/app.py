@@ -103,8 +103,12 @@ class Studio:
         return app
 
     async def _guard_impl(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        """Token check, then user errors -> 400 with one JSON line."""
+        """Host/Origin and token checks, then user errors -> 400 with one JSON line."""
         from aiohttp import web
+
+        refused = self._refuse_foreign(request)
+        if refused is not None:
+            return web.json_response({"error": refused}, status=403)
 
         if self.token is not None and not request.path.startswith("/static/"):
             given = request.headers.get("X-Studio-Token") or request.query.get("token") or ""
@@ -133,6 +137,23 @@ class Studio:
             return await self._guard_impl(request, handler)
 
         return guard
+
+    def _refuse_foreign(self, request: Any) -> str | None:
+        """Why a request from elsewhere is refused, or None.
+
+        On loopback, only ``Host: localhost / 127.0.0.1 / [::1]`` is answered: a web page
+        whose name is re-pointed at 127.0.0.1 (DNS rebinding) cannot use the studio. Anywhere,
+        a state-changing request must come from the studio's own page (``Origin``): another
+        site open in the same browser cannot upload, record or restyle."""
+        host = request.host or ""
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if not self.config.remote and name not in ("localhost", "127.0.0.1", "[::1]"):
+            return f"this studio answers only to localhost, not {host!r}"
+        origin = request.headers.get("Origin")
+        own = f"{request.scheme}://{host}"
+        if request.method not in ("GET", "HEAD") and origin is not None and origin != own:
+            return f"requests from {origin} are refused; use the studio's own page"
+        return None
 
     def _connection(self, request: Any) -> Any:
         connection = self.connections.get(request.match_info["id"])
