@@ -194,7 +194,11 @@ class StreamRuntime:
     # -- reader -----------------------------------------------------------------------------
     def _read(self) -> None:
         try:
-            self.source = self._given_source or open_stream_source(self.spec)
+            self.source = (
+                self._given_source
+                if self._given_source is not None
+                else open_stream_source(self.spec)
+            )
             with self.source as source:
                 if self._stop.is_set():
                     return

@@ -154,6 +154,7 @@ class Connection:
         self._record_first_pts: int | None = None
         self.record_path: Path | None = None
         self.recordings: list[Path] = []
+        self.record_error: str | None = None
         self.closed = asyncio.Event()
         self._closing = False
         self._consumer: asyncio.Task[None] | None = None
@@ -225,7 +226,14 @@ class Connection:
                 return
             if self._record_first_pts is None:
                 self._record_first_pts = frame.pts or 0
-            self._recorder.write(replace(frame, pts=(frame.pts or 0) - self._record_first_pts))
+            try:
+                self._recorder.write(replace(frame, pts=(frame.pts or 0) - self._record_first_pts))
+            except Exception as err:  # a full disk ends the recording, not the stream
+                log.error("connection %s: recording stopped: %s", self.id, err)
+                self.record_error = str(err)
+                recorder, self._recorder, self.record_path = self._recorder, None, None
+                with contextlib.suppress(Exception):
+                    recorder.close()
 
     def start_recording(self) -> Path:
         from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
@@ -265,6 +273,7 @@ class Connection:
             "latency_p50_ms": stream.get("latency_p50_ms"),
             "dropped": int(stream.get("dropped", 0)) + self.stats.dropped_send,
             "recording": None if self.record_path is None else self.record_path.name,
+            "record_error": self.record_error,
             **{f"link_{k}": v for k, v in self.stats.snapshot().items()},
         }
 

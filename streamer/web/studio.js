@@ -394,6 +394,13 @@ async function pollStats() {
       $("s-server").textContent = s.link_server_ms === null ? "–" : `${Math.round(s.link_server_ms)} ms`;
       $("s-drops").textContent = String(s.dropped + browserDrops);
       $("s-style").textContent = `${s.link_style_id || "–"} · strength ${Math.round((s.alpha ?? 1) * 100)}%`;
+      if (studio.recording && s.recording === null && s.record_error) {
+        studio.recording = null;
+        $("record").classList.remove("on");
+        $("record").lastChild.textContent = "Record";
+        $("rec-badge").hidden = true;
+        showError(`recording stopped: ${s.record_error}`);
+      }
       if (studio.recording && studio.recordStarted !== null) {
         const secs = Math.floor((performance.now() - studio.recordStarted) / 1000);
         $("rec-time").textContent = `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
