@@ -10,6 +10,7 @@ Screenshots of the page are saved as test artifacts under ``test-artifacts/studi
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -28,6 +29,10 @@ import cv2
 import numpy as np
 import pytest
 
+from adaattn_video.convert import from_mapping
+from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSpec
+from streamer.frames import FrameSource
 from streamer.serve.push import PushSource
 from streamer.studio.config import StudioConfig, StudioConfigError, require_studio_packages
 from streamer.studio.markers import draw_marker, read_marker
@@ -56,15 +61,61 @@ def test_markers_read_back_what_was_drawn_and_refuse_a_broken_parity(
 
 def test_a_push_source_keeps_the_newest_frame_and_ends_when_closed() -> None:
     source = PushSource(capacity=1)
+    assert isinstance(source, FrameSource)
     frames = [source.push(np.full((8, 8, 3), i, np.uint8)) for i in range(3)]
     assert [f.index for f in frames] == [0, 1, 2]
-    assert source.dropped_frames == 2  # 0 and 1 were replaced before anyone took them
+    counters = source.counters()
+    assert counters.dropped == 2 and counters.read == 3  # 0, 1 replaced before anyone took them
+    assert source.live and (source.info().width, source.info().height) == (8, 8)
     assert frames[2].pts is not None and frames[2].pts >= frames[0].pts
     source.close()
     got = list(source)
     assert [f.index for f in got] == [2] and int(got[0].image[0, 0, 0]) == 2
     with pytest.raises(ValueError, match="uint8 RGB"):
         source.push(np.zeros((8, 8), np.uint8))
+
+
+def test_a_push_fed_stream_of_an_embedded_engine_reaches_its_output_with_numbers() -> None:
+    """The studio's engine (no streams, no control, no ZeroMQ) with one push-fed stream and
+    one extra output, on the real untrained architecture: every stylized frame reaches the
+    output and the stream reports a latency and the drops of its source."""
+    from adaattn_video.assets import style_images
+    from streamer.frames import Frame, FrameSink
+    from streamer.serve.config import StreamSpec
+    from streamer.serve.server import StreamServer
+    from streamer.studio.config import engine_config
+
+    class Collect(FrameSink):
+        def __init__(self) -> None:
+            self.frames: list[Frame] = []
+
+        def write(self, frame: Frame) -> None:
+            self.frames.append(frame)
+
+        def close(self) -> None:
+            pass
+
+    spec = StylizerSpec(untrained=True, device="cpu", precision="fp32", style_size=64, size=SIZE)
+    config = StudioConfig(stylizer=spec)
+    output, source = Collect(), PushSource(capacity=1)
+    style = str(style_images()[0])
+    with StreamServer(engine_config(config)) as engine:
+        assert engine.publisher is None and engine.control is None
+        engine.scheduler.start()
+        engine.add_stream(
+            StreamSpec(name="c1", source="webrtc:c1", styles=(style,), size=SIZE),
+            source=source, outputs=(output,),
+        )  # fmt: skip
+        for i in range(4):
+            source.push(np.full((*SIZE, 3), 40 * i, np.uint8))
+            deadline = time.monotonic() + 60
+            while len(output.frames) <= i and time.monotonic() < deadline:
+                time.sleep(0.02)
+        engine.observe()
+        status = engine.status()["streams"][0]
+    assert len(output.frames) == 4 and output.frames[0].image.shape == (*SIZE, 3)
+    assert status["latency_p50_ms"] is not None and status["latency_p50_ms"] > 0
+    assert status["frames_out"] == 4 and status["dropped"] == 0
 
 
 def _png(width: int, height: int) -> bytes:
@@ -76,21 +127,26 @@ def _png(width: int, height: int) -> bytes:
 def test_uploads_are_size_limited_and_decoded_safely(tmp_path: Path) -> None:
     bundled = tmp_path / "one.png"
     bundled.write_bytes(_png(64, 64))
-    library = StyleLibrary([bundled], tmp_path / "uploads", max_bytes=200_000, max_pixels=1_000_000)
+    library = StyleLibrary([bundled], tmp_path / "uploads", max_bytes=200_000)
     with pytest.raises(StyleUploadError, match=r"limit is 0\.2 MB"):
         library.add_upload(b"x" * 200_001, "big.jpg")
     with pytest.raises(StyleUploadError, match="not a picture"):
         library.add_upload(b"<script>alert(1)</script>", "evil.png")
-    # A small file that claims a large picture is refused from its header, before decoding.
-    huge = _png(2000, 1000)
+    # A small file that claims a picture over the image reader's pixel limit (50 megapixels)
+    # is refused from its header, before its pixels are decoded.
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 7000)).save(buffer, format="PNG")  # 56 MP in a few KB
+    huge = buffer.getvalue()
     assert len(huge) < 200_000
-    with pytest.raises(StyleUploadError, match="2000x1000 pixels"):
+    with pytest.raises(StyleUploadError, match="8000x7000"):
         library.add_upload(huge, "huge.png")
     _, jpeg = cv2.imencode(
         ".jpg", np.random.default_rng(0).integers(0, 255, (80, 120, 3), np.uint8)
     )
     truncated = jpeg.tobytes()[: len(jpeg) // 2]
-    with pytest.raises(StyleUploadError, match="could not be decoded"):
+    with pytest.raises(StyleUploadError, match=r"cut\.jpg' is not a picture that can be decoded"):
         library.add_upload(truncated, "cut.jpg")
     assert not list((tmp_path / "uploads").glob("*")), "a refused upload left a file behind"
     entry = library.add_upload(jpeg.tobytes(), "../../My Painting!.jpg")
@@ -105,14 +161,31 @@ def test_uploads_are_size_limited_and_decoded_safely(tmp_path: Path) -> None:
     [
         ({"host": "0.0.0.0"}, "--allow-remote"),
         ({"cert": "a.pem"}, "both --cert and --key"),
-        ({"size": (95, 160)}, "even sides"),
+        ({"size": "160x95"}, "even sides"),
+        ({"size": 640}, "WIDTHxHEIGHT"),
         ({"token": "short"}, "at least 8"),
         ({"alpha": 1.5}, "alpha"),
+        ({"upload_mb": 0}, "megabytes > 0"),
+        ({"weights": "w.safetensors", "untrained": True}, "not both"),
     ],
 )
 def test_bad_studio_settings_are_one_line_errors(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(StudioConfigError, match=message):
-        StudioConfig(**options)
+    with pytest.raises(StylestreamError, match=message) as raised:
+        from_mapping(StudioConfig, options, error=StudioConfigError)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_studio_holds_one_stylizer_spec_and_its_engine_needs_no_control() -> None:
+    from streamer.studio.config import engine_config
+
+    config = from_mapping(
+        StudioConfig, {"style_size": 256, "device": "cpu", "upload_mb": "2.5", "alpha": 0.3}
+    )
+    assert config.size == (360, 640) and config.upload_bytes == 2_500_000
+    assert config.stylizer == StylizerSpec(style_size=256, device="cpu", alpha=0.3, size=(360, 640))
+    engine = engine_config(config)
+    assert engine.stylizer is config.stylizer and engine.control is None and engine.zmq is None
+    assert engine.embedded and not engine.streams
 
 
 def test_remote_means_https_and_a_token_by_default() -> None:
@@ -169,7 +242,8 @@ def test_the_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     studio_parser = parser._subparsers._group_actions[0].choices["studio"]  # type: ignore[union-attr]
     apply_yaml_config(studio_parser, "configs/studio.yaml")
     config = studio_config_from_args(parser.parse_args(["studio", "--port", "0"]))
-    assert config.port == 0 and config.size == (360, 640) and len(config.styles) == 3
+    assert config.port == 0 and config.size == (360, 640) and len(config.stylizer.styles) == 3
+    assert config.upload_bytes == 10_000_000 and config.stylizer.style_size == 512
     assert config.host == "127.0.0.1" and not config.tls
 
 
@@ -241,11 +315,9 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
     running = RunningStudio(
         StudioConfig(
             port=0,
-            size=SIZE,
-            untrained=True,
-            device="cpu",
-            precision="fp32",
-            style_size=128,
+            stylizer=StylizerSpec(
+                size=SIZE, untrained=True, device="cpu", precision="fp32", style_size=128
+            ),
             run_dir=str(run_dir),
             zmq="tcp://127.0.0.1:*",
         )
@@ -373,6 +445,11 @@ def test_the_page_round_trip_style_alpha_mix_upload_snapshot_record(
             await _poll(lambda: link()["recording"] is not None, 10, "recording on")
             sent = link()["link_sent"]
             await _poll(lambda: link()["link_sent"] >= sent + 8, 30, "8 recorded frames")
+            # The engine's numbers of the connection's stream: received -> handed to the
+            # connection (measured with or without ZeroMQ), rates over the last seconds.
+            numbers = link()
+            assert numbers["latency_p50_ms"] is not None and numbers["latency_p50_ms"] > 0
+            assert numbers["fps_out"] > 0
             await page.evaluate("document.getElementById('record').click()")
             await page.wait_for("!!document.querySelector('#captures .file')", 20)
             text = await page.evaluate("document.querySelector('#captures .file').textContent")
@@ -448,9 +525,7 @@ def test_https_with_a_generated_certificate_and_an_access_token(tmp_path: Path) 
     running = RunningStudio(
         StudioConfig(
             port=0,
-            size=SIZE,
-            untrained=True,
-            device="cpu",
+            stylizer=StylizerSpec(size=SIZE, untrained=True, device="cpu"),
             https=True,
             token="s3cret-token",
             run_dir=str(tmp_path),

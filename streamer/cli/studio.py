@@ -9,85 +9,47 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from adaattn_video.convert import iter_keys, known_keys
+from adaattn_video.settings import StylizerSpec
 from streamer.cli import add_config_option
-from streamer.cli.values import parse_wh
+from streamer.cli.options import add_dataclass_options, config_from_args
+
+# The StylizerSpec keys the studio has (it mixes styles on the page: no --style-weights).
+_MODEL_KEYS = (
+    "style", "size", "alpha", "weights", "untrained", "model", "device", "precision",
+    "style_size", "max_memory",
+)  # fmt: skip
+_MODEL_HELP = {
+    "style": "gallery style (repeat; default: the bundled paintings); the first is the default",
+    "size": "stylized (and returned) size WIDTHxHEIGHT; the camera is cropped to its shape",
+    "alpha": "initial style strength 0..1",
+}
 
 
 def _add_studio_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (8080; 0: a free one)")
-    parser.add_argument(
-        "--style", action="append", metavar="IMAGE",
-        help="gallery style (repeat; default: the bundled paintings); the first is the default",
+    from streamer.studio.config import StudioConfig
+
+    add_dataclass_options(
+        parser.add_argument_group("model and styles"), StudioConfig, only=_MODEL_KEYS,
+        defaults={"size": "640x360"}, help_overrides=_MODEL_HELP,
     )  # fmt: skip
-    parser.add_argument("--size", default="640x360", metavar="WxH", help="stylized size (640x360)")
-    parser.add_argument("--alpha", type=float, default=1.0, help="initial style strength (1.0)")
-    parser.add_argument(
-        "--run-dir", metavar="DIR",
-        help="uploads and recordings (default: ./studio-YYYYMMDD-HHMMSS, made when needed)",
+    add_dataclass_options(
+        parser.add_argument_group("studio"), StudioConfig,
+        skip=(*known_keys(StylizerSpec), "stamp_markers"), defaults={"upload_mb": 10},
     )  # fmt: skip
-    model = parser.add_argument_group("model")
-    weights = model.add_mutually_exclusive_group()
-    weights.add_argument("--weights", metavar="W", help="video .safetensors (default: cache)")
-    weights.add_argument(
-        "--untrained", action="store_true",
-        help="random weights: output is NOT a stylization (smoke tests, benchmarks)",
+    add_dataclass_options(
+        parser, StudioConfig, only=("stamp_markers",),
+        help_overrides={"stamp_markers": argparse.SUPPRESS},
     )  # fmt: skip
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    model.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
-    model.add_argument("--style-size", type=int, default=512, metavar="N")
-    model.add_argument("--max-batch", type=int, default=8, metavar="N", help="frames per call")
-    out = parser.add_argument_group("outputs and limits")
-    out.add_argument(
-        "--zmq", metavar="ENDPOINT",
-        help="also publish every connection's frames here (topic = connection id)",
-    )  # fmt: skip
-    out.add_argument("--max-connections", type=int, default=8, metavar="N")
-    out.add_argument("--upload-mb", type=float, default=10.0, help="largest style upload (10)")
-    security = parser.add_argument_group("security")
-    security.add_argument(
-        "--allow-remote", action="store_true",
-        help="serve beyond loopback: HTTPS (--cert/--key or a generated self-signed "
-        "certificate) and an access token in the URL",
-    )  # fmt: skip
-    security.add_argument("--https", action="store_true", help="HTTPS on loopback too")
-    security.add_argument("--cert", metavar="PEM", help="TLS certificate (with --key)")
-    security.add_argument("--key", metavar="PEM", help="TLS private key")
-    security.add_argument("--token", help="access token (default: random when remote)")
-    parser.add_argument("--seconds", type=float, help="stop after S seconds")
-    parser.add_argument("--stamp-markers", action="store_true", help=argparse.SUPPRESS)
     add_config_option(parser)
 
 
 def studio_config_from_args(args: argparse.Namespace) -> Any:
-    from streamer.studio.config import StudioConfig
+    """Flags and ``--config`` YAML (already the parser's defaults) -> StudioConfig."""
+    from streamer.studio.config import StudioConfig, StudioConfigError
 
-    size = parse_wh(args.size, "size")
-    assert size is not None
-    return StudioConfig(
-        host=args.host,
-        port=args.port,
-        styles=tuple(args.style or ()),
-        size=size,
-        alpha=args.alpha,
-        run_dir=args.run_dir,
-        weights=args.weights,
-        untrained=bool(args.untrained),
-        device=args.device,
-        precision=args.precision,
-        style_size=args.style_size,
-        max_batch=args.max_batch,
-        zmq=args.zmq,
-        max_connections=args.max_connections,
-        upload_bytes=int(args.upload_mb * 1e6),
-        allow_remote=args.allow_remote,
-        https=args.https,
-        cert=args.cert,
-        key=args.key,
-        token=args.token,
-        seconds=args.seconds,
-        stamp_markers=args.stamp_markers,
-    )
+    keys = [key for key, _, _ in iter_keys(StudioConfig) if key != "style_weights"]
+    return config_from_args(StudioConfig, args, keys=keys, error=StudioConfigError)
 
 
 def run_studio_command(args: argparse.Namespace) -> int:
@@ -96,7 +58,7 @@ def run_studio_command(args: argparse.Namespace) -> int:
 
     require_studio_packages()
     config = studio_config_from_args(args)
-    if config.untrained:
+    if config.stylizer.untrained:
         print("NOTE: untrained model (random weights): the output is NOT a stylization")
 
     def announce(info: Any) -> None:
@@ -126,32 +88,31 @@ def run_studio_command(args: argparse.Namespace) -> int:
 
 # -- bench studio ----------------------------------------------------------------------------------
 def _configure_bench_studio(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", default="320x180", metavar="WxH", help="camera = stylized size")
-    parser.add_argument("--fps", type=int, default=15, help="fake camera rate (15)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured time (20)")
-    parser.add_argument("--weights", metavar="W", help="default: random weights")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    from streamer.studio.bench import BenchStudioConfig
+
+    add_dataclass_options(
+        parser, BenchStudioConfig,
+        only=("size", "fps", "seconds", "weights", "model", "device", "precision"),
+        defaults={"size": "320x180"},
+        help_overrides={"size": "camera = stylized size WIDTHxHEIGHT",
+                        "weights": "a .safetensors checkpoint (default: random weights)"},
+    )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     add_config_option(parser)
     parser.set_defaults(func=run_bench_studio_command)
 
 
 def run_bench_studio_command(args: argparse.Namespace) -> int:
-    from streamer.studio.bench import BenchStudioConfig, run_bench_studio
+    from streamer.studio.bench import (
+        BenchStudioConfig,
+        BenchStudioConfigError,
+        run_bench_studio,
+    )
     from streamer.studio.config import require_studio_packages
 
     require_studio_packages()
-    size = parse_wh(args.size, "size")
-    assert size is not None
-    config = BenchStudioConfig(
-        size=size,
-        fps=args.fps,
-        seconds=args.seconds,
-        weights=args.weights,
-        device=args.device,
-        precision=args.precision,
-    )
+    keys = ("size", "fps", "seconds", "weights", "model", "device", "precision")
+    config = config_from_args(BenchStudioConfig, args, keys=keys, error=BenchStudioConfigError)
     report = run_bench_studio(config, print_line=print)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -198,14 +198,14 @@ class StreamRuntime:
                 assert isinstance(frame, Frame)
                 if self.publisher is not None:
                     self.publisher.publish(frame, style_id=frame.style_id, stream=self.name)
-                    # capture -> publish (-> written, when recording only)
+                    # capture -> published (without a publisher: -> written to the outputs)
                     self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
                 if self._recorder is not None:
                     self._recorder.write(frame)
-                    if self.publisher is None:
-                        self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
                 for output in self._outputs:
                     output.write(frame)
+                if self.publisher is None:
+                    self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
                 self.stats.count_out(frame)
         except Exception as err:
             self.state = "failed"

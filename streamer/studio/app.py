@@ -38,6 +38,7 @@ from typing import Any
 
 from adaattn_video.assets import style_images
 from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import check_alpha
 from streamer.studio.config import StudioConfig, engine_config, require_studio_packages
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,8 @@ class Studio:
         self.engine = engine
         self.token = token
         self.run_dir = config.resolved_run_dir()
-        styles = [Path(s).resolve() for s in config.styles] or style_images()
-        self.styles = StyleLibrary(
-            styles,
-            self.run_dir / "styles",
-            max_bytes=config.upload_bytes,
-            max_pixels=config.upload_pixels,
-        )
+        styles = [Path(s).resolve() for s in config.stylizer.styles] or style_images()
+        self.styles = StyleLibrary(styles, self.run_dir / "styles", max_bytes=config.upload_bytes)
         self.connections: dict[str, Any] = {}
         self.closed_connections = 0
         self._tasks: set[asyncio.Future[None]] = set()
@@ -201,10 +197,10 @@ class Studio:
             {
                 "width": width,
                 "height": height,
-                "alpha": self.config.alpha,
+                "alpha": self.config.stylizer.alpha,
                 "default_style": self.styles.default.id,
                 "styles": [e.as_dict() for e in self.styles.entries()],
-                "untrained": self.config.untrained,
+                "untrained": self.config.stylizer.untrained,
                 "upload_mb": round(self.config.upload_bytes / 1e6, 1),
                 "stamp_markers": self.config.stamp_markers,
             }
@@ -258,9 +254,7 @@ class Studio:
                 status=503,
             )
         style = self.styles.get(data.get("style") or self.styles.default.id)
-        alpha = data.get("alpha", self.config.alpha)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        alpha = check_alpha(data.get("alpha", self.config.stylizer.alpha))
         if not isinstance(data.get("sdp"), str) or data.get("type") != "offer":
             raise ValueError("expected {sdp: ..., type: 'offer'}")
         connection_id = f"c{secrets.token_hex(4)}"
@@ -268,7 +262,7 @@ class Studio:
             connection_id,
             self.engine,
             style_path=style.path,
-            alpha=float(alpha),
+            alpha=alpha,
             size=self.config.size,
             recordings_dir=self.run_dir / "recordings",
             stamp_markers=self.config.stamp_markers,
@@ -450,7 +444,7 @@ async def _serve(
     url = f"{'https' if ssl_context else 'http'}://{host}:{port}/"
     if token:
         url += f"?token={token}"
-    publisher = getattr(engine, "publisher", None)
+    publisher = engine.publisher
     info = StudioInfo(
         url,
         port,
@@ -471,6 +465,7 @@ async def _serve(
         while not stop.is_set():
             if config.seconds is not None and time.monotonic() - started >= config.seconds:
                 break
+            engine.observe()  # the streams' rates are over their last few seconds
             await asyncio.sleep(0.1)
         status = {
             "engine": await loop.run_in_executor(None, engine.status),

@@ -16,28 +16,53 @@ import asyncio
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from streamer.live import percentile
+from adaattn_video.convert import option
+from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSpec
+from streamer.stats import percentile
+
+BENCH_SIZE = (180, 320)  # (height, width): camera and stylized size
+
+
+class BenchStudioConfigError(StylestreamError, ValueError):
+    """A ``bench studio`` setting that cannot be used."""
 
 
 @dataclass(frozen=True)
 class BenchStudioConfig:
-    size: tuple[int, int] = (180, 320)  # (height, width): camera and stylized size
-    fps: int = 15
-    seconds: float = 20.0
-    warmup_s: float = 4.0
-    weights: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
+    """``bench studio``: the studio's model (``stylizer``: ``weights``, ``device``,
+    ``precision``; ``size`` is the camera's and the stylized size, default 320x180; no
+    ``weights``: random weights), the fake camera's rate and the measured time."""
+
+    stylizer: StylizerSpec = option(StylizerSpec(), "the model and the size", flatten=True)
+    fps: int = option(15, "fake camera rate", metavar="F")
+    seconds: float = option(20.0, "measured time", metavar="S")
+    warmup_s: float = option(4.0, "time before measuring", metavar="S")
 
     def __post_init__(self) -> None:
-        if not 1 <= self.fps <= 60 or self.seconds <= 0:
-            raise ValueError(
-                f"fps must be in [1, 60] and seconds > 0, got {self.fps}, {self.seconds}"
+        if not 1 <= self.fps <= 60 or self.seconds <= 0 or self.warmup_s < 0:
+            raise BenchStudioConfigError(
+                f"fps must be in [1, 60], seconds > 0 and warmup_s >= 0, got {self.fps}, "
+                f"{self.seconds}, {self.warmup_s}"
             )
+        spec = self.stylizer
+        if spec.size is None:
+            spec = replace(spec, size=BENCH_SIZE)
+        if not isinstance(spec.size, tuple):
+            raise BenchStudioConfigError(f"size must be WIDTHxHEIGHT, got {spec.size}")
+        if spec.weights is None and not spec.untrained:  # the default: random weights
+            spec = replace(spec, untrained=True)
+        object.__setattr__(self, "stylizer", spec)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        size = self.stylizer.size
+        assert isinstance(size, tuple)
+        return size
 
 
 def run_bench_studio(
@@ -52,14 +77,7 @@ def run_bench_studio(
         tmp = Path(folder)
         clip = write_marker_clip(tmp / "clip.y4m", width, height, config.fps, config.fps * 20)
         studio_config = StudioConfig(
-            port=0,
-            size=config.size,
-            untrained=config.weights is None,
-            weights=config.weights,
-            device=config.device,
-            precision=config.precision,
-            run_dir=str(tmp / "run"),
-            stamp_markers=True,
+            port=0, stylizer=config.stylizer, run_dir=str(tmp / "run"), stamp_markers=True
         )
         ready = threading.Event()
         stop = threading.Event()
@@ -92,16 +110,16 @@ def run_bench_studio(
         "size": f"{width}x{height}",
         "camera_fps": config.fps,
         "seconds": config.seconds,
-        "weights": config.weights or "random (untrained)",
-        "device": config.device,
+        "weights": config.stylizer.weights or "random (untrained)",
+        "device": config.stylizer.device,
         "frames_shown": page_numbers["frames_shown"],
         "shown_fps": round(page_numbers["frames_shown"] / config.seconds, 2),
         "matched_frames": len(trips),
         "round_trip_p50_ms": round(percentile(trips, 0.5), 1) if trips else None,
         "round_trip_p95_ms": round(percentile(trips, 0.95), 1) if trips else None,
         "round_trip_mean_ms": round(sum(trips) / len(trips), 1) if trips else None,
-        "server_p50_ms": stream.get("latency_p50_ms"),
-        "server_p95_ms": stream.get("latency_p95_ms"),
+        "server_p50_ms": _rounded(stream.get("latency_p50_ms")),
+        "server_p95_ms": _rounded(stream.get("latency_p95_ms")),
         "server_fps_out": stream.get("fps_out"),
         "dropped": stream.get("dropped"),
     }
@@ -114,6 +132,10 @@ def run_bench_studio(
         f"{report['server_p95_ms']} ms; dropped {report['dropped']}"
     )
     return report
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 async def _measure(config: BenchStudioConfig, clip: Path, url: str) -> dict[str, Any]:

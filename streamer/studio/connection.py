@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameSink
 from streamer.serve.config import StreamSpec
 from streamer.serve.push import PushSource
 from streamer.serve.server import StreamServer
@@ -96,7 +96,7 @@ class ConnectionStats:
         }
 
 
-class ConnectionOutput:
+class ConnectionOutput(FrameSink):
     """The engine's extra sink for one connection (called by the stream's writer thread)."""
 
     def __init__(self, connection: Connection) -> None:
@@ -118,7 +118,7 @@ class ConnectionOutput:
             c.loop.call_soon_threadsafe(c.track.offer, image)
 
     def close(self) -> None:
-        pass
+        """Nothing to finalize: the connection closes its track and recording itself."""
 
 
 class Connection:

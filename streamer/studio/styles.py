@@ -1,10 +1,11 @@
 """The studio's style gallery: the bundled paintings (or the ``--style`` images) plus pictures
 uploaded from the page, each with a short id the page uses.
 
-Uploads are untrusted: the file size is limited before anything is decoded, the picture size is
-read from the header and limited before the pixels are decoded (a small file can claim a huge
-picture), then the file is decoded once completely (a file that is not a picture is refused
-with one line) and only then kept, under a generated name in the run's ``styles/`` folder.
+Uploads are untrusted: the file size is limited before anything is decoded; then the one image
+reader (:func:`adaattn_video.image_io.read_image`) decodes it once completely, refusing a
+picture whose header declares more than its pixel limit before any pixel is decoded (a small
+file can claim a huge picture) and a file that is not a decodable picture, each with one line;
+only then is it kept, under a generated name in the run's ``styles/`` folder.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaattn_video.errors import ImageReadError, StylestreamError
+from adaattn_video.errors import ImageReadError, ImageTooLargeError, StylestreamError
 from adaattn_video.image_io import read_image
 
 THUMBNAIL_SIDE = 240
@@ -51,11 +52,9 @@ class StyleLibrary:
         upload_dir: Path,
         *,
         max_bytes: int,
-        max_pixels: int,
     ) -> None:
         self.upload_dir = upload_dir
         self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
         self._lock = threading.Lock()
         self._entries: dict[str, StyleEntry] = {}
         self._thumbnails: dict[str, bytes] = {}
@@ -99,8 +98,8 @@ class StyleLibrary:
             return cached
         from PIL import Image
 
-        with Image.open(entry.path) as image:
-            picture = image.convert("RGB")
+        pixels = read_image(entry.path, max_side=THUMBNAIL_SIDE)  # (3, H, W) uint8
+        picture = Image.fromarray(pixels.permute(1, 2, 0).numpy())
         picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         buffer = io.BytesIO()
         picture.save(buffer, format="JPEG", quality=85)
@@ -111,7 +110,7 @@ class StyleLibrary:
 
     def add_upload(self, data: bytes, filename: str) -> StyleEntry:
         """Check, store and list an uploaded picture; raises :class:`StyleUploadError`."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         if len(data) > self.max_bytes:
             raise StyleUploadError(
@@ -120,33 +119,38 @@ class StyleLibrary:
             )
         if not data:
             raise StyleUploadError("the upload is empty: choose a JPEG or PNG picture")
-        try:
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
-                width, height = image.size
-                kind = image.format
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            raise StyleUploadError(
-                f"{filename!r} is not a picture Pillow can read ({err}); upload a JPEG or PNG"
-            ) from err
-        if kind not in _FORMATS:
-            raise StyleUploadError(f"{filename!r} is {kind}; upload a JPEG, PNG, WebP or BMP")
-        if width * height > self.max_pixels:
-            raise StyleUploadError(
-                f"{filename!r} is {width}x{height} pixels; the limit is "
-                f"{self.max_pixels / 1e6:.0f} megapixels"
-            )
         with self._lock:
             self._uploads += 1
             style_id = f"upload{self._uploads}-{_slug(Path(filename).stem)}"
         self.upload_dir.mkdir(parents=True, exist_ok=True)
-        path = self.upload_dir / f"{style_id}{_FORMATS[kind]}"
-        path.write_bytes(data)
+        part = self.upload_dir / f".{style_id}.part"
+        part.write_bytes(data)
         try:
-            read_image(path)  # decodes every pixel once: a truncated/corrupt file fails here
-        except ImageReadError as err:
-            path.unlink(missing_ok=True)
-            raise StyleUploadError(f"{filename!r} could not be decoded: {err}") from err
+            try:  # the pixel limit (from the header), then every pixel decoded once
+                read_image(part)
+            except ImageTooLargeError as err:
+                raise StyleUploadError(
+                    f"{filename!r} is too large: {_without_path(err, part)}"
+                ) from err
+            except ImageReadError as err:
+                raise StyleUploadError(
+                    f"{filename!r} is not a picture that can be decoded "
+                    f"({err.__cause__ or err}); upload a JPEG, PNG, WebP or BMP"
+                ) from err
+            with Image.open(part) as image:  # decoded above: only its format names the file
+                kind = image.format
+            if kind not in _FORMATS:
+                raise StyleUploadError(f"{filename!r} is {kind}; upload a JPEG, PNG, WebP or BMP")
+            path = self.upload_dir / f"{style_id}{_FORMATS[kind]}"
+            part.replace(path)
+        finally:
+            part.unlink(missing_ok=True)
         entry = StyleEntry(style_id, Path(filename).stem[:60] or style_id, path, "upload")
         with self._lock:
             self._entries[style_id] = entry
         return entry
+
+
+def _without_path(err: Exception, path: Path) -> str:
+    """The reader's message about the temporary file, without its name."""
+    return str(err).replace(f"image {path} ", "the picture ")
