@@ -186,6 +186,11 @@ def test_the_studio_holds_one_stylizer_spec_and_its_engine_needs_no_control() ->
     engine = engine_config(config)
     assert engine.stylizer is config.stylizer and engine.control is None and engine.zmq is None
     assert engine.embedded and not engine.streams
+    # Only an embedded engine may start with nothing to serve; `serve` itself refuses that.
+    from streamer.serve.config import ServeConfig, ServeConfigError
+
+    with pytest.raises(ServeConfigError, match="nothing to serve"):
+        ServeConfig(zmq=None, control=None)
 
 
 def test_remote_means_https_and_a_token_by_default() -> None:

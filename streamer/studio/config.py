@@ -3,7 +3,6 @@ derived from them (:func:`engine_config`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import time
 from dataclasses import dataclass, replace
@@ -13,6 +12,7 @@ from typing import Any
 from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec
+from streamer.endpoints import is_loopback_host
 from streamer.live import endpoint_or_none
 from streamer.serve.config import ServeConfig
 
@@ -38,15 +38,6 @@ def require_studio_packages() -> None:
         raise StudioDependencyError(
             f"the studio needs aiohttp and aiortc ({err.name} is missing): {INSTALL_HINT}"
         ) from err
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _parse_mb(value: Any) -> int:
@@ -124,7 +115,7 @@ class StudioConfig:
             raise StudioConfigError(f"stylizer must be a StylizerSpec, got {self.stylizer!r}")
         if not 0 <= self.port <= 65535:
             raise StudioConfigError(f"port must be in [0, 65535], got {self.port}")
-        if not is_loopback(self.host) and not self.allow_remote:
+        if not is_loopback_host(self.host) and not self.allow_remote:
             raise StudioConfigError(
                 f"--host {self.host} serves beyond this machine: add --allow-remote (then the "
                 "page is HTTPS with an access token), or use --host 127.0.0.1 and ssh -L"
@@ -171,7 +162,7 @@ class StudioConfig:
 
     @property
     def remote(self) -> bool:
-        return not is_loopback(self.host)
+        return not is_loopback_host(self.host)
 
     @property
     def tls(self) -> bool:
