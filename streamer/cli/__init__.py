@@ -35,6 +35,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "streamer.cli.live",
     "streamer.cli.regions",
     "streamer.cli.serve",  # after live: it extends `control` and `view`
+    "streamer.cli.studio",
 )
 
 

@@ -18,7 +18,7 @@ from adaattn_video.convert import ConfigError, from_mapping, iter_keys, split_op
 from streamer.cli.values import OptionValueError
 
 # Fields the command line never sets (programmatic only).
-NOT_FLAGS = ("max_queue_frames", "codec_options", "ffmpeg_options")
+NOT_FLAGS = ("max_queue_frames", "codec_options", "ffmpeg_options", "embedded")
 
 
 class ReplaceAppend(argparse.Action):

@@ -184,6 +184,9 @@ class ServeConfig:
         status_interval_s / seconds: status line period (0: none) / stop after this long.
         overwrite: replace existing ``record`` files.
         allow_remote_bind / curve_keys_dir: as for ``live``.
+        embedded: the engine of another front end (the studio), which adds its streams (and
+            their outputs) through :meth:`~streamer.serve.server.StreamServer.add_stream`: it
+            may start with no streams, no control endpoint and no ZeroMQ. Not a flag or a key.
     """
 
     streams: tuple[StreamSpec, ...] = option(
@@ -205,6 +208,7 @@ class ServeConfig:
     overwrite: bool = _like(LiveConfig, "overwrite", help="replace existing stream recordings")
     allow_remote_bind: bool = _like(LiveConfig, "allow_remote_bind")
     curve_keys_dir: str | None = _like(LiveConfig, "curve_keys_dir")
+    embedded: bool = option(False, "streams come from the Python API only (the studio)")
 
     def __post_init__(self) -> None:
         if not isinstance(self.stylizer, StylizerSpec):
@@ -216,13 +220,13 @@ class ServeConfig:
         object.__setattr__(
             self, "streams", tuple(spec.complete(self.stylizer) for spec in self.streams)
         )
-        if not self.streams and self.control is None:
+        if not self.streams and self.control is None and not self.embedded:
             raise ServeConfigError(
                 "nothing to serve: give streams (YAML 'streams:' or --stream NAME=SOURCE) or a "
                 "control endpoint to add them at run time"
             )
         no_output = self.zmq is None and not any(spec.record for spec in self.streams)
-        if no_output and self.control is None:
+        if no_output and self.control is None and not self.embedded:
             raise ServeConfigError("nothing to do: give a zmq endpoint or a stream 'record'")
         if self.send_hwm < 1 or self.queue_frames < 1 or self.max_batch < 1:
             raise ServeConfigError(

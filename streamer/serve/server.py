@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from streamer.control import (
     ControlServer,
     parse_request,
 )
+from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
 from streamer.serve.config import (
     ServeConfig,
@@ -128,10 +129,17 @@ class StreamServer:
                 raise ServeRequestError(f"no stream named {name!r} (streams: {known})")
             return self._streams[name]
 
-    def add_stream(self, spec: StreamSpec) -> StreamRuntime:
+    def add_stream(
+        self,
+        spec: StreamSpec,
+        *,
+        source: FrameSource | None = None,
+        outputs: Sequence[FrameSink] = (),
+    ) -> StreamRuntime:
         """Encode its style, create its recording, start its threads. Errors raise and leave
         nothing behind (the source itself is opened by the stream's reader thread: a bad URL
-        shows as state ``failed`` with the reason, the server goes on)."""
+        shows as state ``failed`` with the reason, the server goes on). ``source`` / ``outputs``:
+        see :class:`StreamRuntime` (a push-fed stream, extra sinks)."""
         spec = spec.complete(self.spec)
         if spec.record is not None:
             refuse_overlap(
@@ -153,6 +161,8 @@ class StreamServer:
                 queue_frames=self.config.queue_frames,
                 overwrite=self.config.overwrite,
                 on_frame=self.wake,
+                source=source,
+                outputs=outputs,
             )
             with self._lock:
                 self._streams[spec.name] = runtime

@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from adaattn_video.stylizer import FrameStylizer
-from streamer.frames import Frame, FrameSource, SourceCounters
+from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
 from streamer.serve.config import StreamSpec
 from streamer.sinks.zmq import ZmqSink
@@ -65,9 +66,16 @@ class StreamRuntime:
         queue_frames: int = 1,
         overwrite: bool = False,
         on_frame: threading.Event | None = None,
+        source: FrameSource | None = None,
+        outputs: Sequence[FrameSink] = (),
     ) -> None:
         """``stylizer``: this stream's (its style encoded, the model shared). The recording
-        is created now (errors raise, nothing starts)."""
+        is created now (errors raise, nothing starts).
+
+        ``source``: frames from this source instead of opening ``spec.source`` (a push-fed
+        stream, e.g. :class:`~streamer.serve.push.PushSource`); ``outputs``: sinks that also
+        get every stylized frame (written by the writer thread; the caller closes them).
+        """
         self.spec = spec
         self.name = spec.name
         self.stylizer = stylizer
@@ -91,6 +99,8 @@ class StreamRuntime:
         self.state = "starting"
         self.error: str | None = None
         self.source: FrameSource | None = None
+        self._given_source = source
+        self._outputs = tuple(outputs)
         self._on_frame = on_frame
         self._stop = threading.Event()
         self._recorder = None
@@ -134,7 +144,11 @@ class StreamRuntime:
     # -- reader -----------------------------------------------------------------------------
     def _read(self) -> None:
         try:
-            self.source = open_stream_source(self.spec)
+            self.source = (
+                self._given_source
+                if self._given_source is not None
+                else open_stream_source(self.spec)
+            )
             with self.source as source:
                 if self._stop.is_set():
                     return
@@ -184,12 +198,14 @@ class StreamRuntime:
                 assert isinstance(frame, Frame)
                 if self.publisher is not None:
                     self.publisher.publish(frame, style_id=frame.style_id, stream=self.name)
-                    # capture -> publish (-> written, when recording only)
+                    # capture -> published (without a publisher: -> written to the outputs)
                     self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
                 if self._recorder is not None:
                     self._recorder.write(frame)
-                    if self.publisher is None:
-                        self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
+                for output in self._outputs:
+                    output.write(frame)
+                if self.publisher is None:
+                    self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
                 self.stats.count_out(frame)
         except Exception as err:
             self.state = "failed"

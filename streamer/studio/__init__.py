@@ -1,0 +1,16 @@
+"""``stylestream studio``: the browser's camera, stylized by the server, back in real time over
+WebRTC. Each browser connection is a push-fed stream of the serve engine
+(:mod:`streamer.serve`), so every viewer is batched on the one model with its own style.
+
+- :mod:`~streamer.studio.config`: the settings and the engine settings derived from them.
+- :mod:`~streamer.studio.app`: the aiohttp server (page, JSON API, signalling), HTTPS/token.
+- :mod:`~streamer.studio.connection`: one browser: peer connection, tracks, stream, recording.
+- :mod:`~streamer.studio.styles`: the gallery and safe uploads.
+- :mod:`~streamer.studio.tls`: a generated self-signed certificate, the access token.
+- :mod:`~streamer.studio.markers`: frame counters drawn into pictures (round-trip latency).
+- :mod:`~streamer.studio.browser`: headless chromium with a fake camera, driven over the
+  DevTools protocol (tests and ``bench studio``).
+- :mod:`~streamer.studio.bench`: ``bench studio``.
+
+The page is ``streamer/web/studio.html`` (+ ``studio.js``, ``studio.css``), plain HTML/JS.
+"""
