@@ -14,6 +14,7 @@ The quadratic forms are kept as the reference the fast paths are tested against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,49 +38,85 @@ def unit_positions(x: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class CosineStyleSums:
-    """Per-style sums that make cosine attention linear (SPEC 3b). All float32.
+    """Per-style sums that make cosine attention linear (SPEC 3b).
 
-    With unit style keys k_j and values V_j (S = number of styles in the batch, 1 broadcasts
-    over every frame), the sums are stored fused so a frame needs ONE matmul:
+    With unit style keys k_j, values V_j, their mean c = mean_j V_j and n style positions,
+    one matrix holds every sum a frame needs, divided by n, values centred on c:
 
-        bias   (S, 1, 1 + 2C) = [n,     sum_j V_j,      sum_j V_j^2       ]
-        weight (S, d, 1 + 2C) = [kappa, sum_j k_j V_j^T, sum_j k_j (V_j^2)^T]
+        weight (S, d + 1, 1 + 2C) = [[ mean_j k_j,   mean_j k_j (V_j - c)^T,  mean_j k_j ((V_j - c)^2)^T ],
+                                     [ 1 + 1e-5/n,   mean_j (V_j - c),        mean_j (V_j - c)^2         ]]
 
-    and ``bias + q^T weight`` = [denominator - 1e-5, numerator of M, numerator of E[V^2]].
+    For a content key q with rho = |q| + 1e-5, ``[q, rho] @ weight`` = rho/n * [denominator,
+    numerator of M - c, numerator of E[(V - c)^2]] of the attention; the common factor
+    cancels in the ratios. So a frame needs ONE matmul and no normalisation pass over q, and
+    because the values are centred, ``E[(V-c)^2] - (M-c)^2`` does not cancel catastrophically
+    (the raw ``E[V^2] - M^2`` does), which lets that matmul run in bf16 when the convolutions
+    do. Dividing by n keeps every entry of order one whatever the style's size.
+    Shapes: S = number of styles (1 broadcasts over every frame), d key and C value channels.
     """
 
-    bias: Tensor
     weight: Tensor
+    center: Tensor  # (S, 1, C) c
+    count: Tensor  # (S, 1, 1) n
 
     @classmethod
     def from_style(cls, key: Tensor, value: Tensor) -> CosineStyleSums:
         """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns)."""
         k = unit_positions(key.float())
         v = value.float()
-        ones = torch.ones_like(v[:, :1])
-        columns = torch.cat([ones, v, v * v], dim=1)  # (B, 1 + 2C, Ns)
-        return cls(
-            bias=columns.sum(dim=2).unsqueeze(1),
-            weight=torch.bmm(k, columns.transpose(1, 2)),
-        )
+        n = v.shape[2]
+        center = v.mean(dim=2, keepdim=True)  # (B, C, 1)
+        centred = v - center
+        columns = torch.cat([torch.ones_like(v[:, :1]), centred, centred * centred], dim=1)
+        weight = (
+            torch.cat(
+                [torch.bmm(k, columns.transpose(1, 2)), columns.sum(dim=2).unsqueeze(1)], dim=1
+            )
+            / n
+        )  # (B, d + 1, 1 + 2C)
+        weight[:, -1, 0] += EPS / n
+        count = torch.full_like(weight[:, :1, :1], float(n))
+        return cls(weight=weight, center=center.transpose(1, 2), count=count)
 
     @property
     def channels(self) -> int:
         return (self.weight.shape[-1] - 1) // 2
 
     @property
-    def count(self) -> Tensor:
-        """(S, 1, 1) number of style positions n."""
-        return self.bias[..., :1]
-
-    @property
     def p1(self) -> Tensor:
-        """(S, d, C) sum_j k_j V_j^T."""
-        return self.weight[..., 1 : 1 + self.channels]
+        """(S, d, C) mean_j k_j (V_j - c)^T."""
+        return self.weight[:, :-1, 1 : 1 + self.channels]
+
+
+def cosine_stats_positions(
+    query: Tensor, sums: CosineStyleSums, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
+    """Attention-weighted mean and std in linear time, position-major.
+
+    Args:
+        query: (B, N, d) projected content keys (not normalised), any float dtype.
+        sums: the style's :class:`CosineStyleSums` (S = 1 or S = B).
+        dtype: precision of the one matmul (float32, or bfloat16 with float32 accumulation
+            where the convolutions run in bf16: the centred sums keep it accurate).
+
+    Returns:
+        mean, std: (B, N, C) float32.
+    """
+    c = sums.channels
+    b = query.shape[0]
+    rho = query.float().norm(dim=-1, keepdim=True) + EPS  # (B, N, 1)
+    q = torch.cat([query.to(dtype), rho.to(dtype)], dim=-1)  # (B, N, d + 1)
+    out = torch.bmm(q, sums.weight.to(dtype).expand(b, -1, -1))  # (B, N, 1 + 2C)
+    inv_den = out[..., :1].float().reciprocal()
+    mean_c = out[..., 1 : 1 + c].float() * inv_den  # M - c
+    var = torch.addcmul(out[..., 1 + c :].float() * inv_den, mean_c, mean_c, value=-1.0)
+    if torch.is_grad_enabled():  # training: no in-place ops on tensors autograd keeps
+        return mean_c + sums.center, var.clamp_min(0.0).sqrt()
+    return mean_c.add_(sums.center), var.clamp_min_(0.0).sqrt_()
 
 
 def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor, Tensor]:
-    """Attention-weighted mean and std in linear time.
+    """Attention-weighted mean and std in linear time, float32.
 
     Args:
         query: (B, d, Nc) projected content keys (not yet unit-normalized).
@@ -88,14 +125,7 @@ def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor
     Returns:
         mean, std: (B, C, Nc) float32.
     """
-    c = sums.channels
-    q = unit_positions(query.float()).transpose(1, 2)  # (B, Nc, d)
-    out = torch.baddbmm(
-        sums.bias.expand(q.shape[0], -1, -1), q, sums.weight.expand(q.shape[0], -1, -1)
-    )
-    moments = out[..., 1:] / (out[..., :1] + EPS)  # (B, Nc, 2C): [M, E[V^2]]
-    mean, second = moments[..., :c], moments[..., c:]
-    std = torch.relu(second - mean * mean).sqrt()
+    mean, std = cosine_stats_positions(query.transpose(1, 2), sums)
     return mean.transpose(1, 2), std.transpose(1, 2)
 
 
@@ -211,6 +241,93 @@ def adaptive_attention_norm(
     return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
 
 
+def position_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and 1 / sqrt(unbiased variance + 1e-5) over positions, float32.
+
+    Args:
+        x: (B, N, C) in any float dtype (position-major: the memory order of channels-last).
+
+    Returns:
+        mean, inv_std: (B, C) float32; the statistics of
+        :func:`~adaattn_video.functional.mean_variance_norm`.
+
+    One fp32-accumulating sum and one norm over ``x``, no copy: ``var_mean`` over the middle
+    dimension is several times slower on CPUs and would first need a float32 copy.
+    """
+    n = x.shape[1]
+    total = x.sum(dim=1, dtype=torch.float32)
+    squares = torch.linalg.vector_norm(x, dim=1, dtype=torch.float32).square()
+    mean = total / n
+    var = (squares - total * mean).clamp_min(0.0) / max(n - 1, 1)
+    return mean, (var + EPS).rsqrt()
+
+
+def _positions(tap: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) -> (B, N, C) at ``size`` (nearest; an exact stride when it divides), N = h*w.
+
+    Position-major is the memory order of channels-last tensors: no copy for those at full size.
+    """
+    h, w = size
+    if tuple(tap.shape[-2:]) != (h, w):
+        sh, sw = tap.shape[-2] // h, tap.shape[-1] // w
+        if sh * h == tap.shape[-2] and sw * w == tap.shape[-1]:
+            tap = tap[:, :, ::sh, ::sw]  # what nearest resizing by an integer factor picks
+        else:
+            tap = F.interpolate(tap, size=(h, w), mode="nearest")
+    return tap.permute(0, 2, 3, 1).reshape(tap.shape[0], h * w, tap.shape[1])
+
+
+def project_key(taps: Sequence[Tensor], conv: nn.Conv2d, dtype: torch.dtype) -> Tensor:
+    """``conv(attention_key(taps))`` (a 1x1 projection of the "shallow + deep" key), position-major.
+
+    The key is each tap resized (nearest) to the last tap's size and normalised per channel,
+    ``(x - mu) / sigma``; that normalisation is folded into the projection's weights
+    (``W / sigma`` and ``b - W mu / sigma``, per sample), so the 448-1472 channel key is never
+    built: one matmul reads the taps directly. Statistics and folded weights are float32; the
+    matmul runs in ``dtype`` (bf16 only where the convolutions do).
+
+    Args:
+        taps: relu1_1 .. relu_L, each (B, C_i, H_i, W_i), in any float dtype and layout.
+        conv: the key projection (``f`` or ``g``), sum C_i -> d channels, 1x1.
+        dtype: float32 or bfloat16.
+
+    Returns:
+        (B, N, d), N = H_L * W_L, in ``dtype``.
+    """
+    size = (taps[-1].shape[-2], taps[-1].shape[-1])
+    parts = [_positions(tap, size) for tap in taps]
+    stats = [position_stats(x) for x in parts]
+    mu = torch.cat([m for m, _ in stats], dim=1)  # (B, D)
+    inv_sigma = torch.cat([s for _, s in stats], dim=1)
+    weight = conv.weight.float().flatten(1) * inv_sigma.unsqueeze(1)  # (B, d, D)
+    bias = conv.bias.float() - torch.bmm(weight, mu.unsqueeze(2)).squeeze(2)  # (B, d)
+    x = torch.cat([part.to(dtype) for part in parts], dim=2)  # (B, N, D)
+    return torch.baddbmm(bias.unsqueeze(1).to(dtype), x, weight.transpose(1, 2).to(dtype))
+
+
+def renormalize(content: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """``std * norm(content) + mean``, the AdaAttN output.
+
+    Args:
+        content: (B, C, H, W) features, any float dtype and layout.
+        mean, std: (B, N, C) float32 attention statistics, N = H * W (position-major).
+
+    Returns:
+        (B, C, H, W) float32 in channels-last memory order (no copy for the position-major
+        statistics; convolutions take either layout).
+    """
+    b, c, h, w = content.shape
+    x = content.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    mu, inv_std = position_stats(x)
+    inv_std = inv_std.unsqueeze(1)
+    normed = torch.addcmul((-mu.unsqueeze(1) * inv_std), x, inv_std)  # float32
+    if torch.is_grad_enabled():
+        out = torch.addcmul(mean, std, normed)
+    else:
+        out = normed.mul_(std).add_(mean)
+    return out.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
 class AdaAttN(nn.Module):
     """Attention normalization with learned projections (SPEC section 3).
 
@@ -229,29 +346,60 @@ class AdaAttN(nn.Module):
         self.h = nn.Conv2d(channels, channels, 1)
 
     def style_state(self, style: Tensor, style_key: Tensor) -> StyleState:
-        """Everything about a style that frames reuse: style (S, C, Hs, Ws), key (S, d, Hs, Ws)."""
+        """Everything about a style that frames reuse: style (S, C, Hs, Ws), key (S, d, Hs, Ws)
+        (the normalised "shallow + deep" key, as :func:`~adaattn_video.functional.attention_key`
+        builds it)."""
         with _no_autocast(style):
-            key = self.g(style_key.float()).flatten(2)
-            value = self.h(style.float()).flatten(2)
-            if self.kind == "cosine":
-                return CosineStyleSums.from_style(key, value)
-            return SoftmaxStyleState(key, value)
+            return self._state(style, self.g(style_key.float()).flatten(2))
+
+    def style_state_from_taps(self, style: Tensor, key_taps: Sequence[Tensor]) -> StyleState:
+        """As :meth:`style_state`, from the encoder taps relu1_1 .. relu_L (see
+        :func:`project_key`); float32 whatever the taps' dtype (once per style)."""
+        with _no_autocast(style):
+            key = project_key(key_taps, self.g, torch.float32).transpose(1, 2)
+            return self._state(style, key)
+
+    def _state(self, style: Tensor, key: Tensor) -> StyleState:
+        value = self.h(style.float()).flatten(2)
+        if self.kind == "cosine":
+            return CosineStyleSums.from_style(key, value)
+        return SoftmaxStyleState(key.contiguous(), value)
 
     def forward(self, content: Tensor, content_key: Tensor, state: StyleState) -> Tensor:
         """content (B, C, H, W), content_key (B, d, H, W) -> (B, C, H, W) float32."""
-        b, c, h, w = content.shape
         with _no_autocast(content):
-            query = self.f(content_key.float()).flatten(2)
-            if isinstance(state, CosineStyleSums):
-                mean, std = cosine_attention_stats(query, state)
-            else:
-                key, value = state.key, state.value
-                if key.shape[0] != b:
-                    key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
-                mean, std = softmax_attention_stats(query, key, value)
-            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(
-                b, c, h, w
-            )
+            query = self.f(content_key.float()).flatten(2).transpose(1, 2)
+            return self._attend(content, query, state, torch.float32)
+
+    def forward_taps(
+        self,
+        content: Tensor,
+        key_taps: Sequence[Tensor],
+        state: StyleState,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """The per-frame path: as :meth:`forward` with the key built from the encoder taps
+        relu1_1 .. relu_L (:func:`project_key`). ``dtype`` is the precision of the two matmuls
+        of the cosine kind (statistics and the variance step stay float32); softmax attention
+        is always float32. Returns (B, C, H, W) float32 (channels-last memory order)."""
+        with _no_autocast(content):
+            query = project_key(key_taps, self.f, dtype if self.kind == "cosine" else torch.float32)
+            return self._attend(content, query, state, dtype)
+
+    def _attend(
+        self, content: Tensor, query: Tensor, state: StyleState, dtype: torch.dtype
+    ) -> Tensor:
+        """content (B, C, H, W), query (B, N, d) projected -> (B, C, H, W) float32."""
+        if isinstance(state, CosineStyleSums):
+            mean, std = cosine_stats_positions(query, state, dtype)
+        else:
+            b = content.shape[0]
+            key, value = state.key, state.value
+            if key.shape[0] != b:
+                key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
+            mean, std = softmax_attention_stats(query.float().transpose(1, 2), key, value)
+            mean, std = mean.transpose(1, 2), std.transpose(1, 2)
+        return renormalize(content, mean, std)
 
     def forward_quadratic(
         self, content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor

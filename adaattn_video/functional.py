@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 EPS = 1e-5
 
@@ -47,3 +47,47 @@ def attention_key(taps: list[Tensor]) -> Tensor:
             tap = F.interpolate(tap, size=size, mode="nearest")
         parts.append(mean_variance_norm(tap.float()))
     return torch.cat(parts, dim=1)
+
+
+def reflection_pad_1(x: Tensor) -> Tensor:
+    """``F.pad(x, (1, 1, 1, 1), mode="reflect")`` for (B, C, H, W) with H, W >= 2, same layout.
+
+    PyTorch's reflection-pad kernel is slow on channels-last CPU tensors (5-6x slower than a
+    copy, ~10 % of a bf16 frame); one strided copy of the interior and four thin copies of
+    the borders give the same values at memory speed. Falls back to ``F.pad`` when tracing,
+    exporting or differentiating, where the slice assignments would only get in the way.
+    """
+    if (
+        x.ndim != 4
+        or x.shape[-2] < 2
+        or x.shape[-1] < 2
+        or (torch.is_grad_enabled() and x.requires_grad)
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
+    ):
+        return F.pad(x, (1, 1, 1, 1), mode="reflect")
+    b, c, h, w = x.shape
+    layout = (
+        torch.channels_last
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        else torch.contiguous_format
+    )
+    out = torch.empty((b, c, h + 2, w + 2), dtype=x.dtype, device=x.device, memory_format=layout)
+    out[:, :, 1:-1, 1:-1] = x
+    out[:, :, 0, 1:-1] = x[:, :, 1]
+    out[:, :, -1, 1:-1] = x[:, :, -2]
+    out[:, :, :, 0] = out[:, :, :, 2]
+    out[:, :, :, -1] = out[:, :, :, -3]
+    return out
+
+
+class ReflectionPad1(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d(1)`` computed with :func:`reflection_pad_1` (no parameters, so
+    state-dict keys are unchanged)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return reflection_pad_1(x)

@@ -20,14 +20,20 @@ from adaattn_video.attention import AdaAttN, StyleState
 from adaattn_video.config import TAPS, ModelConfig
 from adaattn_video.decoder import ImageDecoder, video_decoder
 from adaattn_video.encoder import VGGEncoder
-from adaattn_video.functional import attention_key
+from adaattn_video.functional import ReflectionPad1, attention_key
 
 # One entry per attention level: the states of one style image.
 StyleFeatures = tuple[StyleState, ...]
 
 
 def _keys(taps: dict[str, Tensor], level: str) -> Tensor:
-    return attention_key([taps[name] for name in TAPS[: TAPS.index(level) + 1]])
+    """The normalised key at ``level`` (the published formulation builds it explicitly)."""
+    return attention_key(_key_taps(taps, level))
+
+
+def _key_taps(taps: dict[str, Tensor], level: str) -> list[Tensor]:
+    """The taps relu1_1 .. ``level`` that make the attention key at ``level``."""
+    return [taps[name] for name in TAPS[: TAPS.index(level) + 1]]
 
 
 def _mix(parts: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
@@ -93,7 +99,7 @@ class StyleTransferModel(nn.Module):
         _check_images(style, "style")
         taps = self.encoder(self._input(style))
         return tuple(
-            attn.style_state(taps[level], _keys(taps, level))
+            attn.style_state_from_taps(taps[level], _key_taps(taps, level))
             for level, attn in self.attention_levels().items()
         )
 
@@ -121,18 +127,14 @@ class StyleTransferModel(nn.Module):
             raise ValueError("at least one style is needed")
         weights = [1.0 / len(styles)] * len(styles) if weights is None else list(weights)
         taps = self.encoder(self._input(content))
-        keys = {level: _keys(taps, level) for level in self.attention_levels()}
-        per_style = [self._transform(taps, keys, state) for state in styles]
+        per_style = [self._transform(taps, state) for state in styles]
         mixed = [_mix(parts, weights) for parts in zip(*per_style, strict=True)]
         return self._decode(taps, mixed, alpha)
 
     def forward(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
         """Convenience (and training) path: encode the style and stylize, with gradients."""
         taps = self.encoder(self._input(content))
-        keys = {level: _keys(taps, level) for level in self.attention_levels()}
-        return self._decode(
-            taps, list(self._transform(taps, keys, self.encode_style(style))), alpha
-        )
+        return self._decode(taps, list(self._transform(taps, self.encode_style(style))), alpha)
 
     @torch.no_grad()
     def forward_reference(self, content: Tensor, style: Tensor) -> Tensor:
@@ -151,11 +153,17 @@ class StyleTransferModel(nn.Module):
     def attention_levels(self) -> dict[str, AdaAttN]:
         raise NotImplementedError
 
-    def _transform(
-        self, taps: dict[str, Tensor], keys: dict[str, Tensor], state: StyleFeatures
-    ) -> list[Tensor]:
+    @property
+    def attention_dtype(self) -> torch.dtype:
+        """Precision of the cosine attention's two matmuls (key projection, style sums):
+        bfloat16 when the convolutions run in bf16 (the CPU default), else float32. Statistics
+        and the variance step are float32 always (see :class:`CosineStyleSums`)."""
+        return torch.bfloat16 if self.compute_dtype == torch.bfloat16 else torch.float32
+
+    def _transform(self, taps: dict[str, Tensor], state: StyleFeatures) -> list[Tensor]:
+        dtype = self.attention_dtype
         outs = [
-            attn(taps[level], keys[level], level_state)
+            attn.forward_taps(taps[level], _key_taps(taps, level), level_state, dtype)
             for (level, attn), level_state in zip(
                 self.attention_levels().items(), state, strict=True
             )
@@ -203,7 +211,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.attn_adain_4_1 = AdaAttN(512, 960, kind)  # type: ignore[arg-type]
         self.attn_adain_5_1 = AdaAttN(512, 1472, kind)  # type: ignore[arg-type]
-        self.merge_conv_pad = nn.ReflectionPad2d(1)
+        self.merge_conv_pad = ReflectionPad1()
         self.merge_conv = nn.Conv2d(512, 512, 3)
 
     def merge(self, out4_1: Tensor, out5_1: Tensor) -> Tensor:
