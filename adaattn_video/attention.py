@@ -104,12 +104,12 @@ def cosine_stats_positions(
     """
     c = sums.channels
     b = query.shape[0]
-    rho = query.float().norm(dim=-1, keepdim=True) + EPS  # (B, N, 1)
+    rho = torch.linalg.vector_norm(query, dim=-1, keepdim=True, dtype=torch.float32) + EPS
     q = torch.cat([query.to(dtype), rho.to(dtype)], dim=-1)  # (B, N, d + 1)
     out = torch.bmm(q, sums.weight.to(dtype).expand(b, -1, -1))  # (B, N, 1 + 2C)
-    inv_den = out[..., :1].float().reciprocal()
-    mean_c = out[..., 1 : 1 + c].float() * inv_den  # M - c
-    var = torch.addcmul(out[..., 1 + c :].float() * inv_den, mean_c, mean_c, value=-1.0)
+    inv_den = out[..., :1].float().reciprocal()  # (B, N, 1)
+    mean_c = out[..., 1 : 1 + c] * inv_den  # M - c, float32 (type promotion: no extra copy)
+    var = torch.addcmul(out[..., 1 + c :] * inv_den, mean_c, mean_c, value=-1.0)
     if torch.is_grad_enabled():  # training: no in-place ops on tensors autograd keeps
         return mean_c + sums.center, var.clamp_min(0.0).sqrt()
     return mean_c.add_(sums.center), var.clamp_min_(0.0).sqrt_()
@@ -277,7 +277,22 @@ def _positions(tap: Tensor, size: tuple[int, int]) -> Tensor:
     return tap.permute(0, 2, 3, 1).reshape(tap.shape[0], h * w, tap.shape[1])
 
 
-def project_key(taps: Sequence[Tensor], conv: nn.Conv2d, dtype: torch.dtype) -> Tensor:
+Stats = tuple[Tensor, Tensor]  # per-channel mean and 1 / std, (B, C) float32 each
+
+
+def key_parts(taps: Sequence[Tensor]) -> tuple[list[Tensor], list[Stats]]:
+    """Each tap position-major at the last tap's size (B, N, C_i), and its :func:`position_stats`."""
+    size = (taps[-1].shape[-2], taps[-1].shape[-1])
+    parts = [_positions(tap, size) for tap in taps]
+    return parts, [position_stats(x) for x in parts]
+
+
+def project_key(
+    taps: Sequence[Tensor],
+    conv: nn.Conv2d,
+    dtype: torch.dtype,
+    parts: tuple[list[Tensor], list[Stats]] | None = None,
+) -> Tensor:
     """``conv(attention_key(taps))`` (a 1x1 projection of the "shallow + deep" key), position-major.
 
     The key is each tap resized (nearest) to the last tap's size and normalised per channel,
@@ -290,27 +305,27 @@ def project_key(taps: Sequence[Tensor], conv: nn.Conv2d, dtype: torch.dtype) -> 
         taps: relu1_1 .. relu_L, each (B, C_i, H_i, W_i), in any float dtype and layout.
         conv: the key projection (``f`` or ``g``), sum C_i -> d channels, 1x1.
         dtype: float32 or bfloat16.
+        parts: :func:`key_parts` of ``taps`` when the caller has them already.
 
     Returns:
         (B, N, d), N = H_L * W_L, in ``dtype``.
     """
-    size = (taps[-1].shape[-2], taps[-1].shape[-1])
-    parts = [_positions(tap, size) for tap in taps]
-    stats = [position_stats(x) for x in parts]
+    positions, stats = parts or key_parts(taps)
     mu = torch.cat([m for m, _ in stats], dim=1)  # (B, D)
     inv_sigma = torch.cat([s for _, s in stats], dim=1)
     weight = conv.weight.float().flatten(1) * inv_sigma.unsqueeze(1)  # (B, d, D)
     bias = conv.bias.float() - torch.bmm(weight, mu.unsqueeze(2)).squeeze(2)  # (B, d)
-    x = torch.cat([part.to(dtype) for part in parts], dim=2)  # (B, N, D)
+    x = torch.cat([part.to(dtype) for part in positions], dim=2)  # (B, N, D)
     return torch.baddbmm(bias.unsqueeze(1).to(dtype), x, weight.transpose(1, 2).to(dtype))
 
 
-def renormalize(content: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+def renormalize(content: Tensor, mean: Tensor, std: Tensor, stats: Stats | None = None) -> Tensor:
     """``std * norm(content) + mean``, the AdaAttN output.
 
     Args:
         content: (B, C, H, W) features, any float dtype and layout.
         mean, std: (B, N, C) float32 attention statistics, N = H * W (position-major).
+        stats: ``position_stats`` of ``content`` when the caller has them already.
 
     Returns:
         (B, C, H, W) float32 in channels-last memory order (no copy for the position-major
@@ -318,7 +333,7 @@ def renormalize(content: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """
     b, c, h, w = content.shape
     x = content.permute(0, 2, 3, 1).reshape(b, h * w, c)
-    mu, inv_std = position_stats(x)
+    mu, inv_std = stats or position_stats(x)
     inv_std = inv_std.unsqueeze(1)
     normed = torch.addcmul((-mu.unsqueeze(1) * inv_std), x, inv_std)  # float32
     if torch.is_grad_enabled():
@@ -383,11 +398,20 @@ class AdaAttN(nn.Module):
         of the cosine kind (statistics and the variance step stay float32); softmax attention
         is always float32. Returns (B, C, H, W) float32 (channels-last memory order)."""
         with _no_autocast(content):
-            query = project_key(key_taps, self.f, dtype if self.kind == "cosine" else torch.float32)
-            return self._attend(content, query, state, dtype)
+            parts = key_parts(key_taps)
+            kind_dtype = dtype if self.kind == "cosine" else torch.float32
+            query = project_key(key_taps, self.f, kind_dtype, parts)
+            # The content is the deepest key tap: its statistics are already there.
+            stats = parts[1][-1] if content is key_taps[-1] else None
+            return self._attend(content, query, state, dtype, stats)
 
     def _attend(
-        self, content: Tensor, query: Tensor, state: StyleState, dtype: torch.dtype
+        self,
+        content: Tensor,
+        query: Tensor,
+        state: StyleState,
+        dtype: torch.dtype,
+        stats: Stats | None = None,
     ) -> Tensor:
         """content (B, C, H, W), query (B, N, d) projected -> (B, C, H, W) float32."""
         if isinstance(state, CosineStyleSums):
@@ -399,7 +423,7 @@ class AdaAttN(nn.Module):
                 key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
             mean, std = softmax_attention_stats(query.float().transpose(1, 2), key, value)
             mean, std = mean.transpose(1, 2), std.transpose(1, 2)
-        return renormalize(content, mean, std)
+        return renormalize(content, mean, std, stats)
 
     def forward_quadratic(
         self, content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor
