@@ -182,10 +182,10 @@ def _time_interleaved(
 
 def _conv_only(model: StyleTransferModel, content: Tensor) -> Tensor:
     """Encoder + decoder, no attention (what both forms pay regardless of the attention)."""
-    taps = model.encoder(model._input(content))
+    taps = model.encoder(model._encoder_input(content))
     if isinstance(model, ImageAdaAttN):
-        return model.decoder(taps["relu4_1"], taps["relu3_1"])
-    return model.decoder(taps["relu3_1"])
+        return model.decoder(model._input(taps["relu4_1"]), model._input(taps["relu3_1"]))
+    return model.decoder(model._input(taps["relu3_1"]))
 
 
 def _random_model(variant: str) -> StyleTransferModel:
