@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adaattn_video.config import AttentionKind
-from adaattn_video.functional import EPS, mean_variance_norm
+from adaattn_video.functional import EPS, mean_variance_norm, tracing
 
 
 def _no_autocast(x: Tensor) -> torch.autocast:
@@ -270,7 +270,7 @@ def _positions(tap: Tensor, size: tuple[int, int]) -> Tensor:
     h, w = size
     if tuple(tap.shape[-2:]) != (h, w):
         sh, sw = tap.shape[-2] // h, tap.shape[-1] // w
-        if sh * h == tap.shape[-2] and sw * w == tap.shape[-1]:
+        if sh * h == tap.shape[-2] and sw * w == tap.shape[-1] and not tracing():
             tap = tap[:, :, ::sh, ::sw]  # what nearest resizing by an integer factor picks
         else:
             tap = F.interpolate(tap, size=(h, w), mode="nearest")

@@ -49,6 +49,17 @@ def attention_key(taps: list[Tensor]) -> Tensor:
     return torch.cat(parts, dim=1)
 
 
+def tracing() -> bool:
+    """True while torch.jit, torch.compile, torch.export or the ONNX exporter trace the model:
+    shape-dependent fast paths then give way to the plain operators."""
+    return (
+        torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
 def reflection_pad_1(x: Tensor) -> Tensor:
     """``F.pad(x, (1, 1, 1, 1), mode="reflect")`` for (B, C, H, W) with H, W >= 2, same layout.
 
@@ -62,9 +73,7 @@ def reflection_pad_1(x: Tensor) -> Tensor:
         or x.shape[-2] < 2
         or x.shape[-1] < 2
         or (torch.is_grad_enabled() and x.requires_grad)
-        or torch.jit.is_tracing()
-        or torch.compiler.is_compiling()
-        or torch.onnx.is_in_onnx_export()
+        or tracing()
     ):
         return F.pad(x, (1, 1, 1, 1), mode="reflect")
     b, c, h, w = x.shape

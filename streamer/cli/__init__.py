@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "streamer.cli.bench",
     "streamer.cli.training_commands",
     "streamer.cli.live",
+    "streamer.cli.export",
 )
 
 
