@@ -108,11 +108,16 @@ def cosine_stats_positions(
     q = torch.cat([query.to(dtype), rho.to(dtype)], dim=-1)  # (B, N, d + 1)
     out = torch.bmm(q, sums.weight.to(dtype).expand(b, -1, -1))  # (B, N, 1 + 2C)
     inv_den = out[..., :1].float().reciprocal()  # (B, N, 1)
-    mean_c = out[..., 1 : 1 + c] * inv_den  # M - c, float32 (type promotion: no extra copy)
-    var = torch.addcmul(out[..., 1 + c :] * inv_den, mean_c, mean_c, value=-1.0)
     if torch.is_grad_enabled():  # training: no in-place ops on tensors autograd keeps
-        return mean_c + sums.center, var.clamp_min(0.0).sqrt()
-    return mean_c.add_(sums.center), var.clamp_min_(0.0).sqrt_()
+        moments = out[..., 1:].float() * inv_den
+        mean_c, second = moments[..., :c], moments[..., c:]
+        std = (second - mean_c * mean_c).clamp_min(0.0).sqrt()
+        return mean_c + sums.center, std
+    # One float32 copy, then in place: [M - c, E[(V - c)^2]] -> [M, std].
+    moments = out[..., 1:].to(torch.float32, copy=True).mul_(inv_den)
+    mean_c, var = moments[..., :c], moments[..., c:]
+    std = var.addcmul_(mean_c, mean_c, value=-1.0).clamp_min_(0.0).sqrt_()
+    return mean_c.add_(sums.center), std
 
 
 def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor, Tensor]:
@@ -335,11 +340,12 @@ def renormalize(content: Tensor, mean: Tensor, std: Tensor, stats: Stats | None 
     x = content.permute(0, 2, 3, 1).reshape(b, h * w, c)
     mu, inv_std = stats or position_stats(x)
     inv_std = inv_std.unsqueeze(1)
-    normed = torch.addcmul((-mu.unsqueeze(1) * inv_std), x, inv_std)  # float32
+    shift = -mu.unsqueeze(1) * inv_std
+    normed = torch.addcmul(shift, x.float(), inv_std)  # (x - mu) / sigma, a new tensor
     if torch.is_grad_enabled():
         out = torch.addcmul(mean, std, normed)
     else:
-        out = normed.mul_(std).add_(mean)
+        out = torch.addcmul(mean, normed, std, out=normed)
     return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
 

@@ -42,6 +42,7 @@ fi
 if [ "$SMOKE" = "1" ]; then
   DEVICE=cpu; PRECISION=bf16; MODEL_SIZES="128x64 160x96"; RENDER_SIZE=160x96; LIVE_SIZE=160x96
   LIVE_SECONDS=5; FIDELITY_SIZE=64; TESTS=(-m gpu)
+  MODEL_EXTRA=(--no-reference --repeats 1 --warmup 0); RENDER_EXTRA=(--frames 8 --repeat 1)
 else
   if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "gpu-check: skipped: the GPU driver is there but torch sees no CUDA device"
@@ -49,6 +50,7 @@ else
   fi
   DEVICE=cuda; PRECISION=fp16; MODEL_SIZES="1280x720 1920x1080"; RENDER_SIZE=1920x1080
   LIVE_SIZE=1280x720; LIVE_SECONDS=60; FIDELITY_SIZE=512; TESTS=(-m gpu)
+  MODEL_EXTRA=(--repeats 5); RENDER_EXTRA=(--frames 48 --repeat 2)
 fi
 
 mkdir -p "$OUT"
@@ -95,12 +97,12 @@ step() {
 # shellcheck disable=SC2086
 step "gpu tests" 90 python -m pytest "${TESTS[@]}" -q -rs -p no:cacheprovider
 step "bench model" 120 stylestream bench model --device "$DEVICE" --precision "$PRECISION" \
-  --sizes $MODEL_SIZES --gpu-sizes --large-style-size 0 --repeats 5 \
+  --sizes $MODEL_SIZES --gpu-sizes --large-style-size 0 "${MODEL_EXTRA[@]}" \
   --json "$OUT/bench-model.json"
 step "bench fidelity" 60 stylestream bench fidelity --device "$DEVICE" \
   --precision "$PRECISION" --size "$FIDELITY_SIZE" --json "$OUT/bench-fidelity.json"
 step "bench render" 80 stylestream bench render --device "$DEVICE" --size "$RENDER_SIZE" \
-  --frames 48 --repeat 2 --json "$OUT/bench-render.json"
+  "${RENDER_EXTRA[@]}" --json "$OUT/bench-render.json"
 step "bench live" $((LIVE_SECONDS + 40)) stylestream bench live --device "$DEVICE" \
   --size "$LIVE_SIZE" --seconds "$LIVE_SECONDS" --json "$OUT/bench-live.json"
 
