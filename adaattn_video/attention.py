@@ -104,8 +104,10 @@ def cosine_stats_positions(
     """
     c = sums.channels
     b = query.shape[0]
-    rho = torch.linalg.vector_norm(query, dim=-1, keepdim=True, dtype=torch.float32) + EPS
-    q = torch.cat([query.to(dtype), rho.to(dtype)], dim=-1)  # (B, N, d + 1)
+    query = query.to(dtype)
+    # |q| in the matmul's dtype: it is rounded to that dtype in q anyway.
+    rho = torch.linalg.vector_norm(query, dim=-1, keepdim=True) + EPS
+    q = torch.cat([query, rho], dim=-1)  # (B, N, d + 1)
     out = torch.bmm(q, sums.weight.to(dtype).expand(b, -1, -1))  # (B, N, 1 + 2C)
     inv_den = out[..., :1].float().reciprocal()  # (B, N, 1)
     if torch.is_grad_enabled():  # training: no in-place ops on tensors autograd keeps
@@ -247,30 +249,30 @@ def adaptive_attention_norm(
 
 
 def position_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and 1 / sqrt(unbiased variance + 1e-5) over positions, float32.
+    """Per-channel mean and 1 / sqrt(unbiased variance + 1e-5) over positions.
 
     Args:
-        x: (B, N, C) in any float dtype (position-major: the memory order of channels-last).
+        x: (B, N, C) float32 (position-major: the memory order of channels-last).
 
     Returns:
         mean, inv_std: (B, C) float32; the statistics of
         :func:`~adaattn_video.functional.mean_variance_norm`.
 
-    One fp32-accumulating sum and one norm over ``x``, no copy: ``var_mean`` over the middle
-    dimension is several times slower on CPUs and would first need a float32 copy.
+    Plain sums of ``x`` and ``x * x``: ``var_mean`` and ``vector_norm`` over the middle
+    dimension are 4-5x slower on CPUs.
     """
     n = x.shape[1]
-    total = x.sum(dim=1, dtype=torch.float32)
-    squares = torch.linalg.vector_norm(x, dim=1, dtype=torch.float32).square()
+    total = x.sum(dim=1)
+    squares = (x * x).sum(dim=1)
     mean = total / n
     var = (squares - total * mean).clamp_min(0.0) / max(n - 1, 1)
     return mean, (var + EPS).rsqrt()
 
 
-def _positions(tap: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B, C, H, W) -> (B, N, C) at ``size`` (nearest; an exact stride when it divides), N = h*w.
+def _at_size(tap: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) -> (B, h, w, C) view at ``size`` (nearest; an exact stride when it divides).
 
-    Position-major is the memory order of channels-last tensors: no copy for those at full size.
+    (B, h, w, C) is the memory order of channels-last tensors: a view, no copy, for those.
     """
     h, w = size
     if tuple(tap.shape[-2:]) != (h, w):
@@ -279,69 +281,103 @@ def _positions(tap: Tensor, size: tuple[int, int]) -> Tensor:
             tap = tap[:, :, ::sh, ::sw]  # what nearest resizing by an integer factor picks
         else:
             tap = F.interpolate(tap, size=(h, w), mode="nearest")
-    return tap.permute(0, 2, 3, 1).reshape(tap.shape[0], h * w, tap.shape[1])
+    return tap.permute(0, 2, 3, 1)
 
 
-Stats = tuple[Tensor, Tensor]  # per-channel mean and 1 / std, (B, C) float32 each
+@dataclass(frozen=True)
+class KeyParts:
+    """The taps relu1_1 .. relu_L side by side at relu_L's size, position-major.
 
+    ``x`` (B, N, D) in the taps' dtype, ``x32`` the same in float32 (``x`` itself when that is
+    float32), ``mean`` and ``inv_std`` (B, D) its per-channel :func:`position_stats`. The last
+    ``C_L`` channels are relu_L itself, the AdaAttN content: its statistics and float32 copy are
+    reused for the output (:func:`renormalize`).
+    """
 
-def key_parts(taps: Sequence[Tensor]) -> tuple[list[Tensor], list[Stats]]:
-    """Each tap position-major at the last tap's size (B, N, C_i), and its :func:`position_stats`."""
-    size = (taps[-1].shape[-2], taps[-1].shape[-1])
-    parts = [_positions(tap, size) for tap in taps]
-    return parts, [position_stats(x) for x in parts]
+    x: Tensor
+    x32: Tensor
+    mean: Tensor
+    inv_std: Tensor
+
+    @classmethod
+    def from_taps(cls, taps: Sequence[Tensor]) -> KeyParts:
+        size = (taps[-1].shape[-2], taps[-1].shape[-1])
+        b, n = taps[-1].shape[0], size[0] * size[1]
+        views = [_at_size(tap, size) for tap in taps]
+        if len(views) == 1:
+            x = views[0].reshape(b, n, -1)
+        else:  # one copy, straight from the strided views
+            x = torch.cat(views, dim=-1).reshape(b, n, -1)
+        x32 = x.float()
+        mean, inv_std = position_stats(x32)
+        return cls(x, x32, mean, inv_std)
+
+    def last(self, channels: int) -> tuple[Tensor, Tensor, Tensor]:
+        """float32 values (B, N, C), mean and inv_std (B, C) of the last ``channels`` channels."""
+        return (
+            self.x32[..., -channels:],
+            self.mean[:, -channels:],
+            self.inv_std[:, -channels:],
+        )
 
 
 def project_key(
     taps: Sequence[Tensor],
     conv: nn.Conv2d,
     dtype: torch.dtype,
-    parts: tuple[list[Tensor], list[Stats]] | None = None,
+    parts: KeyParts | None = None,
 ) -> Tensor:
     """``conv(attention_key(taps))`` (a 1x1 projection of the "shallow + deep" key), position-major.
 
     The key is each tap resized (nearest) to the last tap's size and normalised per channel,
     ``(x - mu) / sigma``; that normalisation is folded into the projection's weights
-    (``W / sigma`` and ``b - W mu / sigma``, per sample), so the 448-1472 channel key is never
-    built: one matmul reads the taps directly. Statistics and folded weights are float32; the
-    matmul runs in ``dtype`` (bf16 only where the convolutions do).
+    (``W / sigma`` and ``b - W mu / sigma``, per sample), so the normalised 448-1472 channel
+    key is never built: one matmul reads the taps. Statistics and folded weights are float32;
+    the matmul runs in ``dtype`` (bf16 only where the convolutions do).
 
     Args:
         taps: relu1_1 .. relu_L, each (B, C_i, H_i, W_i), in any float dtype and layout.
         conv: the key projection (``f`` or ``g``), sum C_i -> d channels, 1x1.
         dtype: float32 or bfloat16.
-        parts: :func:`key_parts` of ``taps`` when the caller has them already.
+        parts: :class:`KeyParts` of ``taps`` when the caller has them already.
 
     Returns:
         (B, N, d), N = H_L * W_L, in ``dtype``.
     """
-    positions, stats = parts or key_parts(taps)
-    mu = torch.cat([m for m, _ in stats], dim=1)  # (B, D)
-    inv_sigma = torch.cat([s for _, s in stats], dim=1)
-    weight = conv.weight.float().flatten(1) * inv_sigma.unsqueeze(1)  # (B, d, D)
-    bias = conv.bias.float() - torch.bmm(weight, mu.unsqueeze(2)).squeeze(2)  # (B, d)
-    x = torch.cat([part.to(dtype) for part in positions], dim=2)  # (B, N, D)
+    parts = parts or KeyParts.from_taps(taps)
+    weight = conv.weight.float().flatten(1) * parts.inv_std.unsqueeze(1)  # (B, d, D)
+    bias = conv.bias.float() - torch.bmm(weight, parts.mean.unsqueeze(2)).squeeze(2)  # (B, d)
+    x = parts.x32 if dtype == torch.float32 else parts.x.to(dtype)
     return torch.baddbmm(bias.unsqueeze(1).to(dtype), x, weight.transpose(1, 2).to(dtype))
 
 
-def renormalize(content: Tensor, mean: Tensor, std: Tensor, stats: Stats | None = None) -> Tensor:
+def renormalize(
+    content: Tensor,
+    mean: Tensor,
+    std: Tensor,
+    known: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> Tensor:
     """``std * norm(content) + mean``, the AdaAttN output.
 
     Args:
         content: (B, C, H, W) features, any float dtype and layout.
         mean, std: (B, N, C) float32 attention statistics, N = H * W (position-major).
-        stats: ``position_stats`` of ``content`` when the caller has them already.
+        known: content position-major in float32 (B, N, C), its mean and inv_std (B, C), when
+            the caller has them already (:meth:`KeyParts.last`).
 
     Returns:
         (B, C, H, W) float32 in channels-last memory order (no copy for the position-major
         statistics; convolutions take either layout).
     """
     b, c, h, w = content.shape
-    x = content.permute(0, 2, 3, 1).reshape(b, h * w, c)
-    mu, inv_std = stats or position_stats(x)
+    if known is None:
+        x = content.permute(0, 2, 3, 1).reshape(b, h * w, c).float()
+        mu, inv_std = position_stats(x)
+    else:
+        x, mu, inv_std = known
     inv_std = inv_std.unsqueeze(1)
     shift = -mu.unsqueeze(1) * inv_std
-    normed = torch.addcmul(shift, x.float(), inv_std)  # (x - mu) / sigma, a new tensor
+    normed = torch.addcmul(shift, x, inv_std)  # (x - mu) / sigma, a new tensor
     if torch.is_grad_enabled():
         out = torch.addcmul(mean, std, normed)
     else:
@@ -404,12 +440,12 @@ class AdaAttN(nn.Module):
         of the cosine kind (statistics and the variance step stay float32); softmax attention
         is always float32. Returns (B, C, H, W) float32 (channels-last memory order)."""
         with _no_autocast(content):
-            parts = key_parts(key_taps)
+            parts = KeyParts.from_taps(key_taps)
             kind_dtype = dtype if self.kind == "cosine" else torch.float32
             query = project_key(key_taps, self.f, kind_dtype, parts)
-            # The content is the deepest key tap: its statistics are already there.
-            stats = parts[1][-1] if content is key_taps[-1] else None
-            return self._attend(content, query, state, dtype, stats)
+            # The content is the deepest key tap: its float32 copy and statistics are there.
+            known = parts.last(content.shape[1]) if content is key_taps[-1] else None
+            return self._attend(content, query, state, dtype, known)
 
     def _attend(
         self,
@@ -417,7 +453,7 @@ class AdaAttN(nn.Module):
         query: Tensor,
         state: StyleState,
         dtype: torch.dtype,
-        stats: Stats | None = None,
+        known: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Tensor:
         """content (B, C, H, W), query (B, N, d) projected -> (B, C, H, W) float32."""
         if isinstance(state, CosineStyleSums):
@@ -429,7 +465,7 @@ class AdaAttN(nn.Module):
                 key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
             mean, std = softmax_attention_stats(query.float().transpose(1, 2), key, value)
             mean, std = mean.transpose(1, 2), std.transpose(1, 2)
-        return renormalize(content, mean, std, stats)
+        return renormalize(content, mean, std, known)
 
     def forward_quadratic(
         self, content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor

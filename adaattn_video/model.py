@@ -37,6 +37,8 @@ def _key_taps(taps: dict[str, Tensor], level: str) -> list[Tensor]:
 
 
 def _mix(parts: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    if len(parts) == 1 and weights[0] == 1.0:
+        return parts[0]  # one style: no pass over the features
     out = parts[0] * weights[0]
     for part, weight in zip(parts[1:], weights[1:], strict=True):
         out = out + part * weight
