@@ -9,6 +9,7 @@ keeps the default (``auto``) above :data:`MIN_DEFAULT_PSNR_DB` for both models.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -80,13 +81,15 @@ def measure_fidelity(
     style_size: int = 256,
 ) -> list[FidelityRow]:
     """One :class:`FidelityRow` per precision in ``precisions`` ("auto" included), each against
-    float32 on the same device. ``model`` is moved and recast; give it a copy if it matters.
-    ``photos`` default to every bundled content photo, resized to ``size`` (longer side)."""
+    float32 on the same device. Each precision runs on a copy of ``model`` (casting weights to
+    bf16 and back would round them). ``photos`` default to every bundled content photo,
+    resized to ``size`` (longer side)."""
     images = [_resize_longer(read_image(p), size) for p in (photos or content_images())]
 
     def outputs(precision: str) -> list[np.ndarray]:
         stylizer = FrameStylizer(
-            model, StylizerConfig(device=device, precision=precision, style_size=style_size)
+            copy.deepcopy(model),
+            StylizerConfig(device=device, precision=precision, style_size=style_size),
         )
         stylizer.set_style(style)
         return [stylizer(image) for image in images]
@@ -112,7 +115,6 @@ def measure_fidelity(
                 over_8=float(np.mean([(d > 8).mean() for d in diffs])),
             )
         )
-    model.set_compute_dtype(torch.float32)
     return rows
 
 
