@@ -371,6 +371,7 @@ def cosine_adaattn_blocked(
     conv: nn.Conv2d,
     sums: CosineStyleSums,
     dtype: torch.dtype,
+    out_dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Cosine AdaAttN of one frame batch, in blocks of rows (inference only, no autograd).
 
@@ -387,9 +388,10 @@ def cosine_adaattn_blocked(
         conv: the content key projection ``f``.
         sums: the style's :class:`CosineStyleSums`.
         dtype: precision of the two matmuls (float32 or bfloat16).
+        out_dtype: dtype of the result (computed in float32, rounded once at the end).
 
     Returns:
-        (B, C, H, W) float32, channels-last memory order.
+        (B, C, H, W) in ``out_dtype``, channels-last memory order.
     """
     b, c, h, w = content.shape
     views = [_at_size(tap, (h, w)) for tap in key_taps]  # (B, h, w, C_i) views
@@ -417,7 +419,7 @@ def cosine_adaattn_blocked(
     bias, weight_t = _folded_projection(conv, mean, inv_std, dtype)
     inv_c = inv_std[:, -c:].unsqueeze(1)  # the content's own statistics (its last channels)
     shift = -mean[:, -c:].unsqueeze(1) * inv_c
-    out = torch.empty((b, h, w, c), dtype=torch.float32, device=content.device)
+    out = torch.empty((b, h, w, c), dtype=out_dtype, device=content.device)
     for r0, r1 in blocks:  # pass 2: project, attend, renormalise
         x = block(r0, r1)
         query = torch.baddbmm(bias, x.to(dtype), weight_t)
@@ -511,11 +513,14 @@ class AdaAttN(nn.Module):
         key_taps: Sequence[Tensor],
         state: StyleState,
         dtype: torch.dtype = torch.float32,
+        *,
+        out_dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """The per-frame path: as :meth:`forward` with the key built from the encoder taps
         relu1_1 .. relu_L (:func:`project_key`). ``dtype`` is the precision of the two matmuls
         of the cosine kind (statistics and the variance step stay float32); softmax attention
-        is always float32. Returns (B, C, H, W) float32 (channels-last memory order)."""
+        is always float32. Returns (B, C, H, W) (channels-last memory order), float32 or, at
+        inference, ``out_dtype`` where the blocked cosine path can write it directly."""
         with _no_autocast(content):
             if (
                 isinstance(state, CosineStyleSums)
@@ -523,7 +528,7 @@ class AdaAttN(nn.Module):
                 and not torch.is_grad_enabled()
                 and not tracing()
             ):
-                return cosine_adaattn_blocked(content, key_taps, self.f, state, dtype)
+                return cosine_adaattn_blocked(content, key_taps, self.f, state, dtype, out_dtype)
             parts = KeyParts.from_taps(key_taps)
             kind_dtype = dtype if self.kind == "cosine" else torch.float32
             query = project_key(key_taps, self.f, kind_dtype, parts)

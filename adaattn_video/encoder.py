@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from adaattn_video.config import TAPS, EncoderFamily
-from adaattn_video.functional import ReflectionPad1
+from adaattn_video.functional import ReflectionPad1, run_layers
 
 # VGG-19 convolution widths by block; "M" is a max-pool. The tap of a block is its first ReLU.
 _VGG19_LAYOUT: tuple[int | str, ...] = (
@@ -83,9 +83,4 @@ class VGGEncoder(nn.Sequential):
         if self.family == "torchvision_vgg19":
             x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         wanted = {i: name for name, i in self.tap_index.items()}
-        out: dict[str, Tensor] = {}
-        for i, module in enumerate(self):
-            x = module(x)
-            if i in wanted:
-                out[wanted[i]] = x
-        return out
+        return run_layers(self, x, wanted)[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -100,3 +102,63 @@ class ReflectionPad1(nn.ReflectionPad2d):
 
     def forward(self, x: Tensor) -> Tensor:
         return reflection_pad_1(x)
+
+
+def _fusable(conv: nn.Conv2d, x: Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and conv.padding_mode == "zeros"
+        and isinstance(conv.padding, tuple)
+        and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
+        and not tracing()
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    )
+
+
+def conv_relu(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``relu(conv(x))``; on the CPU at inference one oneDNN call with the ReLU fused into the
+    convolution (a separate ReLU is a full extra pass over the output, ~6 % of a bf16 frame).
+    Same values: rounding to bf16 and ReLU commute."""
+    if _fusable(conv, x):
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, conv.weight, conv.bias, list(conv.padding), list(conv.stride),
+            list(conv.dilation), conv.groups, "relu", [], "",
+        )  # fmt: skip
+    return torch.relu(conv(x))
+
+
+class ConvStack(nn.Sequential):
+    """``nn.Sequential`` (same indices, same state-dict keys) that runs each Conv2d followed by
+    a ReLU as :func:`conv_relu`."""
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        return run_layers(self, x)[0]
+
+
+def run_layers(
+    layers: nn.Sequential, x: Tensor, taps: Mapping[int, str] | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Run ``layers`` in order with Conv2d + ReLU pairs fused (:func:`conv_relu`); return the
+    output and the outputs of the modules in ``taps`` (module index -> name) by name."""
+    taps = taps or {}
+    out: dict[str, Tensor] = {}
+    modules = list(layers)
+    i = 0
+    while i < len(modules):
+        module = modules[i]
+        if (
+            isinstance(module, nn.Conv2d)
+            and i + 1 < len(modules)
+            and isinstance(modules[i + 1], nn.ReLU)
+            and i not in taps
+        ):
+            x = conv_relu(module, x)
+            i += 1  # the ReLU is done
+        else:
+            x = module(x)
+        if i in taps:
+            out[taps[i]] = x
+        i += 1
+    return x, out

@@ -141,7 +141,11 @@ class StyleTransferModel(nn.Module):
             raise ValueError("at least one style is needed")
         weights = [1.0 / len(styles)] * len(styles) if weights is None else list(weights)
         taps = self.encoder(self._encoder_input(content))
-        per_style = [self._transform(taps, state) for state in styles]
+        # One style at full strength: the attention output goes straight to the decoder, so it
+        # may be written in the decoder's dtype (saves a float32 pass; mixes stay float32).
+        direct = len(styles) == 1 and alpha == 1.0
+        out_dtype = self.compute_dtype if direct else torch.float32
+        per_style = [self._transform(taps, state, out_dtype) for state in styles]
         mixed = [_mix(parts, weights) for parts in zip(*per_style, strict=True)]
         return self._decode(taps, mixed, alpha)
 
@@ -174,10 +178,17 @@ class StyleTransferModel(nn.Module):
         and the variance step are float32 always (see :class:`CosineStyleSums`)."""
         return torch.bfloat16 if self.compute_dtype == torch.bfloat16 else torch.float32
 
-    def _transform(self, taps: dict[str, Tensor], state: StyleFeatures) -> list[Tensor]:
+    def _transform(
+        self,
+        taps: dict[str, Tensor],
+        state: StyleFeatures,
+        out_dtype: torch.dtype = torch.float32,
+    ) -> list[Tensor]:
         dtype = self.attention_dtype
         outs = [
-            attn.forward_taps(taps[level], _key_taps(taps, level), level_state, dtype)
+            attn.forward_taps(
+                taps[level], _key_taps(taps, level), level_state, dtype, out_dtype=out_dtype
+            )
             for (level, attn), level_state in zip(
                 self.attention_levels().items(), state, strict=True
             )
