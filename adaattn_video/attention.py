@@ -1,7 +1,12 @@
 """Attention normalization (AdaAttN, SPEC section 3) with both attention kinds.
 
-Shapes: keys are (B, d, N), values (B, C, N), with N = H * W positions. Everything here runs
-in float32 whatever the caller's precision: the ``E[V^2] - M^2`` step cancels badly in half.
+Shapes: keys are (B, d, N), values (B, C, N), with N = H * W positions; the per-frame paths
+work position-major, (B, N, C), the memory order of channels-last feature maps.
+
+Precision: statistics, the variance step and the output are float32 whatever the caller's
+precision (``E[V^2] - M^2`` cancels badly in half). The cosine kind's two per-frame matmuls (key
+projection, style sums) may run in bf16 where the convolutions do: the sums are stored with
+centred values, so the variance step stays accurate (see :class:`CosineStyleSums`).
 
 * Cosine (SPEC 3b, the video default): scores ``relu(q.k + 1)`` are linear in k, so every
   style-side sum is computed once per style (:class:`CosineStyleSums`) and a frame costs
