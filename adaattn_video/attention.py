@@ -65,23 +65,36 @@ class CosineStyleSums:
     count: Tensor  # (S, 1, 1) n
 
     @classmethod
-    def from_style(cls, key: Tensor, value: Tensor) -> CosineStyleSums:
-        """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns)."""
+    def from_style(
+        cls, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> CosineStyleSums:
+        """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns).
+
+        ``mask`` (B, 1, Ns) in [0, 1] weights style position j by m_j (a style mask: regions):
+        every mean above becomes ``sum_j m_j (.) / n`` with ``n = sum_j m_j`` and c the
+        m-weighted mean, so :func:`cosine_stats_positions` gives the masked attention
+        ``m_j relu(q.k_j + 1) / (sum_j m_j relu(q.k_j + 1) + 1e-5)`` unchanged."""
         k = unit_positions(key.float())
         v = value.float()
-        n = v.shape[2]
-        center = v.mean(dim=2, keepdim=True)  # (B, C, 1)
+        if mask is None:
+            n = torch.full_like(v[:, :1, :1], v.shape[2])  # (B, 1, 1)
+            center = v.mean(dim=2, keepdim=True)  # (B, C, 1)
+        else:
+            m = mask.float()
+            n = m.sum(dim=2, keepdim=True)
+            center = (v * m).sum(dim=2, keepdim=True) / n
         centred = v - center
         columns = torch.cat([torch.ones_like(v[:, :1]), centred, centred * centred], dim=1)
+        if mask is not None:
+            columns = columns * m
         weight = (
             torch.cat(
                 [torch.bmm(k, columns.transpose(1, 2)), columns.sum(dim=2).unsqueeze(1)], dim=1
             )
             / n
         )  # (B, d + 1, 1 + 2C)
-        weight[:, -1, 0] += EPS / n
-        count = torch.full_like(weight[:, :1, :1], float(n))
-        return cls(weight=weight, center=center.transpose(1, 2), count=count)
+        weight[:, -1, 0] += EPS / n[:, 0, 0]
+        return cls(weight=weight, center=center.transpose(1, 2), count=n)
 
     @property
     def channels(self) -> int:
