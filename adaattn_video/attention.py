@@ -1,7 +1,12 @@
 """Attention normalization (AdaAttN, SPEC section 3) with both attention kinds.
 
-Shapes: keys are (B, d, N), values (B, C, N), with N = H * W positions. Everything here runs
-in float32 whatever the caller's precision: the ``E[V^2] - M^2`` step cancels badly in half.
+Shapes: keys are (B, d, N), values (B, C, N), with N = H * W positions; the per-frame paths
+work position-major, (B, N, C), the memory order of channels-last feature maps.
+
+Precision: statistics, the variance step and the output are float32 whatever the caller's
+precision (``E[V^2] - M^2`` cancels badly in half). The cosine kind's two per-frame matmuls (key
+projection, style sums) may run in bf16 where the convolutions do: the sums are stored with
+centred values, so the variance step stays accurate (see :class:`CosineStyleSums`).
 
 * Cosine (SPEC 3b, the video default): scores ``relu(q.k + 1)`` are linear in k, so every
   style-side sum is computed once per style (:class:`CosineStyleSums`) and a frame costs
@@ -14,6 +19,7 @@ The quadratic forms are kept as the reference the fast paths are tested against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adaattn_video.config import AttentionKind
-from adaattn_video.functional import EPS, mean_variance_norm
+from adaattn_video.functional import EPS, mean_variance_norm, tracing
 
 
 def _no_autocast(x: Tensor) -> torch.autocast:
@@ -37,49 +43,105 @@ def unit_positions(x: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class CosineStyleSums:
-    """Per-style sums that make cosine attention linear (SPEC 3b). All float32.
+    """Per-style sums that make cosine attention linear (SPEC 3b).
 
-    With unit style keys k_j and values V_j (S = number of styles in the batch, 1 broadcasts
-    over every frame), the sums are stored fused so a frame needs ONE matmul:
+    With unit style keys k_j, values V_j, their mean c = mean_j V_j and n style positions,
+    one matrix holds every sum a frame needs, divided by n, values centred on c:
 
-        bias   (S, 1, 1 + 2C) = [n,     sum_j V_j,      sum_j V_j^2       ]
-        weight (S, d, 1 + 2C) = [kappa, sum_j k_j V_j^T, sum_j k_j (V_j^2)^T]
+        weight (S, d + 1, 1 + 2C) = [[ mean_j k_j,   mean_j k_j (V_j - c)^T,  mean_j k_j ((V_j - c)^2)^T ],
+                                     [ 1 + 1e-5/n,   mean_j (V_j - c),        mean_j (V_j - c)^2         ]]
 
-    and ``bias + q^T weight`` = [denominator - 1e-5, numerator of M, numerator of E[V^2]].
+    For a content key q with rho = |q| + 1e-5, ``[q, rho] @ weight`` = rho/n * [denominator,
+    numerator of M - c, numerator of E[(V - c)^2]] of the attention; the common factor
+    cancels in the ratios. So a frame needs ONE matmul and no normalisation pass over q, and
+    because the values are centred, ``E[(V-c)^2] - (M-c)^2`` does not cancel catastrophically
+    (the raw ``E[V^2] - M^2`` does), which lets that matmul run in bf16 when the convolutions
+    do. Dividing by n keeps every entry of order one whatever the style's size.
+    Shapes: S = number of styles (1 broadcasts over every frame), d key and C value channels.
     """
 
-    bias: Tensor
     weight: Tensor
+    center: Tensor  # (S, 1, C) c
+    count: Tensor  # (S, 1, 1) n
 
     @classmethod
-    def from_style(cls, key: Tensor, value: Tensor) -> CosineStyleSums:
-        """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns)."""
+    def from_style(
+        cls, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> CosineStyleSums:
+        """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns).
+
+        ``mask`` (B, 1, Ns) in [0, 1] weights style position j by m_j (a style mask: regions):
+        every mean above becomes ``sum_j m_j (.) / n`` with ``n = sum_j m_j`` and c the
+        m-weighted mean, so :func:`cosine_stats_positions` gives the masked attention
+        ``m_j relu(q.k_j + 1) / (sum_j m_j relu(q.k_j + 1) + 1e-5)`` unchanged."""
         k = unit_positions(key.float())
         v = value.float()
-        ones = torch.ones_like(v[:, :1])
-        columns = torch.cat([ones, v, v * v], dim=1)  # (B, 1 + 2C, Ns)
-        return cls(
-            bias=columns.sum(dim=2).unsqueeze(1),
-            weight=torch.bmm(k, columns.transpose(1, 2)),
-        )
+        if mask is None:
+            n = torch.full_like(v[:, :1, :1], v.shape[2])  # (B, 1, 1)
+            center = v.mean(dim=2, keepdim=True)  # (B, C, 1)
+        else:
+            m = mask.float()
+            n = m.sum(dim=2, keepdim=True)
+            center = (v * m).sum(dim=2, keepdim=True) / n
+        centred = v - center
+        columns = torch.cat([torch.ones_like(v[:, :1]), centred, centred * centred], dim=1)
+        if mask is not None:
+            columns = columns * m
+        weight = (
+            torch.cat(
+                [torch.bmm(k, columns.transpose(1, 2)), columns.sum(dim=2).unsqueeze(1)], dim=1
+            )
+            / n
+        )  # (B, d + 1, 1 + 2C)
+        weight[:, -1, 0] += EPS / n[:, 0, 0]
+        return cls(weight=weight, center=center.transpose(1, 2), count=n)
 
     @property
     def channels(self) -> int:
         return (self.weight.shape[-1] - 1) // 2
 
     @property
-    def count(self) -> Tensor:
-        """(S, 1, 1) number of style positions n."""
-        return self.bias[..., :1]
-
-    @property
     def p1(self) -> Tensor:
-        """(S, d, C) sum_j k_j V_j^T."""
-        return self.weight[..., 1 : 1 + self.channels]
+        """(S, d, C) mean_j k_j (V_j - c)^T."""
+        return self.weight[:, :-1, 1 : 1 + self.channels]
+
+
+def cosine_stats_positions(
+    query: Tensor, sums: CosineStyleSums, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
+    """Attention-weighted mean and std in linear time, position-major.
+
+    Args:
+        query: (B, N, d) projected content keys (not normalised), any float dtype.
+        sums: the style's :class:`CosineStyleSums` (S = 1 or S = B).
+        dtype: precision of the one matmul (float32, or bfloat16 with float32 accumulation
+            where the convolutions run in bf16: the centred sums keep it accurate).
+
+    Returns:
+        mean, std: (B, N, C) float32.
+    """
+    c = sums.channels
+    b = query.shape[0]
+    query = query.to(dtype)
+    # |q| in the matmul's dtype: it is rounded to that dtype in q anyway.
+    rho = torch.linalg.vector_norm(query, dim=-1, keepdim=True) + EPS
+    q = torch.cat([query, rho], dim=-1)  # (B, N, d + 1)
+    out = torch.bmm(q, sums.weight.to(dtype).expand(b, -1, -1))  # (B, N, 1 + 2C)
+    inv_den = out[..., :1].float().reciprocal()  # (B, N, 1)
+    if torch.is_grad_enabled():  # training: no in-place ops on tensors autograd keeps
+        moments = out[..., 1:].float() * inv_den
+        mean_c, second = moments[..., :c], moments[..., c:]
+        std = (second - mean_c * mean_c).clamp_min(0.0).sqrt()
+        return mean_c + sums.center, std
+    # One float32 copy, then in place: [M - c, E[(V - c)^2]] -> [M, std].
+    moments = out[..., 1:].to(torch.float32, copy=True).mul_(inv_den)
+    mean_c, var = moments[..., :c], moments[..., c:]
+    std = var.addcmul_(mean_c, mean_c, value=-1.0).clamp_min_(0.0).sqrt_()
+    return mean_c.add_(sums.center), std
 
 
 def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor, Tensor]:
-    """Attention-weighted mean and std in linear time.
+    """Attention-weighted mean and std in linear time, float32.
 
     Args:
         query: (B, d, Nc) projected content keys (not yet unit-normalized).
@@ -88,14 +150,7 @@ def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor
     Returns:
         mean, std: (B, C, Nc) float32.
     """
-    c = sums.channels
-    q = unit_positions(query.float()).transpose(1, 2)  # (B, Nc, d)
-    out = torch.baddbmm(
-        sums.bias.expand(q.shape[0], -1, -1), q, sums.weight.expand(q.shape[0], -1, -1)
-    )
-    moments = out[..., 1:] / (out[..., :1] + EPS)  # (B, Nc, 2C): [M, E[V^2]]
-    mean, second = moments[..., :c], moments[..., c:]
-    std = torch.relu(second - mean * mean).sqrt()
+    mean, std = cosine_stats_positions(query.transpose(1, 2), sums)
     return mean.transpose(1, 2), std.transpose(1, 2)
 
 
@@ -211,6 +266,222 @@ def adaptive_attention_norm(
     return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
 
 
+def position_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and 1 / sqrt(unbiased variance + 1e-5) over positions.
+
+    Args:
+        x: (B, N, C) float32 (position-major: the memory order of channels-last).
+
+    Returns:
+        mean, inv_std: (B, C) float32; the statistics of
+        :func:`~adaattn_video.functional.mean_variance_norm`.
+
+    Plain sums of ``x`` and ``x * x``: ``var_mean`` and ``vector_norm`` over the middle
+    dimension are 4-5x slower on CPUs.
+    """
+    n = x.shape[1]
+    total = x.sum(dim=1)
+    squares = (x * x).sum(dim=1)
+    mean = total / n
+    var = (squares - total * mean).clamp_min(0.0) / max(n - 1, 1)
+    return mean, (var + EPS).rsqrt()
+
+
+def _at_size(tap: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) -> (B, h, w, C) view at ``size`` (nearest; an exact stride when it divides).
+
+    (B, h, w, C) is the memory order of channels-last tensors: a view, no copy, for those.
+    """
+    h, w = size
+    if tuple(tap.shape[-2:]) != (h, w):
+        sh, sw = tap.shape[-2] // h, tap.shape[-1] // w
+        if sh * h == tap.shape[-2] and sw * w == tap.shape[-1] and not tracing():
+            tap = tap[:, :, ::sh, ::sw]  # what nearest resizing by an integer factor picks
+        else:
+            tap = F.interpolate(tap, size=(h, w), mode="nearest")
+    return tap.permute(0, 2, 3, 1)
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    """The taps relu1_1 .. relu_L side by side at relu_L's size, position-major.
+
+    ``x`` (B, N, D) in the taps' dtype, ``x32`` the same in float32 (``x`` itself when that is
+    float32), ``mean`` and ``inv_std`` (B, D) its per-channel :func:`position_stats`. The last
+    ``C_L`` channels are relu_L itself, the AdaAttN content: its statistics and float32 copy are
+    reused for the output (:func:`renormalize`).
+    """
+
+    x: Tensor
+    x32: Tensor
+    mean: Tensor
+    inv_std: Tensor
+
+    @classmethod
+    def from_taps(cls, taps: Sequence[Tensor]) -> KeyParts:
+        size = (taps[-1].shape[-2], taps[-1].shape[-1])
+        b, n = taps[-1].shape[0], size[0] * size[1]
+        views = [_at_size(tap, size) for tap in taps]
+        if len(views) == 1:
+            x = views[0].reshape(b, n, -1)
+        else:  # one copy, straight from the strided views
+            x = torch.cat(views, dim=-1).reshape(b, n, -1)
+        x32 = x.float()
+        mean, inv_std = position_stats(x32)
+        return cls(x, x32, mean, inv_std)
+
+    def last(self, channels: int) -> tuple[Tensor, Tensor, Tensor]:
+        """float32 values (B, N, C), mean and inv_std (B, C) of the last ``channels`` channels."""
+        return (
+            self.x32[..., -channels:],
+            self.mean[:, -channels:],
+            self.inv_std[:, -channels:],
+        )
+
+
+def project_key(
+    taps: Sequence[Tensor],
+    conv: nn.Conv2d,
+    dtype: torch.dtype,
+    parts: KeyParts | None = None,
+) -> Tensor:
+    """``conv(attention_key(taps))`` (a 1x1 projection of the "shallow + deep" key), position-major.
+
+    The key is each tap resized (nearest) to the last tap's size and normalised per channel,
+    ``(x - mu) / sigma``; that normalisation is folded into the projection's weights
+    (``W / sigma`` and ``b - W mu / sigma``, per sample), so the normalised 448-1472 channel
+    key is never built: one matmul reads the taps. Statistics and folded weights are float32;
+    the matmul runs in ``dtype`` (bf16 only where the convolutions do).
+
+    Args:
+        taps: relu1_1 .. relu_L, each (B, C_i, H_i, W_i), in any float dtype and layout.
+        conv: the key projection (``f`` or ``g``), sum C_i -> d channels, 1x1.
+        dtype: float32 or bfloat16.
+        parts: :class:`KeyParts` of ``taps`` when the caller has them already.
+
+    Returns:
+        (B, N, d), N = H_L * W_L, in ``dtype``.
+    """
+    parts = parts or KeyParts.from_taps(taps)
+    bias, weight_t = _folded_projection(conv, parts.mean, parts.inv_std, dtype)
+    x = parts.x32 if dtype == torch.float32 else parts.x.to(dtype)
+    return torch.baddbmm(bias, x, weight_t)
+
+
+def _folded_projection(
+    conv: nn.Conv2d, mean: Tensor, inv_std: Tensor, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """``conv`` with the key normalisation ``(x - mean) * inv_std`` (both (B, D)) folded in:
+    bias (B, 1, d) and transposed weight (B, D, d) in ``dtype``, for ``baddbmm(bias, x, w)``."""
+    weight = conv.weight.float().flatten(1) * inv_std.unsqueeze(1)  # (B, d, D)
+    bias = conv.bias.float() - torch.bmm(weight, mean.unsqueeze(2)).squeeze(2)  # (B, d)
+    return bias.unsqueeze(1).to(dtype), weight.transpose(1, 2).to(dtype)
+
+
+# Positions per block of :func:`cosine_adaattn_blocked`: its float32 temporaries (about
+# 4 KiB per position) stay in the cache instead of streaming through memory.
+BLOCK_POSITIONS = 2048
+
+
+def cosine_adaattn_blocked(
+    content: Tensor,
+    key_taps: Sequence[Tensor],
+    conv: nn.Conv2d,
+    sums: CosineStyleSums,
+    dtype: torch.dtype,
+    out_dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Cosine AdaAttN of one frame batch, in blocks of rows (inference only, no autograd).
+
+    The same computation as :func:`project_key` + :func:`cosine_stats_positions` +
+    :func:`renormalize`, but one block of about :data:`BLOCK_POSITIONS` positions at a time
+    after a first pass for the per-channel statistics. At 720p the unblocked form moves
+    ~0.5 GB of float32 temporaries through memory (and through fresh pages) per frame; in
+    blocks they stay in the cache, which is what keeps the attention's share of a bf16 frame
+    flat from 360p to 1080p.
+
+    Args:
+        content: (B, C, H, W), the last of ``key_taps`` (relu_L).
+        key_taps: relu1_1 .. relu_L, any float dtype and layout.
+        conv: the content key projection ``f``.
+        sums: the style's :class:`CosineStyleSums`.
+        dtype: precision of the two matmuls (float32 or bfloat16).
+        out_dtype: dtype of the result (computed in float32, rounded once at the end).
+
+    Returns:
+        (B, C, H, W) in ``out_dtype``, channels-last memory order.
+    """
+    b, c, h, w = content.shape
+    views = [_at_size(tap, (h, w)) for tap in key_taps]  # (B, h, w, C_i) views
+    step = max(1, BLOCK_POSITIONS // w)
+    blocks = [(r, min(r + step, h)) for r in range(0, h, step)]
+
+    def block(r0: int, r1: int) -> Tensor:
+        x = (
+            torch.cat([v[:, r0:r1] for v in views], dim=-1)
+            if len(views) > 1
+            else views[0][:, r0:r1]
+        )
+        return x.reshape(b, (r1 - r0) * w, -1)
+
+    total = squares = None
+    for r0, r1 in blocks:  # pass 1: per-channel statistics of every key channel
+        x = block(r0, r1).float()
+        part_total, part_squares = x.sum(dim=1), (x * x).sum(dim=1)
+        total = part_total if total is None else total.add_(part_total)
+        squares = part_squares if squares is None else squares.add_(part_squares)
+    assert total is not None and squares is not None
+    n = h * w
+    mean = total / n
+    inv_std = ((squares - total * mean).clamp_min(0.0) / max(n - 1, 1) + EPS).rsqrt()
+    bias, weight_t = _folded_projection(conv, mean, inv_std, dtype)
+    inv_c = inv_std[:, -c:].unsqueeze(1)  # the content's own statistics (its last channels)
+    shift = -mean[:, -c:].unsqueeze(1) * inv_c
+    out = torch.empty((b, h, w, c), dtype=out_dtype, device=content.device)
+    for r0, r1 in blocks:  # pass 2: project, attend, renormalise
+        x = block(r0, r1)
+        query = torch.baddbmm(bias, x.to(dtype), weight_t)
+        attn_mean, attn_std = cosine_stats_positions(query, sums, dtype)
+        normed = torch.addcmul(shift, x[..., -c:].float(), inv_c)
+        normed.mul_(attn_std).add_(attn_mean)
+        out[:, r0:r1].copy_(normed.view(b, r1 - r0, w, c))
+    return out.permute(0, 3, 1, 2)
+
+
+def renormalize(
+    content: Tensor,
+    mean: Tensor,
+    std: Tensor,
+    known: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> Tensor:
+    """``std * norm(content) + mean``, the AdaAttN output.
+
+    Args:
+        content: (B, C, H, W) features, any float dtype and layout.
+        mean, std: (B, N, C) float32 attention statistics, N = H * W (position-major).
+        known: content position-major in float32 (B, N, C), its mean and inv_std (B, C), when
+            the caller has them already (:meth:`KeyParts.last`).
+
+    Returns:
+        (B, C, H, W) float32 in channels-last memory order (no copy for the position-major
+        statistics; convolutions take either layout).
+    """
+    b, c, h, w = content.shape
+    if known is None:
+        x = content.permute(0, 2, 3, 1).reshape(b, h * w, c).float()
+        mu, inv_std = position_stats(x)
+    else:
+        x, mu, inv_std = known
+    inv_std = inv_std.unsqueeze(1)
+    shift = -mu.unsqueeze(1) * inv_std
+    normed = torch.addcmul(shift, x, inv_std)  # (x - mu) / sigma, a new tensor
+    if torch.is_grad_enabled():
+        out = torch.addcmul(mean, std, normed)
+    else:
+        out = torch.addcmul(mean, normed, std, out=normed)
+    return out.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
 class AdaAttN(nn.Module):
     """Attention normalization with learned projections (SPEC section 3).
 
@@ -229,29 +500,79 @@ class AdaAttN(nn.Module):
         self.h = nn.Conv2d(channels, channels, 1)
 
     def style_state(self, style: Tensor, style_key: Tensor) -> StyleState:
-        """Everything about a style that frames reuse: style (S, C, Hs, Ws), key (S, d, Hs, Ws)."""
+        """Everything about a style that frames reuse: style (S, C, Hs, Ws), key (S, d, Hs, Ws)
+        (the normalised "shallow + deep" key, as :func:`~adaattn_video.functional.attention_key`
+        builds it)."""
         with _no_autocast(style):
-            key = self.g(style_key.float()).flatten(2)
-            value = self.h(style.float()).flatten(2)
-            if self.kind == "cosine":
-                return CosineStyleSums.from_style(key, value)
-            return SoftmaxStyleState(key, value)
+            return self._state(style, self.g(style_key.float()).flatten(2))
+
+    def style_state_from_taps(self, style: Tensor, key_taps: Sequence[Tensor]) -> StyleState:
+        """As :meth:`style_state`, from the encoder taps relu1_1 .. relu_L (see
+        :func:`project_key`); float32 whatever the taps' dtype (once per style)."""
+        with _no_autocast(style):
+            key = project_key(key_taps, self.g, torch.float32).transpose(1, 2)
+            return self._state(style, key)
+
+    def _state(self, style: Tensor, key: Tensor) -> StyleState:
+        value = self.h(style.float()).flatten(2)
+        if self.kind == "cosine":
+            return CosineStyleSums.from_style(key, value)
+        return SoftmaxStyleState(key.contiguous(), value)
 
     def forward(self, content: Tensor, content_key: Tensor, state: StyleState) -> Tensor:
         """content (B, C, H, W), content_key (B, d, H, W) -> (B, C, H, W) float32."""
-        b, c, h, w = content.shape
         with _no_autocast(content):
-            query = self.f(content_key.float()).flatten(2)
-            if isinstance(state, CosineStyleSums):
-                mean, std = cosine_attention_stats(query, state)
-            else:
-                key, value = state.key, state.value
-                if key.shape[0] != b:
-                    key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
-                mean, std = softmax_attention_stats(query, key, value)
-            return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(
-                b, c, h, w
-            )
+            query = self.f(content_key.float()).flatten(2).transpose(1, 2)
+            return self._attend(content, query, state, torch.float32)
+
+    def forward_taps(
+        self,
+        content: Tensor,
+        key_taps: Sequence[Tensor],
+        state: StyleState,
+        dtype: torch.dtype = torch.float32,
+        *,
+        out_dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """The per-frame path: as :meth:`forward` with the key built from the encoder taps
+        relu1_1 .. relu_L (:func:`project_key`). ``dtype`` is the precision of the two matmuls
+        of the cosine kind (statistics and the variance step stay float32); softmax attention
+        is always float32. Returns (B, C, H, W) (channels-last memory order), float32 or, at
+        inference, ``out_dtype`` where the blocked cosine path can write it directly."""
+        with _no_autocast(content):
+            if (
+                isinstance(state, CosineStyleSums)
+                and content is key_taps[-1]
+                and not torch.is_grad_enabled()
+                and not tracing()
+            ):
+                return cosine_adaattn_blocked(content, key_taps, self.f, state, dtype, out_dtype)
+            parts = KeyParts.from_taps(key_taps)
+            kind_dtype = dtype if self.kind == "cosine" else torch.float32
+            query = project_key(key_taps, self.f, kind_dtype, parts)
+            # The content is the deepest key tap: its float32 copy and statistics are there.
+            known = parts.last(content.shape[1]) if content is key_taps[-1] else None
+            return self._attend(content, query, state, dtype, known)
+
+    def _attend(
+        self,
+        content: Tensor,
+        query: Tensor,
+        state: StyleState,
+        dtype: torch.dtype,
+        known: tuple[Tensor, Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """content (B, C, H, W), query (B, N, d) projected -> (B, C, H, W) float32."""
+        if isinstance(state, CosineStyleSums):
+            mean, std = cosine_stats_positions(query, state, dtype)
+        else:
+            b = content.shape[0]
+            key, value = state.key, state.value
+            if key.shape[0] != b:
+                key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
+            mean, std = softmax_attention_stats(query.float().transpose(1, 2), key, value)
+            mean, std = mean.transpose(1, 2), std.transpose(1, 2)
+        return renormalize(content, mean, std, known)
 
     def forward_quadratic(
         self, content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor

@@ -3,9 +3,9 @@
 ``StyleTransferModel.stylize`` gives every frame of a batch the same styles. A stream server
 (``stylestream serve``) batches the newest frame of several streams, each with its own style, so
 it needs a style per frame. The video model's cosine attention makes that cheap: a style is a
-few small sums (:class:`~adaattn_video.attention.CosineStyleSums`, one (d, 1 + 2C) matrix),
-and the attention already accepts S = B sums concatenated along dim 0 (sum ``b`` serves frame
-``b``). So the encoder and decoder run once on the whole batch and only those sums differ.
+few small sums (:class:`~adaattn_video.attention.CosineStyleSums`: a (d + 1, 1 + 2C) matrix,
+the values' centre (1, C) and the position count), and the attention already accepts S = B
+sums concatenated along dim 0 (sum ``b`` serves frame ``b``). So the encoder and decoder run once on the whole batch and only those sums differ.
 
 Mixes: ``stylize`` mixes the attention OUTPUTS of several styles with weights
 (``out = sum_k w_k AdaAttN(content, style_k)``; the output is not linear in the sums, so the
@@ -28,7 +28,7 @@ from torch import Tensor
 
 from adaattn_video.attention import CosineStyleSums
 from adaattn_video.errors import StylestreamError
-from adaattn_video.model import StyleFeatures, StyleTransferModel, VideoAdaAttN, _keys
+from adaattn_video.model import StyleFeatures, StyleTransferModel, VideoAdaAttN
 
 
 class PerFrameStyleError(StylestreamError, ValueError):
@@ -75,8 +75,9 @@ def _slot_sums(slot: Sequence[CosineStyleSums]) -> CosineStyleSums:
     if all(sums is first for sums in slot):
         return first  # one style for the whole batch: broadcast, no copy
     return CosineStyleSums(
-        bias=torch.cat([s.bias for s in slot], dim=0),
         weight=torch.cat([s.weight for s in slot], dim=0),
+        center=torch.cat([s.center for s in slot], dim=0),
+        count=torch.cat([s.count for s in slot], dim=0),
     )
 
 
@@ -104,8 +105,7 @@ def stylize_per_frame(
         raise PerFrameStyleError(
             f"expected {batch} frame styles (one per frame), got {len(styles)}"
         )
-    taps = model.encoder(model._input(content))
-    keys = {"relu3_1": _keys(taps, "relu3_1")}
+    taps = model.encoder(model._encoder_input(content))
     slots = max(len(style.features) for style in styles)
     device = taps["relu3_1"].device
     mixed: Tensor | None = None
@@ -119,7 +119,7 @@ def stylize_per_frame(
             dtype=torch.float32,
             device=device,
         ).view(batch, 1, 1, 1)
-        (part,) = model._transform(taps, keys, (_slot_sums(sums),))
+        (part,) = model._transform(taps, (_slot_sums(sums),))
         mixed = part * weight if mixed is None else mixed + part * weight
     assert mixed is not None
     alphas = [style.alpha for style in styles]

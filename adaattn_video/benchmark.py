@@ -33,6 +33,7 @@ from adaattn_video.settings import PRECISIONS, resolve_device
 log = logging.getLogger(__name__)
 
 Size = tuple[int, int]  # (height, width)
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class ModelBenchConfig:
         gpu_precision: precision of the ``gpu_sizes`` rows.
         reference: also time the published formulation (slow on CPU).
         variant: "video" (cosine, the default model) or "image" (softmax at three levels).
+        clock: "wall" (elapsed time, the default) or "cpu" (CPU time of this process: on a
+            machine busy with other work, run with one thread, ``OMP_NUM_THREADS=1``, and the
+            forms' ratios no longer depend on how often the scheduler pauses this process).
     """
 
     sizes: tuple[Size, ...] = ((256, 512), (360, 640))
@@ -64,6 +68,7 @@ class ModelBenchConfig:
     gpu_precision: str = "fp16"
     reference: bool = True
     variant: str = "video"
+    clock: str = "wall"
 
     def __post_init__(self) -> None:
         for size in (*self.sizes, *self.gpu_sizes):
@@ -84,6 +89,8 @@ class ModelBenchConfig:
                 raise ValueError(
                     f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}"
                 )
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
 
@@ -126,26 +133,35 @@ def _round_up(size: Size, multiple: int) -> Size:
 
 
 def _sync(device: torch.device) -> None:
+    """Wait for queued work: CUDA and MPS run asynchronously, timings need the end."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
-def _call_ms(fn: Callable[[], object], device: torch.device) -> tuple[float, float | None]:
-    """Milliseconds of one call and (CUDA) the peak MiB allocated during it."""
+def _call_ms(
+    fn: Callable[[], object], device: torch.device, clock: Callable[[], float] = time.perf_counter
+) -> tuple[float, float | None]:
+    """Milliseconds of one call on ``clock`` and (CUDA) the peak MiB allocated during it."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode():
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         fn()
         _sync(device)
-        elapsed = (time.perf_counter() - start) * 1000.0
+        elapsed = (clock() - start) * 1000.0
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return elapsed, peak
 
 
 def _time_interleaved(
-    forms: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
+    forms: dict[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    clock: str = "wall",
 ) -> dict[str, tuple[float | None, float | None, float | None]]:
     """Best and median ms per call and peak MiB of each form, taking turns in every round.
 
@@ -161,7 +177,7 @@ def _time_interleaved(
                 continue
             gc.collect()
             try:
-                ms, peak = _call_ms(fn, device)
+                ms, peak = _call_ms(fn, device, CLOCKS[clock])
             except torch.cuda.OutOfMemoryError:
                 failed.add(name)
                 log.warning("%s: out of memory", name)
@@ -182,10 +198,10 @@ def _time_interleaved(
 
 def _conv_only(model: StyleTransferModel, content: Tensor) -> Tensor:
     """Encoder + decoder, no attention (what both forms pay regardless of the attention)."""
-    taps = model.encoder(model._input(content))
+    taps = model.encoder(model._encoder_input(content))
     if isinstance(model, ImageAdaAttN):
-        return model.decoder(taps["relu4_1"], taps["relu3_1"])
-    return model.decoder(taps["relu3_1"])
+        return model.decoder(model._input(taps["relu4_1"]), model._input(taps["relu3_1"]))
+    return model.decoder(model._input(taps["relu3_1"]))
 
 
 def _random_model(variant: str) -> StyleTransferModel:
@@ -219,7 +235,7 @@ def _measure_device(
         model.to(device).set_compute_dtype(PRECISIONS[precision], channels_last=True)
         states = {}
         encodes = {side: partial(model.encode_style, style) for side, style in styles.items()}
-        timings = _time_interleaved(encodes, device, config.repeats, 1)
+        timings = _time_interleaved(encodes, device, config.repeats, 1, config.clock)
         for side, (ms, median, peak) in timings.items():
             result.rows.append(
                 BenchRow(dev, precision, None, side, "style encode (once)", ms, median, peak)
@@ -242,7 +258,7 @@ def _measure_device(
                 labels[f"ours {side}"] = ("ours", precision, side)
             forms["conv-only"] = partial(_conv_only, model, content)
             labels["conv-only"] = ("conv-only", precision, None)
-            timings = _time_interleaved(forms, device, config.repeats, config.warmup)
+            timings = _time_interleaved(forms, device, config.repeats, config.warmup, config.clock)
             for name, (ms, median, peak) in timings.items():
                 form, row_precision, side = labels[name]
                 result.rows.append(
@@ -350,7 +366,8 @@ def format_table(result: BenchResult) -> str:
     text = [
         f"model: {result.config['variant']} (random weights); torch {env['torch']} on "
         f"{env['device']} ({env['cpu_threads']} CPU threads), "
-        f"{result.config['repeats']} timed rounds after {result.config['warmup']} warm-up",
+        f"{result.config['repeats']} timed rounds after {result.config['warmup']} warm-up, "
+        f"{result.config['clock']} clock",
         "published = style re-encoded and quadratic attention every frame; ours = style "
         "encoded once, then per frame; ratios use the best time",
         *out,

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from adaattn_video.config import TAPS, EncoderFamily
+from adaattn_video.functional import ReflectionPad1, run_layers
 
 # VGG-19 convolution widths by block; "M" is a max-pool. The tap of a block is its first ReLU.
 _VGG19_LAYOUT: tuple[int | str, ...] = (
@@ -38,10 +39,10 @@ def _layers(family: EncoderFamily) -> tuple[list[nn.Module], dict[str, int]]:
             first_relu_of_block = True
             continue
         if normalised:
-            modules += [nn.ReflectionPad2d(1), nn.Conv2d(in_channels, int(width), 3)]
+            modules += [ReflectionPad1(), nn.Conv2d(in_channels, int(width), 3)]
         else:
             modules.append(nn.Conv2d(in_channels, int(width), 3, padding=1))
-        modules.append(nn.ReLU(inplace=False))
+        modules.append(nn.ReLU(inplace=True))  # the tap is this output; the conv output is not kept
         if first_relu_of_block:
             taps[f"relu{block}_1"] = len(modules) - 1
             first_relu_of_block = False
@@ -82,9 +83,4 @@ class VGGEncoder(nn.Sequential):
         if self.family == "torchvision_vgg19":
             x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         wanted = {i: name for name, i in self.tap_index.items()}
-        out: dict[str, Tensor] = {}
-        for i, module in enumerate(self):
-            x = module(x)
-            if i in wanted:
-                out[wanted[i]] = x
-        return out
+        return run_layers(self, x, wanted)[1]

@@ -6,9 +6,11 @@ A content position attends only to the style positions of its region:
 
 * cosine (video model), linear time: the scores ``relu(q.k_j + 1)`` are linear in ``k_j``, so the
   region's attention is the style sums of :class:`~adaattn_video.attention.CosineStyleSums` with
-  every style position weighted by ``m_j``: ``sum_j m_j [1, V_j, V_j^2]`` and
-  ``sum_j m_j k_j [1, V_j, V_j^2]^T``. No Nc x Ns matrix; the cost per frame does not depend on
-  the masks.
+  every style position weighted by ``m_j`` (values centred on their m-weighted mean c, sums
+  divided by ``n = sum_j m_j``): ``sum_j m_j [1, V_j - c, (V_j - c)^2] / n`` and
+  ``sum_j m_j k_j [1, V_j - c, (V_j - c)^2]^T / n``. The same
+  :func:`~adaattn_video.attention.cosine_stats_positions` evaluates them (bf16 where the
+  convolutions run in bf16). No Nc x Ns matrix; the cost per frame does not depend on the masks.
 * softmax (image model), exact and fused: ``softmax_j(q.k_j + log m_j)``, i.e. ``m_j exp(q.k_j)``
   normalised. Style positions with ``m_j = 0`` are dropped (gathered out) once per style; a soft
   rest enters ``scaled_dot_product_attention`` as an additive float mask, in bounded query blocks.
@@ -28,8 +30,7 @@ Where masks overlap (``sum_r w_r > 1``) the weights are divided by their sum.
 Masks reach the attention levels by area averaging (a level cell's weight is the mean of the
 mask over the frame pixels it covers), so a cell fully inside a hard mask has weight exactly 1.
 
-The quadratic references are written like the official AdaAttN spatial-control demo
-(``user_specify_demo.py``): one score matrix whose masked entries are filled with -1e15.
+The quadratic references (tests only) are in :mod:`adaattn_video.regions_reference`.
 """
 
 from __future__ import annotations
@@ -46,30 +47,28 @@ from adaattn_video.attention import (
     MAX_SCORES_PER_CALL,
     AdaAttN,
     CosineStyleSums,
+    KeyParts,
     SoftmaxStyleState,
     StyleState,
     _no_autocast,
-    cosine_attention_stats,
+    cosine_stats_positions,
+    project_key,
+    renormalize,
     softmax_attention_stats,
-    unit_positions,
 )
 from adaattn_video.errors import StylestreamError
-from adaattn_video.functional import EPS, mean_variance_norm
+from adaattn_video.functional import EPS
 from adaattn_video.model import (
     ImageAdaAttN,
     StyleFeatures,
     StyleTransferModel,
     VideoAdaAttN,
     _check_images,
-    _keys,
+    _key_taps,
 )
 
 Uncovered = Literal["style", "content"]
 UNCOVERED: tuple[str, ...] = ("style", "content")
-
-# The official demo's fill value for masked scores: far below any real score, yet finite, so a
-# row with every score masked still gives numbers (it never happens here: empty masks are refused).
-MASKED_SCORE = -1e15
 
 
 class RegionError(StylestreamError, ValueError):
@@ -100,16 +99,9 @@ def masked_cosine_sums(key: Tensor, value: Tensor, weight: Tensor | None) -> Cos
 
     Args:
         key: (S, d, Ns) projected style keys; value: (S, C, Ns); weight: (S, 1, Ns) in [0, 1]
-            or None (= all ones, the unmasked sums).
+            with some weight > 0, or None (= all ones, the unmasked sums).
     """
-    if weight is None:
-        return CosineStyleSums.from_style(key, value)
-    k = unit_positions(key.float())
-    v = value.float()
-    columns = torch.cat([torch.ones_like(v[:, :1]), v, v * v], dim=1) * weight.float()
-    return CosineStyleSums(
-        bias=columns.sum(dim=2).unsqueeze(1), weight=torch.bmm(k, columns.transpose(1, 2))
-    )
+    return CosineStyleSums.from_style(key, value, weight)
 
 
 def masked_softmax_state(
@@ -167,7 +159,7 @@ def encode_masked_style(
             f"style_mask must be (1, 1, {style.shape[-2]}, {style.shape[-1]}), "
             f"got {tuple(style_mask.shape)}"
         )
-    taps = model.encoder(model._input(style))
+    taps = model.encoder(model._encoder_input(style))
     states = []
     for level, attn in model.attention_levels().items():
         weight = None
@@ -179,8 +171,8 @@ def encode_masked_style(
                     f"({taps[level].shape[-1]}x{taps[level].shape[-2]}); give a mask with more "
                     "white (at least a few pixels per 16x16 block)"
                 )
-        with _no_autocast(style):
-            key = attn.g(_keys(taps, level).float()).flatten(2)
+        with _no_autocast(style):  # float32, as StyleTransferModel.encode_style
+            key = project_key(_key_taps(taps, level), attn.g, torch.float32).transpose(1, 2)
             value = attn.h(taps[level].float()).flatten(2)
             states.append(masked_style_state(attn.kind, key, value, weight))
     return tuple(states)
@@ -228,13 +220,6 @@ def masked_softmax_attention_stats(
     return mean.transpose(1, 2).contiguous(), std.transpose(1, 2).contiguous()
 
 
-def region_stats(query: Tensor, state: RegionState) -> tuple[Tensor, Tensor]:
-    """Mean and std (B, C, Nc) of one region's (masked) style for queries (B, d, Nc)."""
-    if isinstance(state, CosineStyleSums):
-        return cosine_attention_stats(query, state)
-    return masked_softmax_attention_stats(query, state)
-
-
 def blend_weights(masks: Tensor, uncovered: Uncovered = "style") -> tuple[Tensor, Tensor]:
     """Per-position weights of [default, region 1, ..., region R] and the stylized coverage.
 
@@ -261,7 +246,8 @@ def blend_weights(masks: Tensor, uncovered: Uncovered = "style") -> tuple[Tensor
 def region_attention_stats(
     query: Tensor, states: Sequence[RegionState], weights: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Blended masked attention statistics.
+    """Blended masked attention statistics, float32 (channel-major form of
+    :func:`region_stats_positions`).
 
     Args:
         query: (B, d, Nc) projected content keys.
@@ -269,85 +255,87 @@ def region_attention_stats(
         weights: (B, K, Nc) blend weights (each position's sum is 1).
 
     Returns:
-        mean, std: (B, C, Nc) float32 = sum_k weights_k * stats_k. A state is evaluated only at
-        the positions where some frame of the batch gives it weight (nothing for a region that
-        is absent from the batch).
+        mean, std: (B, C, Nc) float32 = sum_k weights_k * stats_k.
+    """
+    mean, std = region_stats_positions(query.transpose(1, 2), states, weights)
+    return mean.transpose(1, 2), std.transpose(1, 2)
+
+
+def region_stats_positions(
+    query: Tensor,
+    states: Sequence[RegionState],
+    weights: Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """Blended masked attention statistics, position-major.
+
+    Args:
+        query: (B, N, d) projected content keys (not normalised).
+        states: K style states (masked or not).
+        weights: (B, K, N) blend weights (each position's sum is 1).
+        dtype: precision of the cosine kind's matmul (see
+            :func:`~adaattn_video.attention.cosine_stats_positions`); softmax is float32.
+
+    Returns:
+        mean, std: (B, N, C) float32 = sum_k weights_k * stats_k. A state is evaluated only at
+        the positions where some frame of the batch gives it weight (those rows gathered once,
+        contiguous), so regions cost little more than one unmasked frame, and nothing for a
+        region absent from the batch.
     """
     if weights.shape[1] != len(states):
         raise ValueError(f"expected {len(states)} weight maps, got {weights.shape[1]}")
-    if all(isinstance(state, CosineStyleSums) for state in states):
-        return _cosine_region_stats(query, states, weights)  # type: ignore[arg-type]
+    b, n = query.shape[:2]
     mean = std = None
     for state, weight in zip(states, weights.float().unbind(1), strict=True):
-        used = (weight > 0).any(dim=0)  # (Nc,)
-        if not bool(used.any()):
-            continue
-        everywhere = bool(used.all())
-        q = query if everywhere else query[..., used]
-        m, s = region_stats(q, state)
-        if mean is None:
-            b, c = q.shape[0], m.shape[1]
-            mean = query.new_zeros((b, c, query.shape[-1]), dtype=torch.float32)
-            std = torch.zeros_like(mean)
-        w = weight.unsqueeze(1) if everywhere else weight[:, used].unsqueeze(1)
-        if everywhere:
-            mean += w * m
-            std += w * s
-        else:
-            mean[..., used] += w * m
-            std[..., used] += w * s
-    if mean is None:
-        raise RegionError("every blend weight is zero: nothing to stylize with")
-    return mean, std
-
-
-def _cosine_region_stats(
-    query: Tensor, states: Sequence[CosineStyleSums], weights: Tensor
-) -> tuple[Tensor, Tensor]:
-    """:func:`region_attention_stats` for cosine sums, position-major: the unit queries are
-    computed once and each region's rows gathered (contiguous), so regions cost little more
-    than one unmasked frame. Same formula as :func:`cosine_attention_stats`."""
-    q = unit_positions(query.float()).transpose(1, 2).contiguous()  # (B, Nc, d)
-    b, nc = q.shape[:2]
-    c = states[0].channels
-    mean = q.new_zeros((b, nc, c))
-    std = torch.zeros_like(mean)
-    for state, weight in zip(states, weights.float().unbind(1), strict=True):
-        used = (weight > 0).any(dim=0)
+        used = (weight > 0).any(dim=0)  # (N,)
         if not bool(used.any()):
             continue
         rows = None if bool(used.all()) else used.nonzero().squeeze(1)
-        q_r, w_r = (q, weight) if rows is None else (q[:, rows], weight[:, rows])
-        out = torch.baddbmm(state.bias.expand(b, -1, -1), q_r, state.weight.expand(b, -1, -1))
-        moments = out[..., 1:] / (out[..., :1] + EPS)  # (B, n, 2C): [M, E[V^2]]
-        m, second = moments[..., :c], moments[..., c:]
-        s = torch.relu(second - m * m).sqrt()
-        w_r = w_r.unsqueeze(-1)
-        if rows is None:
-            mean += w_r * m
-            std += w_r * s
+        q, w = (query, weight) if rows is None else (query[:, rows], weight[:, rows])
+        if isinstance(state, CosineStyleSums):
+            m, s = cosine_stats_positions(q, state, dtype)
         else:
-            mean[:, rows] += w_r * m
-            std[:, rows] += w_r * s
-    if not bool((weights > 0).any()):
+            m, s = masked_softmax_attention_stats(q.transpose(1, 2), state)
+            m, s = m.transpose(1, 2), s.transpose(1, 2)
+        if mean is None or std is None:
+            mean = torch.zeros((b, n, m.shape[-1]), dtype=torch.float32, device=query.device)
+            std = torch.zeros_like(mean)
+        w = w.unsqueeze(-1)
+        if rows is None:
+            mean.addcmul_(w, m)
+            std.addcmul_(w, s)
+        else:
+            mean[:, rows] += w * m
+            std[:, rows] += w * s
+    if mean is None or std is None:
         raise RegionError("every blend weight is zero: nothing to stylize with")
-    return mean.transpose(1, 2), std.transpose(1, 2)
+    return mean, std
 
 
 def region_adaattn(
     attn: AdaAttN,
     content: Tensor,
-    content_key: Tensor,
+    key_taps: Sequence[Tensor],
     states: Sequence[RegionState],
     weights: Tensor,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """One AdaAttN level with regions: content (B, C, h, w), content_key (B, d, h, w),
-    weights (B, K, h, w) -> (B, C, h, w) float32 = std * norm(content) + mean."""
-    b, c, h, w = content.shape
+    """One AdaAttN level with regions, as :meth:`AdaAttN.forward_taps` with masked states.
+
+    Args:
+        content: (B, C, h, w), the last of ``key_taps`` (relu1_1 .. relu_L).
+        weights: (B, K, h, w) blend weights of the K ``states``.
+        dtype: precision of the cosine kind's matmuls (the model's ``attention_dtype``).
+
+    Returns:
+        (B, C, h, w) float32 = std * norm(content) + mean (channels-last memory order).
+    """
     with _no_autocast(content):
-        query = attn.f(content_key.float()).flatten(2)
-        mean, std = region_attention_stats(query, states, weights.flatten(2))
-        return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
+        parts = KeyParts.from_taps(key_taps)
+        dtype = dtype if attn.kind == "cosine" else torch.float32
+        query = project_key(key_taps, attn.f, dtype, parts)  # (B, N, d)
+        mean, std = region_stats_positions(query, states, weights.flatten(2), dtype)
+        return renormalize(content, mean, std, parts.last(content.shape[1]))
 
 
 def _content_features(model: StyleTransferModel, taps: dict[str, Tensor]) -> list[Tensor]:
@@ -400,7 +388,7 @@ def stylize_regions(
         )
     if len(default) != len(default_weights) or not default:
         raise ValueError("expected one weight per default style, and at least one style")
-    taps = model.encoder(model._input(content))
+    taps = model.encoder(model._encoder_input(content))
     outs = []
     for index, (level, attn) in enumerate(model.attention_levels().items()):
         level_masks = resize_mask(masks, tuple(taps[level].shape[-2:]))
@@ -408,7 +396,10 @@ def stylize_regions(
         base, region_weights = weights[:, :1], weights[:, 1:]
         states = [style[index] for style in default] + [style[index] for style in regions]
         mixed = torch.cat([base * float(w) for w in default_weights] + [region_weights], dim=1)
-        outs.append(region_adaattn(attn, taps[level], _keys(taps, level), states, mixed))
+        key_taps = _key_taps(taps, level)
+        outs.append(
+            region_adaattn(attn, taps[level], key_taps, states, mixed, model.attention_dtype)
+        )
     features = model._combine(outs)
     if uncovered == "style":
         return model._decode(taps, features, alpha)
@@ -418,90 +409,3 @@ def stylize_regions(
         a = coverage * alpha
         blended.append(a * stylized.float() + (1.0 - a) * plain.float())
     return model._decode(taps, blended, 1.0)
-
-
-# -- quadratic references ---------------------------------------------------------------------
-def _scores(kind: str, query: Tensor, key: Tensor) -> Tensor:
-    if kind == "cosine":
-        return (
-            torch.bmm(unit_positions(query.float()).transpose(1, 2), unit_positions(key.float()))
-            + 1.0
-        )
-    return torch.bmm(query.float().transpose(1, 2), key.float())
-
-
-def _stats_from_attention(attn: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-    v = value.float().transpose(1, 2)
-    mean = torch.bmm(attn, v)
-    std = torch.relu(torch.bmm(attn, v * v) - mean * mean).sqrt()
-    return mean.transpose(1, 2), std.transpose(1, 2)
-
-
-def demo_masked_attention_stats_quadratic(
-    kind: str,
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    content_masks: Sequence[Tensor],
-    style_masks: Sequence[Tensor],
-) -> tuple[Tensor, Tensor]:
-    """Reference written like the official demo: ONE style image, hard mask pairs.
-
-    Args:
-        query (B, d, Nc), key (B, d, Ns), value (B, C, Ns); content_masks[r] (B, Nc) and
-        style_masks[r] (B, Ns) in {0, 1}. Content positions in content mask r may attend only to
-        the style positions in style mask r (their other scores are filled with -1e15); content
-        positions in no mask attend to the whole style.
-
-    Returns:
-        mean, std (B, C, Nc) from the full (Nc, Ns) score matrix.
-    """
-    scores = _scores(kind, query, key)
-    for content_mask, style_mask in zip(content_masks, style_masks, strict=True):
-        outside = torch.bmm(
-            content_mask.float().unsqueeze(2), (1.0 - style_mask.float()).unsqueeze(1)
-        )
-        scores = scores.masked_fill(outside.bool(), MASKED_SCORE)
-    if kind == "cosine":
-        scores = torch.relu(scores)
-        attn = scores / (scores.sum(dim=-1, keepdim=True) + EPS)
-    else:
-        attn = torch.softmax(scores, dim=-1)
-    return _stats_from_attention(attn, value)
-
-
-def region_attention_stats_quadratic(
-    kind: str,
-    query: Tensor,
-    keys: Sequence[Tensor],
-    values: Sequence[Tensor],
-    style_weights: Sequence[Tensor | None],
-    weights: Tensor,
-) -> tuple[Tensor, Tensor]:
-    """Reference of :func:`region_attention_stats` with full score matrices, any masks.
-
-    For state k with style keys (1, d, Ns_k), values (1, C, Ns_k) and style weights m (1, Ns_k)
-    (None = all ones): cosine attention ``m_j relu(q.k_j + 1) / (sum + 1e-5)``, softmax
-    ``softmax_j(q.k_j)`` with the scores of ``m_j = 0`` filled with -1e15 and ``log m_j`` added
-    to the rest. Then ``mean = sum_k weights_k mean_k`` (same for std); weights (B, K, Nc).
-    """
-    b = query.shape[0]
-    mean = std = 0.0
-    for k_index, (key, value, m) in enumerate(zip(keys, values, style_weights, strict=True)):
-        key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
-        scores = _scores(kind, query, key)
-        if kind == "cosine":
-            scores = torch.relu(scores)
-            if m is not None:
-                scores = scores * m.float().unsqueeze(1)
-            attn = scores / (scores.sum(dim=-1, keepdim=True) + EPS)
-        else:
-            if m is not None:
-                m = m.float().unsqueeze(1).expand_as(scores)
-                scores = (scores + m.clamp(min=1e-30).log()).masked_fill(m == 0, MASKED_SCORE)
-            attn = torch.softmax(scores, dim=-1)
-        m_k, s_k = _stats_from_attention(attn, value)
-        w = weights[:, k_index].float().unsqueeze(1)
-        mean = mean + w * m_k
-        std = std + w * s_k
-    return mean, std

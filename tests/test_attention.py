@@ -141,3 +141,29 @@ def test_fused_softmax_in_query_blocks_matches_one_call(monkeypatch) -> None:
     blocked = softmax_attention_stats(query, key, value)
     for a, b in zip(whole, blocked, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_blocked_frame_path_equals_the_whole_tensor_path(monkeypatch, dtype) -> None:
+    """Inference runs the cosine AdaAttN in blocks of rows; training (autograd) and export run
+    it on whole tensors. Several blocks (one not full), a batch of 2, 1/4-size keys as in VGG."""
+    import adaattn_video.attention as attention
+
+    torch.manual_seed(0)
+    module = AdaAttN(channels=8, key_channels=14, kind="cosine")
+    taps = [
+        _random((2, 2, 20, 28), 40).abs().to(dtype),
+        _random((2, 4, 10, 14), 41).abs().to(dtype),
+        _random((2, 8, 5, 7), 42).abs().to(dtype),
+    ]
+    style = [_random((1, 2, 12, 16), 43).abs(), _random((1, 4, 6, 8), 44).abs()]
+    style.append(_random((1, 8, 3, 4), 45).abs())
+    state = module.style_state_from_taps(style[-1], style)
+    with torch.no_grad():
+        monkeypatch.setattr(attention, "BLOCK_POSITIONS", 2 * 7)  # 2 rows of 7 per block
+        blocked = module.forward_taps(taps[-1], taps, state, dtype)
+        with torch.enable_grad():  # autograd on: the whole-tensor path
+            whole = module.forward_taps(taps[-1], taps, state, dtype).detach()
+    assert blocked.shape == whole.shape == (2, 8, 5, 7)
+    # Same float32 statistics; bf16 rounds the two matmuls' outputs the same way in both.
+    assert _relative_error(blocked, whole) < (1e-5 if dtype == torch.float32 else 1e-2)

@@ -14,13 +14,15 @@ from adaattn_video.regions import (
     RegionError,
     SoftmaxStyleState,
     blend_weights,
-    demo_masked_attention_stats_quadratic,
     encode_masked_style,
     masked_softmax_attention_stats,
     masked_style_state,
     region_attention_stats,
-    region_attention_stats_quadratic,
     stylize_regions,
+)
+from adaattn_video.regions_reference import (
+    demo_masked_attention_stats_quadratic,
+    region_attention_stats_quadratic,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -200,8 +202,9 @@ def test_a_style_mask_restricts_the_style_to_its_part() -> None:
     keep = hard[0, 0] > 0
     masked = masked_style_state("cosine", key, value, hard)
     selected = CosineStyleSums.from_style(key[..., keep], value[..., keep])
-    torch.testing.assert_close(masked.bias, selected.bias)
     torch.testing.assert_close(masked.weight, selected.weight)
+    torch.testing.assert_close(masked.center, selected.center)
+    torch.testing.assert_close(masked.count, selected.count)
     # the real model: an all-white style mask is the whole style, half of it is not
     model = _model(ModelConfig())
     style = _image((32, 64), 7)
@@ -219,3 +222,22 @@ def test_a_style_mask_restricts_the_style_to_its_part() -> None:
     assert (out - plain).abs().max() > 1e-2
     with pytest.raises(RegionError, match="selects no part"):
         encode_masked_style(model, style, torch.zeros(1, 1, 32, 64))
+
+
+def test_masked_cosine_sums_stay_accurate_with_a_bf16_matmul() -> None:
+    """The bf16 frame path: masked sums are centred on the MASK-weighted mean, so a style whose
+    unmasked part has far larger values (offset 100) does not make ``E[V^2] - M^2`` cancel."""
+    from adaattn_video.regions import region_stats_positions
+
+    d, c, nc, ns = 16, 8, 50, 64
+    key, query = _randn((1, d, ns), 60), _randn((2, d, nc), 61)
+    mask = (torch.arange(ns) < ns // 2).float().view(1, 1, ns) * _rand((1, 1, ns), 62)
+    value = _rand((1, c, ns), 63) + 5.0 + 100.0 * (mask == 0).float()
+    state = masked_style_state("cosine", key, value, mask)
+    weights = torch.ones(2, 1, nc)
+    ref_mean, ref_std = region_attention_stats_quadratic(
+        "cosine", query, [key], [value], [mask[:, 0]], weights
+    )
+    mean, std = region_stats_positions(query.transpose(1, 2), [state], weights, torch.bfloat16)
+    assert _relative_error(mean.transpose(1, 2), ref_mean) < 5e-3
+    assert _relative_error(std.transpose(1, 2), ref_std) < 3e-2

@@ -328,4 +328,8 @@ def test_bench_regions_prints_both_forms_and_the_ratio(capsys) -> None:
     assert rows[1].startswith("| plain") and rows[2].startswith("| 2 regions")
     plain, regions = (float(row.split("|")[2]) for row in rows[1:3])
     ratio = float(rows[2].split("|")[3].strip().rstrip("x"))
-    assert plain > 0 and regions > 0 and ratio == pytest.approx(regions / plain, abs=0.01)
+    assert plain > 0 and regions > 0
+    # the times are printed to 0.05 ms and the ratio to 0.005: the printed ratio agrees with
+    # the printed times up to those roundings
+    slack = regions / plain * (0.05 / plain + 0.05 / regions) + 0.005
+    assert ratio == pytest.approx(regions / plain, abs=slack)

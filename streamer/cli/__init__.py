@@ -36,6 +36,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "streamer.cli.regions",
     "streamer.cli.serve",  # after live: it extends `control` and `view`
     "streamer.cli.studio",
+    "streamer.cli.export",
 )
 
 

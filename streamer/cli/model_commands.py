@@ -167,6 +167,10 @@ def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats", type=positive_int, default=3, help="timed frames per row (median)"
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed frames before each row")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="wall (default) or cpu: process CPU time, for ratios on a busy machine (OMP_NUM_THREADS=1)",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--precision", nargs="+", choices=sorted(PRECISIONS), default=["fp32"],
@@ -199,6 +203,7 @@ def run_bench_model(args: argparse.Namespace) -> int:
             large_style_size=args.large_style_size or None,
             repeats=args.repeats,
             warmup=args.warmup,
+            clock=args.clock,
             device=resolve_device(args.device),
             precisions=tuple(args.precision),
             gpu_sizes=tuple(args.gpu_sizes),
