@@ -14,7 +14,8 @@ centred values, so the variance step stays accurate (see :class:`CosineStyleSums
 * Softmax (SPEC 3a): exact, with ``[V, V^2]`` attended in one fused
   ``scaled_dot_product_attention`` call (no random subsampling of style positions).
 
-The quadratic forms are kept as the reference the fast paths are tested against.
+The content/style keys and their projection are in :mod:`adaattn_video.keys`; the quadratic
+forms, the reference the fast paths are tested against, in :mod:`adaattn_video.attention_reference`.
 """
 
 from __future__ import annotations
@@ -26,19 +27,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from adaattn_video.attention_reference import (
+    cosine_attention_stats_quadratic,
+    softmax_attention_stats_quadratic,
+)
 from adaattn_video.config import AttentionKind
 from adaattn_video.functional import EPS, mean_variance_norm, tracing
+from adaattn_video.keys import (
+    KeyParts,
+    at_size,
+    folded_projection,
+    position_stats,
+    project_key,
+    unit_positions,
+)
 
 
 def _no_autocast(x: Tensor) -> torch.autocast:
     """Turn off an enclosing ``torch.autocast`` (training with AMP): it would recast the matmuls
     below to half precision despite the ``.float()`` calls."""
     return torch.autocast(device_type=x.device.type, enabled=False)
-
-
-def unit_positions(x: Tensor) -> Tensor:
-    """Each position's vector divided by (its L2 norm + 1e-5). (B, d, N) -> (B, d, N)."""
-    return x / (x.norm(dim=1, keepdim=True) + EPS)
 
 
 @dataclass(frozen=True)
@@ -154,23 +162,6 @@ def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor
     return mean.transpose(1, 2), std.transpose(1, 2)
 
 
-def cosine_attention_stats_quadratic(
-    query: Tensor, key: Tensor, value: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Reference form of :func:`cosine_attention_stats` with the full (Nc, Ns) score matrix.
-
-    Args: query (B, d, Nc), key (B, d, Ns), value (B, C, Ns). Returns mean, std (B, C, Nc).
-    """
-    q = unit_positions(query.float()).transpose(1, 2)
-    k = unit_positions(key.float())
-    scores = torch.relu(torch.bmm(q, k) + 1.0)  # (B, Nc, Ns)
-    attn = scores / (scores.sum(dim=-1, keepdim=True) + EPS)
-    v = value.float().transpose(1, 2)  # (B, Ns, C)
-    mean = torch.bmm(attn, v)
-    std = torch.relu(torch.bmm(attn, v * v) - mean * mean).sqrt()
-    return mean.transpose(1, 2), std.transpose(1, 2)
-
-
 # Most score-matrix elements one SDPA call may hold if it falls back to its math kernel
 # (2**26 float32 = 256 MiB): queries are processed in blocks below that.
 MAX_SCORES_PER_CALL = 2**26
@@ -206,18 +197,6 @@ def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[
     mean, second = out[..., :c], out[..., c : 2 * c]
     std = torch.relu(second - mean * mean).sqrt()
     return mean.transpose(1, 2).contiguous(), std.transpose(1, 2).contiguous()
-
-
-def softmax_attention_stats_quadratic(
-    query: Tensor, key: Tensor, value: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Reference form of :func:`softmax_attention_stats` (explicit softmax over the score matrix)."""
-    q = query.float().transpose(1, 2)
-    attn = torch.softmax(torch.bmm(q, key.float()), dim=-1)
-    v = value.float().transpose(1, 2)
-    mean = torch.bmm(attn, v)
-    std = torch.relu(torch.bmm(attn, v * v) - mean * mean).sqrt()
-    return mean.transpose(1, 2), std.transpose(1, 2)
 
 
 @dataclass(frozen=True)
@@ -266,118 +245,6 @@ def adaptive_attention_norm(
     return std.view(b, c, h, w) * mean_variance_norm(content.float()) + mean.view(b, c, h, w)
 
 
-def position_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and 1 / sqrt(unbiased variance + 1e-5) over positions.
-
-    Args:
-        x: (B, N, C) float32 (position-major: the memory order of channels-last).
-
-    Returns:
-        mean, inv_std: (B, C) float32; the statistics of
-        :func:`~adaattn_video.functional.mean_variance_norm`.
-
-    Plain sums of ``x`` and ``x * x``: ``var_mean`` and ``vector_norm`` over the middle
-    dimension are 4-5x slower on CPUs.
-    """
-    n = x.shape[1]
-    total = x.sum(dim=1)
-    squares = (x * x).sum(dim=1)
-    mean = total / n
-    var = (squares - total * mean).clamp_min(0.0) / max(n - 1, 1)
-    return mean, (var + EPS).rsqrt()
-
-
-def _at_size(tap: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B, C, H, W) -> (B, h, w, C) view at ``size`` (nearest; an exact stride when it divides).
-
-    (B, h, w, C) is the memory order of channels-last tensors: a view, no copy, for those.
-    """
-    h, w = size
-    if tuple(tap.shape[-2:]) != (h, w):
-        sh, sw = tap.shape[-2] // h, tap.shape[-1] // w
-        if sh * h == tap.shape[-2] and sw * w == tap.shape[-1] and not tracing():
-            tap = tap[:, :, ::sh, ::sw]  # what nearest resizing by an integer factor picks
-        else:
-            tap = F.interpolate(tap, size=(h, w), mode="nearest")
-    return tap.permute(0, 2, 3, 1)
-
-
-@dataclass(frozen=True)
-class KeyParts:
-    """The taps relu1_1 .. relu_L side by side at relu_L's size, position-major.
-
-    ``x`` (B, N, D) in the taps' dtype, ``x32`` the same in float32 (``x`` itself when that is
-    float32), ``mean`` and ``inv_std`` (B, D) its per-channel :func:`position_stats`. The last
-    ``C_L`` channels are relu_L itself, the AdaAttN content: its statistics and float32 copy are
-    reused for the output (:func:`renormalize`).
-    """
-
-    x: Tensor
-    x32: Tensor
-    mean: Tensor
-    inv_std: Tensor
-
-    @classmethod
-    def from_taps(cls, taps: Sequence[Tensor]) -> KeyParts:
-        size = (taps[-1].shape[-2], taps[-1].shape[-1])
-        b, n = taps[-1].shape[0], size[0] * size[1]
-        views = [_at_size(tap, size) for tap in taps]
-        if len(views) == 1:
-            x = views[0].reshape(b, n, -1)
-        else:  # one copy, straight from the strided views
-            x = torch.cat(views, dim=-1).reshape(b, n, -1)
-        x32 = x.float()
-        mean, inv_std = position_stats(x32)
-        return cls(x, x32, mean, inv_std)
-
-    def last(self, channels: int) -> tuple[Tensor, Tensor, Tensor]:
-        """float32 values (B, N, C), mean and inv_std (B, C) of the last ``channels`` channels."""
-        return (
-            self.x32[..., -channels:],
-            self.mean[:, -channels:],
-            self.inv_std[:, -channels:],
-        )
-
-
-def project_key(
-    taps: Sequence[Tensor],
-    conv: nn.Conv2d,
-    dtype: torch.dtype,
-    parts: KeyParts | None = None,
-) -> Tensor:
-    """``conv(attention_key(taps))`` (a 1x1 projection of the "shallow + deep" key), position-major.
-
-    The key is each tap resized (nearest) to the last tap's size and normalised per channel,
-    ``(x - mu) / sigma``; that normalisation is folded into the projection's weights
-    (``W / sigma`` and ``b - W mu / sigma``, per sample), so the normalised 448-1472 channel
-    key is never built: one matmul reads the taps. Statistics and folded weights are float32;
-    the matmul runs in ``dtype`` (bf16 only where the convolutions do).
-
-    Args:
-        taps: relu1_1 .. relu_L, each (B, C_i, H_i, W_i), in any float dtype and layout.
-        conv: the key projection (``f`` or ``g``), sum C_i -> d channels, 1x1.
-        dtype: float32 or bfloat16.
-        parts: :class:`KeyParts` of ``taps`` when the caller has them already.
-
-    Returns:
-        (B, N, d), N = H_L * W_L, in ``dtype``.
-    """
-    parts = parts or KeyParts.from_taps(taps)
-    bias, weight_t = _folded_projection(conv, parts.mean, parts.inv_std, dtype)
-    x = parts.x32 if dtype == torch.float32 else parts.x.to(dtype)
-    return torch.baddbmm(bias, x, weight_t)
-
-
-def _folded_projection(
-    conv: nn.Conv2d, mean: Tensor, inv_std: Tensor, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """``conv`` with the key normalisation ``(x - mean) * inv_std`` (both (B, D)) folded in:
-    bias (B, 1, d) and transposed weight (B, D, d) in ``dtype``, for ``baddbmm(bias, x, w)``."""
-    weight = conv.weight.float().flatten(1) * inv_std.unsqueeze(1)  # (B, d, D)
-    bias = conv.bias.float() - torch.bmm(weight, mean.unsqueeze(2)).squeeze(2)  # (B, d)
-    return bias.unsqueeze(1).to(dtype), weight.transpose(1, 2).to(dtype)
-
-
 # Positions per block of :func:`cosine_adaattn_blocked`: its float32 temporaries (about
 # 4 KiB per position) stay in the cache instead of streaming through memory.
 BLOCK_POSITIONS = 2048
@@ -412,7 +279,7 @@ def cosine_adaattn_blocked(
         (B, C, H, W) in ``out_dtype``, channels-last memory order.
     """
     b, c, h, w = content.shape
-    views = [_at_size(tap, (h, w)) for tap in key_taps]  # (B, h, w, C_i) views
+    views = [at_size(tap, (h, w)) for tap in key_taps]  # (B, h, w, C_i) views
     step = max(1, BLOCK_POSITIONS // w)
     blocks = [(r, min(r + step, h)) for r in range(0, h, step)]
 
@@ -434,7 +301,7 @@ def cosine_adaattn_blocked(
     n = h * w
     mean = total / n
     inv_std = ((squares - total * mean).clamp_min(0.0) / max(n - 1, 1) + EPS).rsqrt()
-    bias, weight_t = _folded_projection(conv, mean, inv_std, dtype)
+    bias, weight_t = folded_projection(conv, mean, inv_std, dtype)
     inv_c = inv_std[:, -c:].unsqueeze(1)  # the content's own statistics (its last channels)
     shift = -mean[:, -c:].unsqueeze(1) * inv_c
     out = torch.empty((b, h, w, c), dtype=out_dtype, device=content.device)

@@ -47,17 +47,16 @@ from adaattn_video.attention import (
     MAX_SCORES_PER_CALL,
     AdaAttN,
     CosineStyleSums,
-    KeyParts,
     SoftmaxStyleState,
     StyleState,
     _no_autocast,
     cosine_stats_positions,
-    project_key,
     renormalize,
     softmax_attention_stats,
 )
 from adaattn_video.errors import StylestreamError
 from adaattn_video.functional import EPS
+from adaattn_video.keys import KeyParts, project_key
 from adaattn_video.model import (
     ImageAdaAttN,
     StyleFeatures,

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from adaattn_video.attention import unit_positions
+from adaattn_video.attention_reference import stats_from_attention
 from adaattn_video.functional import EPS
+from adaattn_video.keys import unit_positions
 
 # The official demo's fill value for masked scores: far below any real score, yet finite, so a
 # row with every score masked still gives numbers.
@@ -27,13 +28,6 @@ def _scores(kind: str, query: Tensor, key: Tensor) -> Tensor:
             + 1.0
         )
     return torch.bmm(query.float().transpose(1, 2), key.float())
-
-
-def _stats_from_attention(attn: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-    v = value.float().transpose(1, 2)
-    mean = torch.bmm(attn, v)
-    std = torch.relu(torch.bmm(attn, v * v) - mean * mean).sqrt()
-    return mean.transpose(1, 2), std.transpose(1, 2)
 
 
 def demo_masked_attention_stats_quadratic(
@@ -66,7 +60,7 @@ def demo_masked_attention_stats_quadratic(
         attn = scores / (scores.sum(dim=-1, keepdim=True) + EPS)
     else:
         attn = torch.softmax(scores, dim=-1)
-    return _stats_from_attention(attn, value)
+    return stats_from_attention(attn, value)
 
 
 def region_attention_stats_quadratic(
@@ -99,7 +93,7 @@ def region_attention_stats_quadratic(
                 m = m.float().unsqueeze(1).expand_as(scores)
                 scores = (scores + m.clamp(min=1e-30).log()).masked_fill(m == 0, MASKED_SCORE)
             attn = torch.softmax(scores, dim=-1)
-        m_k, s_k = _stats_from_attention(attn, value)
+        m_k, s_k = stats_from_attention(attn, value)
         w = weights[:, k_index].float().unsqueeze(1)
         mean = mean + w * m_k
         std = std + w * s_k

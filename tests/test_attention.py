@@ -10,12 +10,14 @@ from adaattn_video.attention import (
     CosineStyleSums,
     adaptive_attention_norm,
     cosine_attention_stats,
-    cosine_attention_stats_quadratic,
     softmax_attention_stats,
+)
+from adaattn_video.attention_reference import (
+    cosine_attention_stats_quadratic,
     softmax_attention_stats_quadratic,
-    unit_positions,
 )
 from adaattn_video.functional import attention_key, mean_std, mean_variance_norm
+from adaattn_video.keys import unit_positions
 
 
 def _random(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> torch.Tensor:
