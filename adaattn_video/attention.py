@@ -167,7 +167,9 @@ def cosine_attention_stats(query: Tensor, sums: CosineStyleSums) -> tuple[Tensor
 MAX_SCORES_PER_CALL = 2**26
 
 
-def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+def softmax_attention_stats(
+    query: Tensor, key: Tensor, value: Tensor, log_weight: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Exact softmax attention statistics (no 1/sqrt(d) scale), fused.
 
     ``[V, V^2]`` are attended together with ``scaled_dot_product_attention``, whose flash and
@@ -176,7 +178,9 @@ def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[
     output columns kept). Where no fused kernel takes the shapes (head sizes above a GPU
     kernel's limit), SDPA computes the matrix: queries go in blocks of at most
     ``MAX_SCORES_PER_CALL / Ns`` so memory stays bounded either way. Args and returns as
-    :func:`cosine_attention_stats_quadratic`.
+    :func:`~adaattn_video.attention_reference.cosine_attention_stats_quadratic`; ``log_weight``
+    (S, 1, Ns), S = 1 or B, is added to every score (``log m_j``, a soft style mask: regions),
+    as the additive float ``attn_mask`` of the fused kernels.
     """
     c = value.shape[1]
     v = value.float()
@@ -186,10 +190,21 @@ def softmax_attention_stats(query: Tensor, key: Tensor, value: Tensor) -> tuple[
     q, k = (F.pad(t, (0, 0, 0, width - t.shape[1])) for t in (q, k))
     both = F.pad(both, (0, 0, 0, width - both.shape[1]))
     q, k, both = (t.transpose(1, 2).unsqueeze(1).contiguous() for t in (q, k, both))
+    mask = None
+    if log_weight is not None:
+        mask = log_weight.float().unsqueeze(1)  # (S, 1, 1, Ns)
+        if mask.shape[0] != k.shape[0]:
+            mask = mask.expand(k.shape[0], -1, -1, -1)
     block = max(1, MAX_SCORES_PER_CALL // (k.shape[0] * k.shape[2]))
     out = torch.cat(
         [
-            F.scaled_dot_product_attention(q_block, k, both, scale=1.0)
+            F.scaled_dot_product_attention(
+                q_block,
+                k,
+                both,
+                attn_mask=None if mask is None else mask.expand(-1, -1, q_block.shape[2], -1),
+                scale=1.0,
+            )
             for q_block in q.split(block, dim=2)
         ],
         dim=2,

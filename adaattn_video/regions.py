@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adaattn_video.attention import (
-    MAX_SCORES_PER_CALL,
     AdaAttN,
     CosineStyleSums,
     SoftmaxStyleState,
@@ -183,10 +182,10 @@ def masked_softmax_attention_stats(
 ) -> tuple[Tensor, Tensor]:
     """Exact softmax attention mean/std (B, C, Nc) with the style restricted by ``state``.
 
-    A :class:`SoftmaxStyleState` (whole style or a hard mask, gathered) goes to the fused
-    :func:`~adaattn_video.attention.softmax_attention_stats`. A soft mask is an additive float
-    ``attn_mask`` of ``scaled_dot_product_attention`` (no Nc x Ns matrix in its fused kernels;
-    queries in blocks of at most ``MAX_SCORES_PER_CALL / Ns`` where it falls back to the matrix).
+    Both go to the fused :func:`~adaattn_video.attention.softmax_attention_stats`: a
+    :class:`SoftmaxStyleState` (whole style or a hard mask, gathered) as it is, a soft mask as
+    its ``log m_j`` added to the scores (an additive float ``attn_mask``, no Nc x Ns matrix in the
+    fused kernels).
     """
     b = query.shape[0]
     key, value = state.key, state.value
@@ -194,29 +193,7 @@ def masked_softmax_attention_stats(
         key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
     if isinstance(state, SoftmaxStyleState):
         return softmax_attention_stats(query, key, value)
-    c = value.shape[1]
-    v = value.float()
-    both = torch.cat([v, v * v], dim=1)  # (B, 2C, Ns)
-    q, k = query.float(), key.float()
-    width = max(q.shape[1], both.shape[1])
-    q, k, both = (F.pad(t, (0, 0, 0, width - t.shape[1])) for t in (q, k, both))
-    q, k, both = (t.transpose(1, 2).unsqueeze(1).contiguous() for t in (q, k, both))
-    mask = state.log_weight.float().unsqueeze(1)  # (S, 1, 1, Ns)
-    if mask.shape[0] != b:
-        mask = mask.expand(b, -1, -1, -1)
-    block = max(1, MAX_SCORES_PER_CALL // (b * k.shape[2]))
-    out = torch.cat(
-        [
-            F.scaled_dot_product_attention(
-                q_block, k, both, attn_mask=mask.expand(-1, -1, q_block.shape[2], -1), scale=1.0
-            )
-            for q_block in q.split(block, dim=2)
-        ],
-        dim=2,
-    ).squeeze(1)  # (B, Nc, width)
-    mean, second = out[..., :c], out[..., c : 2 * c]
-    std = torch.relu(second - mean * mean).sqrt()
-    return mean.transpose(1, 2).contiguous(), std.transpose(1, 2).contiguous()
+    return softmax_attention_stats(query, key, value, state.log_weight)
 
 
 def blend_weights(masks: Tensor, uncovered: Uncovered = "style") -> tuple[Tensor, Tensor]:

@@ -110,13 +110,13 @@ def test_soft_masks_and_several_styles_match_the_quadratic_reference(kind) -> No
 
 
 def test_soft_masked_softmax_in_query_blocks_matches_one_call(monkeypatch) -> None:
-    import adaattn_video.regions as regions
+    import adaattn_video.attention as attention
 
     key, value = _randn((1, 6, 29), 1), _randn((1, 4, 29), 2)
     state = masked_style_state("softmax", key, value, _rand((1, 1, 29), 3).clamp_min(0.01))
     query = _randn((2, 6, 41), 4)
     whole = masked_softmax_attention_stats(query, state)
-    monkeypatch.setattr(regions, "MAX_SCORES_PER_CALL", 2 * 29 * 5)  # blocks of 5 queries
+    monkeypatch.setattr(attention, "MAX_SCORES_PER_CALL", 2 * 29 * 5)  # blocks of 5 queries
     blocked = masked_softmax_attention_stats(query, state)
     for a, b in zip(whole, blocked, strict=True):
         torch.testing.assert_close(a, b)
