@@ -39,6 +39,8 @@ from adaattn_video.stylizer import (
     FrameStylizer,
     StyleImage,
     StylizerConfig,
+    crop_output,
+    resize_images,
     to_image_tensor,
 )
 
@@ -54,14 +56,6 @@ class Region:
     name: str
 
 
-def _style_size(height: int, width: int, style_size: int | None) -> tuple[int, int]:
-    """The size ``FrameStylizer.encode_style`` resizes a style to (longer side = style_size)."""
-    if style_size is None:
-        return height, width
-    scale = style_size / max(height, width)
-    return max(16, round(height * scale)), max(16, round(width * scale))
-
-
 def encode_region_style(
     stylizer: FrameStylizer, image: StyleImage, style_mask: Tensor | None = None
 ) -> StyleFeatures:
@@ -72,11 +66,10 @@ def encode_region_style(
         return stylizer.encode_style(image)
     style = to_image_tensor(image).to(stylizer.device).unsqueeze(0).float().div_(255.0)
     mask = style_mask.to(stylizer.device, torch.float32).view(1, 1, *style_mask.shape[-2:])
-    size = _style_size(*style.shape[-2:], stylizer.config.style_size)
-    if tuple(style.shape[-2:]) != size:
-        style = F.interpolate(style, size=size, mode="bilinear", antialias=True)
-    mask = F.interpolate(mask, size=size, mode="bilinear", antialias=True).clamp_(0.0, 1.0)
-    padded, _ = stylizer._pad(style)
+    size = stylizer.style_input_size(*style.shape[-2:])
+    style = resize_images(style, size)
+    mask = resize_images(mask, size).clamp_(0.0, 1.0)
+    padded, _ = stylizer.pad(style)
     pad_h, pad_w = padded.shape[-2] - size[0], padded.shape[-1] - size[1]
     mask = F.pad(mask, (0, pad_w, 0, pad_h))
     with torch.inference_mode():
@@ -183,17 +176,13 @@ class RegionStylizer:
         count of frames stylized so far."""
         stylizer = self.stylizer
         active = stylizer.style
-        size = stylizer.config.size
-        if size is not None and tuple(content.shape[-2:]) != tuple(size):
-            content = F.interpolate(
-                content, size=size, mode="bilinear", antialias=True, align_corners=False
-            )
+        content = stylizer.fit_content(content)
         if first_index is None:
             first_index = self.frames_done
         self.frames_done = first_index + content.shape[0]
         regions = self._regions  # one consistent set for the batch, even if replaced meanwhile
         masks = self.masks(content, first_index, regions)
-        padded, (h, w) = stylizer._pad(content)
+        padded, (h, w) = stylizer.pad(content)
         masks = F.pad(masks, (0, padded.shape[-1] - w, 0, padded.shape[-2] - h), mode="replicate")
         out = stylize_regions(
             stylizer.model,
@@ -205,7 +194,7 @@ class RegionStylizer:
             uncovered=self.uncovered,
             alpha=stylizer.alpha,
         )
-        return out[..., :h, :w].float().clamp_(0.0, 1.0)
+        return crop_output(out, (h, w))
 
     @torch.inference_mode()
     def stylize_uint8(self, frames: Tensor) -> Tensor:

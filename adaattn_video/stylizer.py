@@ -120,6 +120,21 @@ def to_image_tensor(image: StyleImage, *, max_side: int | None = None) -> Tensor
     return tensor
 
 
+def resize_images(images: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) float -> (B, C, *size), bilinear with antialiasing (the resize of every
+    frame, style and mask); the input itself when it has that size already."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def crop_output(out: Tensor, size: tuple[int, int]) -> Tensor:
+    """The model's output on padded frames (B, 3, H_pad, W_pad) -> (B, 3, *size) float32
+    clamped to [0, 1]: the padding of :meth:`FrameStylizer.pad` removed."""
+    h, w = size
+    return out[..., :h, :w].float().clamp_(0.0, 1.0)
+
+
 class FrameStylizer:
     """Stylizes RGB uint8 frames with a model and a switchable style.
 
@@ -161,15 +176,14 @@ class FrameStylizer:
         """Encode one style image (resized to ``style_size`` when configured)."""
         style = to_image_tensor(image, max_side=self.config.style_size).to(self.device)
         style = style.unsqueeze(0).float().div_(255.0)
-        if self.config.style_size is not None:
-            h, w = style.shape[-2:]
-            scale = self.config.style_size / max(h, w)
-            size = (max(16, round(h * scale)), max(16, round(w * scale)))
-            style = F.interpolate(
-                style, size=size, mode="bilinear", antialias=True, align_corners=False
-            )
+        style = resize_images(style, self.style_input_size(*style.shape[-2:]))
         with torch.inference_mode():
-            return self.model.encode_style(self._pad(style)[0])
+            return self.model.encode_style(self.pad(style)[0])
+
+    def style_input_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) a (height, width) style image is encoded at: longer side
+        ``config.style_size`` (aspect kept), or as it is when that is None."""
+        return output_size(self.config.style_size, height, width)
 
     def set_style(
         self,
@@ -207,8 +221,14 @@ class FrameStylizer:
         return active
 
     # -- frames -----------------------------------------------------------------------------
-    def _pad(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        """Replicate-pad (B, 3, H, W) so both sides are multiples of the model's size multiple."""
+    def fit_content(self, content: Tensor) -> Tensor:
+        """(B, 3, H, W) float -> (B, 3, H', W'), (H', W') = ``config.output_size(H, W)``."""
+        return resize_images(content, self.config.output_size(*content.shape[-2:]))
+
+    def pad(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """Replicate-pad (B, C, H, W) so both sides are multiples of the model's size multiple
+        (and at least its smallest side); returns the padded images and (H, W) for
+        :func:`crop_output`."""
         h, w = images.shape[-2:]
         m = self.model.size_multiple
         target_h = max(-(-h // m) * m, self.model.min_side)
@@ -222,14 +242,9 @@ class FrameStylizer:
         """(B, 3, H, W) float in [0, 1] on the stylizer's device -> (B, 3, H', W') float32 in
         [0, 1], (H', W') = ``config.output_size(H, W)``."""
         active = self.style
-        target = self.config.output_size(*content.shape[-2:])
-        if tuple(content.shape[-2:]) != target:
-            content = F.interpolate(
-                content, size=target, mode="bilinear", antialias=True, align_corners=False
-            )
-        padded, (h, w) = self._pad(content)
+        padded, size = self.pad(self.fit_content(content))
         out = self.model.stylize(padded, active.features, active.weights, self._alpha)
-        return out[..., :h, :w].float().clamp_(0.0, 1.0)
+        return crop_output(out, size)
 
     @torch.inference_mode()
     def stylize_uint8(self, frames: Tensor) -> Tensor:
@@ -313,8 +328,10 @@ __all__ = [
     "check_alpha",
     "check_style_weights",
     "cpu_has_fast_bf16",
+    "crop_output",
     "open_spec_model",
     "open_stylizer",
+    "resize_images",
     "resolve_device",
     "resolve_precision",
 ]

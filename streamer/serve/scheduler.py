@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from adaattn_video.batching import FrameStyle, stylize_per_frame
 from adaattn_video.model import StyleTransferModel
+from adaattn_video.stylizer import crop_output, resize_images
 from streamer.frames import Frame
 from streamer.serve.stream import StreamRuntime
 
@@ -142,16 +142,12 @@ class Scheduler:
             ids.append(style_id)
             image = torch.from_numpy(frame.image).to(self.device, non_blocking=True)
             image = image.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-            if tuple(image.shape[-2:]) != size:
-                image = F.interpolate(
-                    image, size=size, mode="bilinear", antialias=True, align_corners=False
-                )
-            images.append(image)
+            images.append(resize_images(image, size))
         content = torch.cat(images, dim=0)
         # Any member's stylizer pads the same way: they share the model.
-        padded, (h, w) = members[0][0].stylizer._pad(content)
+        padded, (h, w) = members[0][0].stylizer.pad(content)
         out = stylize_per_frame(self.model, padded, styles)
-        out = out[..., :h, :w].float().clamp_(0.0, 1.0).mul_(255.0).round_()
+        out = crop_output(out, (h, w)).mul_(255.0).round_()
         return out.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy(), ids
 
     def _stylize_group(
