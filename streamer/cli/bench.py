@@ -8,14 +8,13 @@ order of ``_COMMAND_MODULES`` does not matter. ``bench render`` lives here.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 from adaattn_video.settings import StylizerSpec
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
+from streamer.cli.values import write_json_report
 
 _GROUP_ATTR = "_stylestream_bench_subparsers"
 
@@ -35,6 +34,25 @@ def bench_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubPar
     if group is None:
         raise RuntimeError("a `bench` command exists that was not made by streamer.cli.bench")
     return group
+
+
+def add_speed_model_options(parser: argparse.ArgumentParser) -> None:
+    """The "model" options of a speed benchmark: --weights, --untrained (the default without
+    --weights: speed does not depend on the weights), --device, --precision and --style-size
+    (256 by default). Read them back with :func:`speed_model_spec`."""
+    add_dataclass_options(
+        parser.add_argument_group("model"), StylizerSpec,
+        only=("weights", "untrained", "device", "precision", "style_size"),
+        defaults={"style_size": 256},
+        help_overrides={"untrained": "random weights (the default here without --weights: "
+                        "speed does not depend on the weights)"},
+    )  # fmt: skip
+
+
+def speed_model_spec(args: argparse.Namespace) -> StylizerSpec:
+    """The :class:`StylizerSpec` of :func:`add_speed_model_options`' flags (random weights
+    unless --weights is given)."""
+    return options_config(StylizerSpec, args, extra={"untrained": args.weights is None})
 
 
 def add_bench_command(
@@ -67,13 +85,7 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=0, help="frames per model call (0: auto)")
     parser.add_argument("--codec", default="libx264")
     parser.add_argument("--preset", default="veryfast")
-    add_dataclass_options(
-        parser.add_argument_group("model"), StylizerSpec,
-        only=("weights", "untrained", "device", "precision", "style_size"),
-        defaults={"style_size": 256},
-        help_overrides={"untrained": "random weights (the default here without --weights: "
-                        "speed does not depend on the weights)"},
-    )  # fmt: skip
+    add_speed_model_options(parser)
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     from streamer.cluster.cli import add_ray_bench_arguments
 
@@ -85,7 +97,7 @@ def _configure_render(parser: argparse.ArgumentParser) -> None:
 def run_bench_render(args: argparse.Namespace) -> int:
     from streamer.bench_render import RenderBenchConfig, run_render_benchmark
 
-    spec = options_config(StylizerSpec, args, extra={"untrained": args.weights is None})
+    spec = speed_model_spec(args)
     if getattr(args, "ray", None):
         from streamer.cluster.cli import run_ray_bench
 
@@ -103,8 +115,7 @@ def run_bench_render(args: argparse.Namespace) -> int:
     result = run_render_benchmark(config, progress=print)
     print(result.table())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, result.to_dict())
     return 0
 
 

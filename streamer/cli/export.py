@@ -6,11 +6,11 @@ Thin layers over :mod:`adaattn_video.export_onnx` and :mod:`adaattn_video.fideli
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from adaattn_video.errors import StylestreamError
 from streamer.cli import add_config_option
+from streamer.cli.values import write_json_report
 
 
 class ExportUsageError(StylestreamError, ValueError):
@@ -105,8 +105,7 @@ def run_bench_fidelity(args: argparse.Namespace) -> int:
     )
     print(format_fidelity(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows_as_dicts(rows), indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, rows_as_dicts(rows))
     return 0
 
 

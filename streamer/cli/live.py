@@ -16,10 +16,11 @@ from adaattn_video.convert import known_keys
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec, check_alpha, check_style_weights
 from streamer.cli import add_config_option
+from streamer.cli.bench import add_speed_model_options, speed_model_spec
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
 from streamer.cli.regions import add_region_options, regions_from_args
-from streamer.cli.values import parse_wh, typed_value
+from streamer.cli.values import parse_wh, typed_value, write_json_report
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.guard import command_inputs, refuse_overlap
 from streamer.live import endpoint_or_none
@@ -250,13 +251,7 @@ def _configure_bench_live(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="rate of the test pattern (30)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the run (20)")
     parser.add_argument("--encoding", default="jpeg", choices=("jpeg", "rgb24"))
-    add_dataclass_options(
-        parser.add_argument_group("model"), StylizerSpec,
-        only=("weights", "untrained", "device", "precision", "style_size"),
-        defaults={"style_size": 256},
-        help_overrides={"untrained": "random weights (the default here without --weights: "
-                        "speed does not depend on the weights)"},
-    )  # fmt: skip
+    add_speed_model_options(parser)
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     add_config_option(parser)
     parser.set_defaults(func=run_bench_live_command)
@@ -267,7 +262,7 @@ def run_bench_live_command(args: argparse.Namespace) -> int:
 
     size = parse_wh(args.size, "size")
     assert size is not None
-    spec = options_config(StylizerSpec, args, extra={"untrained": args.weights is None})
+    spec = speed_model_spec(args)
     config = BenchLiveConfig(
         source=typed_value(args, "source", str, optional=True),
         size=size,
@@ -278,7 +273,7 @@ def run_bench_live_command(args: argparse.Namespace) -> int:
     )
     report = run_bench_live(config, print_line=print)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json_report(args.json, report)
     return 0
 
 

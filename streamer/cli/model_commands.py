@@ -23,7 +23,7 @@ from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
 from streamer.cli.regions import add_region_options, regions_from_args
-from streamer.cli.values import positive_int, wh_arg
+from streamer.cli.values import positive_int, wh_arg, write_json_report
 from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,7 @@ def run_bench_model(args: argparse.Namespace) -> int:
     result = run_model_benchmark(config)
     print(format_table(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, result.to_dict())
     return 0
 
 

@@ -17,14 +17,12 @@ colour), ``tolerance``, ``softness``, ``invert``, ``style_mask``. Every mistake 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from adaattn_video.regions import UNCOVERED
 from streamer.cli import ReplaceAppend
-from streamer.cli.values import OptionValueError
+from streamer.cli.values import OptionValueError, write_json_report
 from streamer.regions import RegionPlan, RegionSpec
 
 _KINDS: dict[str, type] = {
@@ -182,8 +180,7 @@ def run_bench_regions(args: argparse.Namespace) -> int:
     result = run_region_benchmark(config)
     print(result.table())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, result.to_dict())
     return 0
 
 

@@ -15,7 +15,7 @@ from adaattn_video.settings import parse_size
 from adaattn_video.yaml_config import parse_overrides
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options, config_from_args
-from streamer.cli.values import parse_wh
+from streamer.cli.values import parse_wh, write_json_report
 from streamer.guard import command_inputs, refuse_overlap
 
 
@@ -245,7 +245,7 @@ def run_bench_serve_command(args: argparse.Namespace) -> int:
     )
     report = run_bench_serve(config, print_line=print)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json_report(args.json, report)
     return 0
 
 

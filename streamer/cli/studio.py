@@ -4,15 +4,14 @@ WebRTC) and ``bench studio`` (its round-trip latency, from frame markers)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from adaattn_video.convert import iter_keys, known_keys
 from adaattn_video.settings import StylizerSpec
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options, config_from_args
+from streamer.cli.values import write_json_report
 
 # The StylizerSpec keys the studio has (it mixes styles on the page: no --style-weights).
 _MODEL_KEYS = (
@@ -115,7 +114,7 @@ def run_bench_studio_command(args: argparse.Namespace) -> int:
     config = config_from_args(BenchStudioConfig, args, keys=keys, error=BenchStudioConfigError)
     report = run_bench_studio(config, print_line=print)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json_report(args.json, report)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from streamer.cli import add_config_option
 from streamer.cli.clips import read_clip
 from streamer.cli.options import add_dataclass_options, namespace_values
 from streamer.cli.options import config_from_args as options_config
-from streamer.cli.values import positive_int, wh_arg
+from streamer.cli.values import positive_int, wh_arg, write_json_report
 
 EVAL_STYLIZER_KEYS = ("style", "style_size", "device", "precision")
 
@@ -180,8 +179,7 @@ def run_eval(args: argparse.Namespace) -> int:
         data = report.to_dict()
         if metric_check is not None:
             data["metric_check"] = metric_check
-        Path(args.json).write_text(json.dumps(data, indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, data)
     return 0
 
 
@@ -251,8 +249,7 @@ def run_bench_train(args: argparse.Namespace) -> int:
     results = run_train_benchmark(config)
     print(format_results(config, results))
     if args.json:
-        Path(args.json).write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, [dataclasses.asdict(r) for r in results])
     return 0
 
 

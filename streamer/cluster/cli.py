@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from adaattn_video.settings import StylizerSpec
 from streamer import interrupts
-from streamer.cli.values import typed_value
+from streamer.cli.values import typed_value, write_json_report
 from streamer.render import RenderConfig
 
 if TYPE_CHECKING:
@@ -137,8 +137,6 @@ def add_ray_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def run_ray_bench(args: argparse.Namespace, spec: StylizerSpec) -> int:
     """``bench render --ray``: ``spec`` is the model of ``bench render``'s own options."""
     import dataclasses
-    import json
-    from pathlib import Path
 
     from adaattn_video.settings import resolve_device
     from streamer.cluster.bench import RayBenchConfig, run_ray_benchmark
@@ -155,6 +153,5 @@ def run_ray_bench(args: argparse.Namespace, spec: StylizerSpec) -> int:
     result = run_ray_benchmark(config)
     print(result.table())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
-        print(f"wrote {args.json}")
+        write_json_report(args.json, result.to_dict())
     return 0
