@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -39,6 +38,7 @@ from adaattn_video.stylizer import (
     FrameStylizer,
     StyleImage,
     StylizerConfig,
+    Uint8FrameInterface,
     crop_output,
     resize_images,
     to_image_tensor,
@@ -76,7 +76,7 @@ def encode_region_style(
         return encode_masked_style(stylizer.model, padded, mask)
 
 
-class RegionStylizer:
+class RegionStylizer(Uint8FrameInterface):
     """A :class:`FrameStylizer` whose frames get a style per region (see the module docstring).
 
     The wrapped stylizer's style (``set_style``) is the default style, its ``alpha`` the
@@ -195,27 +195,6 @@ class RegionStylizer:
             alpha=stylizer.alpha,
         )
         return crop_output(out, (h, w))
-
-    @torch.inference_mode()
-    def stylize_uint8(self, frames: Tensor) -> Tensor:
-        """(B, H, W, 3) uint8 tensor (any device) -> (B, H', W', 3) uint8 on the device."""
-        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(
-                f"expected (B, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
-            )
-        content = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        out = self.stylize_tensor(content)
-        return out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-    def __call__(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
-        """(H, W, 3) or (B, H, W, 3) uint8 numpy/torch -> the same type and layout."""
-        single = frames.ndim == 3
-        is_numpy = isinstance(frames, np.ndarray)
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)) if is_numpy else frames
-        out = self.stylize_uint8(tensor.unsqueeze(0) if single else tensor)
-        if single:
-            out = out[0]
-        return out.cpu().numpy() if is_numpy else out.to(frames.device)
 
 
 def region_name(style: StyleImage, index: int) -> str:

@@ -135,7 +135,44 @@ def crop_output(out: Tensor, size: tuple[int, int]) -> Tensor:
     return out[..., :h, :w].float().clamp_(0.0, 1.0)
 
 
-class FrameStylizer:
+class Uint8FrameInterface:
+    """``stylize_uint8`` and ``__call__`` (uint8 frames in and out) on top of a subclass's
+    ``stylize_tensor`` ((B, 3, H, W) float in [0, 1] -> float in [0, 1]) and ``device``: the
+    stylizer interface every front end uses, shared by :class:`FrameStylizer` and the region
+    stylizer."""
+
+    device: torch.device
+
+    def stylize_tensor(self, content: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def stylize_uint8(self, frames: Tensor) -> Tensor:
+        """(B, H, W, 3) uint8 tensor (any device) -> (B, H', W', 3) uint8 on ``device``."""
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"expected (B, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
+            )
+        content = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        out = self.stylize_tensor(content)
+        return out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    def __call__(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """(H, W, 3) or (B, H, W, 3) uint8 numpy/torch -> the same type and layout, stylized."""
+        single = frames.ndim == 3
+        is_numpy = isinstance(frames, np.ndarray)
+        tensor = torch.from_numpy(np.ascontiguousarray(frames)) if is_numpy else frames
+        if single:
+            tensor = tensor.unsqueeze(0)
+        out = self.stylize_uint8(tensor)
+        if single:
+            out = out[0]
+        if is_numpy:
+            return out.cpu().numpy()
+        return out.to(frames.device)
+
+
+class FrameStylizer(Uint8FrameInterface):
     """Stylizes RGB uint8 frames with a model and a switchable style.
 
     ``stylizer(frames)`` takes (H, W, 3) or (B, H, W, 3) uint8 (numpy or torch) and returns the
@@ -246,31 +283,6 @@ class FrameStylizer:
         out = self.model.stylize(padded, active.features, active.weights, self._alpha)
         return crop_output(out, size)
 
-    @torch.inference_mode()
-    def stylize_uint8(self, frames: Tensor) -> Tensor:
-        """(B, H, W, 3) uint8 tensor (any device) -> (B, H', W', 3) uint8 on the stylizer's device."""
-        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(
-                f"expected (B, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
-            )
-        content = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        out = self.stylize_tensor(content)
-        return out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-    def __call__(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
-        """(H, W, 3) or (B, H, W, 3) uint8 numpy/torch -> the same type and layout, stylized."""
-        single = frames.ndim == 3
-        is_numpy = isinstance(frames, np.ndarray)
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)) if is_numpy else frames
-        if single:
-            tensor = tensor.unsqueeze(0)
-        out = self.stylize_uint8(tensor)
-        if single:
-            out = out[0]
-        if is_numpy:
-            return out.cpu().numpy()
-        return out.to(frames.device)
-
 
 def open_spec_model(spec: StylizerSpec) -> StyleTransferModel:
     """The model ``spec`` selects: ``weights``; else random weights with ``untrained`` (of the
@@ -325,6 +337,7 @@ __all__ = [
     "StylizerConfig",
     "StylizerSettingError",
     "StylizerSpec",
+    "Uint8FrameInterface",
     "check_alpha",
     "check_style_weights",
     "cpu_has_fast_bf16",

@@ -14,7 +14,7 @@ from adaattn_video.settings import StylizerSpec
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
-from streamer.cli.values import write_json_report
+from streamer.cli.reports import report_result
 
 _GROUP_ATTR = "_stylestream_bench_subparsers"
 
@@ -25,7 +25,7 @@ def bench_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubPar
     if bench is None:
         bench = subparsers.add_parser(
             "bench",
-            help="benchmarks that print numbers (render, model, live)",
+            help="benchmarks that print numbers (model, fidelity, render, live, train, serve, studio, regions)",
             description="Benchmarks that print numbers; ratios are measured in one process.",
         )
         group = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
@@ -113,10 +113,7 @@ def run_bench_render(args: argparse.Namespace) -> int:
         preset=args.preset,
     )
     result = run_render_benchmark(config, progress=print)
-    print(result.table())
-    if args.json:
-        write_json_report(args.json, result.to_dict())
-    return 0
+    return report_result(result, args.json)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

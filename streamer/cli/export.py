@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adaattn_video.errors import StylestreamError
 from streamer.cli import add_config_option
-from streamer.cli.values import write_json_report
+from streamer.cli.reports import write_json_report
 
 
 class ExportUsageError(StylestreamError, ValueError):

@@ -20,7 +20,8 @@ from streamer.cli.bench import add_speed_model_options, speed_model_spec
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
 from streamer.cli.regions import add_region_options, regions_from_args
-from streamer.cli.values import parse_wh, typed_value, write_json_report
+from streamer.cli.reports import write_json_report
+from streamer.cli.values import parse_wh, typed_value
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.guard import command_inputs, refuse_overlap
 from streamer.live import endpoint_or_none

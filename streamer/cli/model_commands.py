@@ -23,7 +23,8 @@ from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
 from streamer.cli.regions import add_region_options, regions_from_args
-from streamer.cli.values import positive_int, wh_arg, write_json_report
+from streamer.cli.reports import write_json_report
+from streamer.cli.values import positive_int, wh_arg
 from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
 
 log = logging.getLogger(__name__)

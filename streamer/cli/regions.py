@@ -22,7 +22,8 @@ from typing import Any
 
 from adaattn_video.regions import UNCOVERED
 from streamer.cli import ReplaceAppend
-from streamer.cli.values import OptionValueError, write_json_report
+from streamer.cli.reports import report_result
+from streamer.cli.values import OptionValueError
 from streamer.regions import RegionPlan, RegionSpec
 
 _KINDS: dict[str, type] = {
@@ -178,10 +179,7 @@ def run_bench_regions(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise OptionValueError(str(err)) from err
     result = run_region_benchmark(config)
-    print(result.table())
-    if args.json:
-        write_json_report(args.json, result.to_dict())
-    return 0
+    return report_result(result, args.json)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

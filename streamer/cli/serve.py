@@ -15,7 +15,8 @@ from adaattn_video.settings import parse_size
 from adaattn_video.yaml_config import parse_overrides
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options, config_from_args
-from streamer.cli.values import parse_wh, write_json_report
+from streamer.cli.reports import write_json_report
+from streamer.cli.values import parse_wh
 from streamer.guard import command_inputs, refuse_overlap
 
 

@@ -11,7 +11,7 @@ from adaattn_video.convert import iter_keys, known_keys
 from adaattn_video.settings import StylizerSpec
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options, config_from_args
-from streamer.cli.values import write_json_report
+from streamer.cli.reports import write_json_report
 
 # The StylizerSpec keys the studio has (it mixes styles on the page: no --style-weights).
 _MODEL_KEYS = (

@@ -23,7 +23,8 @@ from streamer.cli import add_config_option
 from streamer.cli.clips import read_clip
 from streamer.cli.options import add_dataclass_options, namespace_values
 from streamer.cli.options import config_from_args as options_config
-from streamer.cli.values import positive_int, wh_arg, write_json_report
+from streamer.cli.reports import write_json_report
+from streamer.cli.values import positive_int, wh_arg
 
 EVAL_STYLIZER_KEYS = ("style", "style_size", "device", "precision")
 

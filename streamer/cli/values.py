@@ -4,8 +4,6 @@ bad value gives the same one-line error wherever it came from."""
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from adaattn_video import settings
@@ -65,14 +63,3 @@ def float_list(value: Any, name: str) -> tuple[float, ...] | None:
         return None
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     return convert_value(name, items, tuple[float, ...], source="", error=OptionValueError)
-
-
-def write_json_report(path: str | Path, data: Any) -> None:
-    """Write a command's ``--json`` report (indented JSON) and say so; written under a
-    temporary name and renamed (:func:`streamer.guard.atomic_output`), so a run that fails
-    half-way never replaces an older report with half of one."""
-    from streamer.guard import atomic_output
-
-    with atomic_output(path) as temp:
-        temp.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {path}")

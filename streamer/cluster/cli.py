@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from adaattn_video.settings import StylizerSpec
 from streamer import interrupts
-from streamer.cli.values import typed_value, write_json_report
+from streamer.cli.reports import report_result
+from streamer.cli.values import typed_value
 from streamer.render import RenderConfig
 
 if TYPE_CHECKING:
@@ -151,7 +152,4 @@ def run_ray_bench(args: argparse.Namespace, spec: StylizerSpec) -> int:
         join_seconds=args.join_seconds,
     )
     result = run_ray_benchmark(config)
-    print(result.table())
-    if args.json:
-        write_json_report(args.json, result.to_dict())
-    return 0
+    return report_result(result, args.json)
