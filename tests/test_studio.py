@@ -275,7 +275,7 @@ def test_a_slow_client_gets_the_newest_stylized_frame_and_the_rest_are_counted()
 # -- a running studio ----------------------------------------------------------------------------
 class RunningStudio:
     def __init__(self, config: StudioConfig) -> None:
-        from streamer.studio.app import run_studio
+        from streamer.studio.server import run_studio
 
         self.config = config
         self.info: Any = None

@@ -52,8 +52,8 @@ def studio_config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run_studio_command(args: argparse.Namespace) -> int:
-    from streamer.studio.app import run_studio
     from streamer.studio.config import require_studio_packages
+    from streamer.studio.server import run_studio
 
     require_studio_packages()
     config = studio_config_from_args(args)

@@ -1,4 +1,5 @@
-"""The studio's web server (aiohttp): the page, its JSON API and the WebRTC signalling.
+"""The studio's web application (aiohttp): the page, its JSON API, the WebRTC signalling and
+the access checks every request passes; :mod:`streamer.studio.server` runs it.
 
 Routes (every ``/api`` route needs the access token when one is set: header ``X-Studio-Token``
 or query ``token``)::
@@ -27,35 +28,19 @@ import json
 import logging
 import re
 import secrets
-import signal
-import socket
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adaattn_video.assets import style_images
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import check_alpha
-from streamer.studio.config import StudioConfig, engine_config, require_studio_packages
+from streamer.studio.config import StudioConfig
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_FILES = {"studio.js": "text/javascript", "studio.css": "text/css"}
-
-
-@dataclass(frozen=True)
-class StudioInfo:
-    url: str  # what to open (with the token)
-    port: int
-    tls: bool
-    token: str | None
-    run_dir: Path
-    cert: Path | None
-    zmq: str | None = None  # the bound PUB endpoint (topic = connection id), or None
 
 
 class Studio:
@@ -377,105 +362,3 @@ class Studio:
         for connection in list(self.connections.values()):
             with contextlib.suppress(Exception):
                 await connection.close()
-
-
-def run_studio(
-    config: StudioConfig,
-    *,
-    model: Any = None,
-    on_ready: Callable[[StudioInfo], None] | None = None,
-    stop_event: threading.Event | None = None,
-    handle_signals: bool = False,
-) -> dict[str, Any]:
-    """Serve the studio until ``config.seconds`` pass, ``stop_event`` is set or SIGINT/SIGTERM
-    (``handle_signals``, main thread); returns the last status."""
-    require_studio_packages()
-    from streamer.serve.server import StreamServer
-
-    stop = stop_event or threading.Event()
-    engine = StreamServer(engine_config(config), model=model)
-    try:
-        engine.scheduler.start()
-        return asyncio.run(_serve(config, engine, stop, on_ready, handle_signals))
-    finally:
-        engine.close()
-
-
-async def _serve(
-    config: StudioConfig,
-    engine: Any,
-    stop: threading.Event,
-    on_ready: Callable[[StudioInfo], None] | None,
-    handle_signals: bool,
-) -> dict[str, Any]:
-    from aiohttp import web
-
-    from streamer.studio.tls import generate_self_signed, new_token, server_context
-
-    token = config.token or (new_token() if config.remote else None)
-    studio = Studio(config, engine, token)
-    ssl_context = None
-    cert_path = None
-    if config.tls:
-        if config.cert is not None and config.key is not None:
-            cert_path, key_path = Path(config.cert), Path(config.key)
-        else:
-            cert_path, key_path = generate_self_signed(studio.run_dir / "tls", config.host)
-        ssl_context = server_context(cert_path, key_path)
-    runner = web.AppRunner(studio.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-    try:
-        await site.start()
-    except OSError as err:
-        await runner.cleanup()
-        raise StudioServeError(
-            f"cannot serve on {config.host}:{config.port}: {err.strerror or err} "
-            "(another program uses the port? try --port 0 for a free one)"
-        ) from err
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    host = config.host
-    if host in ("127.0.0.1", "localhost"):
-        host = "localhost"
-    elif host in ("0.0.0.0", "::", ""):  # every interface: name this machine
-        host = socket.gethostname()
-    elif ":" in host:
-        host = f"[{host}]"
-    url = f"{'https' if ssl_context else 'http'}://{host}:{port}/"
-    if token:
-        url += f"?token={token}"
-    publisher = engine.publisher
-    info = StudioInfo(
-        url,
-        port,
-        ssl_context is not None,
-        token,
-        studio.run_dir,
-        cert_path,
-        None if publisher is None else publisher.endpoint,
-    )
-    loop = asyncio.get_running_loop()
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-    if on_ready is not None:
-        on_ready(info)
-    started = time.monotonic()
-    try:
-        while not stop.is_set():
-            if config.seconds is not None and time.monotonic() - started >= config.seconds:
-                break
-            engine.observe()  # the streams' rates are over their last few seconds
-            await asyncio.sleep(0.1)
-        status = {
-            "engine": await loop.run_in_executor(None, engine.status),
-            "connections_closed": studio.closed_connections,
-        }
-    finally:
-        await studio.close()
-        await runner.cleanup()
-    return status
-
-
-class StudioServeError(StylestreamError, OSError):
-    """The studio cannot listen where it was asked to."""

@@ -68,9 +68,9 @@ class BenchStudioConfig:
 def run_bench_studio(
     config: BenchStudioConfig, *, print_line: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    from streamer.studio.app import run_studio
     from streamer.studio.browser import write_marker_clip
     from streamer.studio.config import StudioConfig
+    from streamer.studio.server import run_studio
 
     height, width = config.size
     with tempfile.TemporaryDirectory(prefix="bench-studio-") as folder:
