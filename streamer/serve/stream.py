@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaattn_video.stylizer import FrameStylizer
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
+from streamer.regions import RegionSwitch
 from streamer.serve.config import StreamSpec
 from streamer.sinks.zmq import ZmqSink
 from streamer.sources import open_source
@@ -60,7 +60,7 @@ class StreamRuntime:
     def __init__(
         self,
         spec: StreamSpec,
-        stylizer: FrameStylizer,
+        stylizer: RegionSwitch,
         publisher: ZmqSink | None,
         *,
         queue_frames: int = 1,
@@ -69,7 +69,8 @@ class StreamRuntime:
         source: FrameSource | None = None,
         outputs: Sequence[FrameSink] = (),
     ) -> None:
-        """``stylizer``: this stream's (its style encoded, the model shared). The recording
+        """``stylizer``: this stream's (its style and regions encoded, the model shared). The
+        recording
         is created now (errors raise, nothing starts).
 
         ``source``: frames from this source instead of opening ``spec.source`` (a push-fed
@@ -239,6 +240,7 @@ class StreamRuntime:
             "error": self.error,
             "source": self.spec.source,
             "alpha": self.stylizer.alpha,
+            **self.stylizer.regions_status(),
             **self.tracker.current_dict(),
             "record": None if self.record_path is None else str(self.record_path),
         }
