@@ -135,9 +135,9 @@ def test_set_regions_and_clear_regions_on_a_running_live_stream(
                 with pytest.raises(ControlError, match=reason):
                     send_command(control, request)
             after = send_command(control, {"command": "get-status"})
-            assert after["regions"] == before["regions"] == [
-                {"style": styles["cold"], "key": "green"}
-            ]
+            assert (
+                after["regions"] == before["regions"] == [{"style": styles["cold"], "key": "green"}]
+            )
             assert after["style_id"] == keyed_label and after["uncovered"] == "style"
             refused_at = time.time()
             still = receive_until(
@@ -156,7 +156,9 @@ def test_set_regions_and_clear_regions_on_a_running_live_stream(
     labels = [f.header.style_id for f in plain + keyed + still + back]
     assert labels[0] == "warm" and keyed_label in labels
     assert all(f.header.style_id == keyed_label for f in keyed if f.header.capture_time > switched)
-    assert all(f.header.style_id == keyed_label for f in still if f.header.capture_time > refused_at)
+    assert all(
+        f.header.style_id == keyed_label for f in still if f.header.capture_time > refused_at
+    )
     assert all(f.header.style_id == "warm" for f in back if f.header.capture_time > cleared)
     assert result.stats.frames_out >= len(labels)
 

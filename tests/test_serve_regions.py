@@ -92,12 +92,12 @@ def assert_split(frame: np.ndarray, left: np.ndarray, right: np.ndarray) -> None
 def test_a_stream_with_regions_next_to_one_without_and_set_regions_at_run_time(
     model, files: dict[str, str], capsys
 ) -> None:
+    region = f"style={files['cold']},mask={files['left']}"
     config = _config(
         [
             {"name": "plain", "source": SOURCE, "style": files["warm"]},
-            {"name": "split", "source": SOURCE, "style": files["warm"],
-             "region": [f"style={files['cold']},mask={files['left']}"]},
-        ]  # fmt: skip
+            {"name": "split", "source": SOURCE, "style": files["warm"], "region": [region]},
+        ]
     )
     bars = _bars()
     reference = StylizerConfig(device="cpu", style_size=32)

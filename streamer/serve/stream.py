@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adaattn_video.stylizer import FrameStylizer
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
 from streamer.regions import RegionSwitch
@@ -60,7 +61,7 @@ class StreamRuntime:
     def __init__(
         self,
         spec: StreamSpec,
-        stylizer: RegionSwitch,
+        stylizer: RegionSwitch | FrameStylizer,
         publisher: ZmqSink | None,
         *,
         queue_frames: int = 1,
@@ -79,7 +80,8 @@ class StreamRuntime:
         """
         self.spec = spec
         self.name = spec.name
-        self.stylizer = stylizer
+        # every stream takes set-regions (a plain FrameStylizer is wrapped)
+        self.stylizer = stylizer if isinstance(stylizer, RegionSwitch) else RegionSwitch(stylizer)
         self.publisher = publisher
         self.inbox: FrameQueue = newest_frames(queue_frames)
         self.outbox: FrameQueue = newest_frames(queue_frames)
