@@ -421,6 +421,13 @@ class RegionSwitch:
                 return out, before.style_id, retries
             retries += 1
 
-    def stylize_uint8(self, frames: Tensor) -> Tensor:
+    def _current(self) -> FrameStylizer | RegionStylizer:
         current = self._regional
-        return (self.plain if current is None else current[0]).stylize_uint8(frames)
+        return self.plain if current is None else current[0]
+
+    def stylize_uint8(self, frames: Tensor) -> Tensor:
+        return self._current().stylize_uint8(frames)
+
+    def __call__(self, frames: Any) -> Any:
+        """(H, W, 3) or (B, H, W, 3) uint8 numpy/torch -> the same type and layout."""
+        return self._current()(frames)

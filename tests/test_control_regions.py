@@ -217,3 +217,33 @@ def test_control_set_regions_mistakes_are_one_line_before_sending(
         assert main(["control", endpoint, "set-regions", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("stylestream: error:") and reason in err
+
+
+def test_a_change_landing_during_a_call_restylizes_so_the_label_is_exact(
+    model, styles: dict[str, str]
+) -> None:
+    import dataclasses
+
+    import torch
+
+    from streamer.regions import RegionPlan, RegionSwitch
+
+    switch = RegionSwitch(
+        _plain(model, styles["warm"]), RegionPlan((RegionSpec(style=styles["cold"], key="green"),))
+    )
+    regional, _ = switch._regional
+    calls = []
+
+    def mask(content: torch.Tensor, first_index: int) -> torch.Tensor:
+        calls.append(first_index)
+        if len(calls) == 1:  # clear-regions arrives while the first call runs
+            switch.clear()
+        return torch.ones_like(content[:, :1])
+
+    regional.set_regions([dataclasses.replace(regional.regions[0], mask=mask)])
+    image = GreenLeftSource(size=(HEIGHT, WIDTH)).image(0)
+    out, label, retries = switch.stylize_labelled(torch.from_numpy(image)[None])
+    assert (label, retries, len(calls)) == ("warm", 1, 1)
+    expected = _plain(model, styles["warm"])(image)
+    assert np.abs(out[0].numpy().astype(int) - expected.astype(int)).max() <= 1
+    assert switch.regions_status() == {"regions": [], "uncovered": None}
