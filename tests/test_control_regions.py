@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from live_helpers import LiveRun, PatternSource, receive_until
 from PIL import Image
 
@@ -247,3 +249,48 @@ def test_a_change_landing_during_a_call_restylizes_so_the_label_is_exact(
     expected = _plain(model, styles["warm"])(image)
     assert np.abs(out[0].numpy().astype(int) - expected.astype(int)).max() <= 1
     assert switch.regions_status() == {"regions": [], "uncovered": None}
+
+
+_values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.lists(st.integers(), max_size=3)
+)
+
+
+def _mostly(good: st.SearchStrategy) -> st.SearchStrategy:
+    """``good`` 3 times in 4, else any JSON-ish value."""
+    return st.integers(0, 3).flatmap(lambda i: good if i else _values)
+
+
+_region = st.fixed_dictionaries(
+    {"style": _mostly(st.sampled_from(["/s/a.png", "/s/b.png", "a.png", ""]))},
+    optional={
+        "mask": _mostly(st.sampled_from(["/m/p.png", "/m/%04d.png", "/m/clip.mp4", "p.png"])),
+        "key": _mostly(st.sampled_from(["green", "#00ff00", "purple"])),
+        "tolerance": _mostly(st.floats(0, 100)),
+        "invert": _mostly(st.sampled_from([True, "1", "maybe"])),
+        "style_mask": _mostly(st.sampled_from(["/s/m.png", "m.png"])),
+        "colour": _values,
+    },
+)
+_regions = st.lists(_mostly(_region), max_size=18)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_regions, _mostly(st.sampled_from(["style", "content", None])))
+def test_set_regions_parser_on_random_regions(regions, uncovered) -> None:
+    """Whatever arrives: ControlRequestError or a plan within the limits (absolute paths, at
+    most 16 regions, no mask sequence)."""
+    request = {"command": "set-regions", "regions": regions, "uncovered": uncovered}
+    try:
+        parsed = parse_request(json.dumps(request, allow_nan=True))
+    except ControlRequestError:
+        return
+    assert parsed.plan is not None and 1 <= len(parsed.plan.regions) <= 16
+    for spec in parsed.plan.regions:
+        assert all(Path(path).is_absolute() for path in spec.paths)
+        assert not spec.is_sequence
