@@ -4,6 +4,10 @@ Requests and replies are single-part UTF-8 JSON objects (never pickle)::
 
     {"command": "set-style", "styles": ["/abs/a.jpg", "/abs/b.jpg"], "weights": [0.7, 0.3]}
     {"command": "set-alpha", "alpha": 0.6}
+    {"command": "set-regions", "regions": [{"style": "/abs/a.jpg", "key": "green"},
+                                           {"style": "/abs/b.jpg", "mask": "/abs/m.png"}],
+     "uncovered": "style"}
+    {"command": "clear-regions"}
     {"command": "get-status"}
 
     -> {"ok": true, "style_id": "a:0.70+b:0.30", ...}   or   {"ok": false, "error": "..."}
@@ -13,8 +17,15 @@ style is encoded in the control thread and swapped in atomically: the frame bein
 finishes with the old style, the next one uses the new one. A bad style file is answered with
 an error and the stream carries on with the style it had.
 
+``set-regions`` replaces every region at once (the keys of ``--region``; still masks and chroma
+keys only: a live source drops frames, so a mask sequence would fall out of step); the region
+styles are encoded and the masks read in the control thread too, then swapped in whole
+(:class:`~streamer.regions.RegionSwitch`). ``clear-regions`` goes back to the plain style.
+``get-status`` reports the current regions.
+
 Limits (a request beyond them is refused with a reason, the stream unchanged): at most
-``MAX_REQUEST_BYTES`` (64 KiB) per request and ``MAX_STYLES_PER_REQUEST`` (16) styles; weights
+``MAX_REQUEST_BYTES`` (64 KiB) per request and ``MAX_STYLES_PER_REQUEST`` (16) styles (or
+regions); weights
 and alpha must be finite (JSON ``NaN``/``Infinity`` and overflowing numbers are refused: they
 would turn every frame black); styles whose encoding would not fit in memory are refused
 (:mod:`adaattn_video.resources`). :func:`parse_request` raises only
@@ -31,12 +42,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from adaattn_video.errors import StylestreamError
 from streamer.endpoints import bind, check_endpoint
+
+if TYPE_CHECKING:
+    from streamer.regions import RegionPlan
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +59,7 @@ MAX_REQUEST_BYTES = 64 * 1024  # a request is ~100 bytes per style path; larger 
 MAX_STYLES_PER_REQUEST = 16  # each style is read and encoded before the switch
 MAX_PATH_CHARS = 4096
 _SOCKET_MAX_BYTES = 1024 * 1024  # beyond this ZeroMQ drops the peer without a reply
-COMMANDS = ("set-style", "set-alpha", "get-status")
+COMMANDS = ("set-style", "set-alpha", "set-regions", "clear-regions", "get-status")
 
 
 class ControlError(StylestreamError, ConnectionError):
@@ -66,12 +80,15 @@ class ControlRequest:
         styles: absolute style image paths (``set-style``; 1 to ``MAX_STYLES_PER_REQUEST``).
         weights: one finite, non-negative weight per style with a positive sum, or None.
         alpha: finite content strength in [0, 1] (``set-alpha``).
+        plan: the regions (absolute paths, still masks or chroma keys) and what uncovered
+            positions get (``set-regions``).
     """
 
     command: str
     styles: tuple[str, ...] = ()
     weights: tuple[float, ...] | None = None
     alpha: float | None = None
+    plan: RegionPlan | None = None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -145,11 +162,53 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> ControlRequest:
         if not 0.0 <= alpha <= 1.0:
             raise ControlRequestError(f"alpha must be in [0, 1], got {alpha:g}")
         return ControlRequest(command, alpha=alpha)
-    if command == "get-status":
+    if command == "set-regions":
+        return ControlRequest(command, plan=_parse_regions(request))
+    if command in ("get-status", "clear-regions"):
         return ControlRequest(command)
     raise ControlRequestError(
         f"unknown command {_short(command)}; expected one of {', '.join(COMMANDS)}"
     )
+
+
+def _check_path(path: str, what: str) -> None:
+    if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
+        raise ControlRequestError(f"{what} {_short(path)} is not a usable file name")
+    if not Path(path).is_absolute():
+        raise ControlRequestError(
+            f"{what} {_short(path)} is relative; the server cannot know your working "
+            "folder: send an absolute path"
+        )
+
+
+def _parse_regions(request: Mapping[str, Any]) -> RegionPlan:
+    """``regions`` (a list of ``--region`` mappings or strings) and ``uncovered`` -> a plan
+    (no file is read here: that happens in :meth:`RegionSwitch.apply`)."""
+    from streamer.regions import RegionPlan, parse_regions, refuse_sequences
+
+    raw = request.get("regions")
+    if not isinstance(raw, list) or not raw:
+        raise ControlRequestError(
+            "set-regions needs 'regions': a list of regions such as {'style': '/abs/a.jpg', "
+            f"'key': 'green'}} (clear-regions removes them), got {_short(raw)}"
+        )
+    if len(raw) > MAX_STYLES_PER_REQUEST:
+        raise ControlRequestError(
+            f"set-regions got {len(raw)} regions (one style each); at most "
+            f"{MAX_STYLES_PER_REQUEST} per request"
+        )
+    uncovered = request.get("uncovered")
+    try:
+        specs = parse_regions(raw)
+        for spec in specs:
+            for path in spec.paths:
+                _check_path(path, "region file")
+        refuse_sequences(specs, "a running stream")
+        return RegionPlan(specs, "style" if uncovered is None else uncovered)
+    except ControlRequestError:
+        raise
+    except (ValueError, TypeError, OSError) as err:  # RegionError, MaskError, odd names
+        raise ControlRequestError(str(err) or type(err).__name__) from err
 
 
 def _parse_styles(request: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
@@ -165,13 +224,7 @@ def _parse_styles(request: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[fl
             f"set-style got {len(styles)} styles; at most {MAX_STYLES_PER_REQUEST} per request"
         )
     for path in styles:
-        if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
-            raise ControlRequestError(f"style path {_short(path)} is not a usable file name")
-        if not Path(path).is_absolute():
-            raise ControlRequestError(
-                f"style path {_short(path)} is relative; the server cannot know your working "
-                "folder: send an absolute path"
-            )
+        _check_path(path, "style path")
     weights = request.get("weights")
     if weights is None:
         return tuple(styles), None
@@ -187,6 +240,26 @@ def _parse_styles(request: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[fl
             f"style weights must be >= 0 with a positive sum, got {list(numbers)}"
         )
     return tuple(styles), numbers
+
+
+def execute_regions(stylizer: Any, request: ControlRequest) -> dict[str, Any]:
+    """Apply a checked ``set-regions`` / ``clear-regions`` to ``stylizer`` (a
+    :class:`~streamer.regions.RegionSwitch`: live's and every serve stream's); the styles are
+    encoded and the masks read here, in the caller's (control) thread. A bad file raises and
+    leaves the regions as they were."""
+    if not callable(getattr(stylizer, "regions_status", None)):
+        raise ControlRequestError("this stream's stylizer cannot take regions")
+    started = time.perf_counter()
+    if request.command == "set-regions":
+        assert request.plan is not None
+        stylizer.apply(request.plan)
+    else:
+        stylizer.clear()
+    return {
+        "style_id": stylizer.style_id,
+        **stylizer.regions_status(),
+        "encode_ms": round(1000 * (time.perf_counter() - started), 1),
+    }
 
 
 class ControlServer:
@@ -236,7 +309,7 @@ class ControlServer:
 
     def start(self) -> ControlServer:
         self._thread.start()
-        log.info("control endpoint on %s (set-style, set-alpha, get-status)", self.endpoint)
+        log.info("control endpoint on %s (%s)", self.endpoint, ", ".join(COMMANDS))
         return self
 
     def _serve(self) -> None:
@@ -286,7 +359,13 @@ class ControlServer:
         if request.command == "set-alpha":
             self.stylizer.alpha = request.alpha
             return {"alpha": self.stylizer.alpha}
+        if request.command in ("set-regions", "clear-regions"):
+            if request.plan is not None:
+                self._check_style_memory([str(spec.style) for spec in request.plan.regions])
+            return execute_regions(self.stylizer, request)
         status = {"style_id": self.stylizer.style_id, "alpha": self.stylizer.alpha}
+        if callable(getattr(self.stylizer, "regions_status", None)):
+            status.update(self.stylizer.regions_status())
         if self._status is not None:
             status.update(self._status())
         return status
@@ -384,4 +463,16 @@ def set_style_request(
     }
     if weights is not None:
         request["weights"] = [float(w) for w in weights]
+    return request
+
+
+def set_regions_request(specs: Sequence[Any], uncovered: str | None = None) -> dict[str, Any]:
+    """A ``set-regions`` request from :class:`~streamer.regions.RegionSpec` s, their paths
+    made absolute (the server has its own cwd)."""
+    request: dict[str, Any] = {
+        "command": "set-regions",
+        "regions": [spec.absolute().as_dict() for spec in specs],
+    }
+    if uncovered is not None:
+        request["uncovered"] = uncovered
     return request

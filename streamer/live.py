@@ -5,14 +5,17 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 
     webcam / RTSP / file --[newest frame only]--> stylize (batch 1) --> ZeroMQ PUB (+ MP4)
                                                        ^
-                                   control endpoint: set-style / set-alpha / get-status
+          control endpoint: set-style / set-alpha / set-regions / clear-regions / get-status
 
 - Live sources (cameras, network streams, files with ``realtime``) drop the oldest frame when
   the model is slower than the source: one decoded frame waits at most, so latency stays about
   one model call. Files without ``realtime`` are processed as fast as the model goes, losing
   nothing.
 - Every published frame carries the id of the style it was really stylized with
-  (:class:`SwitchSafeStylizer`), so a subscriber sees exactly when a switch took effect.
+  (:class:`SwitchSafeStylizer`; with regions ``STYLE|regions:A,B``), so a subscriber sees
+  exactly when a switch took effect.
+- The stylizer is a :class:`~streamer.regions.RegionSwitch`: a run started with or without
+  ``--region`` takes ``set-regions`` / ``clear-regions`` while it runs.
 - A status line every ``status_interval_s``: fps in/out, latency capture -> publish, drops,
   reconnects.
 """
@@ -40,7 +43,7 @@ from streamer.endpoints import check_bind_endpoint
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig
-from streamer.regions import RegionPlan
+from streamer.regions import RegionPlan, RegionSwitch
 from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
 from streamer.sources import LiveOptions, open_source
 from streamer.stats import (
@@ -173,28 +176,26 @@ class LiveConfig:
 
 # -- the stylizer ----------------------------------------------------------------------------
 class SwitchSafeStylizer:
-    """Wraps a :class:`FrameStylizer` so that ``style_id`` names EXACTLY the style the last
-    ``stylize_uint8`` call used (the pipeline labels each frame with it).
+    """Wraps a :class:`~streamer.regions.RegionSwitch` so that ``style_id`` names EXACTLY the
+    style (and regions) the last ``stylize_uint8`` call used (the pipeline labels each frame
+    with it).
 
-    A switch (``set_style`` from the control thread) may land while a batch is being stylized;
-    then it is not known which style that batch got, so the batch is stylized once more with
-    the new one. That costs one extra model call per switch and makes every label true.
+    A switch (``set_style`` / ``set-regions`` from the control thread) may land while a batch
+    is being stylized; then it is not known which style that batch got, so the batch is
+    stylized once more with the new one (:meth:`RegionSwitch.stylize_labelled`). That costs one
+    extra model call per switch and makes every label true.
     """
 
-    def __init__(self, stylizer: FrameStylizer) -> None:
+    def __init__(self, stylizer: RegionSwitch) -> None:
         self.inner = stylizer
         self.device = stylizer.device
         self.style_id: str | None = None
         self.restylized_batches = 0
 
     def stylize_uint8(self, frames: Tensor) -> Tensor:
-        while True:
-            before = self.inner.style
-            out = self.inner.stylize_uint8(frames)
-            if self.inner.style is before:  # styles are replaced as a whole, never mutated
-                self.style_id = before.style_id
-                return out
-            self.restylized_batches += 1
+        out, self.style_id, retries = self.inner.stylize_labelled(frames)
+        self.restylized_batches += retries
+        return out
 
 
 def build_stylizer(config: LiveConfig) -> FrameStylizer:
@@ -272,20 +273,21 @@ def run_live(
     benchmarks). ``on_ready(info)`` is called once the publisher and control endpoints are bound
     (``info["zmq"]``, ``info["control"]``: the real endpoints, e.g. for ``:*`` ports).
     ``print_status``: where status lines go (default: the log at INFO). ``regions``: a style
-    per region (still masks or chroma keys; the stylizer's style is the default style).
+    per region (still masks or chroma keys; the stylizer's style is the default style); the
+    control endpoint's ``set-regions`` / ``clear-regions`` replace them while it runs.
     """
     interrupts.check()  # a Ctrl-C that some C code swallowed during start-up
     source = source if source is not None else open_source(config.source, live=live_options(config))
     with source:  # open (and fail) before the model loads: mistakes should cost nothing
         if regions is not None:
-            stylizer = regions.attach(stylizer or build_stylizer(config))
+            stylizer = RegionSwitch(stylizer or build_stylizer(config), regions)
         return _run_opened(config, source, stylizer, on_ready, print_status, stop_event)
 
 
 def _run_opened(
     config: LiveConfig,
     source: FrameSource,
-    stylizer: FrameStylizer | None,
+    stylizer: FrameStylizer | RegionSwitch | None,
     on_ready: Hook | None,
     print_status: Callable[[str], None] | None,
     stop_event: threading.Event | None,
@@ -308,6 +310,8 @@ def _run_opened(
     if stylizer is None:
         check_stylizer_memory(**memory_settings(config.stylizer, frame_size(source), 1, config.stylizer.device))
         stylizer = build_stylizer(config)
+    if not isinstance(stylizer, RegionSwitch):  # every live run takes set-regions
+        stylizer = RegionSwitch(stylizer)
     labeled = SwitchSafeStylizer(stylizer)
 
     # From the outputs' creation on, a signal only stops the run (which closes them): never a

@@ -190,13 +190,31 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     set_style.add_argument("--weights", type=float, nargs="+", metavar="W")
     set_alpha = actions.add_parser("set-alpha", help="content strength 0..1")
     set_alpha.add_argument("alpha", type=float)
+    set_regions = actions.add_parser(
+        "set-regions",
+        help="replace every region: --region style=IMG,key=green|mask=PNG[,invert=1] (repeat)",
+    )
+    set_regions.add_argument(
+        "--region", action="append", required=True, metavar="style=IMG,mask=PNG[,invert=1]",
+        help="as `live --region`: a still mask picture or a chroma key (key=green|blue|#RRGGBB)",
+    )  # fmt: skip
+    set_regions.add_argument(
+        "--uncovered", choices=("style", "content"), default=None,
+        help="positions covered by no region: the stream's style (default) or the content",
+    )  # fmt: skip
+    clear_regions = actions.add_parser("clear-regions", help="back to the plain style")
     status = actions.add_parser("status", help="print the live run's status (JSON)")
-    for action in (set_style, set_alpha, status):
+    for action in (set_style, set_alpha, set_regions, clear_regions, status):
         common(action, argparse.SUPPRESS)
 
 
 def run_control_command(args: argparse.Namespace) -> int:
-    from streamer.control import parse_request, send_command, set_style_request
+    from streamer.control import (
+        parse_request,
+        send_command,
+        set_regions_request,
+        set_style_request,
+    )
 
     if args.action == "set-style":
         for image in args.images:
@@ -206,8 +224,18 @@ def run_control_command(args: argparse.Namespace) -> int:
         request = set_style_request(args.images, args.weights)
     elif args.action == "set-alpha":
         request = {"command": "set-alpha", "alpha": check_alpha(args.alpha)}
+    elif args.action == "set-regions":
+        from streamer.regions import RegionPlan, parse_regions
+
+        plan = RegionPlan(parse_regions(args.region), args.uncovered or "style")
+        plan.check(sequences=False)  # a missing or empty mask: one line here, nothing sent
+        request = set_regions_request(plan.regions, args.uncovered)
+    elif args.action == "clear-regions":
+        request = {"command": "clear-regions"}
     else:
         request = {"command": "get-status"}
+    if getattr(args, "stream", None) is not None:  # set-regions/clear-regions of a serve stream
+        request["stream"] = args.stream
     parse_request(json.dumps(request))  # the server's limits (16 styles, finite numbers) first
     reply = send_command(
         args.endpoint, request, timeout_s=args.timeout_s, curve_keys_dir=args.curve_keys
@@ -217,6 +245,15 @@ def run_control_command(args: argparse.Namespace) -> int:
         print(f"style set to {reply['style_id']} (encoded in {reply['encode_ms']:.0f} ms)")
     elif args.action == "set-alpha":
         print(f"alpha set to {reply['alpha']:g}")
+    elif args.action in ("set-regions", "clear-regions"):
+        where = f"{reply['stream']}: " if "stream" in reply else ""
+        names = [r["style"] for r in reply["regions"]]
+        print(
+            f"{where}regions set to {', '.join(Path(n).stem for n in names)} (style id "
+            f"{reply['style_id']})"
+            if names
+            else f"{where}regions cleared (style {reply['style_id']})"
+        )
     else:
         print(json.dumps(reply, indent=2))
     return 0
@@ -305,7 +342,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "control",
         help="switch style or alpha of a running `stylestream live`",
         description="Send a command to a running `stylestream live` (its --control endpoint): "
-        "set-style IMAGE [IMAGE...] [--weights W...], set-alpha A, status.",
+        "set-style IMAGE [IMAGE...] [--weights W...], set-alpha A, set-regions --region "
+        "style=IMG,key=green|mask=PNG ... [--uncovered content], clear-regions, status.",
     )
     _add_control_arguments(control)
     control.set_defaults(func=run_control_command)

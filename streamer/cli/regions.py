@@ -17,99 +17,14 @@ colour), ``tolerance``, ``softness``, ``invert``, ``style_mask``. Every mistake 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import Any
 
 from adaattn_video.regions import UNCOVERED
 from streamer.cli import ReplaceAppend
 from streamer.cli.reports import report_result
 from streamer.cli.values import OptionValueError
-from streamer.regions import RegionPlan, RegionSpec
+from streamer.regions import RegionPlan, parse_region, parse_regions, region_from_mapping
 
-_KINDS: dict[str, type] = {
-    "style": str,
-    "mask": str,
-    "key": str,
-    "tolerance": float,
-    "softness": float,
-    "invert": bool,
-    "style_mask": str,
-}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _value(name: str, raw: Any, where: str) -> Any:
-    kind = _KINDS[name]
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise OptionValueError(f"{where}: {name} must be 1/0 or true/false, got {raw!r}")
-    if kind is float:
-        try:
-            if isinstance(raw, bool):
-                raise TypeError
-            return float(raw)
-        except (TypeError, ValueError) as err:
-            raise OptionValueError(f"{where}: {name} must be a number, got {raw!r}") from err
-    if not isinstance(raw, (str, int, float)) or isinstance(raw, bool) or str(raw) == "":
-        raise OptionValueError(f"{where}: {name} must be a file name or text, got {raw!r}")
-    return str(raw)
-
-
-def region_from_mapping(mapping: Mapping[Any, Any], where: str) -> RegionSpec:
-    """``{style: ..., mask: ..., ...}`` -> a checked :class:`RegionSpec`."""
-    values: dict[str, Any] = {}
-    for raw_key, raw in mapping.items():
-        name = str(raw_key).strip().replace("-", "_")
-        if name not in _KINDS:
-            raise OptionValueError(
-                f"{where}: unknown key {raw_key!r}; known keys: {', '.join(_KINDS)}"
-            )
-        values[name] = _value(name, raw, where)
-    return RegionSpec(**values)
-
-
-def parse_region(text: str) -> RegionSpec:
-    """``style=wave.jpg,mask=person.png,invert=1`` -> a checked :class:`RegionSpec`."""
-    where = f"--region {text!r}"
-    mapping: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        name, sep, value = part.partition("=")
-        if not sep:
-            raise OptionValueError(
-                f"{where}: expected KEY=VALUE pairs separated by commas "
-                "(e.g. style=wave.jpg,mask=person.png), got {part!r}"
-            )
-        if name.strip() in mapping:
-            raise OptionValueError(f"{where}: {name.strip()} is given twice")
-        mapping[name.strip()] = value.strip()
-    if not mapping:
-        raise OptionValueError(f"{where}: empty region; expected style=IMAGE,mask=FILE")
-    return region_from_mapping(mapping, where)
-
-
-def parse_regions(value: Any) -> tuple[RegionSpec, ...]:
-    """Flag strings, or a YAML list of strings / mappings (or one of them) -> specs."""
-    if value is None:
-        return ()
-    items = value if isinstance(value, (list, tuple)) else [value]
-    specs = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            specs.append(parse_region(item))
-        elif isinstance(item, Mapping):
-            specs.append(region_from_mapping(item, f"region {index + 1}"))
-        else:
-            raise OptionValueError(
-                f"region {index + 1}: expected style=...,mask=... or a mapping, got {item!r}"
-            )
-    return tuple(specs)
+__all__ = ["parse_region", "parse_regions", "region_from_mapping", "regions_from_args"]
 
 
 def add_region_options(parser: argparse.ArgumentParser) -> None:

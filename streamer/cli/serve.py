@@ -109,15 +109,18 @@ def _extend_control(control: argparse.ArgumentParser) -> None:
     original = control.get_default("func")
     control.description = (control.description or "") + (
         " For `stylestream serve`: add-stream, remove-stream, list-streams, and "
-        "set-style/set-alpha --stream NAME; status gives every stream's numbers."
+        "set-style/set-alpha/set-regions/clear-regions --stream NAME; status gives every "
+        "stream's numbers."
     )
 
     def run(args: argparse.Namespace) -> int:
+        if args.action in ("set-regions", "clear-regions"):  # live's, with "stream" when given
+            return int(original(args))
         if args.action in ("set-style", "set-alpha") and getattr(args, "stream", None) is None:
             return int(original(args))
         return run_serve_control(args)
 
-    for name in ("set-style", "set-alpha"):
+    for name in ("set-style", "set-alpha", "set-regions", "clear-regions"):
         action = actions.choices[name]
         action.add_argument("--stream", metavar="NAME", help="the stream of a `serve`")
         action.set_defaults(func=run)
@@ -131,6 +134,11 @@ def _extend_control(control: argparse.ArgumentParser) -> None:
     add.add_argument("--alpha", type=float)
     add.add_argument("--size", metavar="N|WxH")
     add.add_argument("--record", metavar="OUT.mp4")
+    add.add_argument(
+        "--region", action="append", metavar="style=IMG,mask=PNG|key=COLOUR",
+        help="a region (as `live --region`: still masks and chroma keys; repeat)",
+    )  # fmt: skip
+    add.add_argument("--uncovered", choices=("style", "content"), default=None)
     add.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="any other stream key (YAML value), e.g. --set give_up_after_s=30",
@@ -184,6 +192,14 @@ def serve_control_request(args: argparse.Namespace) -> dict[str, Any]:
         entry["size"] = args.size
     if args.record is not None:
         entry["record"] = _absolute(args.record)
+    if args.region:
+        from streamer.regions import RegionPlan, parse_regions
+
+        plan = RegionPlan(parse_regions(args.region), args.uncovered or "style")
+        plan.check(sequences=False)  # a missing mask: one line here, nothing sent
+        entry["region"] = [spec.absolute().as_dict() for spec in plan.regions]
+    if args.uncovered is not None:
+        entry["uncovered"] = args.uncovered
     entry.update(parse_overrides(args.set))  # the one YAML value parser
     return {"command": "add-stream", "stream": entry}
 

@@ -6,7 +6,8 @@ fields are the ones ``live`` and the stylizer already declare (same names, parse
 the server holds one :class:`~adaattn_video.settings.StylizerSpec` (the model: ``weights``,
 ``device``, ``precision``, ``style_size``...; and the default ``style``/``alpha``/``size`` of
 streams that give none), each stream may override ``style``, ``style_weights``, ``alpha`` and
-``size`` and has its own source options (:class:`~streamer.sources.LiveOptions`). A YAML stream
+``size`` and has its own source options (:class:`~streamer.sources.LiveOptions`), and may have
+regions (``region:``, the list ``--region`` takes: still masks and chroma keys; ``uncovered``). A YAML stream
 entry and an ``add-stream`` request go through the same :func:`stream_spec_from_mapping`, so a
 bad value gives the same message either way.
 """
@@ -25,6 +26,7 @@ from adaattn_video.yaml_config import load_yaml_file
 from streamer.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.endpoints import check_bind_endpoint
 from streamer.live import LiveConfig
+from streamer.regions import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
 from streamer.wire import WireFormatError, check_encoding, check_stream_name
 
@@ -48,6 +50,16 @@ def _like(cls: type, name: str, default: Any = _SAME, help: str | None = None) -
     )  # fmt: skip
 
 
+def _parse_regions(value: Any) -> tuple[RegionSpec, ...]:
+    specs = parse_regions(value)
+    refuse_sequences(specs, "a serve stream")
+    return specs
+
+
+def _format_regions(specs: tuple[RegionSpec, ...]) -> list[dict[str, Any]]:
+    return [spec.as_dict() for spec in specs]
+
+
 def _parse_optional_size(value: Any) -> int | tuple[int, int] | None:
     return None if value is None else parse_size(value)
 
@@ -65,6 +77,9 @@ class StreamSpec:
         size: N (longer side) or (height, width) frames are stylized at; None: the server's
             ``size`` (None there too: the source's size).
         record: also write this stream's stylized frames to this MP4 file.
+        region / uncovered: a style per region (``--region`` syntax, still masks and chroma
+            keys) and what positions covered by none get; a stream with regions is stylized in
+            its own model call (see :mod:`streamer.serve.scheduler`).
         capture_size ... end_of_stream: the source options of ``live`` (webcam, network).
     """
 
@@ -78,6 +93,13 @@ class StreamSpec:
         parse=_parse_optional_size, format=format_size,
     )  # fmt: skip
     record: str | None = _like(LiveConfig, "record")
+    region: tuple[RegionSpec, ...] = option(
+        (), "regions: a list of style=IMG,mask=PNG|key=COLOUR (or mappings)",
+        parse=_parse_regions, format=_format_regions,
+    )  # fmt: skip
+    uncovered: Literal["style", "content"] = option(
+        "style", "positions covered by no region: the stream's style or the content"
+    )
     capture_size: tuple[int, int] | None = _like(LiveConfig, "capture_size")
     capture_fps: float | None = _like(LiveConfig, "capture_fps")
     fourcc: str | None = _like(LiveConfig, "fourcc")
@@ -102,8 +124,14 @@ class StreamSpec:
                 alpha=1.0 if self.alpha is None else self.alpha, size=self.size,
             )  # fmt: skip
             self.live_options()
+            self.regions()
         except ValueError as err:
             raise ServeConfigError(f"{where}: {err}") from err
+
+    def regions(self) -> RegionPlan | None:
+        """The stream's regions as a plan (None without regions); files are read when the
+        stream starts."""
+        return RegionPlan(self.region, self.uncovered) if self.region else None
 
     def live_options(self) -> LiveOptions:
         """How the source is opened: as ``live`` opens its ``--source``, files and lavfi paced

@@ -16,6 +16,12 @@ Each round:
 3. Each stylized frame is labelled with the style it was really stylized with (the stream's
    style object is read once, before the call) and handed to its stream's writer.
 
+Streams with regions (``region:`` or ``set-regions``) are not in the shared batch: each of their
+frames is one model call of its own, through the stream's
+:class:`~streamer.regions.RegionSwitch` (masks, per-region style sums), in the same round after
+the batches. Their label names the regions too (``STYLE|regions:A,B``); a switch that lands
+during the call makes it stylize the frame again, so the label is exact.
+
 A failing call (e.g. out of memory) is logged and counted; the round's frames are lost, the
 loop goes on.
 """
@@ -109,11 +115,16 @@ class Scheduler:
         for stream, _ in taken:
             self._last_served[stream.name] = now
         groups: dict[tuple[int, int], list[tuple[StreamRuntime, Frame]]] = {}
+        alone = [(stream, frame) for stream, frame in taken if stream.stylizer.has_regions]
         for stream, frame in taken:
+            if any(stream is other for other, _ in alone):
+                continue
             size = stream.stylizer.config.output_size(*frame.image.shape[:2])
             groups.setdefault((int(size[0]), int(size[1])), []).append((stream, frame))
         for size, members in groups.items():
             self._stylize_group(size, members)
+        for stream, frame in alone:
+            self._stylize_alone(stream, frame)
         self.stats.rounds += 1
         return len(taken)
 
@@ -172,6 +183,24 @@ class Scheduler:
         self.stats.largest_batch = max(self.stats.largest_batch, len(members))
         for (stream, frame), picture, style_id in zip(members, pictures, ids, strict=True):
             stream.deliver(replace(frame, image=picture, style_id=style_id))
+
+    def _stylize_alone(self, stream: StreamRuntime, frame: Frame) -> None:
+        """One frame of a stream with regions, in its own model call (see the module doc)."""
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                image = torch.from_numpy(frame.image).unsqueeze(0)
+                out, style_id, _ = stream.stylizer.stylize_labelled(image)
+                picture = out[0].cpu().numpy()
+        except Exception:
+            self.stats.failed_batches += 1
+            log.exception("stream %s: a frame with regions failed; it is lost", stream.name)
+            return
+        self.stats.model_s += time.perf_counter() - started
+        self.stats.batches += 1
+        self.stats.frames += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, 1)
+        stream.deliver(replace(frame, image=picture, style_id=style_id))
 
     def forget(self, name: str) -> None:
         """Drop what is remembered about a removed stream."""

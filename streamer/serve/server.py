@@ -7,6 +7,9 @@ Control commands (REQ/REP, one JSON object each way, as for ``live``)::
     {"command": "remove-stream", "stream": "door"}
     {"command": "set-style", "stream": "door", "styles": ["/abs/a.jpg"], "weights": null}
     {"command": "set-alpha", "stream": "door", "alpha": 0.6}
+    {"command": "set-regions", "stream": "door", "regions": [{"style": "/abs/b.jpg",
+                                                              "key": "green"}]}
+    {"command": "clear-regions", "stream": "door"}
     {"command": "list-streams"}
     {"command": "get-status"}
 
@@ -19,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +37,12 @@ from streamer.control import (
     MAX_STYLES_PER_REQUEST,
     ControlRequestError,
     ControlServer,
+    execute_regions,
     parse_request,
 )
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
+from streamer.regions import RegionSwitch
 from streamer.serve.config import (
     ServeConfig,
     StreamSpec,
@@ -55,6 +60,8 @@ SERVE_COMMANDS = (
     "remove-stream",
     "set-style",
     "set-alpha",
+    "set-regions",
+    "clear-regions",
     "list-streams",
     "get-status",
 )
@@ -139,11 +146,17 @@ class StreamServer:
         """Encode its style, create its recording, start its threads. Errors raise and leave
         nothing behind (the source itself is opened by the stream's reader thread: a bad URL
         shows as state ``failed`` with the reason, the server goes on). ``source`` / ``outputs``:
-        see :class:`StreamRuntime` (a push-fed stream, extra sinks)."""
+        see :class:`StreamRuntime` (a push-fed stream, extra sinks). Regions: their files are
+        read and their styles encoded here (a missing mask raises)."""
         spec = spec.complete(self.spec)
+        plan = spec.regions()
+        if plan is not None:
+            plan.check(sequences=False)
         if spec.record is not None:
+            region_files = [path for region in spec.region for path in region.paths]
             refuse_overlap(
-                spec.record, command_inputs(spec.source, spec.styles, self.spec.weights)
+                spec.record,
+                command_inputs(spec.source, spec.styles, self.spec.weights, region_files),
             )
         stylizer_spec = spec.stylizer(self.spec)
         check_stylizer_memory(
@@ -154,9 +167,10 @@ class StreamServer:
                 raise ServeRequestError(f"a stream named {spec.name!r} exists already")
             self._reserved.add(spec.name)  # the style encodes outside the lock: no stall
         try:
+            stylizer = open_stylizer(stylizer_spec, model=self.model)  # the model is shared
             runtime = StreamRuntime(
                 spec,
-                open_stylizer(stylizer_spec, model=self.model),  # the model is shared
+                RegionSwitch(stylizer, plan),  # every stream takes set-regions
                 self.publisher,
                 queue_frames=self.config.queue_frames,
                 overwrite=self.config.overwrite,
@@ -256,12 +270,15 @@ class StreamServer:
             if not isinstance(entry, Mapping):
                 raise ServeRequestError("add-stream needs 'stream': an object with the YAML keys")
             spec = stream_spec_from_mapping(entry)
-            if len(spec.styles) > MAX_STYLES_PER_REQUEST:
+            if len(spec.styles) + len(spec.region) > MAX_STYLES_PER_REQUEST:
                 raise ControlRequestError(
-                    f"add-stream got {len(spec.styles)} styles; at most "
-                    f"{MAX_STYLES_PER_REQUEST} per request"
+                    f"add-stream got {len(spec.styles) + len(spec.region)} styles (regions "
+                    f"included); at most {MAX_STYLES_PER_REQUEST} per request"
                 )
-            _require_absolute(spec.styles + ((spec.record,) if spec.record else ()))
+            region_files = tuple(path for region in spec.region for path in region.paths)
+            _require_absolute(
+                spec.styles + region_files + ((spec.record,) if spec.record else ())
+            )
             runtime = self.add_stream(spec)
             return {"added": spec.name, "style_id": runtime.stylizer.style_id}
         if command == "remove-stream":
@@ -280,6 +297,17 @@ class StreamServer:
                 "style_id": active.style_id,
                 "encode_ms": round(1000 * (time.perf_counter() - started), 1),
             }
+        if command in ("set-regions", "clear-regions"):
+            stream = self.stream(request.get("stream"))
+            checked = parse_request(request)  # live's parsing and limits
+            reply = execute_regions(stream.stylizer, checked)
+            plan = checked.plan
+            stream.spec = replace(  # list-streams shows the current regions
+                stream.spec,
+                region=() if plan is None else plan.regions,
+                uncovered="style" if plan is None else plan.uncovered,
+            )
+            return {"stream": stream.name, **reply}
         if command == "list-streams":
             return {
                 "streams": [

@@ -26,6 +26,7 @@ from typing import Any
 from adaattn_video.stylizer import FrameStylizer
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
+from streamer.regions import RegionSwitch
 from streamer.serve.config import StreamSpec
 from streamer.sinks.zmq import ZmqSink
 from streamer.sources import open_source
@@ -60,7 +61,7 @@ class StreamRuntime:
     def __init__(
         self,
         spec: StreamSpec,
-        stylizer: FrameStylizer,
+        stylizer: RegionSwitch | FrameStylizer,
         publisher: ZmqSink | None,
         *,
         queue_frames: int = 1,
@@ -69,7 +70,8 @@ class StreamRuntime:
         source: FrameSource | None = None,
         outputs: Sequence[FrameSink] = (),
     ) -> None:
-        """``stylizer``: this stream's (its style encoded, the model shared). The recording
+        """``stylizer``: this stream's (its style and regions encoded, the model shared). The
+        recording
         is created now (errors raise, nothing starts).
 
         ``source``: frames from this source instead of opening ``spec.source`` (a push-fed
@@ -78,7 +80,8 @@ class StreamRuntime:
         """
         self.spec = spec
         self.name = spec.name
-        self.stylizer = stylizer
+        # every stream takes set-regions (a plain FrameStylizer is wrapped)
+        self.stylizer = stylizer if isinstance(stylizer, RegionSwitch) else RegionSwitch(stylizer)
         self.publisher = publisher
         self.inbox: FrameQueue = newest_frames(queue_frames)
         self.outbox: FrameQueue = newest_frames(queue_frames)
@@ -239,6 +242,7 @@ class StreamRuntime:
             "error": self.error,
             "source": self.spec.source,
             "alpha": self.stylizer.alpha,
+            **self.stylizer.regions_status(),
             **self.tracker.current_dict(),
             "record": None if self.record_path is None else str(self.record_path),
         }
