@@ -12,7 +12,10 @@ multiple, with ``e`` bytes per element of the convolution precision (4 fp32, 2 f
   the end of the call (keys, ``alpha``).
 * keys: at each attention level the taps down to it, resized to its scale and normalized, in
   float32 (448 channels at 1/4 scale for relu3_1, 960 at 1/8, 1472 at 1/16), built part by part
-  and concatenated (parts and result alive together).
+  and concatenated (parts and result alive together). A frame of the cosine (video) model at
+  inference builds no key: the normalisation is folded into the projection and the attention
+  runs in blocks of positions, so only the resized shallower taps, one block's float32
+  temporaries and the (B, N, C) result count.
 * attention (float32, per position N of the level): cosine: the projected query and its unit
   vectors (2d), the fused ``baddbmm`` output (1 + 2C) and the moments (2C), then mean/std and
   the normalized content (about 6C); softmax: query/key/value padded to one head width plus
@@ -41,12 +44,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from adaattn_video.attention import BLOCK_POSITIONS
 from adaattn_video.config import TAPS, ModelConfig
 from adaattn_video.errors import StylestreamError
 
-# allocator slack and convolution scratch on top of the tensors the walk counts: measured peak
-# RSS / walk on CPU (2 threads) was 0.84-1.05 in fp32 (video 256..1024 px, batch 1-2; image
-# 256..512 px) and 0.77-0.85 in bf16, 0.6-0.85 for encoding a style
+# allocator slack and convolution scratch on top of the tensors the walk counts: the estimate
+# (walk x 1.1) / measured peak RSS on CPU (2 threads) was 0.85-1.26 for frames (video 256..1280
+# px fp32 and bf16, batch 1-2; image 256 px fp32) and 1.1-1.7 for encoding a style
 CALIBRATION = 1.1
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 MAX_SCORES_PER_CALL = 2**26  # as in adaattn_video.attention
@@ -176,6 +180,21 @@ def _keys_bytes(batch: int, taps: dict[str, tuple[int, int, int]], level: str) -
     return size * 2 + biggest * 3, size  # parts + concatenation, plus resize/cast/subtract
 
 
+def _resized_taps_bytes(batch: int, taps: dict[str, tuple[int, int, int]], level: str, e: int) -> int:
+    """The shallower taps resized to ``level``'s scale (compute dtype): all a frame's keys are
+    at inference, since the per-channel normalisation is folded into the key projection."""
+    _, h, w = taps[level]
+    names = TAPS[: TAPS.index(level)]
+    return sum(taps[n][0] for n in names) * batch * h * w * e
+
+
+def _cosine_blocked_bytes(batch: int, level: str, positions: int) -> int:
+    """Cosine AdaAttN of a frame at inference (``attention.cosine_adaattn_blocked``): float32
+    temporaries of one block of positions (about 4 KiB each) and the (B, N, C) result."""
+    c, _, _ = _LEVELS[level]
+    return batch * min(positions, BLOCK_POSITIONS) * 4096 + batch * positions * c * 4
+
+
 def _attention_bytes(
     batch: int, level: str, positions: int, style_positions: int, kind: str, *, style: bool
 ) -> int:
@@ -241,9 +260,13 @@ def estimate_stylize_memory(
         taps_bytes = sum(b * c * th * tw * e for c, th, tw in taps.values())
         peak = kept = 0
         for level in levels:
-            building, keys = _keys_bytes(b, taps, level)
             _, th, tw = taps[level]
-            attn = _attention_bytes(b, level, th * tw, style_n, config.attention, style=style)
+            if config.attention == "cosine" and not style:
+                building = keys = _resized_taps_bytes(b, taps, level, e)
+                attn = _cosine_blocked_bytes(b, level, th * tw)
+            else:
+                building, keys = _keys_bytes(b, taps, level)
+                attn = _attention_bytes(b, level, th * tw, style_n, config.attention, style=style)
             peak = max(peak, kept + building, kept + keys + attn)
             if not style:  # a frame's keys all stay alive to the end of the call
                 kept += keys
