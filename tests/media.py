@@ -4,7 +4,7 @@ No video file ships with the project or exists on the machine; every test writes
 needs (a few dozen tiny frames) into ``tmp_path``. Shared by every test module: keep it general.
 
 Writers:    :func:`write_clip` (H.264 + optional AAC sine, CFR or VFR, any size, any container),
-            :func:`write_image_folder`.
+            :func:`write_image_folder`, :func:`write_contrast_styles` (region tests).
 Readers:    :func:`decoded_frames`, :func:`frame_times`, :func:`audio_packets`,
             :func:`count_decodable_frames` (tolerates a torn end, as after a crash).
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from streamer.demo import encode_tone
 
@@ -195,3 +196,27 @@ def decodable_frame_times(path: str | Path) -> list[Fraction]:
 def has_audio(path: str | Path) -> bool:
     with av.open(str(path)) as container:
         return bool(container.streams.audio)
+
+
+def write_contrast_styles(
+    folder: Path, mask_size: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """Two very different small style PNGs in ``folder``: ``warm`` (red with stripes) and
+    ``cold`` (blue noise), so regions stylized with each are told apart at a glance; with
+    ``mask_size`` (height, width) also ``left``, a mask whose left half is white."""
+    rng = np.random.default_rng(1)
+    warm = np.zeros((32, 32, 3), np.uint8)
+    warm[..., 0] = 230
+    warm[::4, :, 1] = 120
+    cold = rng.integers(0, 90, (32, 32, 3), dtype=np.uint8)
+    cold[..., 2] += 160
+    images = {"warm": warm, "cold": cold}
+    if mask_size is not None:
+        left = np.zeros(mask_size, np.uint8)
+        left[:, : mask_size[1] // 2] = 255
+        images["left"] = left
+    paths = {}
+    for name, array in images.items():
+        Image.fromarray(array).save(folder / f"{name}.png")
+        paths[name] = str(folder / f"{name}.png")
+    return paths

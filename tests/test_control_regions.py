@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from live_helpers import LiveRun, PatternSource, receive_until
-from PIL import Image
+from media import write_contrast_styles
 
 from adaattn_video.checkpoint import open_model
 from adaattn_video.settings import StylizerSpec
@@ -41,20 +41,7 @@ GREEN = (0, 177, 64)
 @pytest.fixture(scope="module")
 def styles(tmp_path_factory) -> dict[str, str]:
     """Two very different small styles (warm stripes, cold noise) and a left-half mask."""
-    folder = tmp_path_factory.mktemp("styles")
-    rng = np.random.default_rng(1)
-    warm = np.zeros((32, 32, 3), np.uint8)
-    warm[..., 0] = 230
-    warm[::4, :, 1] = 120
-    cold = rng.integers(0, 90, (32, 32, 3), dtype=np.uint8)
-    cold[..., 2] += 160
-    left = np.zeros((HEIGHT, WIDTH), np.uint8)
-    left[:, : WIDTH // 2] = 255
-    out = {}
-    for name, array in (("warm", warm), ("cold", cold), ("left", left)):
-        Image.fromarray(array).save(folder / f"{name}.png")
-        out[name] = str(folder / f"{name}.png")
-    return out
+    return write_contrast_styles(tmp_path_factory.mktemp("styles"), (HEIGHT, WIDTH))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from media import frame_arrays
+from media import frame_arrays, write_contrast_styles
 from PIL import Image
 
 from adaattn_video.checkpoint import open_model
@@ -60,14 +60,8 @@ def _split_mask(boundary: int, height: int = HEIGHT, width: int = WIDTH) -> np.n
 @pytest.fixture(scope="module")
 def styles(tmp_path_factory) -> tuple[str, str]:
     """Two very different small styles: warm smooth stripes and cold noise."""
-    folder = tmp_path_factory.mktemp("styles")
-    rng = np.random.default_rng(1)
-    warm = np.zeros((32, 32, 3), np.uint8)
-    warm[..., 0] = 230
-    warm[::4, :, 1] = 120
-    cold = rng.integers(0, 90, (32, 32, 3), dtype=np.uint8)
-    cold[..., 2] += 160
-    return _write_png(folder / "warm.png", warm), _write_png(folder / "cold.png", cold)
+    paths = write_contrast_styles(tmp_path_factory.mktemp("styles"))
+    return paths["warm"], paths["cold"]
 
 
 @pytest.fixture(scope="module")
