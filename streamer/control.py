@@ -247,7 +247,9 @@ def execute_regions(stylizer: Any, request: ControlRequest) -> dict[str, Any]:
     :class:`~streamer.regions.RegionSwitch`: live's and every serve stream's); the styles are
     encoded and the masks read here, in the caller's (control) thread. A bad file raises and
     leaves the regions as they were."""
-    if not callable(getattr(stylizer, "regions_status", None)):
+    from streamer.regions import RegionSwitch
+
+    if not isinstance(stylizer, RegionSwitch):
         raise ControlRequestError("this stream's stylizer cannot take regions")
     started = time.perf_counter()
     if request.command == "set-regions":
@@ -363,28 +365,32 @@ class ControlServer:
             if request.plan is not None:
                 self._check_style_memory([str(spec.style) for spec in request.plan.regions])
             return execute_regions(self.stylizer, request)
+        from streamer.regions import RegionSwitch
+
         status = {"style_id": self.stylizer.style_id, "alpha": self.stylizer.alpha}
-        if callable(getattr(self.stylizer, "regions_status", None)):
+        if isinstance(self.stylizer, RegionSwitch):
             status.update(self.stylizer.regions_status())
         if self._status is not None:
             status.update(self._status())
         return status
 
     def _check_style_memory(self, styles: Sequence[str]) -> None:
-        """Refuse styles whose encoding would not fit in memory (a FrameStylizer only)."""
-        model = getattr(self.stylizer, "model", None)
-        config = getattr(self.stylizer, "config", None)
-        if model is None or config is None or not hasattr(model, "config"):
-            return
+        """Refuse styles whose encoding would not fit in memory (the model's stylizers; a
+        stand-in without a model has nothing to check)."""
         from adaattn_video.resources import check_stylize_memory
+        from adaattn_video.stylizer import FrameStylizer
+        from streamer.regions import RegionSwitch
 
+        stylizer = self.stylizer.plain if isinstance(self.stylizer, RegionSwitch) else self.stylizer
+        if not isinstance(stylizer, FrameStylizer):
+            return
         check_stylize_memory(
-            model.config,
+            stylizer.model.config,
             None,
-            precision=config.precision,
-            device=str(self.stylizer.device),
+            precision=stylizer.config.precision,
+            device=str(stylizer.device),
             styles=styles,
-            style_size=config.style_size,
+            style_size=stylizer.config.style_size,
         )
 
     def _close_socket(self) -> None:

@@ -127,9 +127,8 @@ class StreamRuntime:
         """End the stream: its source closes, queued frames are dropped, the recording is
         finalized; returns when both threads have ended (or ``timeout_s`` passed)."""
         self._stop.set()
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        if self.source is not None:
+            self.source.interrupt()
         self._reader.join(timeout_s)
         self.outbox.finish()
         self._writer.join(timeout_s)
