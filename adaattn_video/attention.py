@@ -14,7 +14,7 @@ centred values, so the variance step stays accurate (see :class:`CosineStyleSums
 * Softmax (SPEC 3a): exact, with ``[V, V^2]`` attended in one fused
   ``scaled_dot_product_attention`` call (no random subsampling of style positions).
 
-The content/style keys and their projection are in :mod:`adaattn_video.keys`; the quadratic
+The content/style keys and their projection are in :mod:`adaattn_video.attention_keys`; the quadratic
 forms, the reference the fast paths are tested against, in :mod:`adaattn_video.attention_reference`.
 """
 
@@ -27,13 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adaattn_video.attention_reference import (
-    cosine_attention_stats_quadratic,
-    softmax_attention_stats_quadratic,
-)
-from adaattn_video.config import AttentionKind
-from adaattn_video.functional import EPS, mean_variance_norm, tracing
-from adaattn_video.keys import (
+from adaattn_video.attention_keys import (
     KeyParts,
     at_size,
     folded_projection,
@@ -41,6 +35,12 @@ from adaattn_video.keys import (
     project_key,
     unit_positions,
 )
+from adaattn_video.attention_reference import (
+    cosine_attention_stats_quadratic,
+    softmax_attention_stats_quadratic,
+)
+from adaattn_video.config import AttentionKind
+from adaattn_video.functional import EPS, mean_variance_norm, tracing
 
 
 def _no_autocast(x: Tensor) -> torch.autocast:
@@ -73,9 +73,7 @@ class CosineStyleSums:
     count: Tensor  # (S, 1, 1) n
 
     @classmethod
-    def from_style(
-        cls, key: Tensor, value: Tensor, mask: Tensor | None = None
-    ) -> CosineStyleSums:
+    def from_style(cls, key: Tensor, value: Tensor, mask: Tensor | None = None) -> CosineStyleSums:
         """Sums of unit style keys ``key`` (B, d, Ns), already projected, and values (B, C, Ns).
 
         ``mask`` (B, 1, Ns) in [0, 1] weights style position j by m_j (a style mask: regions):

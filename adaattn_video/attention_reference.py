@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from adaattn_video.attention_keys import unit_positions
 from adaattn_video.functional import EPS
-from adaattn_video.keys import unit_positions
 
 
 def stats_from_attention(attn: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:

@@ -58,7 +58,7 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        from adaattn_video.convert import from_mapping
+        from configkit.convert import from_mapping
 
         try:
             data = json.loads(text)

@@ -7,9 +7,7 @@ exit instead of a traceback.
 
 from __future__ import annotations
 
-
-class StylestreamError(Exception):
-    """Base of every user-facing error: the message says what was wrong and what to try."""
+from configkit.errors import StylestreamError
 
 
 class CheckpointError(StylestreamError, ValueError):

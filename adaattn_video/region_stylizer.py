@@ -3,7 +3,7 @@
 :class:`RegionStylizer` has the stylizer interface every front end uses (``stylize_uint8``,
 ``__call__``, ``device``, ``style_id``, ``alpha``, ``set_style``), so the pipeline, ``image``,
 ``render`` and ``live`` take it unchanged. The stylizer's own style is the default style
-(positions covered by no mask, see :mod:`adaattn_video.regions`); each region adds a style and a
+(positions covered by no mask, see :mod:`adaattn_video.masked_attention`); each region adds a style and a
 mask function that turns the content frames into the region's content mask.
 
 Masks are functions, not files: this package never reads videos. ``mask(content, first_index)``
@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adaattn_video.model import StyleFeatures, StyleTransferModel
-from adaattn_video.regions import (
+from adaattn_video.masked_attention import (
     UNCOVERED,
     RegionError,
     Uncovered,
     encode_masked_style,
     stylize_regions,
 )
+from adaattn_video.model import StyleFeatures, StyleTransferModel
 from adaattn_video.stylizer import (
     ActiveStyle,
     FrameStylizer,

@@ -180,7 +180,9 @@ def _keys_bytes(batch: int, taps: dict[str, tuple[int, int, int]], level: str) -
     return size * 2 + biggest * 3, size  # parts + concatenation, plus resize/cast/subtract
 
 
-def _resized_taps_bytes(batch: int, taps: dict[str, tuple[int, int, int]], level: str, e: int) -> int:
+def _resized_taps_bytes(
+    batch: int, taps: dict[str, tuple[int, int, int]], level: str, e: int
+) -> int:
     """The shallower taps resized to ``level``'s scale (compute dtype): all a frame's keys are
     at inference, since the per-channel normalisation is folded into the key projection."""
     _, h, w = taps[level]

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import torch
 
-from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import MAX_MEMORY_HELP, parse_memory
+from configkit.convert import option
 
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -175,9 +175,7 @@ def parse_wh(value: Any) -> tuple[int, int]:
     except (TypeError, ValueError) as err:
         raise StylizerSettingError(f"expected WxH such as 640x360, got {value!r}") from err
     if min(width, height) < MIN_SIDE:
-        raise StylizerSettingError(
-            f"expected sides >= {MIN_SIDE} pixels, got {width}x{height}"
-        )
+        raise StylizerSettingError(f"expected sides >= {MIN_SIDE} pixels, got {width}x{height}")
     return height, width
 
 
@@ -238,9 +236,7 @@ def check_style_size(style_size: Any) -> None:
 
 
 # -- the spec ---------------------------------------------------------------------------------
-def output_size(
-    size: int | tuple[int, int] | None, height: int, width: int
-) -> tuple[int, int]:
+def output_size(size: int | tuple[int, int] | None, height: int, width: int) -> tuple[int, int]:
     """(height, width) a (height, width) frame is stylized at for a ``size`` setting: None =
     as it comes, ``(h, w)`` = exactly that, ``N`` = longer side N with the aspect kept."""
     if size is None:

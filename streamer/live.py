@@ -14,7 +14,7 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 - Every published frame carries the id of the style it was really stylized with
   (:class:`SwitchSafeStylizer`; with regions ``STYLE|regions:A,B``), so a subscriber sees
   exactly when a switch took effect.
-- The stylizer is a :class:`~streamer.regions.RegionSwitch`: a run started with or without
+- The stylizer is a :class:`~streamer.regions.specs.RegionSwitch`: a run started with or without
   ``--region`` takes ``set-regions`` / ``clear-regions`` while it runs.
 - A status line every ``status_interval_s``: fps in/out, latency capture -> publish, drops,
   reconnects.
@@ -33,18 +33,16 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.settings import StylizerSpec, format_size, parse_wh
 from adaattn_video.stylizer import FrameStylizer, open_stylizer
+from configkit.convert import option
 from streamer import interrupts
-from streamer.endpoints import check_bind_endpoint
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig
-from streamer.regions import RegionPlan, RegionSwitch
-from streamer.sinks.zmq import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
+from streamer.regions.specs import RegionPlan, RegionSwitch
 from streamer.sources import LiveOptions, open_source
 from streamer.stats import (
     LatencyProbe,
@@ -53,7 +51,9 @@ from streamer.stats import (
     StatsSnapshot,
     latency_percentiles,
 )
-from streamer.wire import check_encoding
+from streamer.zeromq.endpoints import check_bind_endpoint
+from streamer.zeromq.publisher import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
+from streamer.zeromq.wire import check_encoding
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,10 @@ class LiveConfig:
     status_interval_s: float = option(5.0, "seconds between status lines (0: none)", metavar="S")
     seconds: float | None = option(None, "stop after S seconds", metavar="S")
     capture_size: tuple[int, int] | None = option(
-        None, "webcam: requested capture size", metavar="WxH", parse=_wh_or_none,
+        None,
+        "webcam: requested capture size",
+        metavar="WxH",
+        parse=_wh_or_none,
         format=format_size,
     )
     capture_fps: float | None = option(None, "webcam: requested rate", metavar="F")
@@ -176,7 +179,7 @@ class LiveConfig:
 
 # -- the stylizer ----------------------------------------------------------------------------
 class SwitchSafeStylizer:
-    """Wraps a :class:`~streamer.regions.RegionSwitch` so that ``style_id`` names EXACTLY the
+    """Wraps a :class:`~streamer.regions.specs.RegionSwitch` so that ``style_id`` names EXACTLY the
     style (and regions) the last ``stylize_uint8`` call used (the pipeline labels each frame
     with it).
 
@@ -292,7 +295,7 @@ def _run_opened(
     print_status: Callable[[str], None] | None,
     stop_event: threading.Event | None,
 ) -> LiveResult:
-    from streamer.control import ControlServer
+    from streamer.zeromq.control import ControlServer
 
     record_path = None
     if config.record is not None:
@@ -304,11 +307,13 @@ def _run_opened(
         )
         record_path = check_output_file(config.record, overwrite=config.overwrite)
     if config.curve_keys_dir is not None:
-        from streamer.keys import load_server_keys
+        from streamer.zeromq.curve import load_server_keys
 
         load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
     if stylizer is None:
-        check_stylizer_memory(**memory_settings(config.stylizer, frame_size(source), 1, config.stylizer.device))
+        check_stylizer_memory(
+            **memory_settings(config.stylizer, frame_size(source), 1, config.stylizer.device)
+        )
         stylizer = build_stylizer(config)
     if not isinstance(stylizer, RegionSwitch):  # every live run takes set-regions
         stylizer = RegionSwitch(stylizer)

@@ -19,7 +19,7 @@ Three threads joined by bounded queues (:class:`streamer.queues.FrameQueue`)::
   frame. Sinks are closed (encoders flushed, files finalized) in every case.
   ``StatsSnapshot.interrupted_by`` tells.
 
-Batches are stylized by :class:`streamer.batching.BatchRunner` (pinned-memory, overlapped
+Batches are stylized by :class:`streamer.batch_runner.BatchRunner` (pinned-memory, overlapped
 transfers on CUDA); counters live in :class:`streamer.stats.PipelineStats`. The contracts
 (:class:`~streamer.frames.FrameSource`, :class:`~streamer.frames.FrameSink`,
 :class:`~streamer.frames.Stylizer`) are in :mod:`streamer.frames`.
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from adaattn_video.errors import StylestreamError
 from streamer import interrupts
-from streamer.batching import BatchRunner
+from streamer.batch_runner import BatchRunner
 from streamer.frames import Frame, FrameSink, FrameSource, Stylizer
 from streamer.queues import END, FrameQueue
 from streamer.stats import PipelineStats, StatsSnapshot

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.settings import StylizerSpec, resolve_device
 from adaattn_video.stylizer import FrameStylizer, open_stylizer
+from configkit.convert import option
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig, PipelineUserError
-from streamer.regions import RegionPlan
+from streamer.regions.specs import RegionPlan
 from streamer.sinks import check_output_file, is_image_output
 from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, check_image_output
 from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig, VideoEncoderConfig
@@ -76,9 +76,7 @@ class RenderConfig:
         1.0, "longest MP4 fragment: the most video a crash can lose", metavar="S"
     )
     max_queue_frames: int = option(8, "capacity of the queues between stages")
-    codec_options: dict[str, str] = option(
-        help="extra encoder options", default_factory=dict
-    )
+    codec_options: dict[str, str] = option(help="extra encoder options", default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -168,7 +166,7 @@ def render(
     ``progress`` shows a tqdm bar on stderr. ``stylizer`` replaces the model loading (tests,
     benchmarks). When interrupted (SIGINT/SIGTERM) the output is finalized and the result says
     so (``interrupted_by``); errors raise after every output was closed. ``regions`` (checked
-    with :meth:`~streamer.regions.RegionPlan.check`) gives regions their own styles. ``source``
+    with :meth:`~streamer.regions.specs.RegionPlan.check`) gives regions their own styles. ``source``
     replaces the source opened from ``config.input`` (a segment of a video, see
     :mod:`streamer.cluster`).
 
@@ -213,7 +211,10 @@ def render(
         if stylizer is None:
             check_stylizer_memory(
                 **memory_settings(
-                    config.stylizer, frame_size(source), batch_size, device,
+                    config.stylizer,
+                    frame_size(source),
+                    batch_size,
+                    device,
                     queued=config.max_queue_frames,
                 )
             )

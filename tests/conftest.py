@@ -38,6 +38,6 @@ def untrained_stylizer():
 @pytest.fixture
 def clip_with_audio(tmp_path):
     """A 24-frame 64x64 H.264 clip at 24 fps (B-frames on) with a mono AAC sine track."""
-    from media import write_clip
+    from helpers.media import write_clip
 
     return write_clip(tmp_path / "clip.mp4", frames=24, size=(64, 64), fps=24, audio=True)

@@ -65,9 +65,9 @@ STREAMER = "within streamer, only streamer.cli imports training"
 VIOLATIONS = {
     "model imports streamer": (
         "adaattn_video/functional.py",
-        "import streamer.wire",
+        "import streamer.zeromq.wire",
         MODEL,
-        "adaattn_video.functional -> streamer.wire",
+        "adaattn_video.functional -> streamer.zeromq.wire",
     ),
     "model imports training": (
         "adaattn_video/checkpoint.py",

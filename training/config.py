@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
-from adaattn_video import convert, yaml_config
 from adaattn_video.config import (
     ATTENTION_KINDS,
     ENCODER_FAMILIES,
@@ -26,7 +25,11 @@ from adaattn_video.config import (
     AttentionKind,
     EncoderFamily,
 )
-from adaattn_video.convert import (
+from adaattn_video.errors import StylestreamError
+from adaattn_video.settings import StylizerSettingError, check_device
+from configkit import convert
+from configkit import yaml_loader as yaml_config
+from configkit.convert import (
     ConfigError,
     convert_value,
     from_mapping,
@@ -34,8 +37,6 @@ from adaattn_video.convert import (
     split_optional,
     type_name,
 )
-from adaattn_video.errors import StylestreamError
-from adaattn_video.settings import StylizerSettingError, check_device
 
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["constant", "cosine", "linear"]
@@ -259,7 +260,7 @@ class TrainConfig:
     def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping of field names to (YAML- or string-typed) values.
 
-        The one converter (:func:`adaattn_video.convert.from_mapping`) turns strings into the
+        The one converter (:func:`configkit.convert.from_mapping`) turns strings into the
         field's type (``"1e-4"`` -> 0.0001, ``"true"`` -> True, ``"relu3_1,relu4_1"`` -> a
         tuple), so YAML files, ``--key value`` flags and ``key=value`` overrides share it.
         """
@@ -301,7 +302,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file (empty file -> {}), read by the one config
-    loader (:func:`adaattn_video.yaml_config.load_yaml_file`)."""
+    loader (:func:`configkit.yaml_loader.load_yaml_file`)."""
     try:
         return yaml_config.load_yaml_file(path)
     except ConfigError as err:

@@ -17,9 +17,9 @@ from pathlib import Path
 from streamer import interrupts
 
 interrupts.install_for_imports()  # a Ctrl-C during the imports below: exit 130, no traceback
-from adaattn_video.convert import ConfigError  # noqa: E402
 from adaattn_video.errors import StylestreamError  # noqa: E402
-from adaattn_video.yaml_config import load_yaml_file  # noqa: E402
+from configkit.convert import ConfigError  # noqa: E402
+from configkit.yaml_loader import load_yaml_file  # noqa: E402
 from streamer.cli.options import ReplaceAppend  # noqa: E402
 
 interrupts.imports_done()  # main() takes over with interrupts.install()
@@ -29,21 +29,21 @@ log = logging.getLogger("stylestream")
 # Each module's ``register(subparsers)`` adds one or more subcommands.
 _COMMAND_MODULES: tuple[str, ...] = (
     "streamer.cli.model_commands",
-    "streamer.cli.render",
-    "streamer.cli.bench",
+    "streamer.cli.render_commands",
+    "streamer.cli.bench_commands",
     "streamer.cli.training_commands",
-    "streamer.cli.live",
-    "streamer.cli.regions",
-    "streamer.cli.serve",  # after live: it extends `control` and `view`
-    "streamer.cli.studio",
-    "streamer.cli.export",
+    "streamer.cli.live_commands",
+    "streamer.cli.region_options",
+    "streamer.cli.serve_commands",  # after live: it extends `control` and `view`
+    "streamer.cli.studio_commands",
+    "streamer.cli.export_commands",
 )
 
 
 def apply_yaml_config(parser: argparse.ArgumentParser, path: str | Path) -> None:
     """Use the mapping in the YAML file at ``path`` as ``parser``'s defaults.
 
-    The file is read by the one config loader (:func:`adaattn_video.yaml_config.load_yaml_file`:
+    The file is read by the one config loader (:func:`configkit.yaml_loader.load_yaml_file`:
     no anchors/aliases, no repeated keys, size-capped). Keys are option names with ``-`` or
     ``_`` (``style-size`` or ``style_size``). Values are checked later by the same code that
     checks flags, so a bad value gives the same message.

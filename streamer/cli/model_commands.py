@@ -22,7 +22,7 @@ from adaattn_video.weights import download_published, import_weights
 from streamer.cli import add_config_option
 from streamer.cli.options import add_dataclass_options
 from streamer.cli.options import config_from_args as options_config
-from streamer.cli.regions import add_region_options, regions_from_args
+from streamer.cli.region_options import add_region_options, regions_from_args
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import positive_int, wh_arg
 from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
@@ -195,7 +195,7 @@ def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bench_model(args: argparse.Namespace) -> int:
-    from adaattn_video.benchmark import ModelBenchConfig, format_table, run_model_benchmark
+    from benchmarks.model_speed import ModelBenchConfig, format_table, run_model_benchmark
 
     try:
         config = ModelBenchConfig(
@@ -224,7 +224,7 @@ def run_bench_model(args: argparse.Namespace) -> int:
 
 
 def _register_bench(subparsers: argparse._SubParsersAction) -> None:
-    from streamer.cli.bench import add_bench_command
+    from streamer.cli.bench_commands import add_bench_command
 
     parser = add_bench_command(
         subparsers, "model", "per-frame time of the published formulation vs ours (random weights)"

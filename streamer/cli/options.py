@@ -1,9 +1,9 @@
 """Flags generated from a config dataclass, and the namespace -> config conversion.
 
 A command adds its options with :func:`add_dataclass_options` (one ``--flag`` per field, named,
-documented and typed by the field's :func:`~adaattn_video.convert.option` metadata) and builds
+documented and typed by the field's :func:`~configkit.convert.option` metadata) and builds
 its config with :func:`config_from_args`. Flags are parsed as plain strings and converted by the
-same :func:`~adaattn_video.convert.from_mapping` as YAML values, so a bad value gives the same
+same :func:`~configkit.convert.from_mapping` as YAML values, so a bad value gives the same
 one-line error whether it came from a flag or from ``--config``.
 """
 
@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
-from adaattn_video.convert import ConfigError, from_mapping, iter_keys, split_optional
+from configkit.convert import ConfigError, from_mapping, iter_keys, split_optional
 from streamer.cli.values import OptionValueError
 
 # Fields the command line never sets (programmatic only).
@@ -91,9 +91,7 @@ def _add(parser: Any, key: str, hint: Any, default: Any, help_text: str, metavar
         return
     if get_origin(inner) is Literal:
         choices = [str(c) for c in get_args(inner)]
-        parser.add_argument(
-            flag, dest=key, choices=choices, default=None, help=help_text + shown
-        )
+        parser.add_argument(flag, dest=key, choices=choices, default=None, help=help_text + shown)
         return
     if get_origin(inner) is tuple and key == "style":
         parser.add_argument(

@@ -16,9 +16,9 @@ import logging
 import os
 from pathlib import Path
 
-from adaattn_video.convert import check_keys
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec, resolve_device, resolve_precision
+from configkit.convert import check_keys
 from streamer.cli import add_config_option
 from streamer.cli.clips import read_clip
 from streamer.cli.options import add_dataclass_options, namespace_values
@@ -239,7 +239,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
 
 # -- bench train -------------------------------------------------------------------------------
 def run_bench_train(args: argparse.Namespace) -> int:
-    from training.bench import TrainBenchConfig, format_results, run_train_benchmark
+    from benchmarks.train_throughput import TrainBenchConfig, format_results, run_train_benchmark
 
     resolve_device(args.device)  # an unavailable device: one line, not a traceback in a worker
     config = TrainBenchConfig(
@@ -257,10 +257,10 @@ def run_bench_train(args: argparse.Namespace) -> int:
 def _bench_parser(
     subparsers: argparse._SubParsersAction, name: str, help_text: str
 ) -> argparse.ArgumentParser:
-    """A ``bench NAME`` parser: through streamer.cli.bench when it exists, else inside the
+    """A ``bench NAME`` parser: through streamer.cli.bench_commands when it exists, else inside the
     ``bench`` group another command module created (or a new one)."""
     try:
-        from streamer.cli.bench import add_bench_command
+        from streamer.cli.bench_commands import add_bench_command
     except ImportError:
         add_bench_command = None
     if add_bench_command is not None:

@@ -7,9 +7,9 @@ import argparse
 from typing import Any
 
 from adaattn_video import settings
-from adaattn_video.convert import convert_value
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSettingError
+from configkit.convert import convert_value
 
 MIN_SIDE = settings.MIN_SIDE
 
@@ -51,7 +51,7 @@ def positive_int(text: str) -> int:
 
 def typed_value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
     """``args.<name>`` as ``kind`` (bool, int, float or str) by the one converter
-    (:func:`adaattn_video.convert.convert_value`): flags arrive as strings, YAML values as YAML
+    (:func:`configkit.convert.convert_value`): flags arrive as strings, YAML values as YAML
     typed them; NaN and infinity are refused."""
     hint: Any = (kind | None) if optional else kind
     return convert_value(name, getattr(args, name), hint, source="", error=OptionValueError)

@@ -8,8 +8,8 @@ Modules, one job each:
     :mod:`~streamer.cluster.job`      the job folder and manifest that ``--resume`` reads,
     :mod:`~streamer.cluster.inputs`   one INPUT or many (a folder / glob of videos),
     :mod:`~streamer.cluster.runner`   the Ray actors, scheduling, retries, progress, summary,
-    :mod:`~streamer.cluster.cli`      the ``--ray`` options of ``render`` and ``bench render``,
-    :mod:`~streamer.cluster.bench`    ``stylestream bench render --ray``.
+    :mod:`~streamer.cli.ray_options`      the ``--ray`` options of ``render`` and ``bench render``,
+    :mod:`~benchmarks.ray_scaling`    ``stylestream bench render --ray``.
 
 Ray is an optional extra: it is imported only through :func:`import_ray` when a ``--ray`` run
 starts (and by the actor code that runs inside Ray), so everything else works without it.

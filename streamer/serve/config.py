@@ -1,7 +1,7 @@
 """Settings of ``stylestream serve``: the server (:class:`ServeConfig`) and each stream
 (:class:`StreamSpec`), from a YAML file, flags, or an ``add-stream`` control request.
 
-Both are built by the one converter (:func:`adaattn_video.convert.from_mapping`) and their
+Both are built by the one converter (:func:`configkit.convert.from_mapping`) and their
 fields are the ones ``live`` and the stylizer already declare (same names, parsers and help):
 the server holds one :class:`~adaattn_video.settings.StylizerSpec` (the model: ``weights``,
 ``device``, ``precision``, ``style_size``...; and the default ``style``/``alpha``/``size`` of
@@ -19,16 +19,16 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from adaattn_video.convert import from_mapping, option, to_mapping
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec, format_size, parse_size
-from adaattn_video.yaml_config import load_yaml_file
-from streamer.control import DEFAULT_CONTROL_ENDPOINT
-from streamer.endpoints import check_bind_endpoint
+from configkit.convert import from_mapping, option, to_mapping
+from configkit.yaml_loader import load_yaml_file
 from streamer.live import LiveConfig
-from streamer.regions import RegionPlan, RegionSpec, parse_regions, refuse_sequences
+from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
-from streamer.wire import WireFormatError, check_encoding, check_stream_name
+from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
+from streamer.zeromq.endpoints import check_bind_endpoint
+from streamer.zeromq.wire import WireFormatError, check_encoding, check_stream_name
 
 
 class ServeConfigError(StylestreamError, ValueError):
@@ -222,7 +222,9 @@ class ServeConfig:
         parse=_parse_streams,
     )  # fmt: skip
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and default style", flatten=True)
-    zmq: str | None = _like(LiveConfig, "zmq", help="one PUB endpoint for all streams ('none': off)")
+    zmq: str | None = _like(
+        LiveConfig, "zmq", help="one PUB endpoint for all streams ('none': off)"
+    )
     control: str | None = _like(LiveConfig, "control", DEFAULT_CONTROL_ENDPOINT)
     encoding: Literal["jpeg", "rgb24"] = _like(LiveConfig, "encoding")
     jpeg_quality: int = _like(LiveConfig, "jpeg_quality")

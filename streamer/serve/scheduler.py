@@ -9,7 +9,7 @@ Each round:
    out go first next round.
 2. The frames are grouped by the size they are stylized at (the stream's ``size`` for the
    frame's size, :func:`~adaattn_video.settings.output_size`): frames of one size are one batch, i.e. one model call
-   (:func:`~adaattn_video.batching.stylize_per_frame`, each frame with its stream's style sums
+   (:func:`~adaattn_video.mixed_batch.stylize_per_frame`, each frame with its stream's style sums
    and alpha). Different sizes are different calls in the same round (convolutions need one
    shape per batch; padding small frames up to the largest would waste compute and change the
    replicate-padded borders).
@@ -18,7 +18,7 @@ Each round:
 
 Streams with regions (``region:`` or ``set-regions``) are not in the shared batch: each of their
 frames is one model call of its own, through the stream's
-:class:`~streamer.regions.RegionSwitch` (masks, per-region style sums), in the same round after
+:class:`~streamer.regions.specs.RegionSwitch` (masks, per-region style sums), in the same round after
 the batches. Their label names the regions too (``STYLE|regions:A,B``); a switch that lands
 during the call makes it stylize the frame again, so the label is exact.
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from adaattn_video.batching import FrameStyle, stylize_per_frame
+from adaattn_video.mixed_batch import FrameStyle, stylize_per_frame
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import crop_output, resize_images
 from streamer.frames import Frame

@@ -26,23 +26,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from adaattn_video.batching import check_batchable
-from adaattn_video.convert import to_mapping
 from adaattn_video.errors import StylestreamError
+from adaattn_video.mixed_batch import check_batchable
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.stylizer import open_spec_model, open_stylizer
+from configkit.convert import to_mapping
 from streamer import interrupts
-from streamer.control import (
-    MAX_STYLES_PER_REQUEST,
-    ControlRequestError,
-    ControlServer,
-    execute_regions,
-    parse_request,
-)
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
-from streamer.regions import RegionSwitch
+from streamer.regions.specs import RegionSwitch
 from streamer.serve.config import (
     ServeConfig,
     StreamSpec,
@@ -50,8 +43,15 @@ from streamer.serve.config import (
 )
 from streamer.serve.scheduler import Scheduler
 from streamer.serve.stream import RATE_WINDOW_S, StreamRuntime
-from streamer.sinks.zmq import ZmqSink, ZmqSinkConfig
 from streamer.stats import latency_percentiles
+from streamer.zeromq.control import (
+    MAX_STYLES_PER_REQUEST,
+    ControlRequestError,
+    ControlServer,
+    execute_regions,
+    parse_request,
+)
+from streamer.zeromq.publisher import ZmqSink, ZmqSinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class StreamServer:
         self.spec = config.stylizer.resolved()  # device and precision for this machine
         device = self.spec.device
         if config.curve_keys_dir is not None:
-            from streamer.keys import load_server_keys
+            from streamer.zeromq.curve import load_server_keys
 
             load_server_keys(config.curve_keys_dir)
         if model is None:
@@ -276,9 +276,7 @@ class StreamServer:
                     f"included); at most {MAX_STYLES_PER_REQUEST} per request"
                 )
             region_files = tuple(path for region in spec.region for path in region.paths)
-            _require_absolute(
-                spec.styles + region_files + ((spec.record,) if spec.record else ())
-            )
+            _require_absolute(spec.styles + region_files + ((spec.record,) if spec.record else ()))
             runtime = self.add_stream(spec)
             return {"added": spec.name, "style_id": runtime.stylizer.style_id}
         if command == "remove-stream":

@@ -26,12 +26,12 @@ from typing import Any
 from adaattn_video.stylizer import FrameStylizer
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
-from streamer.regions import RegionSwitch
+from streamer.regions.specs import RegionSwitch
 from streamer.serve.config import StreamSpec
-from streamer.sinks.zmq import ZmqSink
 from streamer.sources import open_source
-from streamer.sources.live import newest_frames
+from streamer.sources.reader_thread import newest_frames
 from streamer.stats import LatencyWindow, LiveStatusTracker, PipelineStats
+from streamer.zeromq.publisher import ZmqSink
 
 log = logging.getLogger(__name__)
 

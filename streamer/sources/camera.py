@@ -28,7 +28,7 @@ from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.queues import END
 from streamer.sources import is_camera
-from streamer.sources.live import newest_frames, run_producer
+from streamer.sources.reader_thread import newest_frames, run_producer
 
 log = logging.getLogger(__name__)
 

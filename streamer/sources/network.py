@@ -33,7 +33,7 @@ from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.queues import END
 from streamer.sources import NETWORK_SCHEMES, is_network_url
-from streamer.sources.live import newest_frames, run_producer
+from streamer.sources.reader_thread import newest_frames, run_producer
 
 log = logging.getLogger(__name__)
 __all__ = [

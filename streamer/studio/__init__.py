@@ -11,7 +11,7 @@ WebRTC. Each browser connection is a push-fed stream of the serve engine
 - :mod:`~streamer.studio.markers`: frame counters drawn into pictures (round-trip latency).
 - :mod:`~streamer.studio.browser`: headless chromium with a fake camera, driven over the
   DevTools protocol (tests and ``bench studio``).
-- :mod:`~streamer.studio.bench`: ``bench studio``.
+- :mod:`~benchmarks.studio_latency`: ``bench studio``.
 
 The page is ``streamer/web/studio.html`` (+ ``studio.js``, ``studio.css``), plain HTML/JS.
 """

@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from adaattn_video.convert import option
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec
-from streamer.endpoints import is_loopback_host
+from configkit.convert import option
 from streamer.live import endpoint_or_none
 from streamer.serve.config import ServeConfig
+from streamer.zeromq.endpoints import is_loopback_host
 
 INSTALL_HINT = "pip install -e '.[studio]'"
 DEFAULT_UPLOAD_BYTES = 10_000_000

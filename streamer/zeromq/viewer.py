@@ -1,0 +1,387 @@
+"""``stylestream view ENDPOINT``: watch (in any browser) and/or record a published stream.
+
+A subscriber thread receives frames; a small local HTTP server shows them as MJPEG
+(``multipart/x-mixed-replace``: every browser plays it with a plain ``<img>``, no plugin, and
+it works on headless machines through an SSH tunnel). Endpoints::
+
+    /             the page (streamer/web/index.html): the picture and a status line
+    /stream.mjpg  the stream itself
+    /frame.jpg    the newest frame (one JPEG)
+    /status.json  the newest header, fps, latency, frames received (and ``streams``: names)
+
+From a ``stylestream serve`` publisher (one topic per stream) without ``stream``, the page is a
+grid of every stream seen so far, each from::
+
+    /stream/NAME.mjpg, /frame/NAME.jpg, /streams.json (each stream's status)
+
+With ``stream`` only that stream is received (its ZeroMQ topic) and shown.
+
+``record`` also writes every received frame to an MP4 (timestamps from the frames' capture
+times, so the file plays at the pace the stream was captured, gaps included).
+JPEG payloads are forwarded to the browser as they are (no re-encoding).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from adaattn_video.errors import StylestreamError
+from streamer.frames import Frame
+from streamer.zeromq.endpoints import is_loopback_host
+from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber, SubscriberConfig
+from streamer.zeromq.wire import FrameHeader, WireFormatError, check_stream_name, encode_jpeg
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "stylestreamframe"
+RECORD_TIME_BASE = Fraction(1, 1000)
+
+
+class ViewerError(StylestreamError, ValueError):
+    """A viewer setting is invalid, or its HTTP address cannot be used."""
+
+
+@dataclass(frozen=True)
+class ViewerConfig:
+    """What ``stylestream view`` does.
+
+    Attributes:
+        endpoint: the publisher (``tcp://127.0.0.1:5555``).
+        http: ``HOST:PORT`` of the local page (port 0: any free port), or None for no page.
+        record: MP4 file to write every received frame to, or None.
+        overwrite: replace an existing ``record`` file.
+        curve_keys_dir: keys for an encrypted publisher (``server.key``, ``client.key_secret``).
+        seconds / frames: stop after this long / this many frames (None: until Ctrl-C).
+        receive_timeout_s: end with an error when no frame arrives for this long (None: wait).
+        jpeg_quality: for re-encoding rgb24 streams for the browser.
+        allow_remote_http: serve the page beyond loopback.
+        stream: receive only this stream of a ``stylestream serve`` (None: all; a grid).
+    """
+
+    endpoint: str
+    http: str | None = "127.0.0.1:8080"
+    record: str | None = None
+    overwrite: bool = False
+    curve_keys_dir: str | None = None
+    seconds: float | None = None
+    frames: int | None = None
+    receive_timeout_s: float | None = None
+    jpeg_quality: int = 85
+    allow_remote_http: bool = False
+    stream: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stream is not None:
+            try:
+                check_stream_name(self.stream)
+            except WireFormatError as err:
+                raise ViewerError(f"--stream: {err}") from err
+        if self.http is None and self.record is None:
+            raise ViewerError("nothing to do: serve a page (--http) and/or --record OUT.mp4")
+        if self.http is not None:
+            host, port = self.http_address
+            if not 0 <= port <= 65535:
+                raise ViewerError(f"HTTP port must be in 0..65535, got {port}")
+            if not self.allow_remote_http and not is_loopback_host(host):
+                raise ViewerError(
+                    f"refusing to serve the viewer on {host}: other machines could watch; use "
+                    "127.0.0.1 (tunnel with ssh -L), or pass --allow-remote-http"
+                )
+        if self.seconds is not None and self.seconds <= 0:
+            raise ViewerError(f"seconds must be > 0, got {self.seconds}")
+        if self.frames is not None and self.frames < 1:
+            raise ViewerError(f"frames must be >= 1, got {self.frames}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ViewerError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        text = self.http or ""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ViewerError(f"expected --http HOST:PORT (e.g. 127.0.0.1:8080), got {text!r}")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class LatestFrame:
+    """The newest frame as JPEG, with a sequence number that waiting HTTP clients watch."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._cond = threading.Condition()
+        self.sequence = 0
+        self.jpeg: bytes | None = None
+        self.header: FrameHeader | None = None
+        self.received_at = 0.0
+        self.latency_ms = 0.0
+        self._arrivals: list[float] = []
+        self.closed = False
+
+    def publish(self, jpeg: bytes, header: FrameHeader, received_at: float) -> None:
+        with self._cond:
+            self.jpeg, self.header, self.received_at = jpeg, header, received_at
+            self.latency_ms = 1000.0 * (received_at - header.capture_time)
+            self.sequence += 1
+            self._arrivals = [t for t in self._arrivals if received_at - t < 3.0] + [received_at]
+            self._cond.notify_all()
+
+    def wait_newer(self, sequence: int, timeout_s: float) -> tuple[int, bytes | None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self.sequence > sequence or self.closed, timeout_s)
+            return self.sequence, self.jpeg
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            now = time.time()
+            arrivals = [t for t in self._arrivals if now - t < 3.0]
+            fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+            return {
+                "endpoint": self.endpoint,
+                "frames": self.sequence,
+                "header": None if self.header is None else json.loads(self.header.to_json()),
+                "fps": fps,
+                "latency_ms": self.latency_ms,
+                "stale": self.sequence > 0 and now - self.received_at > 2.0,
+            }
+
+
+def _page() -> bytes:
+    return resources.files("streamer").joinpath("web/index.html").read_bytes()
+
+
+def subscriber_config(config: ViewerConfig) -> SubscriberConfig:
+    """How the viewer receives. Showing: the newest frame only (per stream of a ``serve``, so
+    a grid shows every stream; a ``live`` publisher has one stream: its newest frame), so the
+    page never lags behind. Recording: every frame, with a deep queue."""
+    recording = config.record is not None
+    return SubscriberConfig(
+        config.endpoint,
+        latest_only=not recording,
+        receive_timeout_s=None,
+        receive_hwm=256 if recording else 4 if config.stream else 16,
+        stream=config.stream,
+        curve_keys_dir=None if config.curve_keys_dir is None else Path(config.curve_keys_dir),
+    )
+
+
+def make_handler(
+    latest: LatestFrame, streams: dict[str, LatestFrame] | None = None
+) -> type[BaseHTTPRequestHandler]:
+    """``latest``: the newest frame of any stream; ``streams``: per stream name (serve)."""
+    page = _page()
+    named = streams if streams is not None else {}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "stylestream-viewer"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("http %s: " + format, self.client_address[0], *args)
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path.startswith(("/stream/", "/frame/")):
+                self._named(path)
+            elif path == "/streams.json":
+                body = json.dumps({name: named[name].status() for name in list(named)}).encode()
+                self._send(HTTPStatus.OK, body, "application/json")
+            elif path in ("/", "/index.html"):
+                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            elif path == "/status.json":
+                body = json.dumps({**latest.status(), "streams": sorted(named)}).encode()
+                self._send(HTTPStatus.OK, body, "application/json")
+            elif path == "/frame.jpg":
+                jpeg = latest.jpeg
+                if jpeg is None:
+                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+                else:
+                    self._send(HTTPStatus.OK, jpeg, "image/jpeg")
+            elif path == "/stream.mjpg":
+                self._stream(latest)
+            else:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+        def _named(self, path: str) -> None:
+            kind, _, file = path[1:].partition("/")
+            name, _, suffix = file.rpartition(".")
+            source = named.get(name)
+            if source is None or (kind, suffix) not in (("stream", "mjpg"), ("frame", "jpg")):
+                self._send(HTTPStatus.NOT_FOUND, b"no such stream\n", "text/plain")
+            elif kind == "stream":
+                self._stream(source)
+            elif source.jpeg is None:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+            else:
+                self._send(HTTPStatus.OK, source.jpeg, "image/jpeg")
+
+        def _stream(self, latest: LatestFrame) -> None:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            sequence = 0
+            try:
+                while not latest.closed:
+                    sequence, jpeg = latest.wait_newer(sequence, timeout_s=1.0)
+                    if jpeg is None:
+                        continue
+                    self.wfile.write(
+                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                        + jpeg
+                        + b"\r\n"
+                    )
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the browser went away
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@dataclass(frozen=True)
+class ViewerResult:
+    frames: int
+    recorded: int
+    record: Path | None
+    elapsed_s: float
+
+
+def run_viewer(
+    config: ViewerConfig,
+    *,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> ViewerResult:
+    """Receive, show and/or record until ``seconds``/``frames``/``stop_event``/Ctrl-C.
+
+    ``on_ready({"url": ...})`` once the page is served (``url`` None without a page).
+    Raises :class:`~streamer.zeromq.subscriber.ReceiveTimeout` when ``receive_timeout_s`` passes
+    without a frame; the recording is finalized first.
+    """
+    recorder = None
+    record_path = None
+    if config.record is not None:
+        from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
+
+        recorder = Mp4Sink(Mp4SinkConfig(config.record, overwrite=config.overwrite))
+        record_path = recorder.path
+    server: _Server | None = None
+    latest = LatestFrame(config.endpoint)
+    named: dict[str, LatestFrame] = {}  # per stream of a serve publisher
+    subscriber: Subscriber | None = None
+    started = time.monotonic()
+    frames = 0
+    try:
+        subscriber = Subscriber(subscriber_config(config))
+        url = None
+        if config.http is not None:
+            host, port = config.http_address
+            try:
+                server = _Server((host, port), make_handler(latest, named))
+            except OSError as err:
+                raise ViewerError(
+                    f"cannot serve the viewer on {config.http}: {err.strerror}"
+                ) from err
+            threading.Thread(target=server.serve_forever, name="viewer-http", daemon=True).start()
+            bound_host, bound_port = server.server_address[:2]
+            url = f"http://{bound_host}:{bound_port}/"
+            log.info("viewer: open %s in a browser (stream from %s)", url, config.endpoint)
+        if on_ready is not None:
+            on_ready({"url": url})
+        first_capture: float | None = None
+        last_pts = -1
+        last_frame_at = time.monotonic()
+        while True:
+            if stop_event is not None and stop_event.is_set():
+                break
+            if config.seconds is not None and time.monotonic() - started >= config.seconds:
+                break
+            if config.frames is not None and frames >= config.frames:
+                break
+            try:
+                received = subscriber.receive(timeout_s=0.2)
+            except ReceiveTimeout:
+                waited = time.monotonic() - last_frame_at
+                if config.receive_timeout_s is not None and waited >= config.receive_timeout_s:
+                    raise ReceiveTimeout(
+                        f"no frame from {config.endpoint} for {waited:.1f} s; is the publisher "
+                        "running (and do the CURVE keys match)?"
+                    ) from None
+                continue
+            last_frame_at = time.monotonic()
+            frames += 1
+            header = received.header
+            if server is not None:
+                jpeg = (
+                    bytes(received.payload)
+                    if header.encoding == "jpeg"
+                    else encode_jpeg(received.image, config.jpeg_quality)
+                )
+                latest.publish(jpeg, header, received.receive_time)
+                if header.stream is not None:
+                    if header.stream not in named:
+                        named[header.stream] = LatestFrame(f"{config.endpoint} {header.stream}")
+                    named[header.stream].publish(jpeg, header, received.receive_time)
+            if recorder is not None:
+                if first_capture is None:
+                    first_capture = header.capture_time
+                pts = max(
+                    round((header.capture_time - first_capture) / RECORD_TIME_BASE), last_pts + 1
+                )
+                last_pts = pts
+                recorder.write(
+                    Frame(
+                        index=header.index,
+                        image=received.image,
+                        pts=pts,
+                        time_base=RECORD_TIME_BASE,
+                        capture_time_s=header.capture_time,
+                        style_id=header.style_id,
+                    )
+                )
+    finally:
+        latest.close()
+        for board in named.values():
+            board.close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if subscriber is not None:
+            subscriber.close()
+        if recorder is not None:
+            recorder.close()
+    return ViewerResult(
+        frames=frames,
+        recorded=0 if recorder is None else recorder.frames_written,
+        record=record_path if recorder is not None and recorder.frames_written else None,
+        elapsed_s=time.monotonic() - started,
+    )
