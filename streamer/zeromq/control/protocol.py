@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, NoReturn, Protocol, TypeVar, overload
+from typing import Any, ClassVar, Generic, NoReturn, Protocol, TypeVar, cast, overload
 
 from configkit.errors import StylestreamError
 from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
@@ -72,7 +72,7 @@ def _finite_number(value: object, what: str) -> float:
     return number
 
 
-def check_path(path: str, what: str) -> None:
+def _check_path(path: str, what: str) -> None:
     """An absolute, usable file name (the server reads it; it cannot know the client's cwd)."""
     if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
         raise ControlRequestError(f"{what} {_short(path)} is not a usable file name")
@@ -179,7 +179,7 @@ class SetStyle(ControlRequest):
                 f"set-style got {len(styles)} styles; at most {MAX_STYLES_PER_REQUEST} per request"
             )
         for path in styles:
-            check_path(path, "style path")
+            _check_path(path, "style path")
         object.__setattr__(self, "styles", styles)
         object.__setattr__(self, "weights", _weights(self.weights, len(styles)))
 
@@ -238,7 +238,7 @@ class SetRegions(ControlRequest):
         try:
             for spec in self.plan.regions:
                 for path in spec.paths:
-                    check_path(path, "region file")
+                    _check_path(path, "region file")
             refuse_sequences(self.plan.regions, "a running stream")
         except ControlRequestError:
             raise
@@ -347,8 +347,7 @@ class StreamCommand(Generic[R]):
         return self.request_type.command
 
     def from_json(self, request: Mapping[str, Any]) -> ForStream[R]:
-        parsed = self.request_type.from_json(request)
-        assert isinstance(parsed, self.request_type)  # each class parses into itself
+        parsed = cast(R, self.request_type.from_json(request))  # each class parses into itself
         return ForStream(parsed, stream_name(request))
 
 

@@ -113,9 +113,7 @@ def test_oversized_request_gets_a_reply(server, switch):
         (b'{"command": "set-alpha", "alpha": ' + b"9" * 400 + b"}", "finite"),
     ],
 )
-def test_non_finite_numbers_are_refused_and_the_stream_is_unchanged(
-    server, switch, raw, match
-):
+def test_non_finite_numbers_are_refused_and_the_stream_is_unchanged(server, switch, raw, match):
     count = raw.count(b"%s")
     data = raw % tuple(STYLE_B.encode() for _ in range(count)) if count else raw
     refused(server, switch, data, match)

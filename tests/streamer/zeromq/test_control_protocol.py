@@ -52,11 +52,17 @@ LIVE_SAMPLES = {
     "clear-regions": ClearRegions(),
     "get-status": GetStatus(),
 }
+DOOR = StreamSpec(
+    name="door",
+    source="lavfi:testsrc2",
+    styles=("/s/a.jpg",),
+    size=(48, 64),
+    region=REGIONS.regions,
+    uncovered="content",
+    record="/out/door.mp4",
+)
 SERVE_SAMPLES = {
-    "add-stream": AddStream(
-        StreamSpec(name="door", source="lavfi:testsrc2", styles=("/s/a.jpg",), size=(48, 64),
-                   region=REGIONS.regions, uncovered="content", record="/out/door.mp4")
-    ),  # fmt: skip
+    "add-stream": AddStream(DOOR),
     "remove-stream": RemoveStream("door"),
     **{name: ForStream(request, "door") for name, request in LIVE_SAMPLES.items()},
     "list-streams": ListStreams(),
