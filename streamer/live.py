@@ -295,7 +295,7 @@ def _run_opened(
     print_status: Callable[[str], None] | None,
     stop_event: threading.Event | None,
 ) -> LiveResult:
-    from streamer.zeromq.control import ControlServer
+    from streamer.zeromq.control import ControlServer, live_handlers
 
     record_path = None
     if config.record is not None:
@@ -365,9 +365,8 @@ def _run_opened(
                 sinks.append(probe)  # recording only: latency is capture -> written
             if config.control is not None:
                 control = ControlServer(
-                    stylizer,
+                    live_handlers(stylizer, tracker.current_dict),
                     config.control,
-                    status=tracker.current_dict,
                     allow_remote_bind=config.allow_remote_bind,
                     curve_keys_dir=config.curve_keys_dir,
                 ).start()

@@ -18,16 +18,18 @@ YAML list, a control request); :func:`parse_regions` reads both. Keys: ``style``
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from adaattn_video.errors import ImageReadError
 from adaattn_video.image_io import read_image
 from adaattn_video.masked_attention import UNCOVERED, RegionError, Uncovered
+from adaattn_video.model import StyleTransferModel
 from adaattn_video.region_stylizer import (
     MaskFunction,
     Region,
@@ -35,7 +37,7 @@ from adaattn_video.region_stylizer import (
     encode_region_style,
     region_name,
 )
-from adaattn_video.stylizer import ActiveStyle, FrameStylizer
+from adaattn_video.stylizer import ActiveStyle, FrameStylizer, StylizerConfig
 from streamer.regions.masks import (
     ChromaKeyMask,
     MaskError,
@@ -352,8 +354,9 @@ class RegionSwitch:
     Each :meth:`apply` encodes the region styles and opens the masks in the CALLER's thread
     (the control thread), then swaps in a new :class:`RegionStylizer` as one reference, so the
     stylizing thread never waits and a batch never sees half a change. Without regions frames
-    go straight to the plain stylizer. Everything else (``set_style``, ``alpha``, ``config``,
-    ``model``, ...) is the plain stylizer's.
+    go straight to the plain stylizer. The default style, ``alpha``, ``config``, ``device``,
+    ``model`` and ``pad`` are the plain stylizer's. It is the
+    :class:`~streamer.zeromq.control.targets.StyleTarget` of the control commands.
     """
 
     def __init__(self, plain: FrameStylizer, plan: RegionPlan | None = None) -> None:
@@ -363,11 +366,6 @@ class RegionSwitch:
         if plan is not None:
             self.apply(plan)
 
-    def __getattr__(self, name: str) -> Any:  # device, config, model, style, set_style, ...
-        if name == "plain":  # not set yet (during unpickling/copy): no recursion
-            raise AttributeError(name)
-        return getattr(self.plain, name)
-
     @property
     def alpha(self) -> float:
         return self.plain.alpha
@@ -375,6 +373,46 @@ class RegionSwitch:
     @alpha.setter
     def alpha(self, value: float) -> None:
         self.plain.alpha = value
+
+    @property
+    def config(self) -> StylizerConfig:
+        return self.plain.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.plain.device
+
+    @property
+    def model(self) -> StyleTransferModel:
+        return self.plain.model
+
+    @property
+    def style(self) -> ActiveStyle:
+        """The default style (replaced whole by :meth:`set_style`, never mutated)."""
+        return self.plain.style
+
+    def set_style(
+        self, styles: Sequence[str | Path], weights: Sequence[float] | None = None
+    ) -> ActiveStyle:
+        """Encode and switch the default style (the regions keep theirs)."""
+        return self.plain.set_style(list(styles), weights)
+
+    def pad(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        return self.plain.pad(images)
+
+    def check_style_memory(self, styles: Sequence[str]) -> None:
+        """Refuse styles whose encoding would not fit in this stylizer's device memory
+        (:class:`~adaattn_video.resources.MemoryLimitError`)."""
+        from adaattn_video.resources import check_stylize_memory
+
+        check_stylize_memory(
+            self.model.config,
+            None,
+            precision=self.config.precision,
+            device=str(self.device),
+            styles=styles,
+            style_size=self.config.style_size,
+        )
 
     def apply(self, plan: RegionPlan) -> None:
         """Check ``plan``'s files (still masks and chroma keys only), encode its styles, then

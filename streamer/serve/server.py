@@ -1,19 +1,8 @@
 """``stylestream serve`` assembled: the model, the publisher, the streams, the scheduler, the
 control endpoint and the status line (:func:`run_serve`; :class:`StreamServer` for tests).
 
-Control commands (REQ/REP, one JSON object each way, as for ``live``)::
-
-    {"command": "add-stream", "stream": {"name": "door", "source": "rtsp://...", "style": [...]}}
-    {"command": "remove-stream", "stream": "door"}
-    {"command": "set-style", "stream": "door", "styles": ["/abs/a.jpg"], "weights": null}
-    {"command": "set-alpha", "stream": "door", "alpha": 0.6}
-    {"command": "set-regions", "stream": "door", "regions": [{"style": "/abs/b.jpg",
-                                                              "key": "green"}]}
-    {"command": "clear-regions", "stream": "door"}
-    {"command": "list-streams"}
-    {"command": "get-status"}
-
-A bad request is refused with ``{"ok": false, "error": ...}`` and changes nothing.
+The control commands (add/remove/list-streams, ``live``'s commands aimed at one stream) are
+:mod:`streamer.serve.commands`; :meth:`StreamServer.handle` carries out one decoded request.
 """
 
 from __future__ import annotations
@@ -22,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,44 +20,20 @@ from adaattn_video.mixed_batch import check_batchable
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.stylizer import open_spec_model, open_stylizer
-from configkit.convert import to_mapping
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
 from streamer.regions.specs import RegionSwitch
-from streamer.serve.config import (
-    ServeConfig,
-    StreamSpec,
-    stream_spec_from_mapping,
-)
+from streamer.serve.commands import serve_handlers
+from streamer.serve.config import ServeConfig, StreamSpec
 from streamer.serve.scheduler import Scheduler
 from streamer.serve.stream import RATE_WINDOW_S, StreamRuntime
 from streamer.stats import latency_percentiles
-from streamer.zeromq.control import (
-    MAX_STYLES_PER_REQUEST,
-    ControlRequestError,
-    ControlServer,
-    execute_regions,
-    parse_request,
-)
+from streamer.zeromq.control.protocol import ControlRequestError, Json
+from streamer.zeromq.control.server import ControlServer
 from streamer.zeromq.publisher import ZmqSink, ZmqSinkConfig
 
 log = logging.getLogger(__name__)
-
-SERVE_COMMANDS = (
-    "add-stream",
-    "remove-stream",
-    "set-style",
-    "set-alpha",
-    "set-regions",
-    "clear-regions",
-    "list-streams",
-    "get-status",
-)
-
-
-class ServeRequestError(StylestreamError, ValueError):
-    """A control request that cannot be carried out (refused; nothing changed)."""
 
 
 class StreamServer:
@@ -96,6 +61,7 @@ class StreamServer:
         self.publisher: ZmqSink | None = None
         self.control: ControlServer | None = None
         self.started = time.monotonic()
+        self.handlers = serve_handlers(self)
         if config.zmq is not None:
             self.publisher = ZmqSink(
                 ZmqSinkConfig(
@@ -124,17 +90,23 @@ class StreamServer:
         with self._lock:
             return list(self._streams.values())
 
-    def stream(self, name: object) -> StreamRuntime:
+    def stream(self, name: str | None) -> StreamRuntime:
+        """The stream named ``name`` (a control request's ``stream``; None: not named)."""
         with self._lock:
             known = ", ".join(sorted(self._streams)) or "none"
             if name is None:
-                raise ServeRequestError(
+                raise ControlRequestError(
                     f"this is a serve: name the stream ('stream', or --stream NAME); "
                     f"streams: {known}"
                 )
-            if not isinstance(name, str) or name not in self._streams:
-                raise ServeRequestError(f"no stream named {name!r} (streams: {known})")
+            if name not in self._streams:
+                raise ControlRequestError(f"no stream named {name!r} (streams: {known})")
             return self._streams[name]
+
+    def list_streams(self) -> list[Json]:
+        """Every stream's settings (the YAML keys, current regions included), state, error."""
+        return [{**stream.spec.as_dict(), "state": stream.state, "error": stream.error}
+                for stream in self.streams()]  # fmt: skip
 
     def add_stream(
         self,
@@ -164,7 +136,7 @@ class StreamServer:
         )
         with self._lock:
             if spec.name in self._streams or spec.name in self._reserved:
-                raise ServeRequestError(f"a stream named {spec.name!r} exists already")
+                raise ControlRequestError(f"a stream named {spec.name!r} exists already")
             self._reserved.add(spec.name)  # the style encodes outside the lock: no stall
         try:
             stylizer = open_stylizer(stylizer_spec, model=self.model)  # the model is shared
@@ -187,7 +159,7 @@ class StreamServer:
         log.info("stream %s added: %s, style %s", spec.name, spec.source, runtime.stylizer.style_id)
         return runtime
 
-    def remove_stream(self, name: str) -> dict[str, Any]:
+    def remove_stream(self, name: str) -> Json:
         """Stop a stream (its threads end, its source closes, its recording is finalized)."""
         runtime = self.stream(name)
         runtime.stop()
@@ -262,67 +234,14 @@ class StreamServer:
         return " | ".join(parts)
 
     # -- control ----------------------------------------------------------------------------
-    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Carry out one control request (raises ServeRequestError/ValueError to refuse)."""
-        command = request.get("command")
-        if command == "add-stream":
-            entry = request.get("stream")
-            if not isinstance(entry, Mapping):
-                raise ServeRequestError("add-stream needs 'stream': an object with the YAML keys")
-            spec = stream_spec_from_mapping(entry)
-            if len(spec.styles) + len(spec.region) > MAX_STYLES_PER_REQUEST:
-                raise ControlRequestError(
-                    f"add-stream got {len(spec.styles) + len(spec.region)} styles (regions "
-                    f"included); at most {MAX_STYLES_PER_REQUEST} per request"
-                )
-            region_files = tuple(path for region in spec.region for path in region.paths)
-            _require_absolute(spec.styles + region_files + ((spec.record,) if spec.record else ()))
-            runtime = self.add_stream(spec)
-            return {"added": spec.name, "style_id": runtime.stylizer.style_id}
-        if command == "remove-stream":
-            return self.remove_stream(self.stream(request.get("stream")).name)
-        if command in ("set-style", "set-alpha"):
-            stream = self.stream(request.get("stream"))
-            # live's parsing and limits (16 styles, absolute paths, finite numbers)
-            checked = parse_request(request)
-            if checked.command == "set-alpha":
-                stream.stylizer.alpha = checked.alpha
-                return {"stream": stream.name, "alpha": stream.stylizer.alpha}
-            started = time.perf_counter()
-            active = stream.stylizer.set_style(list(checked.styles), checked.weights)
-            return {
-                "stream": stream.name,
-                "style_id": active.style_id,
-                "encode_ms": round(1000 * (time.perf_counter() - started), 1),
-            }
-        if command in ("set-regions", "clear-regions"):
-            stream = self.stream(request.get("stream"))
-            checked = parse_request(request)  # live's parsing and limits
-            reply = execute_regions(stream.stylizer, checked)
-            plan = checked.plan
-            stream.spec = replace(  # list-streams shows the current regions
-                stream.spec,
-                region=() if plan is None else plan.regions,
-                uncovered="style" if plan is None else plan.uncovered,
-            )
-            return {"stream": stream.name, **reply}
-        if command == "list-streams":
-            return {
-                "streams": [
-                    {**to_mapping(s.spec), "state": s.state, "error": s.error}
-                    for s in self.streams()
-                ]
-            }
-        if command == "get-status":
-            return self.status()
-        raise ServeRequestError(
-            f"unknown command {command!r}; expected one of {', '.join(SERVE_COMMANDS)}"
-        )
+    def handle(self, request: Mapping[str, Any]) -> Json:
+        """Carry out one decoded control request (ControlRequestError/ValueError: refused)."""
+        return self.handlers.handle(request)
 
     def start_control(self) -> None:
         if self.config.control is not None:
-            self.control = ServeControlServer(
-                self,
+            self.control = ControlServer(
+                self.handlers,
                 self.config.control,
                 allow_remote_bind=self.config.allow_remote_bind,
                 curve_keys_dir=self.config.curve_keys_dir,
@@ -342,31 +261,6 @@ class StreamServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _require_absolute(paths: tuple[str, ...] | list[str]) -> None:
-    for path in paths:
-        if not Path(path).is_absolute():
-            raise ServeRequestError(
-                f"path {path!r} is relative; the server cannot know your working folder: send "
-                "an absolute path (stylestream control does)"
-            )
-
-
-class ServeControlServer(ControlServer):
-    """The ``live`` control endpoint's REQ/REP JSON framing, bind and CURVE handling, with the
-    serve commands (:meth:`StreamServer.handle`)."""
-
-    def __init__(self, server: StreamServer, endpoint: str, **options: Any) -> None:
-        super().__init__(None, endpoint, **options)
-        self.server = server
-
-    def start(self) -> ServeControlServer:
-        super().start()
-        return self
-
-    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return self.server.handle(request)
 
 
 # -- running -----------------------------------------------------------------------------------

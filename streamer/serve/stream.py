@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaattn_video.stylizer import FrameStylizer
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
 from streamer.regions.specs import RegionSwitch
@@ -61,7 +60,7 @@ class StreamRuntime:
     def __init__(
         self,
         spec: StreamSpec,
-        stylizer: RegionSwitch | FrameStylizer,
+        stylizer: RegionSwitch,
         publisher: ZmqSink | None,
         *,
         queue_frames: int = 1,
@@ -70,9 +69,8 @@ class StreamRuntime:
         source: FrameSource | None = None,
         outputs: Sequence[FrameSink] = (),
     ) -> None:
-        """``stylizer``: this stream's (its style and regions encoded, the model shared). The
-        recording
-        is created now (errors raise, nothing starts).
+        """``stylizer``: this stream's (its style and regions encoded, the model shared; the
+        control commands change it while the stream runs). The recording is created now (errors raise, nothing starts).
 
         ``source``: frames from this source instead of opening ``spec.source`` (a push-fed
         stream, e.g. :class:`~streamer.serve.push.PushSource`); ``outputs``: sinks that also
@@ -80,8 +78,7 @@ class StreamRuntime:
         """
         self.spec = spec
         self.name = spec.name
-        # every stream takes set-regions (a plain FrameStylizer is wrapped)
-        self.stylizer = stylizer if isinstance(stylizer, RegionSwitch) else RegionSwitch(stylizer)
+        self.stylizer = stylizer
         self.publisher = publisher
         self.inbox: FrameQueue = newest_frames(queue_frames)
         self.outbox: FrameQueue = newest_frames(queue_frames)

@@ -30,7 +30,8 @@ from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.cli import main
 from streamer.live import LiveConfig
-from streamer.zeromq.control import ControlServer
+from streamer.regions.specs import RegionSwitch
+from streamer.zeromq.control import ControlServer, live_handlers
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 
 STYLE = style_images()[0]
@@ -364,12 +365,13 @@ def test_control_command_switches_style_and_reports_errors(
     capsys: pytest.CaptureFixture[str], model, tmp_path: Path
 ) -> None:
     other = style_images()[1]
-    with ControlServer(_stylizer(model), ANY_PORT) as server:
+    switch = RegionSwitch(_stylizer(model))
+    with ControlServer(live_handlers(switch), ANY_PORT) as server:
         assert main(["control", server.endpoint, "set-style", str(other)]) == 0
         assert f"style set to {other.stem}" in capsys.readouterr().out
-        assert server.stylizer.style_id == other.stem
+        assert switch.style_id == other.stem
         assert main(["control", server.endpoint, "set-alpha", "0.5", "--timeout-s", "5"]) == 0
-        assert server.stylizer.alpha == 0.5
+        assert switch.alpha == 0.5
         assert main(["control", server.endpoint, "status"]) == 0
         status = json.loads(capsys.readouterr().out.split("\n", 1)[1])
         assert status["style_id"] == other.stem and status["alpha"] == 0.5
@@ -377,7 +379,7 @@ def test_control_command_switches_style_and_reports_errors(
         bad.write_text("not an image")
         line = _error_line(capsys, ["control", server.endpoint, "set-style", str(bad)])
         assert "refused" in line and "bad.jpg" in line
-        assert server.stylizer.style_id == other.stem  # unchanged
+        assert switch.style_id == other.stem  # unchanged
 
 
 def test_keys_generate_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

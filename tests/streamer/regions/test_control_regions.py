@@ -23,8 +23,10 @@ from streamer.cli import main
 from streamer.live import LiveConfig
 from streamer.regions.specs import RegionSpec
 from streamer.zeromq.control import (
+    ClearRegions,
     ControlError,
     ControlRequestError,
+    SetRegions,
     parse_request,
     send_command,
     set_regions_request,
@@ -76,6 +78,11 @@ def assert_split(frame: np.ndarray, left: np.ndarray, right: np.ndarray) -> None
         assert near < 3 and far > 3 * near, (near, far)
 
 
+def _raw_set_regions(specs: list[RegionSpec]) -> dict:
+    """A set-regions request that skips the client's checks (the server's are tested)."""
+    return {"command": "set-regions", "regions": [spec.as_dict() for spec in specs]}
+
+
 def test_set_regions_and_clear_regions_on_a_running_live_stream(
     model, styles: dict[str, str], tmp_path: Path, capsys
 ) -> None:
@@ -104,13 +111,16 @@ def test_set_regions_and_clear_regions_on_a_running_live_stream(
 
             # bad requests are refused with a reason; the regions stay as they were
             before = send_command(control, {"command": "get-status"})
+            too_many = [RegionSpec(style=styles["cold"], key="green")] * 17
+            sequence = [RegionSpec(style=styles["cold"], mask=str(tmp_path / "m.mp4"))]
+            for specs, reason in ((too_many, "at most 16"), (sequence, "sequence")):
+                with pytest.raises(ControlRequestError, match=reason):  # checked before sending
+                    set_regions_request(specs)
             refused = [
                 (set_regions_request([RegionSpec(style=styles["cold"],
                                                  mask=str(tmp_path / "no.png"))]), "no.png"),
-                (set_regions_request([RegionSpec(style=styles["cold"], key="green")] * 17),
-                 "at most 16"),
-                (set_regions_request([RegionSpec(style=styles["cold"],
-                                                 mask=str(tmp_path / "m.mp4"))]), "sequence"),
+                (_raw_set_regions(too_many), "at most 16"),
+                (_raw_set_regions(sequence), "sequence"),
                 ({"command": "set-regions", "regions": "style=a.png,key=green"}, "a list"),
                 ({"command": "set-regions", "regions": [{"style": styles["cold"],
                                                          "colour": "red"}]}, "unknown key"),
@@ -174,9 +184,9 @@ def test_set_regions_requests_are_checked_before_anything_is_read(tmp_path: Path
                          "style=/s/b.png,mask=/m/p.png,invert=1"]}
         )
     )  # fmt: skip
-    assert ok.plan is not None and ok.plan.uncovered == "content"
+    assert isinstance(ok, SetRegions) and ok.plan.uncovered == "content"
     assert ok.plan.regions[0].tolerance == 12.0 and ok.plan.regions[1].invert is True
-    assert parse_request({"command": "clear-regions"}).plan is None
+    assert parse_request({"command": "clear-regions"}) == ClearRegions()
     for request, reason in (
         ({"command": "set-regions", "regions": []}, "needs 'regions'"),
         ({"command": "set-regions", "regions": [{"mask": "/m.png"}]}, "has no style"),
@@ -277,7 +287,8 @@ def test_set_regions_parser_on_random_regions(regions, uncovered) -> None:
         parsed = parse_request(json.dumps(request, allow_nan=True))
     except ControlRequestError:
         return
-    assert parsed.plan is not None and 1 <= len(parsed.plan.regions) <= 16
+    assert isinstance(parsed, SetRegions) and 1 <= len(parsed.plan.regions) <= 16
     for spec in parsed.plan.regions:
         assert all(Path(path).is_absolute() for path in spec.paths)
         assert not spec.is_sequence
+    assert parse_request(json.dumps(parsed.to_json())) == parsed  # the wire keeps the plan

@@ -503,6 +503,7 @@ def test_scheduler_rounds_are_fair_and_group_frames_by_size(model, styles: dict[
 
     from adaattn_video.settings import StylizerSpec
     from adaattn_video.stylizer import open_stylizer
+    from streamer.regions.specs import RegionSwitch
     from streamer.serve.config import StreamSpec
     from streamer.serve.scheduler import Scheduler
     from streamer.serve.stream import StreamRuntime
@@ -512,7 +513,7 @@ def test_scheduler_rounds_are_fair_and_group_frames_by_size(model, styles: dict[
         stylizer_spec = StylizerSpec(
             styles=(style,), style_size=32, size=size, device="cpu", precision="fp32"
         )
-        return StreamRuntime(spec, open_stylizer(stylizer_spec, model=model), None)
+        return StreamRuntime(spec, RegionSwitch(open_stylizer(stylizer_spec, model=model)), None)
 
     def frame(index: int, height: int = 24, width: int = 32) -> Frame:
         image = np.full((height, width, 3), index % 256, np.uint8)

@@ -22,7 +22,16 @@ from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.live import LiveConfig
-from streamer.zeromq.control import ControlError, ControlServer, send_command, set_style_request
+from streamer.regions.specs import RegionSwitch
+from streamer.zeromq.control import (
+    ControlError,
+    ControlServer,
+    SetAlpha,
+    live_handlers,
+    send_command,
+    send_request,
+    set_style_request,
+)
 from streamer.zeromq.subscriber import Subscriber
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -43,45 +52,59 @@ def _stylizer(model) -> FrameStylizer:
 
 
 @pytest.fixture
-def server(model):
-    with ControlServer(_stylizer(model), ANY_PORT, status=lambda: {"fps_out": 12.5}) as running:
+def switch(model) -> RegionSwitch:
+    return RegionSwitch(_stylizer(model))
+
+
+@pytest.fixture
+def server(switch: RegionSwitch):
+    handlers = live_handlers(switch, status=lambda: {"fps_out": 12.5})
+    with ControlServer(handlers, ANY_PORT) as running:
         yield running
 
 
-def test_set_style_switches_and_reports_the_new_id(server: ControlServer) -> None:
-    before = server.stylizer.style
+def test_set_style_switches_and_reports_the_new_id(
+    server: ControlServer, switch: RegionSwitch
+) -> None:
+    before = switch.style
     reply = send_command(server.endpoint, set_style_request([STYLE_B]), timeout_s=10)
     assert reply["ok"] is True and reply["style_id"] == STYLE_B.stem
-    assert server.stylizer.style is not before and server.stylizer.style_id == STYLE_B.stem
+    assert switch.style is not before and switch.style_id == STYLE_B.stem
 
 
-def test_style_mix_with_weights(server: ControlServer) -> None:
+def test_style_mix_with_weights(server: ControlServer, switch: RegionSwitch) -> None:
     reply = send_command(server.endpoint, set_style_request([STYLE_A, STYLE_B], [3, 1]))
     assert reply["style_id"] == f"{STYLE_A.stem}:0.75+{STYLE_B.stem}:0.25"
-    assert server.stylizer.style.weights == (0.75, 0.25)
+    assert switch.style.weights == (0.75, 0.25)
 
 
 def test_bad_style_files_are_rejected_and_the_style_is_kept(
-    server: ControlServer, tmp_path: Path
+    server: ControlServer, switch: RegionSwitch, tmp_path: Path
 ) -> None:
-    before = server.stylizer.style
+    before = switch.style
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("hello")
     for bad in (tmp_path / "missing.jpg", not_an_image):
         with pytest.raises(ControlError, match=r"refused: .*(missing|notes)\.jpg"):
             send_command(server.endpoint, set_style_request([bad]))
+    # a raw request (set_style_request checks the weights before sending)
     with pytest.raises(ControlError, match="expected 1 style weights"):
-        send_command(server.endpoint, set_style_request([STYLE_B], [1, 2]))
-    assert server.stylizer.style is before
+        send_command(
+            server.endpoint, {"command": "set-style", "styles": [str(STYLE_B)], "weights": [1, 2]}
+        )
+    assert switch.style is before
 
 
-def test_alpha_and_status(server: ControlServer) -> None:
-    assert send_command(server.endpoint, {"command": "set-alpha", "alpha": 0.25})["alpha"] == 0.25
-    assert server.stylizer.alpha == 0.25
+def test_alpha_and_status(server: ControlServer, switch: RegionSwitch) -> None:
+    assert send_request(server.endpoint, SetAlpha(0.25))["alpha"] == 0.25
+    assert switch.alpha == 0.25
     with pytest.raises(ControlError, match=r"alpha must be in \[0, 1\], got 1.5"):
         send_command(server.endpoint, {"command": "set-alpha", "alpha": 1.5})
     status = send_command(server.endpoint, {"command": "get-status"})
-    assert status == {"ok": True, "style_id": STYLE_A.stem, "alpha": 0.25, "fps_out": 12.5}
+    assert status == {
+        "ok": True, "style_id": STYLE_A.stem, "alpha": 0.25, "regions": [], "uncovered": None,
+        "fps_out": 12.5,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -189,9 +212,10 @@ def test_control_with_curve_accepts_only_key_holders(model, tmp_path: Path) -> N
     from streamer.zeromq.curve import generate_keys
 
     keys = generate_keys(tmp_path / "keys")
-    with ControlServer(_stylizer(model), ANY_PORT, curve_keys_dir=keys) as server:
+    switch = RegionSwitch(_stylizer(model))
+    with ControlServer(live_handlers(switch), ANY_PORT, curve_keys_dir=keys) as server:
         status = send_command(server.endpoint, {"command": "get-status"}, curve_keys_dir=keys)
         assert status["style_id"] == STYLE_A.stem
         with pytest.raises(ControlError, match="no reply"):
             send_command(server.endpoint, {"command": "set-alpha", "alpha": 0.1}, timeout_s=0.5)
-        assert server.stylizer.alpha == 1.0
+        assert switch.alpha == 1.0

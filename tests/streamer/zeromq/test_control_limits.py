@@ -19,6 +19,7 @@ from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 from streamer.cli import main
+from streamer.regions.specs import RegionPlan, RegionSwitch
 from streamer.zeromq.control import (
     COMMANDS,
     MAX_REQUEST_BYTES,
@@ -27,6 +28,9 @@ from streamer.zeromq.control import (
     ControlRequest,
     ControlRequestError,
     ControlServer,
+    SetAlpha,
+    SetStyle,
+    live_handlers,
     parse_request,
     send_command,
 )
@@ -51,37 +55,45 @@ def stylizer(model) -> FrameStylizer:
 
 
 @pytest.fixture
-def server(stylizer):
-    with ControlServer(stylizer, ANY_PORT) as running:
+def switch(stylizer) -> RegionSwitch:
+    return RegionSwitch(stylizer)
+
+
+@pytest.fixture
+def server(switch):
+    with ControlServer(live_handlers(switch), ANY_PORT) as running:
         yield running
 
 
-def refused(server: ControlServer, request: dict | bytes, match: str) -> float:
-    """Send raw bytes or a request; expect an error reply with ``match``; returns seconds."""
+def refused(
+    server: ControlServer, switch: RegionSwitch, request: dict | bytes, match: str
+) -> float:
+    """Send raw bytes or a request; expect an error reply with ``match`` and ``switch``
+    unchanged; returns seconds."""
     data = request if isinstance(request, bytes) else json.dumps(request).encode()
-    before_style, before_alpha = server.stylizer.style, server.stylizer.alpha
+    before_style, before_alpha = switch.style, switch.alpha
     started = time.perf_counter()
     reply = server.handle_bytes(data)
     elapsed = time.perf_counter() - started
     assert reply["ok"] is False and match in reply["error"], reply
-    assert server.stylizer.style is before_style and server.stylizer.alpha == before_alpha
+    assert switch.style is before_style and switch.alpha == before_alpha
     return elapsed
 
 
-def test_1300_styles_are_refused_at_once(server):
+def test_1300_styles_are_refused_at_once(server, switch):
     styles = [f"/srv/styles/painting_{i:05d}_long_name.jpg" for i in range(1300)]
     request = {"command": "set-style", "styles": styles}
     assert 55_000 < len(json.dumps(request)) < MAX_REQUEST_BYTES  # the reported 61 KB request
-    elapsed = refused(server, request, f"at most {MAX_STYLES_PER_REQUEST} per request")
+    elapsed = refused(server, switch, request, f"at most {MAX_STYLES_PER_REQUEST} per request")
     assert elapsed < 0.5
     # over the socket too: a reply, not a dropped connection
     with pytest.raises(ControlError, match="at most 16 per request"):
         send_command(server.endpoint, request, timeout_s=10)
 
 
-def test_oversized_request_gets_a_reply(server):
+def test_oversized_request_gets_a_reply(server, switch):
     big = {"command": "get-status", "padding": "x" * (MAX_REQUEST_BYTES + 10)}
-    refused(server, json.dumps(big).encode(), "byte limit")
+    refused(server, switch, json.dumps(big).encode(), "byte limit")
     with pytest.raises(ControlError, match="byte limit"):
         send_command(server.endpoint, big, timeout_s=10)
     assert send_command(server.endpoint, {"command": "get-status"})["ok"] is True
@@ -101,21 +113,21 @@ def test_oversized_request_gets_a_reply(server):
         (b'{"command": "set-alpha", "alpha": ' + b"9" * 400 + b"}", "finite"),
     ],
 )
-def test_non_finite_numbers_are_refused_and_the_stream_is_unchanged(server, raw, match):
+def test_non_finite_numbers_are_refused_and_the_stream_is_unchanged(server, switch, raw, match):
     count = raw.count(b"%s")
     data = raw % tuple(STYLE_B.encode() for _ in range(count)) if count else raw
-    refused(server, data, match)
+    refused(server, switch, data, match)
 
 
-def test_nan_weights_from_the_command_line_are_one_error_line(server, capsys):
+def test_nan_weights_from_the_command_line_are_one_error_line(server, switch, capsys):
     code = main(["control", server.endpoint, "set-style", STYLE_B, "--weights", "nan"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("stylestream: error:")
     assert re.search(r"nan|finite", err[0], re.IGNORECASE)
-    before = server.stylizer.style
+    before = switch.style
     code = main(["control", server.endpoint, "set-style", *([STYLE_B] * 17)])
     assert code == 2 and "at most 16" in capsys.readouterr().err
-    assert server.stylizer.style is before and server.requests_served == 0  # never sent
+    assert switch.style is before and server.requests_served == 0  # never sent
 
 
 class SlowStyleStylizer(FrameStylizer):
@@ -133,7 +145,7 @@ def test_a_switch_is_encoded_off_the_stylizing_thread_and_swapped_whole(model):
     frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     stylizer(frame)  # warm-up
     old = stylizer.style
-    with ControlServer(stylizer, ANY_PORT) as server:
+    with ControlServer(live_handlers(RegionSwitch(stylizer)), ANY_PORT) as server:
         result = {}
         request = {"command": "set-style", "styles": [STYLE_B] * 4}  # 4 x 0.3 s of encoding
         thread = threading.Thread(target=lambda: result.update(reply=server.handle_bytes(
@@ -181,13 +193,15 @@ def check_parsed(data) -> None:
         request = parse_request(data)
     except ControlRequestError:
         return
-    assert isinstance(request, ControlRequest) and request.command in COMMANDS
-    assert len(request.styles) <= MAX_STYLES_PER_REQUEST
-    if request.weights is not None:
-        assert len(request.weights) == len(request.styles)
-        assert all(np.isfinite(request.weights)) and sum(request.weights) > 0
-    if request.alpha is not None:
+    assert isinstance(request, ControlRequest) and isinstance(request, COMMANDS[request.command])
+    if isinstance(request, SetStyle):
+        assert 1 <= len(request.styles) <= MAX_STYLES_PER_REQUEST
+        if request.weights is not None:
+            assert len(request.weights) == len(request.styles)
+            assert all(np.isfinite(request.weights)) and sum(request.weights) > 0
+    if isinstance(request, SetAlpha):
         assert 0.0 <= request.alpha <= 1.0
+    assert parse_request(request.to_json()) == request  # what it means survives the wire
 
 
 @SETTINGS
@@ -221,27 +235,44 @@ def test_parser_on_mutated_requests(request, flips):
     check_parsed(bytes(data))
 
 
-class RefusingStylizer:
-    """Stands in for the model in the fuzzed server (no file is ever read)."""
+class RefusingTarget:
+    """Stands in for the model in the fuzzed server (a StyleTarget; no file is ever read)."""
 
     style_id = "a"
     alpha = 1.0
 
-    def set_style(self, paths, weights):
-        raise FileNotFoundError(f"{paths[0]} does not exist")
+    def set_style(self, styles, weights=None):
+        raise FileNotFoundError(f"{styles[0]} does not exist")
+
+    def apply(self, plan: RegionPlan) -> None:
+        raise FileNotFoundError(f"{plan.regions[0].style} does not exist")
+
+    def clear(self) -> None:
+        pass
+
+    def regions_status(self):
+        return {"regions": [], "uncovered": None}
+
+    def check_style_memory(self, styles) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
-def fuzz_server():
-    with ControlServer(RefusingStylizer(), ANY_PORT) as running:
+def fuzz_target() -> RefusingTarget:
+    return RefusingTarget()
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(fuzz_target):
+    with ControlServer(live_handlers(fuzz_target), ANY_PORT) as running:
         yield running
 
 
 @SETTINGS
 @given(request=requests | st.binary(max_size=200))
-def test_server_always_answers_with_a_json_reply(fuzz_server, request):
+def test_server_always_answers_with_a_json_reply(fuzz_server, fuzz_target, request):
     data = request if isinstance(request, bytes) else json.dumps(request, allow_nan=True).encode()
     reply = fuzz_server.handle_bytes(data)
     assert isinstance(reply["ok"], bool) and (reply["ok"] or reply["error"])
     json.dumps(reply, allow_nan=False)  # the reply is strict JSON
-    assert 0.0 <= fuzz_server.stylizer.alpha <= 1.0
+    assert 0.0 <= fuzz_target.alpha <= 1.0
