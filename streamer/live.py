@@ -14,7 +14,7 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 - Every published frame carries the id of the style it was really stylized with
   (:class:`SwitchSafeStylizer`; with regions ``STYLE|regions:A,B``), so a subscriber sees
   exactly when a switch took effect.
-- The stylizer is a :class:`~streamer.regions.specs.RegionSwitch`: a run started with or without
+- The stylizer is a :class:`~streamer.regions.switch.RegionSwitch`: a run started with or without
   ``--region`` takes ``set-regions`` / ``clear-regions`` while it runs.
 - A status line every ``status_interval_s``: fps in/out, latency capture -> publish, drops,
   reconnects.
@@ -42,7 +42,8 @@ from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig
-from streamer.regions.specs import RegionPlan, RegionSwitch
+from streamer.regions.specs import RegionPlan
+from streamer.regions.switch import RegionSwitch
 from streamer.sources import LiveOptions, open_source
 from streamer.stats import (
     LatencyProbe,
@@ -179,7 +180,7 @@ class LiveConfig:
 
 # -- the stylizer ----------------------------------------------------------------------------
 class SwitchSafeStylizer:
-    """Wraps a :class:`~streamer.regions.specs.RegionSwitch` so that ``style_id`` names EXACTLY the
+    """Wraps a :class:`~streamer.regions.switch.RegionSwitch` so that ``style_id`` names EXACTLY the
     style (and regions) the last ``stylize_uint8`` call used (the pipeline labels each frame
     with it).
 

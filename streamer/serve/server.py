@@ -35,7 +35,7 @@ from configkit.convert import to_mapping
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
-from streamer.regions.specs import RegionSwitch
+from streamer.regions.switch import RegionSwitch
 from streamer.serve.config import (
     ServeConfig,
     StreamSpec,

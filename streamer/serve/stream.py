@@ -26,7 +26,7 @@ from typing import Any
 from adaattn_video.stylizer import FrameStylizer
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
-from streamer.regions.specs import RegionSwitch
+from streamer.regions.switch import RegionSwitch
 from streamer.serve.config import StreamSpec
 from streamer.sources import open_source
 from streamer.sources.reader_thread import newest_frames

@@ -20,7 +20,7 @@ an error and the stream carries on with the style it had.
 ``set-regions`` replaces every region at once (the keys of ``--region``; still masks and chroma
 keys only: a live source drops frames, so a mask sequence would fall out of step); the region
 styles are encoded and the masks read in the control thread too, then swapped in whole
-(:class:`~streamer.regions.specs.RegionSwitch`). ``clear-regions`` goes back to the plain style.
+(:class:`~streamer.regions.switch.RegionSwitch`). ``clear-regions`` goes back to the plain style.
 ``get-status`` reports the current regions.
 
 Limits (a request beyond them is refused with a reason, the stream unchanged): at most
@@ -244,10 +244,10 @@ def _parse_styles(request: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[fl
 
 def execute_regions(stylizer: Any, request: ControlRequest) -> dict[str, Any]:
     """Apply a checked ``set-regions`` / ``clear-regions`` to ``stylizer`` (a
-    :class:`~streamer.regions.specs.RegionSwitch`: live's and every serve stream's); the styles are
+    :class:`~streamer.regions.switch.RegionSwitch`: live's and every serve stream's); the styles are
     encoded and the masks read here, in the caller's (control) thread. A bad file raises and
     leaves the regions as they were."""
-    from streamer.regions.specs import RegionSwitch
+    from streamer.regions.switch import RegionSwitch
 
     if not isinstance(stylizer, RegionSwitch):
         raise ControlRequestError("this stream's stylizer cannot take regions")
@@ -365,7 +365,7 @@ class ControlServer:
             if request.plan is not None:
                 self._check_style_memory([str(spec.style) for spec in request.plan.regions])
             return execute_regions(self.stylizer, request)
-        from streamer.regions.specs import RegionSwitch
+        from streamer.regions.switch import RegionSwitch
 
         status = {"style_id": self.stylizer.style_id, "alpha": self.stylizer.alpha}
         if isinstance(self.stylizer, RegionSwitch):
@@ -379,7 +379,7 @@ class ControlServer:
         stand-in without a model has nothing to check)."""
         from adaattn_video.resources import check_stylize_memory
         from adaattn_video.stylizer import FrameStylizer
-        from streamer.regions.specs import RegionSwitch
+        from streamer.regions.switch import RegionSwitch
 
         stylizer = self.stylizer.plain if isinstance(self.stylizer, RegionSwitch) else self.stylizer
         if not isinstance(stylizer, FrameStylizer):
