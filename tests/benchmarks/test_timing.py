@@ -119,3 +119,14 @@ def test_region_bench_table_and_json_agree() -> None:
     assert f"| plain (1 style) | {data['plain_ms']:.1f} | 1.00x |" in table
     assert f"| 2 regions | {data['regions_ms']:.1f} | {data['ratio']:.2f}x |" in table
     assert data["ratio"] == pytest.approx(data["regions_ms"] / data["plain_ms"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_timed_work_is_waited_for_and_reserved_covers_allocated() -> None:
+    device = torch.device("cuda", torch.cuda.device_count() - 1)  # not always the default
+    x = torch.randn(4096, 4096, device=device)
+    timings = time_interleaved({"matmul": lambda: x @ x}, device, repeats=2, warmup=1)
+    timing = timings["matmul"]
+    assert min(timing.times_ms) > 0.1  # the kernel, not only its launch (~10 us)
+    assert timing.peak_allocated_mib is not None and timing.peak_reserved_mib is not None
+    assert timing.peak_reserved_mib >= timing.peak_allocated_mib >= 64  # the 64 MiB result
