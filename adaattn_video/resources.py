@@ -19,7 +19,7 @@ multiple, with ``e`` bytes per element of the convolution precision (4 fp32, 2 f
 * attention (float32, per position N of the level): cosine: the projected query and its unit
   vectors (2d), the fused ``baddbmm`` output (1 + 2C) and the moments (2C), then mean/std and
   the normalized content (about 6C); softmax: query/key/value padded to one head width plus
-  one block of scores (at most 2**26 elements, see ``MAX_SCORES_PER_CALL``).
+  one block of scores (at most 2**26 elements, see :data:`~adaattn_video.memory_walk.MAX_SCORES_PER_CALL`).
 * decoder: module by module from the attention output, with the taps and keys still alive.
 * around the model: the float32 content, its resized/padded copy and the compute-dtype copy,
   the output in float32 and uint8, and ``frames_in_flight`` uint8 frames held by the pipeline.
@@ -28,8 +28,8 @@ Encoding a style image runs the same encoder, keys and projections on the style 
 its result (cosine: d x (1 + 2C) floats; softmax: (d + C) x N_style floats per level) stays
 resident for every frame.
 
-The walk counts tensors, not allocator slack or the convolution library's scratch space; that
-is what ``CALIBRATION`` covers. It was measured on CPU (the peak resident set of a fresh process,
+The walk (:mod:`adaattn_video.memory_walk`) counts tensors, not allocator slack or the
+convolution library's scratch space; that is what ``CALIBRATION`` covers. It was measured on CPU (the peak resident set of a fresh process,
 reset with /proc/self/clear_refs, around one call); ``tests/test_resources.py`` repeats the
 measurement and requires the estimate within 2x of it. The walk's peak times ``CALIBRATION``
 is the estimate.
@@ -44,27 +44,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from adaattn_video.attention import BLOCK_POSITIONS
-from adaattn_video.config import TAPS, ModelConfig
+from adaattn_video.config import ModelConfig
 from adaattn_video.errors import StylestreamError
+from adaattn_video.memory_walk import LEVELS, decoder_walk, encode_walk, padded
 
 # allocator slack and convolution scratch on top of the tensors the walk counts: the estimate
 # (walk x 1.1) / measured peak RSS on CPU (2 threads) was 0.85-1.26 for frames (video 256..1280
 # px fp32 and bf16, batch 1-2; image 256 px fp32) and 1.1-1.7 for encoding a style
 CALIBRATION = 1.1
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-MAX_SCORES_PER_CALL = 2**26  # as in adaattn_video.attention
 # a style image at its native size: RGB uint8 (decoder + tensor copy), float32, resized float32
 STYLE_DECODE_BYTES_PER_PIXEL = 3 * 2 + 3 * 4 * 2
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-# VGG-19 (see adaattn_video.encoder): widths per block, 4 convolutions in blocks 3-5
-_BLOCK_WIDTHS = (64, 128, 256, 512, 512)
-_BLOCK_CONVS = (2, 2, 4, 4, 4)
-# decoder from relu3_1 (see adaattn_video.decoder): conv widths, "U" = nearest x2 upsample
-_DECODER = (256, 256, 256, 128, "U", 128, 64, "U", 64, 3)
-# attention levels: tap -> (value channels C, key channels d, scale divisor)
-_LEVELS = {"relu3_1": (256, 448, 4), "relu4_1": (512, 960, 8), "relu5_1": (512, 1472, 16)}
 
 
 MAX_MEMORY_HELP = (
@@ -122,117 +113,6 @@ def parse_memory(value: str | int | float | None) -> int | None:
     return int(number * _UNITS[unit])
 
 
-# -- the walk ---------------------------------------------------------------------------------
-def _padded(size: tuple[int, int], multiple: int) -> tuple[int, int]:
-    h, w = size
-    return max(-(-h // multiple) * multiple, 2 * multiple), max(
-        -(-w // multiple) * multiple, 2 * multiple
-    )
-
-
-def _encoder_walk(
-    batch: int, size: tuple[int, int], e: int, deepest: str, normalised: bool
-) -> tuple[int, dict[str, tuple[int, int, int]]]:
-    """Peak bytes of the encoder and the taps it returns: name -> (channels, h, w)."""
-    h, w = size
-    channels = 3
-    taps: dict[str, tuple[int, int, int]] = {}
-    saved = 0  # taps kept alive
-    peak = 0
-    x = batch * 3 * h * w * e  # the compute-dtype input
-
-    def step(new: int) -> None:
-        nonlocal x, peak
-        peak = max(peak, saved + x + new)
-        x = new
-
-    if normalised:
-        step(batch * 3 * h * w * e)  # 1x1 colour conv
-    last = TAPS.index(deepest)
-    for block, (width, convs) in enumerate(zip(_BLOCK_WIDTHS, _BLOCK_CONVS, strict=True)):
-        if block > last:
-            break
-        if block > 0:
-            h, w = (-(-h // 2), -(-w // 2)) if normalised else (h // 2, w // 2)
-            step(batch * channels * h * w * e)  # max-pool
-        for conv in range(convs):
-            if normalised:
-                step(batch * channels * (h + 2) * (w + 2) * e)  # reflection pad
-            step(batch * width * h * w * e)  # conv
-            step(batch * width * h * w * e)  # relu (not in place)
-            channels = width
-            if conv == 0:
-                taps[TAPS[block]] = (width, h, w)
-                saved += x
-                x = 0  # now counted in ``saved``
-                if block == last:
-                    return peak, taps
-    return peak, taps
-
-
-def _keys_bytes(batch: int, taps: dict[str, tuple[int, int, int]], level: str) -> tuple[int, int]:
-    """(peak while building, size) of one level's float32 keys."""
-    _c, _d, _div = _LEVELS[level]
-    _, h, w = taps[level]
-    names = TAPS[: TAPS.index(level) + 1]
-    size = sum(taps[n][0] for n in names) * batch * h * w * 4
-    biggest = max(taps[n][0] for n in names) * batch * h * w * 4
-    return size * 2 + biggest * 3, size  # parts + concatenation, plus resize/cast/subtract
-
-
-def _resized_taps_bytes(
-    batch: int, taps: dict[str, tuple[int, int, int]], level: str, e: int
-) -> int:
-    """The shallower taps resized to ``level``'s scale (compute dtype): all a frame's keys are
-    at inference, since the per-channel normalisation is folded into the key projection."""
-    _, h, w = taps[level]
-    names = TAPS[: TAPS.index(level)]
-    return sum(taps[n][0] for n in names) * batch * h * w * e
-
-
-def _cosine_blocked_bytes(batch: int, level: str, positions: int) -> int:
-    """Cosine AdaAttN of a frame at inference (``attention.cosine_adaattn_blocked``): float32
-    temporaries of one block of positions (about 4 KiB each) and the (B, N, C) result."""
-    c, _, _ = _LEVELS[level]
-    return batch * min(positions, BLOCK_POSITIONS) * 4096 + batch * positions * c * 4
-
-
-def _attention_bytes(
-    batch: int, level: str, positions: int, style_positions: int, kind: str, *, style: bool
-) -> int:
-    c, d, _ = _LEVELS[level]
-    if style:  # projected key and value; cosine: unit keys and the [1, V, V^2] columns too
-        extra = d + 1 + 2 * c if kind == "cosine" else 0
-        return batch * positions * 4 * (d + c + extra)
-    if kind == "cosine":
-        return batch * positions * 4 * (2 * d + (1 + 2 * c) + 2 * c + 6 * c)
-    width = max(d, 2 * c)
-    scores = min(batch * positions * style_positions, MAX_SCORES_PER_CALL)
-    return batch * positions * 4 * (3 * width + 6 * c) + scores * 4
-
-
-def _decoder_walk(batch: int, size: tuple[int, int], e: int, resident: int) -> int:
-    """Peak bytes of the relu3_1 decoder from (B, 256, H/4, W/4) to (B, 3, H, W)."""
-    h, w = size[0] // 4, size[1] // 4
-    channels = 256
-    x = batch * channels * h * w * e
-    peak = 0
-    for item in _DECODER:
-        if item == "U":
-            h, w = 2 * h, 2 * w
-            new = batch * channels * h * w * e
-            peak, x = max(peak, resident + x + new), new
-            continue
-        pad = batch * channels * (h + 2) * (w + 2) * e
-        peak, x = max(peak, resident + x + pad), pad
-        channels = int(item)
-        new = batch * channels * h * w * e
-        peak, x = max(peak, resident + x + new), new
-        if channels != 3:  # relu
-            peak = max(peak, resident + 2 * x)
-    return peak
-
-
 def estimate_stylize_memory(
     config: ModelConfig,
     size: tuple[int, int],
@@ -247,42 +127,29 @@ def estimate_stylize_memory(
     ``style_size`` resizing), see the module docstring."""
     e = ELEMENT_BYTES[precision]
     normalised = config.encoder_family == "vgg_normalised"
-    levels = ["relu3_1"] if config.variant == "video" else list(_LEVELS)
+    levels = ["relu3_1"] if config.variant == "video" else list(LEVELS)
     multiple = config.size_multiple
-    h, w = _padded(size, multiple)
+    h, w = padded(size, multiple)
 
     # around the model: float content + padded copy, output float + uint8 (+ permuted copy)
     frame_px = batch * h * w
     around = frame_px * (3 * 4 * 2 + 3 * 4 + 3 * 2) + frames_in_flight * h * w * 3
 
     def encode(b: int, hw: tuple[int, int], style_n: int, style: bool) -> tuple[int, int, int]:
-        """(encoder peak, keys + attention peak, bytes kept for the decoder); a style keeps
-        one level's keys at a time (its states are counted in ``resident``)."""
-        enc_peak, taps = _encoder_walk(b, hw, e, levels[-1], normalised)
-        taps_bytes = sum(b * c * th * tw * e for c, th, tw in taps.values())
-        peak = kept = 0
-        for level in levels:
-            _, th, tw = taps[level]
-            if config.attention == "cosine" and not style:
-                building = keys = _resized_taps_bytes(b, taps, level, e)
-                attn = _cosine_blocked_bytes(b, level, th * tw)
-            else:
-                building, keys = _keys_bytes(b, taps, level)
-                attn = _attention_bytes(b, level, th * tw, style_n, config.attention, style=style)
-            peak = max(peak, kept + building, kept + keys + attn)
-            if not style:  # a frame's keys all stay alive to the end of the call
-                kept += keys
-        return enc_peak, taps_bytes + peak, taps_bytes + kept
+        return encode_walk(
+            b, hw, e, levels, normalised=normalised, attention=config.attention,
+            style_positions=style_n, style=style,
+        )  # fmt: skip
 
     # styles: encode (batch 1), then what every frame reuses
     style_peak = resident = 0
     largest_style_positions = 0
     for shape in style_sizes:
-        sh, sw = _padded(shape, multiple)
+        sh, sw = padded(shape, multiple)
         enc_peak, after, _ = encode(1, (sh, sw), 1, True)
         style_peak = max(style_peak, sh * sw * 3 * 4 * 3 + max(enc_peak, after))
         for level in levels:
-            c, d, div = _LEVELS[level]
+            c, d, div = LEVELS[level]
             n = -(-sh // div) * -(-sw // div)
             largest_style_positions = max(largest_style_positions, n)
             resident += d * (1 + 2 * c) * 4 if config.attention == "cosine" else (d + c) * n * 4
@@ -294,7 +161,7 @@ def estimate_stylize_memory(
     if config.variant == "image":
         n8 = batch * (h // 8) * (w // 8)
         decoder_resident += n8 * 512 * (4 * 3 + e) + n4 * 256 * 4  # merge and its upsample
-    dec_peak = _decoder_walk(batch, (h, w), e, decoder_resident)
+    dec_peak = decoder_walk(batch, (h, w), e, decoder_resident)
     frames = around + max(enc_peak, attn_peak, dec_peak)
     return MemoryEstimate(
         frames=int(frames * CALIBRATION),

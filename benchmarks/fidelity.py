@@ -22,6 +22,7 @@ from adaattn_video.assets import DEFAULT_STYLE, content_images
 from adaattn_video.image_io import read_image
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, resolve_precision
+from benchmarks.timing import markdown_table
 
 # The default precision must stay this close to float32 (40 dB: RMS error ~2.5/255).
 MIN_DEFAULT_PSNR_DB = 40.0
@@ -119,18 +120,23 @@ def measure_fidelity(
 
 
 def format_fidelity(rows: Sequence[FidelityRow]) -> str:
-    """A Markdown table of ``rows``."""
-    lines = [
-        "| model | precision | PSNR vs fp32 (worst photo) | max abs diff | mean abs diff | pixels > 8/255 |",
-        "|---|---|---|---|---|---|",
+    """A Markdown table of ``rows`` (the numbers of :func:`rows_as_dicts`)."""
+    header = [
+        "model", "precision", "PSNR vs fp32 (worst photo)", "max abs diff", "mean abs diff",
+        "pixels > 8/255",
+    ]  # fmt: skip
+    cells = [
+        [
+            r.variant,
+            r.precision if r.precision == r.resolved else f"{r.precision} ({r.resolved})",
+            f"{r.psnr_db:.1f} dB",
+            f"{r.max_abs}/255",
+            f"{r.mean_abs:.2f}/255",
+            f"{100 * r.over_8:.2f} %",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        precision = r.precision if r.precision == r.resolved else f"{r.precision} ({r.resolved})"
-        lines.append(
-            f"| {r.variant} | {precision} | {r.psnr_db:.1f} dB | {r.max_abs}/255 | "
-            f"{r.mean_abs:.2f}/255 | {100 * r.over_8:.2f} % |"
-        )
-    return "\n".join(lines)
+    return markdown_table(header, cells, pad=False)
 
 
 def rows_as_dicts(rows: Sequence[FidelityRow]) -> list[dict]:

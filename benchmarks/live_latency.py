@@ -26,6 +26,7 @@ import numpy as np
 
 from adaattn_video.assets import DEFAULT_STYLE
 from adaattn_video.settings import StylizerSpec
+from benchmarks.timing import time_calls
 from streamer.live import LiveConfig, build_stylizer, run_live
 from streamer.stats import latency_percentiles
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
@@ -59,13 +60,10 @@ def _summary(values: list[float]) -> dict[str, float | None]:
     return {"p50": p50, "p95": p95, "max": max(values) if values else None}
 
 
-def run_bench_live(
-    config: BenchLiveConfig, *, print_line: Callable[[str], None] = print
-) -> dict[str, Any]:
+def _live_config(config: BenchLiveConfig) -> LiveConfig:
     height, width = config.size
-    source_uri = config.source or f"lavfi:testsrc2=size={width}x{height}:rate={config.fps:g}"
-    live_config = LiveConfig(
-        source=source_uri,
+    return LiveConfig(
+        source=config.source or f"lavfi:testsrc2=size={width}x{height}:rate={config.fps:g}",
         stylizer=replace(
             config.stylizer,
             styles=config.stylizer.styles or (str(DEFAULT_STYLE),),
@@ -78,66 +76,68 @@ def run_bench_live(
         seconds=config.seconds,
         status_interval_s=5.0,
     )
-    stylizer = build_stylizer(live_config)
 
-    # 1. The model alone at this size (what the live path is compared with).
+
+def _model_alone_ms(stylizer: Any, config: BenchLiveConfig) -> float:
+    """The model alone at this size (what the live path is compared with): the median of
+    ``model_calls`` calls on one random frame after a warm-up call."""
+    height, width = config.size
     frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    stylizer(frame)  # warm-up
-    model_s = []
-    for _ in range(config.model_calls):
-        started = time.perf_counter()
-        stylizer(frame)
-        model_s.append(time.perf_counter() - started)
-    model_ms = 1000 * statistics.median(model_s)
-    print_line(
-        f"bench live: {width}x{height}, device {stylizer.device}, precision "
-        f"{stylizer.config.precision}{', UNTRAINED model' if config.stylizer.untrained else ''}; "
-        f"model alone {model_ms:.1f} ms/frame ({1000 / model_ms:.2f} fps)"
-    )
-    print_line(f"source {source_uri} (real time), {config.seconds:g} s run...")
+    times = time_calls(lambda: stylizer(frame), stylizer.device, repeats=config.model_calls)
+    return statistics.median(times)
 
-    # 2. The live path, with a subscriber receiving every published frame.
-    received: list[tuple[int, float, float, float]] = []  # index, capture, publish, receive
-    stop = threading.Event()
-    ready = threading.Event()
 
-    def subscribe(endpoint: str) -> None:
+class _Receiver:
+    """A subscriber in a thread receiving every published frame: (index, capture, publish,
+    receive) times. :meth:`on_ready` is ``run_live``'s hook (the endpoint is known then)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[int, float, float, float]] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _subscribe(self, endpoint: str) -> None:
         with Subscriber(endpoint, receive_hwm=1000) as sub:
-            ready.set()
-            while not stop.is_set():
+            self._ready.set()
+            while not self._stop.is_set():
                 try:
                     got = sub.receive(timeout_s=0.2)
                 except ReceiveTimeout:
                     continue
                 h = got.header
-                received.append((h.index, h.capture_time, h.publish_time, got.receive_time))
+                self.received.append((h.index, h.capture_time, h.publish_time, got.receive_time))
 
-    subscriber_thread: threading.Thread | None = None
-
-    def on_ready(info: dict[str, Any]) -> None:
-        nonlocal subscriber_thread
-        subscriber_thread = threading.Thread(
-            target=subscribe, args=(info["zmq"],), name="bench-subscriber", daemon=True
+    def on_ready(self, info: dict[str, Any]) -> None:
+        self._thread = threading.Thread(
+            target=self._subscribe, args=(info["zmq"],), name="bench-subscriber", daemon=True
         )
-        subscriber_thread.start()
-        ready.wait(5)
+        self._thread.start()
+        self._ready.wait(5)
         time.sleep(0.3)  # the subscription reaches the publisher before the first frame
 
-    result = run_live(live_config, stylizer=stylizer, on_ready=on_ready, print_status=print_line)
-    time.sleep(0.3)
-    stop.set()
-    if subscriber_thread is not None:
-        subscriber_thread.join(5)
+    def stop(self) -> None:
+        time.sleep(0.3)  # the last frames in flight
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
 
+
+def _report(
+    config: BenchLiveConfig,
+    live_config: LiveConfig,
+    stylizer: Any,
+    model_ms: float,
+    received: list[tuple[int, float, float, float]],
+    result: Any,
+) -> dict[str, Any]:
+    """The numbers of the module docstring, from the received frames and the run's stats."""
     steady = received[WARMUP_FRAMES:]
     publish_ms = [1000 * (p - c) for _, c, p, _ in steady]
     receive_ms = [1000 * (r - c) for _, c, _, r in steady]
     span_s = steady[-1][3] - steady[0][3] if len(steady) > 1 else 0.0
-    delivered_fps = (len(steady) - 1) / span_s if span_s > 0 else 0.0
     status = result.status
     elapsed = result.stats.elapsed_s
-    source_fps = status.frames_in / elapsed if elapsed > 0 else 0.0
-    drops_per_s = status.dropped / elapsed if elapsed > 0 else 0.0
     # The model's time per frame DURING the run (the stylize stage's busy time): on a shared
     # machine the load changes, so the target is checked against the same moments.
     frames_out = result.stats.frames_out
@@ -146,48 +146,78 @@ def run_bench_live(
     )
     target_ms = 1.5 * model_in_run_ms + 15.0
     latency = _summary(receive_ms)
-    report: dict[str, Any] = {
+    height, width = config.size
+    return {
         "size": f"{width}x{height}",
         "device": str(stylizer.device),
         "precision": stylizer.config.precision,
         "untrained": config.stylizer.untrained,
-        "source": source_uri,
+        "source": live_config.source,
         "seconds": elapsed,
         "model_ms": model_ms,
         "model_in_run_ms": model_in_run_ms,
         "frames_in": status.frames_in,
         "frames_published": result.stats.frames_out,
         "frames_received": len(received),
-        "source_fps": source_fps,
-        "delivered_fps": delivered_fps,
+        "source_fps": status.frames_in / elapsed if elapsed > 0 else 0.0,
+        "delivered_fps": (len(steady) - 1) / span_s if span_s > 0 else 0.0,
         "model_fps": 1000 / model_ms,
         "dropped": status.dropped,
-        "drops_per_s": drops_per_s,
+        "drops_per_s": status.dropped / elapsed if elapsed > 0 else 0.0,
         "latency_capture_to_publish_ms": _summary(publish_ms),
         "latency_capture_to_receive_ms": latency,
         "target_latency_ms": target_ms,
         "meets_target": latency["p50"] is not None and latency["p50"] <= target_ms,
         "final_queue_depths": dict(result.stats.queue_depths),
     }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _print_report(report: dict[str, Any], print_line: Callable[[str], None]) -> None:
     pub = report["latency_capture_to_publish_ms"]
-
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0f} ms"
-
+    latency = report["latency_capture_to_receive_ms"]
+    model_in_run_ms = report["model_in_run_ms"]
     print_line(
-        f"latency capture->publish p50 {ms(pub['p50'])}, p95 {ms(pub['p95'])}; "
-        f"capture->received p50 {ms(latency['p50'])}, p95 {ms(latency['p95'])}, "
-        f"max {ms(latency['max'])}"
+        f"latency capture->publish p50 {_ms(pub['p50'])}, p95 {_ms(pub['p95'])}; "
+        f"capture->received p50 {_ms(latency['p50'])}, p95 {_ms(latency['p95'])}, "
+        f"max {_ms(latency['max'])}"
     )
     print_line(
-        f"delivered {delivered_fps:.2f} fps (model alone {1000 / model_ms:.2f} fps) from a "
-        f"{source_fps:.1f} fps source; dropped {status.dropped} ({drops_per_s:.1f}/s); "
-        f"{len(received)} frames received"
+        f"delivered {report['delivered_fps']:.2f} fps (model alone {report['model_fps']:.2f} "
+        f"fps) from a {report['source_fps']:.1f} fps source; dropped {report['dropped']} "
+        f"({report['drops_per_s']:.1f}/s); {report['frames_received']} frames received"
     )
     print_line(
         f"model during the run {model_in_run_ms:.0f} ms/frame (stylize stage busy time); "
-        f"target p50 <= 1.5 x {model_in_run_ms:.0f} + 15 = {target_ms:.0f} ms: "
+        f"target p50 <= 1.5 x {model_in_run_ms:.0f} + 15 = {report['target_latency_ms']:.0f} ms: "
         + ("met" if report["meets_target"] else "NOT met")
         + "; queues are bounded (newest frame only), so latency cannot grow with run length"
     )
+
+
+def run_bench_live(
+    config: BenchLiveConfig, *, print_line: Callable[[str], None] = print
+) -> dict[str, Any]:
+    height, width = config.size
+    live_config = _live_config(config)
+    stylizer = build_stylizer(live_config)
+    # 1. The model alone at this size (what the live path is compared with).
+    model_ms = _model_alone_ms(stylizer, config)
+    print_line(
+        f"bench live: {width}x{height}, device {stylizer.device}, precision "
+        f"{stylizer.config.precision}{', UNTRAINED model' if config.stylizer.untrained else ''}; "
+        f"model alone {model_ms:.1f} ms/frame ({1000 / model_ms:.2f} fps)"
+    )
+    print_line(f"source {live_config.source} (real time), {config.seconds:g} s run...")
+    # 2. The live path, with a subscriber receiving every published frame.
+    receiver = _Receiver()
+    result = run_live(
+        live_config, stylizer=stylizer, on_ready=receiver.on_ready, print_status=print_line
+    )
+    receiver.stop()
+    report = _report(config, live_config, stylizer, model_ms, receiver.received, result)
+    _print_report(report, print_line)
     return report

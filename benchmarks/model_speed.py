@@ -15,10 +15,7 @@ command line prints them as a table (``stylestream bench model``).
 from __future__ import annotations
 
 import copy
-import gc
 import logging
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -29,11 +26,11 @@ from torch import Tensor
 from adaattn_video.config import VARIANTS, ModelConfig
 from adaattn_video.model import ImageAdaAttN, StyleTransferModel, build_model
 from adaattn_video.settings import PRECISIONS, resolve_device
+from benchmarks.timing import CLOCKS, Timing, markdown_table, time_interleaved
 
 log = logging.getLogger(__name__)
 
 Size = tuple[int, int]  # (height, width)
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass(frozen=True)
@@ -108,8 +105,9 @@ class BenchRow:
     form: str  # "published", "ours", "conv-only", "style encode (once)"
     ms: float | None  # None: out of memory
     median_ms: float | None
-    peak_mib: float | None = None  # CUDA only
+    peak_mib: float | None = None  # CUDA only: peak allocated (live tensors)
     note: str = ""
+    peak_reserved_mib: float | None = None  # CUDA only: with the allocator's cached free blocks
 
 
 @dataclass
@@ -132,68 +130,27 @@ def _round_up(size: Size, multiple: int) -> Size:
     return (-(-size[0] // multiple) * multiple, -(-size[1] // multiple) * multiple)
 
 
-def _sync(device: torch.device) -> None:
-    """Wait for queued work: CUDA and MPS run asynchronously, timings need the end."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def _call_ms(
-    fn: Callable[[], object], device: torch.device, clock: Callable[[], float] = time.perf_counter
-) -> tuple[float, float | None]:
-    """Milliseconds of one call on ``clock`` and (CUDA) the peak MiB allocated during it."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    with torch.inference_mode():
-        _sync(device)
-        start = clock()
-        fn()
-        _sync(device)
-        elapsed = (clock() - start) * 1000.0
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return elapsed, peak
-
-
-def _time_interleaved(
-    forms: dict[str, Callable[[], object]],
-    device: torch.device,
-    repeats: int,
+def _timings(
+    forms: dict[str, Callable[[], object]], device: torch.device, config: ModelBenchConfig,
     warmup: int,
-    clock: str = "wall",
-) -> dict[str, tuple[float | None, float | None, float | None]]:
-    """Best and median ms per call and peak MiB of each form, taking turns in every round.
+) -> dict[str, Timing]:  # fmt: skip
+    """:func:`~benchmarks.timing.time_interleaved` with the config's repeats and clock."""
+    return time_interleaved(
+        forms, device, repeats=config.repeats, warmup=warmup, clock=CLOCKS[config.clock],
+        collect_garbage=True,
+    )  # fmt: skip
 
-    Taking turns spreads any load from other processes over all forms alike, so their ratios
-    stay meaningful on a shared machine. A form that runs out of memory gives Nones.
-    """
-    times: dict[str, list[float]] = {name: [] for name in forms}
-    peaks: dict[str, float | None] = dict.fromkeys(forms)
-    failed: set[str] = set()
-    for round_index in range(warmup + repeats):
-        for name, fn in forms.items():
-            if name in failed:
-                continue
-            gc.collect()
-            try:
-                ms, peak = _call_ms(fn, device, CLOCKS[clock])
-            except torch.cuda.OutOfMemoryError:
-                failed.add(name)
-                log.warning("%s: out of memory", name)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            if round_index >= warmup:
-                times[name].append(ms)
-                if peak is not None:
-                    peaks[name] = max(peaks[name] or 0.0, peak)
-    return {
-        name: (None, None, None)
-        if name in failed
-        else (min(times[name]), statistics.median(times[name]), peaks[name])
-        for name in forms
-    }
+
+def _row(
+    dev: str, precision: str, size: Size | None, side: int | None, form: str, timing: Timing,
+    note: str = "",
+) -> BenchRow:  # fmt: skip
+    failed = timing.out_of_memory  # no time, no peak
+    return BenchRow(
+        dev, precision, size, side, form, timing.best_ms, timing.median_ms,
+        None if failed else timing.peak_allocated_mib, note,
+        None if failed else timing.peak_reserved_mib,
+    )  # fmt: skip
 
 
 def _conv_only(model: StyleTransferModel, content: Tensor) -> Tensor:
@@ -235,12 +192,9 @@ def _measure_device(
         model.to(device).set_compute_dtype(PRECISIONS[precision], channels_last=True)
         states = {}
         encodes = {side: partial(model.encode_style, style) for side, style in styles.items()}
-        timings = _time_interleaved(encodes, device, config.repeats, 1, config.clock)
-        for side, (ms, median, peak) in timings.items():
-            result.rows.append(
-                BenchRow(dev, precision, None, side, "style encode (once)", ms, median, peak)
-            )
-            if ms is None:
+        for side, timing in _timings(encodes, device, config, warmup=1).items():
+            result.rows.append(_row(dev, precision, None, side, "style encode (once)", timing))
+            if timing.out_of_memory:
                 continue  # out of memory: no "ours" row for this style
             with torch.inference_mode():
                 states[side] = model.encode_style(styles[side])
@@ -258,13 +212,13 @@ def _measure_device(
                 labels[f"ours {side}"] = ("ours", precision, side)
             forms["conv-only"] = partial(_conv_only, model, content)
             labels["conv-only"] = ("conv-only", precision, None)
-            timings = _time_interleaved(forms, device, config.repeats, config.warmup, config.clock)
-            for name, (ms, median, peak) in timings.items():
+            for name, timing in _timings(forms, device, config, config.warmup).items():
                 form, row_precision, side = labels[name]
-                result.rows.append(
-                    BenchRow(dev, row_precision, size, side, form, ms, median, peak, note)
-                )
-                log.info("%s %s %s %s (style %s): %s ms", dev, row_precision, size, form, side, ms)
+                result.rows.append(_row(dev, row_precision, size, side, form, timing, note))
+                log.info(
+                    "%s %s %s %s (style %s): %s ms",
+                    dev, row_precision, size, form, side, timing.best_ms,
+                )  # fmt: skip
 
 
 def _summarise(result: BenchResult, config: ModelBenchConfig) -> None:
@@ -333,9 +287,9 @@ def format_table(result: BenchResult) -> str:
         "best ms",
         "median ms",
         "vs published",
-        "peak MiB",
+        "peak MiB (reserved)",
     ]
-    lines = [header]
+    lines = []
     for row in result.rows:
         published = by_key.get((row.device, row.content))
         ratio = (
@@ -353,15 +307,9 @@ def format_table(result: BenchResult) -> str:
                 "OOM" if row.ms is None else f"{row.ms:.1f}",
                 "" if row.median_ms is None else f"{row.median_ms:.1f}",
                 ratio,
-                "" if row.peak_mib is None else f"{row.peak_mib:.0f}",
+                _peak_cell(row),
             ]
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
-        for line in lines
-    ]
-    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     env = result.environment
     text = [
         f"model: {result.config['variant']} (random weights); torch {env['torch']} on "
@@ -370,8 +318,16 @@ def format_table(result: BenchResult) -> str:
         f"{result.config['clock']} clock",
         "published = style re-encoded and quadratic attention every frame; ours = style "
         "encoded once, then per frame; ratios use the best time",
-        *out,
+        markdown_table(header, lines),
     ]
     for name, value in result.summary.items():
         text.append(f"{name}: {value:.2f}")
     return "\n".join(text)
+
+
+def _peak_cell(row: BenchRow) -> str:
+    """``allocated (reserved)`` MiB: reserved adds the allocator's cached free blocks."""
+    if row.peak_mib is None:
+        return ""
+    reserved = "" if row.peak_reserved_mib is None else f" ({row.peak_reserved_mib:.0f})"
+    return f"{row.peak_mib:.0f}{reserved}"

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adaattn_video.assets import DEFAULT_STYLE
 from adaattn_video.settings import StylizerSpec
+from benchmarks.timing import Stopwatch, markdown_table
 from configkit.convert import to_mapping
 from streamer.batch_runner import ArrayStylizer
 from streamer.cluster import import_ray
@@ -88,20 +88,32 @@ class RayBenchResult:
         lines = [
             f"clip {w}x{h}, {self.config.seconds:g} s at {self.config.fps} fps, segments of "
             f"{self.config.segment_s:g} s; single process: {self.single_fps:.2f} fps",
-            "| workers | segments | worker start s | model+style s | render s | fps | speed-up | "
-            "join s | mean s / segment | per-segment overhead s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
         ]
+        header = [
+            "workers", "segments", "worker start s", "model+style s", "render s", "fps",
+            "speed-up", "join s", "mean s / segment", "per-segment overhead s",
+        ]  # fmt: skip
         base = self.rows[0].fps if self.rows else 0.0
+        cells = []
         for row in self.rows:
             # only one worker alone has the single process's machine: others share its cores
             ideal = row.frames / row.segments / self.single_fps if self.single_fps else 0.0
             overhead = f"{row.segment_mean_s - ideal:+.2f}" if row.workers == 1 else "-"
-            lines.append(
-                f"| {row.workers} | {row.segments} | {row.start_s:.2f} | {row.setup_s:.2f} | "
-                f"{row.render_s:.2f} | {row.fps:.2f} | {row.fps / base if base else 0:.2f}x | "
-                f"{row.join_s:.3f} | {row.segment_mean_s:.2f} | {overhead} |"
+            cells.append(
+                [
+                    row.workers,
+                    row.segments,
+                    f"{row.start_s:.2f}",
+                    f"{row.setup_s:.2f}",
+                    f"{row.render_s:.2f}",
+                    f"{row.fps:.2f}",
+                    f"{row.fps / base if base else 0:.2f}x",
+                    f"{row.join_s:.3f}",
+                    f"{row.segment_mean_s:.2f}",
+                    overhead,
+                ]
             )
+        lines.append(markdown_table(header, cells, pad=False))
         lines.append(
             f"join alone: {self.join_s:.3f} s for {self.join_video_s:g} s of {w}x{h} video "
             f"({self.join_packets} video packets + its audio) = {self.join_s_per_minute:.3f} s per "
@@ -186,9 +198,10 @@ def _measure_join(result: RayBenchResult, folder: Path, config: RayBenchConfig) 
         ((name, data),) = part.files.items()
         (folder / name).write_bytes(data)
         files.append(folder / name)
-    began = time.perf_counter()
-    joined = join_segments(files, folder / "joined.mp4", starts=[s.start_pts for s in plan.segments],
-                           time_base=plan.time_base, audio_from=str(clip))  # fmt: skip
-    result.join_s = time.perf_counter() - began
+    with Stopwatch() as watch:  # the CPU: no device to wait for
+        joined = join_segments(files, folder / "joined.mp4",
+                               starts=[s.start_pts for s in plan.segments],
+                               time_base=plan.time_base, audio_from=str(clip))  # fmt: skip
+    result.join_s = watch.seconds
     result.join_packets = joined.video_packets
     result.join_video_s = plan.duration_s

@@ -8,7 +8,6 @@ region styles). Numbers, not a pass/fail test (``stylestream bench regions``).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,6 +16,7 @@ from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
 from adaattn_video.masked_attention import stylize_regions
 from adaattn_video.model import build_model, init_untrained_
 from adaattn_video.stylizer import PRECISIONS
+from benchmarks.timing import markdown_table, time_interleaved
 
 
 @dataclass(frozen=True)
@@ -61,23 +61,14 @@ class RegionBenchResult:
         h, w = self.config.size
         c = self.config
         head = f"{w}x{h} {c.variant} {c.precision} on {c.device}, best of {c.repeats}"
-        return "\n".join(
-            [
-                head,
-                "| form | ms / frame | vs plain |",
-                "|---|---|---|",
-                f"| plain (1 style) | {self.plain_ms:.1f} | 1.00x |",
-                f"| {c.regions} regions | {self.regions_ms:.1f} | {self.ratio:.2f}x |",
-            ]
-        )
+        rows = [
+            ["plain (1 style)", f"{self.plain_ms:.1f}", "1.00x"],
+            [f"{c.regions} regions", f"{self.regions_ms:.1f}", f"{self.ratio:.2f}x"],
+        ]
+        return head + "\n" + markdown_table(["form", "ms / frame", "vs plain"], rows, pad=False)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ratio": self.ratio}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_region_benchmark(config: RegionBenchConfig) -> RegionBenchResult:
@@ -106,14 +97,9 @@ def run_region_benchmark(config: RegionBenchConfig) -> RegionBenchResult:
     def regions() -> None:
         stylize_regions(model, content, [styles[0]], [1.0], styles[1:], masks)
 
-    times: dict[str, list[float]] = {"plain": [], "regions": []}
-    with torch.inference_mode():
-        plain(), regions()  # warm-up
-        for _ in range(config.repeats):  # taking turns: drift in machine load hits both
-            for name, run in (("plain", plain), ("regions", regions)):
-                _sync(device)
-                start = time.perf_counter()
-                run()
-                _sync(device)
-                times[name].append((time.perf_counter() - start) * 1000.0)
-    return RegionBenchResult(config, min(times["plain"]), min(times["regions"]))
+    timings = time_interleaved(  # taking turns: drift in machine load hits both
+        {"plain": plain, "regions": regions}, device, repeats=config.repeats, warmup=1
+    )
+    return RegionBenchResult(
+        config, min(timings["plain"].times_ms), min(timings["regions"].times_ms)
+    )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 
 from adaattn_video.assets import DEFAULT_STYLE
 from adaattn_video.settings import StylizerSpec, resolve_device
+from benchmarks.timing import Stopwatch, synchronize
 from configkit.convert import to_mapping
 from streamer.batch_runner import BatchRunner
 from streamer.demo import make_demo_clip
@@ -131,9 +131,82 @@ class RenderBenchResult:
         return data
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+@dataclass(frozen=True)
+class _Bench:
+    """One benchmark run's fixed parts: the clip in ``folder``, the stylizer and its device."""
+
+    config: RenderBenchConfig
+    folder: Path
+    stylizer: Any
+    device: str
+    batch_size: int
+
+    @property
+    def clip(self) -> Path:
+        return self.folder / "clip.mp4"
+
+    def source(self) -> FileSource:
+        return FileSource(FileSourceConfig(str(self.clip)))
+
+    def sink(self, name: str) -> Mp4Sink:
+        encoder = VideoEncoderConfig(codec=self.config.codec, preset=self.config.preset)
+        return Mp4Sink(
+            Mp4SinkConfig(
+                self.folder / name,
+                encoder=encoder,
+                frame_rate=self.config.fps,
+                audio_from=self.clip,
+                overwrite=True,
+            )
+        )
+
+    def warm_up(self, runner: BatchRunner) -> None:
+        """One batch through the model first: allocator, kernels, lazy init."""
+        with self.source() as warm:
+            first = next(iter(warm))
+        runner.submit([first] * self.batch_size)
+        runner.flush()
+        synchronize(self.device)
+
+    def stage_by_stage(self, runner: BatchRunner) -> tuple[dict[str, float], int]:
+        """(a): decode everything, then stylize everything, then encode everything."""
+        with Stopwatch() as decode, self.source() as src:
+            decoded = list(src)
+        with Stopwatch(self.device) as stylize:
+            stylized = []
+            for i in range(0, len(decoded), self.batch_size):
+                stylized += runner.submit(decoded[i : i + self.batch_size])
+            stylized += runner.flush()
+        with Stopwatch() as encode, self.sink("sequential.mp4") as out:
+            for frame in stylized:
+                out.write(frame)
+            out.end_of_stream()
+        if len(stylized) != len(decoded):
+            raise RuntimeError(f"stylized {len(stylized)} of {len(decoded)} frames")
+        times = {"decode": decode.seconds, "stylize": stylize.seconds, "encode": encode.seconds}
+        return times, len(decoded)
+
+    def pipelined(self) -> tuple[float, dict[str, float], int]:
+        """(b): the :class:`Pipeline` ``stylestream render`` runs."""
+        batch = self.batch_size
+        with Stopwatch(self.device) as watch:
+            stats = Pipeline(
+                self.source(),
+                self.stylizer,
+                [self.sink("pipelined.mp4")],
+                PipelineConfig(batch_size=batch, max_queue_frames=max(8, 2 * batch)),
+            ).run()
+        return watch.seconds, dict(stats.stage_busy_s), stats.frames_out
+
+
+def _build_stylizer(config: RenderBenchConfig, device: str) -> Any:
+    styles = config.stylizer.styles or (str(DEFAULT_STYLE),)
+    render_config = RenderConfig(
+        input="-",
+        output="-.mp4",
+        stylizer=replace(config.stylizer, styles=styles, device=device),
+    )
+    return build_stylizer(render_config, device)
 
 
 def run_render_benchmark(
@@ -142,85 +215,25 @@ def run_render_benchmark(
     say = progress or (lambda _msg: None)
     device = resolve_device(config.stylizer.device)
     batch_size = config.batch_size or (4 if device.startswith("cuda") else 1)
-    render_config = RenderConfig(
-        input="-",
-        output="-.mp4",
-        stylizer=replace(
-            config.stylizer, styles=config.stylizer.styles or (str(DEFAULT_STYLE),), device=device
-        ),
-    )
-    stylizer = build_stylizer(render_config, device)
-    encoder = VideoEncoderConfig(codec=config.codec, preset=config.preset)
+    stylizer = _build_stylizer(config, device)
     with tempfile.TemporaryDirectory(prefix="stylestream-bench-") as tmp:
-        clip = Path(tmp) / "clip.mp4"
+        bench = _Bench(config, Path(tmp), stylizer, device, batch_size)
         say(f"making a {config.frames}-frame clip at {config.size[1]}x{config.size[0]} ...")
-        make_demo_clip(clip, size=config.size, fps=config.fps, seconds=config.frames / config.fps)
-
-        def source() -> FileSource:
-            return FileSource(FileSourceConfig(str(clip)))
-
-        def sink(name: str) -> Mp4Sink:
-            return Mp4Sink(
-                Mp4SinkConfig(
-                    Path(tmp) / name,
-                    encoder=encoder,
-                    frame_rate=config.fps,
-                    audio_from=clip,
-                    overwrite=True,
-                )
-            )
-
+        make_demo_clip(
+            bench.clip, size=config.size, fps=config.fps, seconds=config.frames / config.fps
+        )
         runner = BatchRunner(stylizer)
-        with source() as warm:  # warm-up: allocator, kernels, lazy init
-            first = next(iter(warm))
-        runner.submit([first] * batch_size)
-        runner.flush()
-        _sync(device)
-
-        def stage_by_stage() -> tuple[dict[str, float], int]:
-            times: dict[str, float] = {}
-            started = time.perf_counter()
-            with source() as src:
-                decoded = list(src)
-            times["decode"] = time.perf_counter() - started
-            started = time.perf_counter()
-            stylized = []
-            for i in range(0, len(decoded), batch_size):
-                stylized += runner.submit(decoded[i : i + batch_size])
-            stylized += runner.flush()
-            _sync(device)
-            times["stylize"] = time.perf_counter() - started
-            started = time.perf_counter()
-            with sink("sequential.mp4") as out:
-                for frame in stylized:
-                    out.write(frame)
-                out.end_of_stream()
-            times["encode"] = time.perf_counter() - started
-            if len(stylized) != len(decoded):
-                raise RuntimeError(f"stylized {len(stylized)} of {len(decoded)} frames")
-            return times, len(decoded)
-
-        def pipelined() -> tuple[float, dict[str, float], int]:
-            started = time.perf_counter()
-            stats = Pipeline(
-                source(),
-                stylizer,
-                [sink("pipelined.mp4")],
-                PipelineConfig(batch_size=batch_size, max_queue_frames=max(8, 2 * batch_size)),
-            ).run()
-            return time.perf_counter() - started, dict(stats.stage_busy_s), stats.frames_out
-
+        bench.warm_up(runner)
         runs_a, runs_b = [], []
         for r in range(config.repeat):  # alternate, so load changes hit both alike
             say(f"run {r + 1}/{config.repeat}: (a) stage by stage ...")
-            runs_a.append(stage_by_stage())
+            runs_a.append(bench.stage_by_stage(runner))
             say(f"run {r + 1}/{config.repeat}: (b) pipelined ...")
-            runs_b.append(pipelined())
-        times, frames = min(runs_a, key=lambda run: sum(run[0].values()))
-        model_s = min(run[0]["stylize"] for run in runs_a)
-        pipelined_s, busy, written = min(runs_b, key=lambda run: run[0])
-        if written != frames:
-            raise RuntimeError(f"pipelined run wrote {written} frames, expected {frames}")
+            runs_b.append(bench.pipelined())
+    times, frames = min(runs_a, key=lambda run: sum(run[0].values()))
+    pipelined_s, busy, written = min(runs_b, key=lambda run: run[0])
+    if written != frames:
+        raise RuntimeError(f"pipelined run wrote {written} frames, expected {frames}")
     return RenderBenchResult(
         config=config,
         device=device,
@@ -229,7 +242,7 @@ def run_render_benchmark(
         threads=torch.get_num_threads(),
         frames=frames,
         sequential_s=times,
-        model_s=model_s,
+        model_s=min(run[0]["stylize"] for run in runs_a),
         pipelined_s=pipelined_s,
         pipelined_stage_busy_s=busy,
     )

@@ -27,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import zmq
@@ -195,6 +196,7 @@ def model_batch_times(
     from adaattn_video.checkpoint import open_model
     from adaattn_video.mixed_batch import FrameStyle, stylize_per_frame
     from adaattn_video.settings import PRECISIONS, resolve_device, resolve_precision
+    from benchmarks.timing import time_calls
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -213,19 +215,87 @@ def model_batch_times(
             for batch in batches:
                 content = torch.rand(batch, 3, *config.size, generator=generator).to(device)
                 frame_styles = [FrameStyle((styles[b],), (1.0,)) for b in range(batch)]
-                times = []
-                for _ in range(repeats + 1):  # the first call warms up
-                    if device.startswith("cuda"):
-                        torch.cuda.synchronize()
-                    started = time.perf_counter()
-                    stylize_per_frame(model, content, frame_styles)
-                    if device.startswith("cuda"):
-                        torch.cuda.synchronize()
-                    times.append(time.perf_counter() - started)
-                out[batch] = 1000 * min(times[1:])
+                times = time_calls(
+                    partial(stylize_per_frame, model, content, frame_styles),
+                    device, repeats=repeats, warmup=1,
+                )  # fmt: skip
+                out[batch] = min(times)
         return out
     finally:
         torch.set_num_threads(previous)
+
+
+def _serve_command(config: BenchServeConfig, count: int, style: str) -> list[str]:
+    """(a): one ``serve`` process with ``count`` streams."""
+    command = [
+        "serve",
+        *_model_flags(config),
+        "--zmq", "tcp://127.0.0.1:*",
+        "--control", "none",
+        "--status-interval-s", "0",
+        "--seconds", f"{config.seconds:g}",
+        "--style", style,
+    ]  # fmt: skip
+    for index in range(count):
+        command += ["--stream", f"s{index}={_source(config, index)}"]
+    return command
+
+
+def _live_command(config: BenchServeConfig, index: int, style: str) -> list[str]:
+    """(b): one of the ``live`` processes, each with its own source."""
+    return [
+        "live",
+        "--source", _source(config, index),
+        "--realtime",
+        "--style", style,
+        *_model_flags(config),
+        "--zmq", "tcp://127.0.0.1:*",
+        "--control", "none",
+        "--status-interval-s", "0",
+        "--seconds", f"{config.seconds:g}",
+    ]  # fmt: skip
+
+
+def _model_line(model_ms: dict[int, float]) -> str:
+    return "model alone (best of 5), one call for B frames each with its own style: " + ", ".join(
+        f"B={b} {ms:.1f} ms ({ms / b:.1f} ms/frame, {model_ms[1] * b / ms:.2f}x)"
+        if 1 in model_ms
+        else f"B={b} {ms:.1f} ms ({ms / b:.1f} ms/frame)"
+        for b, ms in model_ms.items()
+    )
+
+
+def _print_row(row: dict[str, Any], fps: float, print_line: Callable[[str], None]) -> None:
+    count, gain = row["streams"], row["batching_gain"]
+    for label, result in (
+        ("serve (1 process)", row["serve"]),
+        (f"live ({count} processes)", row["live"]),
+    ):
+        lat = list(result["streams"].values())
+        p50 = "/".join(f"{s['p50_ms']:.0f}" for s in lat) or "-"
+        p95 = "/".join(f"{s['p95_ms']:.0f}" for s in lat) or "-"
+        print_line(
+            f"  {count} stream(s), {label}: {result['total_fps']:.1f} frames/s total; "
+            f"per-stream latency p50 {p50} ms, p95 {p95} ms"
+        )
+    print_line(
+        f"  {count} stream(s): batching gain "
+        + ("-" if gain is None else f"{gain:.2f}x")
+        + f" (demand {count * fps:g} frames/s)"
+    )
+
+
+def _run_count(
+    config: BenchServeConfig, count: int, threads: int, styles: list[str]
+) -> dict[str, Any]:
+    """(a) and (b) with ``count`` streams: one row of the report."""
+    served = _run_processes([_serve_command(config, count, styles[0])], threads, config.seconds)
+    live_commands = [
+        _live_command(config, index, styles[index % len(styles)]) for index in range(count)
+    ]
+    separate = _run_processes(live_commands, max(1, threads // count), config.seconds)
+    gain = served["total_fps"] / separate["total_fps"] if separate["total_fps"] else None
+    return {"streams": count, "serve": served, "live": separate, "batching_gain": gain}
 
 
 def run_bench_serve(
@@ -240,69 +310,11 @@ def run_bench_serve(
         f"{'random weights' if not config.weights else config.weights}; {threads} CPU thread(s)"
     )
     model_ms = model_batch_times(config, tuple(sorted(set(config.streams))), threads)
-    print_line(
-        "model alone (best of 5), one call for B frames each with its own style: "
-        + ", ".join(
-            f"B={b} {ms:.1f} ms ({ms / b:.1f} ms/frame, {model_ms[1] * b / ms:.2f}x)"
-            if 1 in model_ms
-            else f"B={b} {ms:.1f} ms ({ms / b:.1f} ms/frame)"
-            for b, ms in model_ms.items()
-        )
-    )
+    print_line(_model_line(model_ms))
     rows = []
     for count in config.streams:
-        serve_command = [
-            "serve",
-            *_model_flags(config),
-            "--zmq", "tcp://127.0.0.1:*",
-            "--control", "none",
-            "--status-interval-s", "0",
-            "--seconds", f"{config.seconds:g}",
-            "--style", styles[0],
-        ]  # fmt: skip
-        for index in range(count):
-            serve_command += ["--stream", f"s{index}={_source(config, index)}"]
-        served = _run_processes([serve_command], threads, config.seconds)
-        live_commands = [
-            [
-                "live",
-                "--source",
-                _source(config, index),
-                "--realtime",
-                "--style",
-                styles[index % len(styles)],
-                *_model_flags(config),
-                "--zmq",
-                "tcp://127.0.0.1:*",
-                "--control",
-                "none",
-                "--status-interval-s",
-                "0",
-                "--seconds",
-                f"{config.seconds:g}",
-            ]
-            for index in range(count)
-        ]
-        separate = _run_processes(live_commands, max(1, threads // count), config.seconds)
-        gain = served["total_fps"] / separate["total_fps"] if separate["total_fps"] else None
-        row = {"streams": count, "serve": served, "live": separate, "batching_gain": gain}
-        rows.append(row)
-        for label, result in (
-            ("serve (1 process)", served),
-            (f"live ({count} processes)", separate),
-        ):
-            lat = [s for s in result["streams"].values()]
-            p50 = "/".join(f"{s['p50_ms']:.0f}" for s in lat) or "-"
-            p95 = "/".join(f"{s['p95_ms']:.0f}" for s in lat) or "-"
-            print_line(
-                f"  {count} stream(s), {label}: {result['total_fps']:.1f} frames/s total; "
-                f"per-stream latency p50 {p50} ms, p95 {p95} ms"
-            )
-        print_line(
-            f"  {count} stream(s): batching gain "
-            + ("-" if gain is None else f"{gain:.2f}x")
-            + f" (demand {count * config.fps:g} frames/s)"
-        )
+        rows.append(_run_count(config, count, threads, styles))
+        _print_row(rows[-1], config.fps, print_line)
     return {
         "size": f"{width}x{height}",
         "fps_per_stream": config.fps,

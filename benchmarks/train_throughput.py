@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from benchmarks.timing import Stopwatch, synchronize
 from training.config import TrainConfig
 from training.distributed import barrier, init_distributed, launch_local
 
@@ -112,19 +112,17 @@ def _worker(
     for batch in batches[: config.warmup_steps]:
         trainer.train_step(batch)
 
-    def sync() -> None:
-        if ctx.device.type == "cuda":
-            torch.cuda.synchronize(ctx.device)
+    # Every process starts and ends the timed steps together (its device synced by the
+    # stopwatch, then a barrier): the slowest process sets the pace, as in a real run.
+    synchronize(ctx.device)
+    barrier(ctx)
+    with Stopwatch(ctx.device) as watch:
+        for batch in batches[config.warmup_steps :]:
+            trainer.train_step(batch)
+        synchronize(ctx.device)
         barrier(ctx)
-
-    sync()
-    started = time.perf_counter()
-    for batch in batches[config.warmup_steps :]:
-        trainer.train_step(batch)
-    sync()
-    elapsed = time.perf_counter() - started
     if ctx.is_main:
-        Path(result_file).write_text(json.dumps({"elapsed_s": elapsed}))
+        Path(result_file).write_text(json.dumps({"elapsed_s": watch.seconds}))
 
 
 def run_train_benchmark(config: TrainBenchConfig) -> list[TrainBenchResult]:

@@ -14,7 +14,7 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 - Every published frame carries the id of the style it was really stylized with
   (:class:`SwitchSafeStylizer`; with regions ``STYLE|regions:A,B``), so a subscriber sees
   exactly when a switch took effect.
-- The stylizer is a :class:`~streamer.regions.specs.RegionSwitch`: a run started with or without
+- The stylizer is a :class:`~streamer.regions.switch.RegionSwitch`: a run started with or without
   ``--region`` takes ``set-regions`` / ``clear-regions`` while it runs.
 - A status line every ``status_interval_s``: fps in/out, latency capture -> publish, drops,
   reconnects.
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import Tensor
 
@@ -42,7 +42,8 @@ from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.pipeline import Pipeline, PipelineConfig
-from streamer.regions.specs import RegionPlan, RegionSwitch
+from streamer.regions.specs import RegionPlan
+from streamer.regions.switch import RegionSwitch
 from streamer.sources import LiveOptions, open_source
 from streamer.stats import (
     LatencyProbe,
@@ -54,6 +55,9 @@ from streamer.stats import (
 from streamer.zeromq.endpoints import check_bind_endpoint
 from streamer.zeromq.publisher import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
 from streamer.zeromq.wire import check_encoding
+
+if TYPE_CHECKING:
+    from streamer.zeromq.control import ControlServer
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +183,7 @@ class LiveConfig:
 
 # -- the stylizer ----------------------------------------------------------------------------
 class SwitchSafeStylizer:
-    """Wraps a :class:`~streamer.regions.specs.RegionSwitch` so that ``style_id`` names EXACTLY the
+    """Wraps a :class:`~streamer.regions.switch.RegionSwitch` so that ``style_id`` names EXACTLY the
     style (and regions) the last ``stylize_uint8`` call used (the pipeline labels each frame
     with it).
 
@@ -295,128 +299,37 @@ def _run_opened(
     print_status: Callable[[str], None] | None,
     stop_event: threading.Event | None,
 ) -> LiveResult:
-    from streamer.zeromq.control import ControlServer, live_handlers
-
-    record_path = None
-    if config.record is not None:
-        from streamer.sinks import check_output_file
-
-        refuse_overlap(
-            config.record,
-            command_inputs(config.source, config.stylizer.styles, config.stylizer.weights),
-        )
-        record_path = check_output_file(config.record, overwrite=config.overwrite)
-    if config.curve_keys_dir is not None:
-        from streamer.zeromq.curve import load_server_keys
-
-        load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
-    if stylizer is None:
-        check_stylizer_memory(
-            **memory_settings(config.stylizer, frame_size(source), 1, config.stylizer.device)
-        )
-        stylizer = build_stylizer(config)
-    if not isinstance(stylizer, RegionSwitch):  # every live run takes set-regions
-        stylizer = RegionSwitch(stylizer)
-    labeled = SwitchSafeStylizer(stylizer)
+    record_path = _check_before_model(config)
+    switch = _region_switch(config, source, stylizer)
+    labeled = SwitchSafeStylizer(switch)
 
     # From the outputs' creation on, a signal only stops the run (which closes them): never a
     # half-made recording.
     with interrupts.deferred():
-        sinks: list[FrameSink] = []
-        publisher: ZmqSink | None = None
-        control: ControlServer | None = None
         probe = LatencyProbe()
         pipeline: Pipeline | None = None
         tracker = LiveStatusTracker(
             snapshot=lambda: None if pipeline is None else pipeline.snapshot(),
             counters=source.counters,
             latencies=probe.latencies,
-            style_id=lambda: stylizer.style_id,
+            style_id=lambda: switch.style_id,
         )
-        try:
-            if config.zmq is not None:
-                publisher = ZmqSink(
-                    ZmqSinkConfig(
-                        config.zmq,
-                        encoding=config.encoding,
-                        jpeg_quality=config.jpeg_quality,
-                        send_hwm=config.send_hwm,
-                        send_buffer_bytes=config.send_buffer_bytes,
-                        allow_remote_bind=config.allow_remote_bind,
-                        curve_keys_dir=None
-                        if config.curve_keys_dir is None
-                        else Path(config.curve_keys_dir),
-                    )
-                )
-                sinks += [publisher, probe]
-            if record_path is not None:
-                from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
-
-                sinks.append(
-                    Mp4Sink(
-                        Mp4SinkConfig(
-                            record_path,
-                            overwrite=config.overwrite,
-                            frame_rate=source.info().frame_rate,
-                        )
-                    )
-                )
-            if publisher is None:
-                sinks.append(probe)  # recording only: latency is capture -> written
-            if config.control is not None:
-                control = ControlServer(
-                    live_handlers(stylizer, tracker.current_dict),
-                    config.control,
-                    allow_remote_bind=config.allow_remote_bind,
-                    curve_keys_dir=config.curve_keys_dir,
-                ).start()
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-
-        is_live = source.live
-        log.info(
-            "%s source %s -> %s",
-            "live" if is_live else "file (every frame, as fast as the model goes)",
-            config.source,
-            ", ".join(
-                part
-                for part in (
-                    f"ZeroMQ {publisher.endpoint}" if publisher else "",
-                    f"recording {record_path}" if record_path else "",
-                    f"control {control.endpoint}" if control else "",
-                )
-                if part
-            ),
+        sinks, publisher, control = _open_outputs(
+            config, source, record_path, switch, tracker, probe
         )
+        _log_route(config, source, publisher, record_path, control)
         pipeline = Pipeline(
             source,
             labeled,
             sinks,
             PipelineConfig(
                 batch_size=1,  # batching adds a frame time of latency per extra frame
-                max_queue_frames=1 if is_live else 4,
+                max_queue_frames=1 if source.live else 4,
                 monitor_interval_s=0.1,
             ),
         )
-        started = time.monotonic()
-        next_status = started + config.status_interval_s
         emit = print_status or (lambda line: log.info("%s", line))
-
-        def monitor(snapshot: StatsSnapshot) -> None:
-            nonlocal next_status
-            now = time.monotonic()
-            if config.seconds is not None and now - started >= config.seconds:
-                pipeline.stop()
-            if stop_event is not None and stop_event.is_set():
-                pipeline.stop()
-            tracker.observe(snapshot)
-            if config.status_interval_s and now >= next_status:
-                next_status = now + config.status_interval_s
-                emit(tracker.interval_status(snapshot).line())
-
-        pipeline.monitor = monitor
+        pipeline.monitor = _monitor(config, pipeline, tracker, emit, stop_event)
         if on_ready is not None:
             on_ready(
                 {
@@ -439,3 +352,145 @@ def _run_opened(
         record=record_path,
         restylized_batches=labeled.restylized_batches,
     )
+
+
+def _check_before_model(config: LiveConfig) -> Path | None:
+    """What can fail without the model, checked before it loads: the recording's path (returned,
+    None without ``record``) and the CURVE keys."""
+    record_path = None
+    if config.record is not None:
+        from streamer.sinks import check_output_file
+
+        refuse_overlap(
+            config.record,
+            command_inputs(config.source, config.stylizer.styles, config.stylizer.weights),
+        )
+        record_path = check_output_file(config.record, overwrite=config.overwrite)
+    if config.curve_keys_dir is not None:
+        from streamer.zeromq.curve import load_server_keys
+
+        load_server_keys(config.curve_keys_dir)  # missing keys: fail before the model loads
+    return record_path
+
+
+def _region_switch(
+    config: LiveConfig, source: FrameSource, stylizer: FrameStylizer | RegionSwitch | None
+) -> RegionSwitch:
+    """The stylizer given (or built after a memory check), as a :class:`RegionSwitch`."""
+    if stylizer is None:
+        check_stylizer_memory(
+            **memory_settings(config.stylizer, frame_size(source), 1, config.stylizer.device)
+        )
+        stylizer = build_stylizer(config)
+    if not isinstance(stylizer, RegionSwitch):  # every live run takes set-regions
+        stylizer = RegionSwitch(stylizer)
+    return stylizer
+
+
+def _open_outputs(
+    config: LiveConfig,
+    source: FrameSource,
+    record_path: Path | None,
+    stylizer: RegionSwitch,
+    tracker: LiveStatusTracker,
+    probe: LatencyProbe,
+) -> tuple[list[FrameSink], ZmqSink | None, ControlServer | None]:
+    """The sinks (publisher + latency probe, recording), and the control server; what was
+    opened is closed again when a later one fails."""
+    from streamer.zeromq.control import ControlServer, live_handlers
+
+    sinks: list[FrameSink] = []
+    publisher: ZmqSink | None = None
+    control: ControlServer | None = None
+    try:
+        if config.zmq is not None:
+            publisher = ZmqSink(
+                ZmqSinkConfig(
+                    config.zmq,
+                    encoding=config.encoding,
+                    jpeg_quality=config.jpeg_quality,
+                    send_hwm=config.send_hwm,
+                    send_buffer_bytes=config.send_buffer_bytes,
+                    allow_remote_bind=config.allow_remote_bind,
+                    curve_keys_dir=None
+                    if config.curve_keys_dir is None
+                    else Path(config.curve_keys_dir),
+                )
+            )
+            sinks += [publisher, probe]
+        if record_path is not None:
+            from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
+
+            sinks.append(
+                Mp4Sink(
+                    Mp4SinkConfig(
+                        record_path,
+                        overwrite=config.overwrite,
+                        frame_rate=source.info().frame_rate,
+                    )
+                )
+            )
+        if publisher is None:
+            sinks.append(probe)  # recording only: latency is capture -> written
+        if config.control is not None:
+            control = ControlServer(
+                live_handlers(stylizer, tracker.current_dict),
+                config.control,
+                allow_remote_bind=config.allow_remote_bind,
+                curve_keys_dir=config.curve_keys_dir,
+            ).start()
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks, publisher, control
+
+
+def _log_route(
+    config: LiveConfig,
+    source: FrameSource,
+    publisher: ZmqSink | None,
+    record_path: Path | None,
+    control: ControlServer | None,
+) -> None:
+    log.info(
+        "%s source %s -> %s",
+        "live" if source.live else "file (every frame, as fast as the model goes)",
+        config.source,
+        ", ".join(
+            part
+            for part in (
+                f"ZeroMQ {publisher.endpoint}" if publisher else "",
+                f"recording {record_path}" if record_path else "",
+                f"control {control.endpoint}" if control else "",
+            )
+            if part
+        ),
+    )
+
+
+def _monitor(
+    config: LiveConfig,
+    pipeline: Pipeline,
+    tracker: LiveStatusTracker,
+    emit: Callable[[str], None],
+    stop_event: threading.Event | None,
+) -> Callable[[StatsSnapshot], None]:
+    """The pipeline's monitor: stops the run after ``seconds`` or on ``stop_event``, feeds the
+    status tracker and prints a status line every ``status_interval_s``."""
+    started = time.monotonic()
+    next_status = started + config.status_interval_s
+
+    def monitor(snapshot: StatsSnapshot) -> None:
+        nonlocal next_status
+        now = time.monotonic()
+        if config.seconds is not None and now - started >= config.seconds:
+            pipeline.stop()
+        if stop_event is not None and stop_event.is_set():
+            pipeline.stop()
+        tracker.observe(snapshot)
+        if config.status_interval_s and now >= next_status:
+            next_status = now + config.status_interval_s
+            emit(tracker.interval_status(snapshot).line())
+
+    return monitor

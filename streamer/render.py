@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
@@ -176,35 +177,13 @@ def render(
     """
     device = resolve_device(config.stylizer.device) if stylizer is None else str(stylizer.device)
     batch_size = config.batch_size or (4 if device.startswith("cuda") else 1)
-    try:
-        pipeline_config = PipelineConfig(
-            batch_size=batch_size, max_queue_frames=max(config.max_queue_frames, batch_size)
-        )
-        encoder = VideoEncoderConfig(
-            codec=config.codec,
-            crf=config.crf,
-            preset=config.preset,
-            pix_fmt=config.pix_fmt,
-            options=dict(config.codec_options),
-        )
-    except ValueError as err:
-        if isinstance(err, StylestreamError):
-            raise
-        raise RenderConfigError(str(err)) from err
+    pipeline_config, encoder = _pipeline_settings(config, batch_size)
     if source is None:
         source = open_source(
             config.input, start_s=config.start_s, duration_s=config.duration_s, fps=config.fps
         )
     with source:
-        if (
-            config.input.startswith("lavfi:")
-            and config.duration_s is None
-            and not re.search(r"[:=](d|duration)=", config.input)
-        ):
-            log.warning(
-                "%s has no end: rendering until Ctrl-C (add :duration=S to the graph or --duration)",
-                config.input,
-            )
+        _warn_if_endless(config)
         info = source.info()
         _check_output(config)
         interrupts.check()  # a Ctrl-C that some C code swallowed: stop before the model loads
@@ -234,24 +213,9 @@ def render(
                 monitor(snapshot)
 
         try:
-            # From the output's creation on, a signal only stops the run, which finalizes the
-            # output (or removes it when no frame was written): never a half-made file.
-            with interrupts.deferred():
-                sink = _make_sink(config, source, encoder)
-                try:
-                    pipeline = Pipeline(source, stylizer, [sink], pipeline_config, monitor=on_stats)
-                except BaseException:
-                    sink.close()
-                    raise
-                stats = pipeline.run()
-        except PipelineUserError as err:
-            if isinstance(err.error, InputDamagedError):
-                done = pipeline.snapshot().frames_out
-                where = f"are in {config.output}" if done else "could not be rendered"
-                raise InputDamagedError(
-                    f"{err.error}; the {done} frame(s) rendered before it {where}", done
-                ) from err
-            raise
+            stats, sink = _run_pipeline(
+                config, source, stylizer, encoder, pipeline_config, on_stats
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -264,6 +228,71 @@ def render(
         audio_streams=0 if mp4 is None else mp4.audio_streams,
         padded_size=None if mp4 is None else mp4.padded_size,
     )
+
+
+def _pipeline_settings(
+    config: RenderConfig, batch_size: int
+) -> tuple[PipelineConfig, VideoEncoderConfig]:
+    """The pipeline's and the encoder's settings; a bad value is a :class:`RenderConfigError`."""
+    try:
+        pipeline_config = PipelineConfig(
+            batch_size=batch_size, max_queue_frames=max(config.max_queue_frames, batch_size)
+        )
+        encoder = VideoEncoderConfig(
+            codec=config.codec,
+            crf=config.crf,
+            preset=config.preset,
+            pix_fmt=config.pix_fmt,
+            options=dict(config.codec_options),
+        )
+    except ValueError as err:
+        if isinstance(err, StylestreamError):
+            raise
+        raise RenderConfigError(str(err)) from err
+    return pipeline_config, encoder
+
+
+def _warn_if_endless(config: RenderConfig) -> None:
+    """An FFmpeg filter graph without a duration never ends: say so before rendering it."""
+    if (
+        config.input.startswith("lavfi:")
+        and config.duration_s is None
+        and not re.search(r"[:=](d|duration)=", config.input)
+    ):
+        log.warning(
+            "%s has no end: rendering until Ctrl-C (add :duration=S to the graph or --duration)",
+            config.input,
+        )
+
+
+def _run_pipeline(
+    config: RenderConfig,
+    source: FrameSource,
+    stylizer: Any,
+    encoder: VideoEncoderConfig,
+    pipeline_config: PipelineConfig,
+    on_stats: Monitor,
+) -> tuple[StatsSnapshot, FrameSink]:
+    """Create the output and run the pipeline into it: (the run's stats, the sink)."""
+    try:
+        # From the output's creation on, a signal only stops the run, which finalizes the
+        # output (or removes it when no frame was written): never a half-made file.
+        with interrupts.deferred():
+            sink = _make_sink(config, source, encoder)
+            try:
+                pipeline = Pipeline(source, stylizer, [sink], pipeline_config, monitor=on_stats)
+            except BaseException:
+                sink.close()
+                raise
+            return pipeline.run(), sink
+    except PipelineUserError as err:
+        if isinstance(err.error, InputDamagedError):
+            done = pipeline.snapshot().frames_out
+            where = f"are in {config.output}" if done else "could not be rendered"
+            raise InputDamagedError(
+                f"{err.error}; the {done} frame(s) rendered before it {where}", done
+            ) from err
+        raise
 
 
 def _check_output(config: RenderConfig) -> None:

@@ -34,8 +34,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from adaattn_video.checkpoint import save_checkpoint
-from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import resolve_precision
 from training.config import TrainConfig
 from training.data import StepSampler, TrainingSet, VideoFramePairs, build_training_set, mix_seed
@@ -56,6 +54,7 @@ from training.losses import (
     StyleTransferLoss,
 )
 from training.pairs import PairConfig, perturbed_view
+from training.run_state import DIVERGED_HINT, TrainingDivergedError, TrainingStateMixin
 from training.setup import (
     AMP_DTYPES,
     build_loss_encoder,
@@ -68,11 +67,9 @@ from training.state import (
     CHECKPOINT_DIR,
     TrainingState,
     TrainingStateError,
-    changed_settings,
     checkpoint_path,
     list_checkpoints,
     load_training_state,
-    restore_rng,
     save_training_state,
 )
 
@@ -97,16 +94,6 @@ __all__ = [
 _PAIR_STREAM, _POSITION_STREAM = 1, 2  # generator streams (setup.INIT_STREAM is 3)
 
 
-class TrainingDivergedError(StylestreamError, FloatingPointError):
-    """The loss or the weights became NaN or infinite."""
-
-
-_DIVERGED_HINT = (
-    "resume from the last checkpoint (resume=auto) with a lower lr, grad_clip_norm set, or "
-    "precision fp32"
-)
-
-
 # -- the trainer --------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
@@ -120,7 +107,7 @@ class TrainResult:
     samples_per_s: float = 0.0
 
 
-class Trainer:
+class Trainer(TrainingStateMixin):
     """One process of a training run (all ranks run the same code).
 
     Build it, then call :meth:`train`. Tests and benchmarks may call :meth:`train_step`
@@ -178,100 +165,6 @@ class Trainer:
             self.load_state(resume)
         self.network = wrap_model(self.model, self.ctx)
         self._last_images: list[Tensor] | None = None
-
-    # -- state ------------------------------------------------------------------------------
-    def _resume_path(self) -> Path | None:
-        resume = self.config.resume
-        if resume is None:
-            return None
-        if resume == "auto":
-            found = list_checkpoints(self.config.output_dir)
-            if not found:
-                if self.ctx.is_main:
-                    log.info(
-                        "resume=auto: no checkpoint in %s, starting fresh", self.config.output_dir
-                    )
-                return None
-            return found[-1][1]
-        return Path(resume).expanduser()
-
-    def load_state(self, path: Path) -> None:
-        """Continue from a training checkpoint: model, optimizer, scaler, step, RNG states."""
-        state = load_training_state(path)
-        changed = changed_settings(state.config, self.config)
-        if changed and self.ctx.is_main:
-            log.warning(
-                "resuming from %s with changed settings %s: not an exact continuation",
-                path, changed,
-            )  # fmt: skip
-        if state.world_size != self.ctx.world_size and self.ctx.is_main:
-            log.warning(
-                "resuming a %d-process run with %d processes: the data order changes",
-                state.world_size, self.ctx.world_size,
-            )  # fmt: skip
-        if state.step >= self.config.max_steps:
-            raise TrainingStateError(
-                f"{path} is at step {state.step}, max_steps is {self.config.max_steps}: "
-                "nothing left to train (raise max_steps to continue)"
-            )
-        try:
-            self.model.load_state_dict(state.model, strict=True)
-            self.optimizer.load_state_dict(state.optimizer)
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise TrainingStateError(
-                f"{path} does not fit this model/optimizer ({str(err).splitlines()[0]})"
-            ) from err
-        if state.scaler:
-            self.scaler.load_state_dict(state.scaler)
-        restore_rng(state.rng)
-        self.step = state.step
-        self.resumed_from = path
-        if self.ctx.is_main:
-            log.info("resumed from %s at step %d", path, self.step)
-
-    def save_state(self) -> Path | None:
-        """Rank 0 writes ``checkpoints/step_N.safetensors`` and prunes old ones."""
-        if not self.ctx.is_main:
-            return None
-        if not all(bool(torch.isfinite(p).all()) for p in self.params):
-            raise TrainingDivergedError(
-                f"the weights hold NaN or infinite values at step {self.step} (not saved); "
-                + _DIVERGED_HINT
-            )
-        path = save_training_state(
-            checkpoint_path(self.config.output_dir, self.step),
-            step=self.step,
-            config=self.config,
-            model=self.model,
-            optimizer=self.optimizer,
-            scaler=self.scaler,
-            world_size=self.ctx.world_size,
-        )
-        log.info("saved training checkpoint %s", path)
-        keep = self.config.keep_checkpoints
-        if keep:
-            for _, old in list_checkpoints(self.config.output_dir)[:-keep]:
-                old.unlink(missing_ok=True)
-        return path
-
-    def export(self, path: str | Path | None = None) -> Path | None:
-        """Rank 0 writes the inference checkpoint (safetensors + ModelConfig) that
-        ``stylestream render`` / ``image`` load."""
-        if not self.ctx.is_main:
-            return None
-        path = Path(path) if path else Path(self.config.output_dir) / self.config.export_name
-        metadata = {
-            "source": "stylestream train",
-            "trained_steps": str(self.step),
-            "loss_encoder": self.encoder_source,
-            "train_config": self.config.to_json(),
-        }
-        save_checkpoint(self.model, path, metadata)
-        if self.config.encoder_weights is None and self.config.allow_random_encoder:
-            log.warning("exported %s, trained against a RANDOM encoder: not a stylization", path)
-        else:
-            log.info("exported the inference checkpoint %s", path)
-        return path
 
     # -- one step ---------------------------------------------------------------------------
     def _generator(self, stream: int) -> torch.Generator:
@@ -420,7 +313,7 @@ class Trainer:
                     if not all(math.isfinite(v) for v in losses.values()):
                         raise TrainingDivergedError(
                             f"the loss became {losses['total']} at step {self.step}; "
-                            + _DIVERGED_HINT
+                            + DIVERGED_HINT
                         )
                 logger.step(
                     self.step, losses, self.optimizer.param_groups[0]["lr"], result.skipped_files

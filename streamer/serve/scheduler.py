@@ -18,7 +18,7 @@ Each round:
 
 Streams with regions (``region:`` or ``set-regions``) are not in the shared batch: each of their
 frames is one model call of its own, through the stream's
-:class:`~streamer.regions.specs.RegionSwitch` (masks, per-region style sums), in the same round after
+:class:`~streamer.regions.switch.RegionSwitch` (masks, per-region style sums), in the same round after
 the batches. Their label names the regions too (``STYLE|regions:A,B``); a switch that lands
 during the call makes it stylize the frame again, so the label is exact.
 

@@ -23,7 +23,7 @@ from adaattn_video.stylizer import open_spec_model, open_stylizer
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
-from streamer.regions.specs import RegionSwitch
+from streamer.regions.switch import RegionSwitch
 from streamer.serve.commands import serve_handlers
 from streamer.serve.config import ServeConfig, StreamSpec
 from streamer.serve.scheduler import Scheduler

@@ -25,7 +25,7 @@ from typing import Any
 
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
 from streamer.queues import END, FrameQueue
-from streamer.regions.specs import RegionSwitch
+from streamer.regions.switch import RegionSwitch
 from streamer.serve.config import StreamSpec
 from streamer.sources import open_source
 from streamer.sources.reader_thread import newest_frames

@@ -170,35 +170,7 @@ def open_source(
     if is_network_url(uri) or is_camera(uri):
         _check_live_input(uri, start_s, duration_s, fps)
         try:
-            if is_network_url(uri):
-                from streamer.sources.network import NetworkSource, NetworkSourceConfig
-
-                return NetworkSource(
-                    NetworkSourceConfig(
-                        uri,
-                        transport=live.transport,
-                        open_timeout_s=live.open_timeout_s,
-                        read_timeout_s=live.read_timeout_s,
-                        give_up_after_s=live.give_up_after_s,
-                        during_outage=live.during_outage,
-                        end_of_stream=live.end_of_stream,
-                        ffmpeg_options=dict(live.ffmpeg_options),
-                    )
-                )
-            from streamer.sources.camera import CameraConfig, CameraSource
-
-            height, width = live.capture_size or (None, None)
-            return CameraSource(
-                CameraConfig(
-                    uri,
-                    width=width,
-                    height=height,
-                    fps=live.capture_fps,
-                    fourcc=live.fourcc,
-                    open_timeout_s=live.open_timeout_s,
-                    read_timeout_s=live.read_timeout_s,
-                )
-            )
+            return _network_source(uri, live) if is_network_url(uri) else _camera(uri, live)
         except ValueError as err:
             if isinstance(err, StylestreamError):
                 raise
@@ -229,6 +201,42 @@ def open_source(
             start_s=start_s,
             duration_s=duration_s,
             realtime=live.realtime,
+        )
+    )
+
+
+def _network_source(uri: str, live: LiveOptions) -> FrameSource:
+    """A network stream (:data:`NETWORK_SCHEMES`) with ``live``'s timeouts and outage settings."""
+    from streamer.sources.network import NetworkSource, NetworkSourceConfig
+
+    return NetworkSource(
+        NetworkSourceConfig(
+            uri,
+            transport=live.transport,
+            open_timeout_s=live.open_timeout_s,
+            read_timeout_s=live.read_timeout_s,
+            give_up_after_s=live.give_up_after_s,
+            during_outage=live.during_outage,
+            end_of_stream=live.end_of_stream,
+            ffmpeg_options=dict(live.ffmpeg_options),
+        )
+    )
+
+
+def _camera(uri: str, live: LiveOptions) -> FrameSource:
+    """A webcam with ``live``'s capture size, rate, FOURCC and timeouts."""
+    from streamer.sources.camera import CameraConfig, CameraSource
+
+    height, width = live.capture_size or (None, None)
+    return CameraSource(
+        CameraConfig(
+            uri,
+            width=width,
+            height=height,
+            fps=live.capture_fps,
+            fourcc=live.fourcc,
+            open_timeout_s=live.open_timeout_s,
+            read_timeout_s=live.read_timeout_s,
         )
     )
 

@@ -27,7 +27,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from http import HTTPStatus
@@ -39,7 +39,12 @@ from typing import Any
 from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame
 from streamer.zeromq.endpoints import is_loopback_host
-from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber, SubscriberConfig
+from streamer.zeromq.subscriber import (
+    ReceivedFrame,
+    ReceiveTimeout,
+    Subscriber,
+    SubscriberConfig,
+)
 from streamer.zeromq.wire import FrameHeader, WireFormatError, check_stream_name, encode_jpeg
 
 log = logging.getLogger(__name__)
@@ -287,13 +292,7 @@ def run_viewer(
     Raises :class:`~streamer.zeromq.subscriber.ReceiveTimeout` when ``receive_timeout_s`` passes
     without a frame; the recording is finalized first.
     """
-    recorder = None
-    record_path = None
-    if config.record is not None:
-        from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
-
-        recorder = Mp4Sink(Mp4SinkConfig(config.record, overwrite=config.overwrite))
-        record_path = recorder.path
+    recording = None if config.record is None else _Recording(config)
     server: _Server | None = None
     latest = LatestFrame(config.endpoint)
     named: dict[str, LatestFrame] = {}  # per stream of a serve publisher
@@ -302,72 +301,15 @@ def run_viewer(
     frames = 0
     try:
         subscriber = Subscriber(subscriber_config(config))
-        url = None
-        if config.http is not None:
-            host, port = config.http_address
-            try:
-                server = _Server((host, port), make_handler(latest, named))
-            except OSError as err:
-                raise ViewerError(
-                    f"cannot serve the viewer on {config.http}: {err.strerror}"
-                ) from err
-            threading.Thread(target=server.serve_forever, name="viewer-http", daemon=True).start()
-            bound_host, bound_port = server.server_address[:2]
-            url = f"http://{bound_host}:{bound_port}/"
-            log.info("viewer: open %s in a browser (stream from %s)", url, config.endpoint)
+        server, url = _serve_page(config, latest, named)
         if on_ready is not None:
             on_ready({"url": url})
-        first_capture: float | None = None
-        last_pts = -1
-        last_frame_at = time.monotonic()
-        while True:
-            if stop_event is not None and stop_event.is_set():
-                break
-            if config.seconds is not None and time.monotonic() - started >= config.seconds:
-                break
-            if config.frames is not None and frames >= config.frames:
-                break
-            try:
-                received = subscriber.receive(timeout_s=0.2)
-            except ReceiveTimeout:
-                waited = time.monotonic() - last_frame_at
-                if config.receive_timeout_s is not None and waited >= config.receive_timeout_s:
-                    raise ReceiveTimeout(
-                        f"no frame from {config.endpoint} for {waited:.1f} s; is the publisher "
-                        "running (and do the CURVE keys match)?"
-                    ) from None
-                continue
-            last_frame_at = time.monotonic()
+        for received in _frames(config, subscriber, started, stop_event):
             frames += 1
-            header = received.header
             if server is not None:
-                jpeg = (
-                    bytes(received.payload)
-                    if header.encoding == "jpeg"
-                    else encode_jpeg(received.image, config.jpeg_quality)
-                )
-                latest.publish(jpeg, header, received.receive_time)
-                if header.stream is not None:
-                    if header.stream not in named:
-                        named[header.stream] = LatestFrame(f"{config.endpoint} {header.stream}")
-                    named[header.stream].publish(jpeg, header, received.receive_time)
-            if recorder is not None:
-                if first_capture is None:
-                    first_capture = header.capture_time
-                pts = max(
-                    round((header.capture_time - first_capture) / RECORD_TIME_BASE), last_pts + 1
-                )
-                last_pts = pts
-                recorder.write(
-                    Frame(
-                        index=header.index,
-                        image=received.image,
-                        pts=pts,
-                        time_base=RECORD_TIME_BASE,
-                        capture_time_s=header.capture_time,
-                        style_id=header.style_id,
-                    )
-                )
+                _show(config, received, latest, named)
+            if recording is not None:
+                recording.write(received)
     finally:
         latest.close()
         for board in named.values():
@@ -377,11 +319,115 @@ def run_viewer(
             server.server_close()
         if subscriber is not None:
             subscriber.close()
-        if recorder is not None:
-            recorder.close()
+        if recording is not None:
+            recording.sink.close()
+    written = 0 if recording is None else recording.sink.frames_written
     return ViewerResult(
         frames=frames,
-        recorded=0 if recorder is None else recorder.frames_written,
-        record=record_path if recorder is not None and recorder.frames_written else None,
+        recorded=written,
+        record=recording.sink.path if recording is not None and written else None,
         elapsed_s=time.monotonic() - started,
     )
+
+
+def _serve_page(
+    config: ViewerConfig, latest: LatestFrame, named: dict[str, LatestFrame]
+) -> tuple[_Server | None, str | None]:
+    """The page's HTTP server, serving in a thread, and its URL; (None, None) without ``http``."""
+    if config.http is None:
+        return None, None
+    host, port = config.http_address
+    try:
+        server = _Server((host, port), make_handler(latest, named))
+    except OSError as err:
+        raise ViewerError(f"cannot serve the viewer on {config.http}: {err.strerror}") from err
+    threading.Thread(target=server.serve_forever, name="viewer-http", daemon=True).start()
+    bound_host, bound_port = server.server_address[:2]
+    url = f"http://{bound_host}:{bound_port}/"
+    log.info("viewer: open %s in a browser (stream from %s)", url, config.endpoint)
+    return server, url
+
+
+def _frames(
+    config: ViewerConfig,
+    subscriber: Subscriber,
+    started: float,
+    stop_event: threading.Event | None,
+) -> Iterator[ReceivedFrame]:
+    """Every received frame until ``seconds``/``frames``/``stop_event``; raises
+    :class:`ReceiveTimeout` after ``receive_timeout_s`` without one."""
+    frames = 0
+    last_frame_at = time.monotonic()
+    while True:
+        if stop_event is not None and stop_event.is_set():
+            return
+        if config.seconds is not None and time.monotonic() - started >= config.seconds:
+            return
+        if config.frames is not None and frames >= config.frames:
+            return
+        try:
+            received = subscriber.receive(timeout_s=0.2)
+        except ReceiveTimeout:
+            waited = time.monotonic() - last_frame_at
+            if config.receive_timeout_s is not None and waited >= config.receive_timeout_s:
+                raise ReceiveTimeout(
+                    f"no frame from {config.endpoint} for {waited:.1f} s; is the publisher "
+                    "running (and do the CURVE keys match)?"
+                ) from None
+            continue
+        last_frame_at = time.monotonic()
+        frames += 1
+        yield received
+
+
+def _show(
+    config: ViewerConfig,
+    received: ReceivedFrame,
+    latest: LatestFrame,
+    named: dict[str, LatestFrame],
+) -> None:
+    """Put the frame (as JPEG) on the page's board, and on its stream's board (serve)."""
+    header = received.header
+    jpeg = (
+        bytes(received.payload)
+        if header.encoding == "jpeg"
+        else encode_jpeg(received.image, config.jpeg_quality)
+    )
+    latest.publish(jpeg, header, received.receive_time)
+    if header.stream is not None:
+        if header.stream not in named:
+            named[header.stream] = LatestFrame(f"{config.endpoint} {header.stream}")
+        named[header.stream].publish(jpeg, header, received.receive_time)
+
+
+class _Recording:
+    """The ``record`` MP4: frames timed by their capture times (``RECORD_TIME_BASE`` ticks
+    from the first), strictly increasing."""
+
+    def __init__(self, config: ViewerConfig) -> None:
+        from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
+
+        assert config.record is not None
+        self.sink = Mp4Sink(Mp4SinkConfig(config.record, overwrite=config.overwrite))
+        self._first_capture: float | None = None
+        self._last_pts = -1
+
+    def write(self, received: ReceivedFrame) -> None:
+        header = received.header
+        if self._first_capture is None:
+            self._first_capture = header.capture_time
+        pts = max(
+            round((header.capture_time - self._first_capture) / RECORD_TIME_BASE),
+            self._last_pts + 1,
+        )
+        self._last_pts = pts
+        self.sink.write(
+            Frame(
+                index=header.index,
+                image=received.image,
+                pts=pts,
+                time_base=RECORD_TIME_BASE,
+                capture_time_s=header.capture_time,
+                style_id=header.style_id,
+            )
+        )

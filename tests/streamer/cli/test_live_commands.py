@@ -30,7 +30,7 @@ from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.cli import main
 from streamer.live import LiveConfig
-from streamer.regions.specs import RegionSwitch
+from streamer.regions.switch import RegionSwitch
 from streamer.zeromq.control import ControlServer, live_handlers
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 

@@ -225,7 +225,8 @@ def test_a_change_landing_during_a_call_restylizes_so_the_label_is_exact(
 
     import torch
 
-    from streamer.regions.specs import RegionPlan, RegionSwitch
+    from streamer.regions.specs import RegionPlan
+    from streamer.regions.switch import RegionSwitch
 
     switch = RegionSwitch(
         _plain(model, styles["warm"]), RegionPlan((RegionSpec(style=styles["cold"], key="green"),))

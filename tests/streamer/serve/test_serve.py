@@ -503,7 +503,7 @@ def test_scheduler_rounds_are_fair_and_group_frames_by_size(model, styles: dict[
 
     from adaattn_video.settings import StylizerSpec
     from adaattn_video.stylizer import open_stylizer
-    from streamer.regions.specs import RegionSwitch
+    from streamer.regions.switch import RegionSwitch
     from streamer.serve.config import StreamSpec
     from streamer.serve.scheduler import Scheduler
     from streamer.serve.stream import StreamRuntime

@@ -22,7 +22,7 @@ from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.live import LiveConfig
-from streamer.regions.specs import RegionSwitch
+from streamer.regions.switch import RegionSwitch
 from streamer.zeromq.control import (
     ControlError,
     ControlServer,

@@ -19,7 +19,8 @@ from adaattn_video.assets import style_images
 from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 from streamer.cli import main
-from streamer.regions.specs import RegionPlan, RegionSwitch
+from streamer.regions.specs import RegionPlan
+from streamer.regions.switch import RegionSwitch
 from streamer.zeromq.control import (
     COMMANDS,
     MAX_REQUEST_BYTES,
