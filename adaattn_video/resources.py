@@ -44,8 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from adaattn_video.attention import BLOCK_POSITIONS
 from adaattn_video.config import TAPS, ModelConfig
+from adaattn_video.cosine_attention import block_positions
 from adaattn_video.errors import StylestreamError
 
 # allocator slack and convolution scratch on top of the tensors the walk counts: the estimate
@@ -190,11 +190,13 @@ def _resized_taps_bytes(
     return sum(taps[n][0] for n in names) * batch * h * w * e
 
 
-def _cosine_blocked_bytes(batch: int, level: str, positions: int) -> int:
-    """Cosine AdaAttN of a frame at inference (``attention.cosine_adaattn_blocked``): float32
-    temporaries of one block of positions (about 4 KiB each) and the (B, N, C) result."""
+def _cosine_blocked_bytes(batch: int, level: str, positions: int, device: str) -> int:
+    """Cosine AdaAttN of a frame at inference (``cosine_attention.cosine_adaattn_blocked``):
+    float32 temporaries of one block of positions (about 4 KiB each; blocks are larger on
+    GPUs) and the (B, N, C) result."""
     c, _, _ = _LEVELS[level]
-    return batch * min(positions, BLOCK_POSITIONS) * 4096 + batch * positions * c * 4
+    block = min(positions, block_positions(device))
+    return batch * block * 4096 + batch * positions * c * 4
 
 
 def _attention_bytes(
@@ -241,10 +243,12 @@ def estimate_stylize_memory(
     precision: str = "fp32",
     style_sizes: Sequence[tuple[int, int]] = (),
     frames_in_flight: int = 0,
+    device: str = "cpu",
 ) -> MemoryEstimate:
     """Estimated peak bytes of ``FrameStylizer`` stylizing (batch, H, W) frames (``size`` =
     (height, width), the size frames are stylized at) with styles of ``style_sizes`` (after
-    ``style_size`` resizing), see the module docstring."""
+    ``style_size`` resizing) on ``device`` (its attention block size), see the module
+    docstring."""
     e = ELEMENT_BYTES[precision]
     normalised = config.encoder_family == "vgg_normalised"
     levels = ["relu3_1"] if config.variant == "video" else list(_LEVELS)
@@ -265,7 +269,7 @@ def estimate_stylize_memory(
             _, th, tw = taps[level]
             if config.attention == "cosine" and not style:
                 building = keys = _resized_taps_bytes(b, taps, level, e)
-                attn = _cosine_blocked_bytes(b, level, th * tw)
+                attn = _cosine_blocked_bytes(b, level, th * tw, device)
             else:
                 building, keys = _keys_bytes(b, taps, level)
                 attn = _attention_bytes(b, level, th * tw, style_n, config.attention, style=style)
@@ -392,6 +396,7 @@ def check_stylize_memory(
         precision=precision,
         style_sizes=style_sizes,
         frames_in_flight=frames_in_flight,
+        device=device,
     )
     if natives:  # a style is decoded and made float at its native size before it is resized
         decode = max(h * w for h, w in natives) * STYLE_DECODE_BYTES_PER_PIXEL
