@@ -20,8 +20,8 @@ forms, the reference the fast paths are tested against, in :mod:`adaattn_video.a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +42,7 @@ from adaattn_video.cosine_attention import (
     cosine_attention_stats,
     cosine_stats_positions,
 )
+from adaattn_video.exact_fp32 import ieee_fp32
 from adaattn_video.functional import mean_variance_norm, tracing
 
 # Re-exported: the cosine kind lives in adaattn_video.cosine_attention.
@@ -69,6 +70,15 @@ def _no_autocast(x: Tensor) -> AbstractContextManager:
     if not torch.amp.is_autocast_available(x.device.type):
         return nullcontext()
     return torch.autocast(device_type=x.device.type, enabled=False)
+
+
+@contextmanager
+def _float32(x: Tensor, kind: AttentionKind) -> Iterator[None]:
+    """:func:`_no_autocast`, and for softmax attention IEEE float32 on CUDA (no TF32 in the
+    projections): its unscaled logits reach the hundreds, so TF32's 10-bit rounding of the
+    keys would change which style position wins (see :mod:`adaattn_video.exact_fp32`)."""
+    with _no_autocast(x), ieee_fp32(x.device) if kind == "softmax" else nullcontext():
+        yield
 
 
 # Most score-matrix elements one SDPA call may hold if it falls back to its math kernel
@@ -224,13 +234,13 @@ class AdaAttN(nn.Module):
         """Everything about a style that frames reuse: style (S, C, Hs, Ws), key (S, d, Hs, Ws)
         (the normalised "shallow + deep" key, as :func:`~adaattn_video.functional.attention_key`
         builds it)."""
-        with _no_autocast(style):
+        with _float32(style, self.kind):
             return self._state(style, self.g(style_key.float()).flatten(2))
 
     def style_state_from_taps(self, style: Tensor, key_taps: Sequence[Tensor]) -> StyleState:
         """As :meth:`style_state`, from the encoder taps relu1_1 .. relu_L (see
         :func:`project_key`); float32 whatever the taps' dtype (once per style)."""
-        with _no_autocast(style):
+        with _float32(style, self.kind):
             key = project_key(key_taps, self.g, torch.float32).transpose(1, 2)
             return self._state(style, key)
 
@@ -242,7 +252,7 @@ class AdaAttN(nn.Module):
 
     def forward(self, content: Tensor, content_key: Tensor, state: StyleState) -> Tensor:
         """content (B, C, H, W), content_key (B, d, H, W) -> (B, C, H, W) float32."""
-        with _no_autocast(content):
+        with _float32(content, self.kind):
             query = self.f(content_key.float()).flatten(2).transpose(1, 2)
             return self._attend(content, query, state, torch.float32)
 
@@ -260,7 +270,7 @@ class AdaAttN(nn.Module):
         of the cosine kind (statistics and the variance step stay float32); softmax attention
         is always float32. Returns (B, C, H, W) (channels-last memory order), float32 or, at
         inference, ``out_dtype`` where the blocked cosine path can write it directly."""
-        with _no_autocast(content):
+        with _float32(content, self.kind):
             if (
                 isinstance(state, CosineStyleSums)
                 and content is key_taps[-1]
@@ -301,7 +311,7 @@ class AdaAttN(nn.Module):
         """The published formulation (full score matrix, style projected on every call); the
         reference the fast path is tested and benchmarked against."""
         b, c, h, w = content.shape
-        with _no_autocast(content):
+        with _float32(content, self.kind):
             query = self.f(content_key.float()).flatten(2)
             key = self.g(style_key.float()).flatten(2)
             value = self.h(style.float()).flatten(2)
