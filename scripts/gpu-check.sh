@@ -66,7 +66,7 @@ record() {
   {
     echo "## $title"
     echo
-    echo "\`$*\` -> exit $rc$([ "$rc" -eq 124 ] && echo " (TIMED OUT)"), ${took} s"
+    echo "\`$(printf '%q ' "$@")\` -> exit $rc$([ "$rc" -eq 124 ] && echo " (TIMED OUT)"), ${took} s"
     echo
     echo '```'
     grep -v -e ' INFO ' -e 'UNTRAINED MODEL' -e '^WARNING: Location' "$log" | tail -n 80
@@ -175,14 +175,14 @@ if [ "$SMOKE" = "1" ]; then
   MODEL=(--sizes 128x64 --precision fp32 bf16 --no-reference --repeats 1 --warmup 0 --gpu-sizes)
   FIDELITY=(--models video --precision bf16 --size 64)
   RENDER=(--size 160x96 --frames 8 --repeat 1)
-  SERVE=(--streams 1 2 --size 160x96 --fps 15 --seconds 3)
+  SERVE=(--streams 1 2 --size 160x96 --fps 15 --seconds 8)
 else
   DEVICE=cuda
   MODEL=(--sizes 640x360 1280x720 --precision fp32 bf16 fp16 --gpu-sizes 1920x1080
     --gpu-precision fp16 --repeats 5 --warmup 2)
   FIDELITY=(--models video image --precision fp16 bf16 fp32 --size 512)
   RENDER=(--size 1280x720 --frames 48 --repeat 1)
-  SERVE=(--streams 1 4 --size 640x360 --fps 30 --seconds 10)
+  SERVE=(--streams 1 4 --size 640x360 --fps 30 --seconds 8)
 fi
 step "bench model" 100 "${STYLESTREAM[@]}" bench model --device "$DEVICE" --large-style-size 0 \
   "${MODEL[@]}" --json "$OUT/bench-model.json"
@@ -190,7 +190,7 @@ step "bench fidelity" 70 "${STYLESTREAM[@]}" bench fidelity --device "$DEVICE" "
   --json "$OUT/bench-fidelity.json"
 step "bench render" 60 "${STYLESTREAM[@]}" bench render --device "$DEVICE" "${RENDER[@]}" \
   --untrained --json "$OUT/bench-render.json"
-step "bench serve" 60 "${STYLESTREAM[@]}" bench serve --device "$DEVICE" "${SERVE[@]}" \
+step "bench serve" 110 "${STYLESTREAM[@]}" bench serve --device "$DEVICE" "${SERVE[@]}" \
   --json "$OUT/bench-serve.json"
 
 # -- verdict ---------------------------------------------------------------------------------
