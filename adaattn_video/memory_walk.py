@@ -10,8 +10,8 @@ what each part counts and how the walk is calibrated against measured peaks.
 
 from __future__ import annotations
 
-from adaattn_video.attention import BLOCK_POSITIONS
 from adaattn_video.config import TAPS
+from adaattn_video.cosine_attention import block_positions
 
 MAX_SCORES_PER_CALL = 2**26  # as in adaattn_video.attention
 # VGG-19 (see adaattn_video.encoder): widths per block, 4 convolutions in blocks 3-5
@@ -91,11 +91,13 @@ def _resized_taps_bytes(
     return sum(taps[n][0] for n in names) * batch * h * w * e
 
 
-def _cosine_blocked_bytes(batch: int, level: str, positions: int) -> int:
-    """Cosine AdaAttN of a frame at inference (``attention.cosine_adaattn_blocked``): float32
-    temporaries of one block of positions (about 4 KiB each) and the (B, N, C) result."""
+def _cosine_blocked_bytes(batch: int, level: str, positions: int, device: str) -> int:
+    """Cosine AdaAttN of a frame at inference (``cosine_attention.cosine_adaattn_blocked``):
+    float32 temporaries of one block of positions (about 4 KiB each; blocks are larger on
+    GPUs) and the (B, N, C) result."""
     c, _, _ = LEVELS[level]
-    return batch * min(positions, BLOCK_POSITIONS) * 4096 + batch * positions * c * 4
+    block = min(positions, block_positions(device))
+    return batch * block * 4096 + batch * positions * c * 4
 
 
 def _attention_bytes(
@@ -144,6 +146,7 @@ def encode_walk(
     attention: str,
     style_positions: int,
     style: bool,
+    device: str = "cpu",
 ) -> tuple[int, int, int]:
     """Encoding a (batch, 3, *size) frame or style: (encoder peak, keys + attention peak, bytes
     kept for the decoder). A style keeps one level's keys at a time (its encoded states are
@@ -155,7 +158,7 @@ def encode_walk(
         _, th, tw = taps[level]
         if attention == "cosine" and not style:
             building = keys = _resized_taps_bytes(batch, taps, level, e)
-            attn = _cosine_blocked_bytes(batch, level, th * tw)
+            attn = _cosine_blocked_bytes(batch, level, th * tw, device)
         else:
             building, keys = _keys_bytes(batch, taps, level)
             attn = _attention_bytes(batch, level, th * tw, style_positions, attention, style=style)

@@ -20,6 +20,7 @@ from adaattn_video.attention import AdaAttN, StyleState
 from adaattn_video.config import TAPS, ModelConfig
 from adaattn_video.decoder import ImageDecoder, video_decoder
 from adaattn_video.encoder import VGGEncoder
+from adaattn_video.exact_fp32 import ieee_fp32
 from adaattn_video.functional import ReflectionPad1, attention_key
 
 # One entry per attention level: the states of one style image.
@@ -244,6 +245,16 @@ class Transformer(nn.Module):
         return self.merge_conv(self.merge_conv_pad(out4_1 + up))
 
 
+class IeeeFp32Encoder(VGGEncoder):
+    """A :class:`VGGEncoder` whose float32 convolutions are IEEE on CUDA, not TF32 (the image
+    model's softmax flips on that rounding: :func:`~adaattn_video.exact_fp32.ieee_fp32`). Same
+    modules and state dict."""
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
+        with ieee_fp32(images.device):
+            return super().forward(images)
+
+
 class ImageAdaAttN(StyleTransferModel):
     """The published image model: normalised VGG to relu5_1, softmax AdaAttN at relu3_1 (a skip
     into the decoder), relu4_1 and relu5_1 (merged), decoder from 1/8 scale. Sides must be
@@ -254,7 +265,9 @@ class ImageAdaAttN(StyleTransferModel):
         if config.variant != "image":
             raise ValueError(f"ImageAdaAttN needs variant 'image', got {config.variant!r}")
         super().__init__(config)
-        self.encoder = VGGEncoder(config.encoder_family, deepest="relu5_1")
+        exact = config.attention == "softmax"  # see _encoder_dtype
+        encoder = IeeeFp32Encoder if exact else VGGEncoder
+        self.encoder = encoder(config.encoder_family, deepest="relu5_1")
         self.adaattn_3 = AdaAttN(256, 448, config.attention)
         self.transformer = Transformer(config.attention)
         self.decoder = ImageDecoder()
@@ -267,7 +280,9 @@ class ImageAdaAttN(StyleTransferModel):
         (|q.k| reaches the hundreds), so the softmax is nearly one-hot and the bf16 rounding of
         the encoder's features (7 mantissa bits) changes WHICH style position wins: measured
         on the bundled photos, bf16 features gave 21 dB PSNR against float32 (max 219/255),
-        float32 features with a bf16 decoder stay above 40 dB. The decoder, the merge conv and
+        float32 features with a bf16 decoder stay above 40 dB. On CUDA "float32" convolutions
+        are TF32 by default, which rounds as badly: the encoder and the softmax attention's
+        projections run in IEEE float32 there (:class:`IeeeFp32Encoder`). The decoder, the merge conv and
         everything after the attention still run in ``dtype``."""
         return torch.float32 if self.config.attention == "softmax" else dtype
 

@@ -121,10 +121,12 @@ def estimate_stylize_memory(
     precision: str = "fp32",
     style_sizes: Sequence[tuple[int, int]] = (),
     frames_in_flight: int = 0,
+    device: str = "cpu",
 ) -> MemoryEstimate:
     """Estimated peak bytes of ``FrameStylizer`` stylizing (batch, H, W) frames (``size`` =
     (height, width), the size frames are stylized at) with styles of ``style_sizes`` (after
-    ``style_size`` resizing), see the module docstring."""
+    ``style_size`` resizing) on ``device`` (its attention block size), see the module
+    docstring."""
     e = ELEMENT_BYTES[precision]
     normalised = config.encoder_family == "vgg_normalised"
     levels = ["relu3_1"] if config.variant == "video" else list(LEVELS)
@@ -138,7 +140,7 @@ def estimate_stylize_memory(
     def encode(b: int, hw: tuple[int, int], style_n: int, style: bool) -> tuple[int, int, int]:
         return encode_walk(
             b, hw, e, levels, normalised=normalised, attention=config.attention,
-            style_positions=style_n, style=style,
+            style_positions=style_n, style=style, device=device,
         )  # fmt: skip
 
     # styles: encode (batch 1), then what every frame reuses
@@ -259,6 +261,7 @@ def check_stylize_memory(
         precision=precision,
         style_sizes=style_sizes,
         frames_in_flight=frames_in_flight,
+        device=device,
     )
     if natives:  # a style is decoded and made float at its native size before it is resized
         decode = max(h * w for h, w in natives) * STYLE_DECODE_BYTES_PER_PIXEL

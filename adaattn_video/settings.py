@@ -10,6 +10,7 @@ unavailable device is the same one-line error everywhere. This module imports on
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -76,14 +77,23 @@ def resolve_device(device: str) -> str:
             )
         if index and int(index) >= torch.cuda.device_count():
             raise StylizerSettingError(
-                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                "(cuda:0 ...); use one of them"
+                f"device {device!r}: this process sees {torch.cuda.device_count()} CUDA "
+                f"device(s) (cuda:0 ...){_visible_devices_hint()}; use one of them"
             )
     if kind == "mps" and not _mps_available():
         raise StylizerSettingError(
             f"device {device!r}: Apple MPS is not available on this machine; use cpu or auto"
         )
     return device
+
+
+def _visible_devices_hint() -> str:
+    """Why a process may see fewer GPUs than the machine has: CUDA_VISIBLE_DEVICES (set by
+    Ray for its actors, by schedulers, or by hand) renumbers the visible ones from cuda:0."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return ""
+    return f", numbered from cuda:0 among CUDA_VISIBLE_DEVICES={visible!r}"
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from adaattn_video.assets import DEFAULT_STYLE, content_images
+from adaattn_video.exact_fp32 import ieee_fp32, tf32_setting
 from adaattn_video.image_io import read_image
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, resolve_precision
@@ -45,6 +46,7 @@ class FidelityRow:
     max_abs: int
     mean_abs: float
     over_8: float
+    fp32_setting: str = ""  # float32 convolutions/matmuls of the measured run (TF32 or IEEE)
 
 
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,7 +97,8 @@ def measure_fidelity(
         stylizer.set_style(style)
         return [stylizer(image) for image in images]
 
-    reference = outputs("fp32")
+    with ieee_fp32(device):  # the reference is IEEE float32, not CUDA's default TF32
+        reference = outputs("fp32")
     rows = []
     for precision in precisions:
         resolved = resolve_precision(precision, device)
@@ -114,6 +117,7 @@ def measure_fidelity(
                 max_abs=int(max(int(d.max()) for d in diffs)),
                 mean_abs=float(np.mean([d.mean() for d in diffs])),
                 over_8=float(np.mean([(d > 8).mean() for d in diffs])),
+                fp32_setting=tf32_setting(),
             )
         )
     return rows
@@ -136,7 +140,10 @@ def format_fidelity(rows: Sequence[FidelityRow]) -> str:
         ]
         for r in rows
     ]
-    return markdown_table(header, cells, pad=False)
+    table = markdown_table(header, cells, pad=False)
+    if rows:  # the reference is always IEEE; the measured runs use the defaults (TF32 on CUDA)
+        table += f"\n\nreference: IEEE fp32; measured runs: {rows[0].fp32_setting}"
+    return table
 
 
 def rows_as_dicts(rows: Sequence[FidelityRow]) -> list[dict]:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from adaattn_video.config import VARIANTS, ModelConfig
+from adaattn_video.exact_fp32 import tf32_setting
 from adaattn_video.model import ImageAdaAttN, StyleTransferModel, build_model
 from adaattn_video.settings import PRECISIONS, resolve_device
 from benchmarks.timing import CLOCKS, Timing, markdown_table, time_interleaved
@@ -259,6 +260,7 @@ def run_model_benchmark(config: ModelBenchConfig | None = None) -> BenchResult:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cpu_threads": torch.get_num_threads(),
+        "fp32": tf32_setting(),  # CUDA's "fp32" rows are TF32 convolutions unless this says IEEE
     }
     config_dict = asdict(config)
     config_dict["device"] = str(device)
@@ -313,7 +315,7 @@ def format_table(result: BenchResult) -> str:
     env = result.environment
     text = [
         f"model: {result.config['variant']} (random weights); torch {env['torch']} on "
-        f"{env['device']} ({env['cpu_threads']} CPU threads), "
+        f"{env['device']} ({env['cpu_threads']} CPU threads, {env.get('fp32', '?')}), "
         f"{result.config['repeats']} timed rounds after {result.config['warmup']} warm-up, "
         f"{result.config['clock']} clock",
         "published = style re-encoded and quadratic attention every frame; ours = style "

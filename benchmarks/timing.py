@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from adaattn_video.device_memory import free_cached_memory, is_out_of_memory
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -150,11 +152,12 @@ def time_interleaved(
             try:
                 with torch.inference_mode(), Stopwatch(device, clock) as watch:
                     fn()
-            except torch.cuda.OutOfMemoryError:
+            except (torch.OutOfMemoryError, RuntimeError) as err:  # MPS: a RuntimeError
+                if not is_out_of_memory(err):
+                    raise
                 timing.out_of_memory = True
                 log.warning("%s: out of memory", name)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                free_cached_memory(device)
                 continue
             if round_index >= warmup:
                 timing.times_ms.append(watch.ms)

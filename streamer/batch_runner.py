@@ -2,8 +2,8 @@
 
 :class:`BatchRunner` is the pipeline's stylize step (and what ``bench render`` times stage by
 stage). On CUDA, batches go through pinned host buffers, uploads run on a side stream and
-results come back with asynchronous copies collected one batch later, so transfers overlap
-compute.
+results come back with asynchronous copies collected one batch later while frames keep coming,
+so transfers overlap compute; a batch with no frame behind it is returned at once (latency).
 
 The stylizer is a :class:`streamer.frames.Stylizer` (``stylize_uint8((B, H, W, 3) uint8 tensor)
 -> (B, H', W', 3) uint8 tensor``, ``device``, ``style_id``); :class:`ArrayStylizer` makes one of
@@ -36,45 +36,74 @@ class ArrayStylizer:
         return torch.from_numpy(np.ascontiguousarray(out))
 
 
-# A CUDA batch in flight: frames, pinned output buffer, done event, style id.
-_Pending = tuple[list[Frame], torch.Tensor, torch.cuda.Event, str | None]
+class _Launch:
+    """A batch started on the device: :meth:`result` waits for it -> ((B, H', W', 3) uint8 numpy,
+    style id)."""
+
+    def __init__(self, result: Callable[[], tuple[np.ndarray, str | None]]) -> None:
+        self.result = result
 
 
 class BatchRunner:
     """Runs a stylizer on batches of frames and hands back finished frames.
 
-    CPU: :meth:`submit` returns the batch's frames, stylized.
-    CUDA: the batch is copied into a pinned host buffer, uploaded on a side stream, stylized,
-    and copied back into a pinned buffer asynchronously; :meth:`submit` returns the PREVIOUS
-    batch (waiting for its copy), so the next batch's upload and compute overlap this one's
-    download. :meth:`flush` returns what is still in flight.
+    Every batch is *launched* (:meth:`_launch`) and its result *collected* later. On CUDA a
+    launch copies the batch into a pinned host buffer, uploads it on a side stream, stylizes it
+    and copies the result back asynchronously; collecting waits for that copy, so the next
+    batch's upload and compute can overlap this one's download. On other devices a launch is
+    the whole call (``overlap`` False).
+
+    :meth:`submit` may therefore DEFER a batch: with ``overlap`` it returns the PREVIOUS batch
+    and keeps this one in flight, but only while ``more_waiting`` says another frame is already
+    queued. With nothing waiting (a live source between frames, an outage) the batch is
+    collected at once: deferring it would hold frame N until frame N + 1 arrives, a whole
+    source interval (or an outage) of extra latency for no overlap. :meth:`flush` returns what
+    is still in flight. The deferral logic is the same on every device; only the launch differs.
     """
 
-    def __init__(self, stylizer: Stylizer) -> None:
+    def __init__(self, stylizer: Stylizer, *, overlap: bool | None = None) -> None:
+        """``overlap``: defer batches as on CUDA (default: on CUDA only; tests force it on the
+        CPU to check the deferral logic)."""
         self.stylizer = stylizer
         self.device = torch.device(stylizer.device)
         self.cuda = self.device.type == "cuda" and torch.cuda.is_available()
+        self.overlap = self.cuda if overlap is None else overlap
+        self._pending: tuple[list[Frame], _Launch] | None = None
         if self.cuda:
             self._copy_stream = torch.cuda.Stream(self.device)
             self._slots: list[dict[str, Any]] = [{}, {}]
             self._slot = 0
-            self._pending: _Pending | None = None
 
-    def submit(self, frames: Sequence[Frame]) -> list[Frame]:
+    def submit(self, frames: Sequence[Frame], *, more_waiting: bool = True) -> list[Frame]:
+        """Stylize ``frames`` (one size); returns the frames finished now, in order: the
+        previous batch, and this one unless it was deferred (see the class doc).
+        ``more_waiting``: whether another frame is already queued behind this batch."""
         images = np.stack([f.image for f in frames])
-        if self.cuda:
-            return self._submit_cuda(list(frames), images)
-        out = self.stylizer.stylize_uint8(torch.from_numpy(images)).cpu().numpy()
-        _check_output(out, len(frames))
-        style_id = _style_id(self.stylizer)
-        return [
-            dataclasses.replace(f, image=out[i], style_id=style_id) for i, f in enumerate(frames)
-        ]
+        launch = self._launch_cuda(images) if self.cuda else self._launch_sync(images)
+        finished = self.flush()
+        if self.overlap and more_waiting:
+            self._pending = (list(frames), launch)
+        else:
+            finished += _finish(list(frames), launch)
+        return finished
 
     def flush(self) -> list[Frame]:
-        if not self.cuda or self._pending is None:
+        """The batch still in flight, finished (empty when none)."""
+        if self._pending is None:
             return []
-        return self._collect()
+        frames, launch = self._pending
+        self._pending = None
+        return _finish(frames, launch)
+
+    @property
+    def in_flight(self) -> int:
+        """Frames launched but not yet returned."""
+        return 0 if self._pending is None else len(self._pending[0])
+
+    def _launch_sync(self, images: np.ndarray) -> _Launch:
+        out = self.stylizer.stylize_uint8(torch.from_numpy(images)).cpu().numpy()
+        style_id = _style_id(self.stylizer)
+        return _Launch(lambda: (out, style_id))
 
     # -- CUDA -------------------------------------------------------------------------------
     def _pinned(self, slot: dict[str, Any], key: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -85,7 +114,7 @@ class BatchRunner:
             slot[key] = buf
         return buf[: shape[0]]
 
-    def _submit_cuda(self, frames: list[Frame], images: np.ndarray) -> list[Frame]:
+    def _launch_cuda(self, images: np.ndarray) -> _Launch:
         slot = self._slots[self._slot]
         self._slot ^= 1
         if slot.get("uploaded") is not None:
@@ -106,21 +135,19 @@ class BatchRunner:
         host_out.copy_(device_out, non_blocking=True)
         done = torch.cuda.Event()
         done.record(compute)
-        finished = self._collect() if self._pending is not None else []
-        self._pending = (frames, host_out, done, style_id)
-        return finished
 
-    def _collect(self) -> list[Frame]:
-        frames, host_out, done, style_id = self._pending
-        self._pending = None
-        done.synchronize()
-        out = host_out.numpy()
-        _check_output(out, len(frames))
-        # copy out of the pinned buffer: it is reused two batches later
-        return [
-            dataclasses.replace(f, image=out[i].copy(), style_id=style_id)
-            for i, f in enumerate(frames)
-        ]
+        def result() -> tuple[np.ndarray, str | None]:
+            done.synchronize()
+            # copy out of the pinned buffer: it is reused two batches later
+            return host_out.numpy().copy(), style_id
+
+        return _Launch(result)
+
+
+def _finish(frames: list[Frame], launch: _Launch) -> list[Frame]:
+    out, style_id = launch.result()
+    _check_output(out, len(frames))
+    return [dataclasses.replace(f, image=out[i], style_id=style_id) for i, f in enumerate(frames)]
 
 
 def _style_id(stylizer: Stylizer) -> str | None:

@@ -230,7 +230,10 @@ class Pipeline:
                 if not batch:
                     continue
                 started = time.perf_counter()
-                finished = self.runner.submit(batch)
+                # Defer a batch (CUDA overlap) only while frames are queued behind it: a live
+                # frame must not wait for the next one to be published.
+                waiting = self._carry is not None or len(self.queues["decoded"]) > 0
+                finished = self.runner.submit(batch, more_waiting=waiting)
                 self.stats.add_busy("stylize", time.perf_counter() - started)
                 self._emit(finished)
                 if self._stop_input.is_set() and not ended and self._state.failure is None:

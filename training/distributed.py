@@ -62,10 +62,26 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
     """The device of this process: :func:`adaattn_video.settings.resolve_device` (``auto`` ->
     cuda, then mps, then cpu; a device this machine lacks is a one-line error), and plain
-    ``cuda`` -> the local rank's GPU."""
+    ``cuda`` -> the local rank's GPU.
+
+    ``cuda:N`` in a run of several processes is the FIRST GPU of the node's ranks: local rank r
+    trains on ``cuda:(N + r)`` (every rank on cuda:N would share one GPU), or on ``cuda:0`` when
+    each rank sees a single GPU (a launcher that sets CUDA_VISIBLE_DEVICES per rank). A single
+    process keeps ``cuda:N`` as given."""
+    kind, _, index = name.partition(":")
+    if kind == "cuda" and index.isdigit() and world_size > 1 and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        gpu = 0 if count == 1 else int(index) + local_rank
+        if gpu >= count:
+            raise settings.StylizerSettingError(
+                f"device {name!r}: local rank {local_rank} would train on cuda:{gpu}, but this "
+                f"process sees {count} CUDA device(s); use cuda (rank r on cuda:r) or a "
+                "lower first index"
+            )
+        name = f"cuda:{gpu}"
     name = settings.resolve_device(name)
     if name == "cuda":
         return torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -81,7 +97,7 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    torch_device = resolve_device(device, local_rank)
+    torch_device = resolve_device(device, local_rank, world_size)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if torch_device.type == "cuda" else "gloo"
         if torch_device.type == "cuda":

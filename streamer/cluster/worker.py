@@ -34,7 +34,7 @@ class SegmentWorker:
 
         began = time.perf_counter()
         torch.set_num_threads(max(1, threads))
-        self.device = resolve_device(config.stylizer.device)
+        self.device = resolve_device(actor_device(config.stylizer.device))
         self.stylizer = build_stylizer(config, self.device)
         self.setup_s = time.perf_counter() - began
         self._current: tuple[int, int, int] | None = None  # (job key, segment, frames done)
@@ -72,6 +72,14 @@ class SegmentWorker:
             )
         finally:
             self._current = None
+
+
+def actor_device(device: str) -> str:
+    """The device inside an actor for the command's ``device``. Ray gives each GPU actor one
+    GPU (``num_gpus=1``) and makes it the only visible one (CUDA_VISIBLE_DEVICES), so inside the
+    actor it is always ``cuda:0``: an index such as ``cuda:1`` names a GPU of the machine the
+    command ran on, and Ray, not the index, picks the actor's GPU."""
+    return "cuda:0" if device.split(":")[0] == "cuda" else device
 
 
 def connect_ray(ray: Any, address: str) -> bool:

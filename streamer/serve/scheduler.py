@@ -22,8 +22,11 @@ frames is one model call of its own, through the stream's
 the batches. Their label names the regions too (``STYLE|regions:A,B``); a switch that lands
 during the call makes it stylize the frame again, so the label is exact.
 
-A failing call (e.g. out of memory) is logged and counted; the round's frames are lost, the
-loop goes on.
+A failing call is logged and counted; its frames are lost, the loop goes on. Out of memory
+(CUDA or MPS) is handled so that it does not spread: the allocator's cache is freed (else every
+later round fails too), a batch of several streams is retried one frame at a time (so only the
+stream whose frame does not fit loses it), and each stream that lost frames to it says so once
+in the log and keeps saying so in its status (``error``: how many frames).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 
 import torch
 
+from adaattn_video.device_memory import free_cached_memory, is_out_of_memory
 from adaattn_video.mixed_batch import FrameStyle, stylize_per_frame
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.stylizer import crop_output, resize_images
@@ -52,6 +56,7 @@ class SchedulerStats:
     batches: int = 0
     frames: int = 0
     failed_batches: int = 0
+    out_of_memory: int = 0  # model calls that ran out of memory (retries included)
     model_s: float = 0.0
     largest_batch: int = 0
 
@@ -77,6 +82,7 @@ class Scheduler:
         self.stats = SchedulerStats()
         self._last_served: dict[str, float] = {}
         self._style_cache: dict[str, tuple[object, float, FrameStyle]] = {}
+        self._oom_lost: dict[str, int] = {}  # frames each stream lost to out-of-memory
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -168,7 +174,10 @@ class Scheduler:
         try:
             with torch.inference_mode():
                 pictures, ids = self._run_group(size, members)
-        except Exception:
+        except Exception as err:
+            if is_out_of_memory(err):
+                self._out_of_memory(size, members)
+                return
             self.stats.failed_batches += 1
             log.exception(
                 "a batch of %d frame(s) at %dx%d failed; its frames are lost",
@@ -192,8 +201,13 @@ class Scheduler:
                 image = torch.from_numpy(frame.image).unsqueeze(0)
                 out, style_id, _ = stream.stylizer.stylize_labelled(image)
                 picture = out[0].cpu().numpy()
-        except Exception:
+        except Exception as err:
             self.stats.failed_batches += 1
+            if is_out_of_memory(err):
+                self.stats.out_of_memory += 1
+                free_cached_memory(self.device)
+                self._report_lost(stream)
+                return
             log.exception("stream %s: a frame with regions failed; it is lost", stream.name)
             return
         self.stats.model_s += time.perf_counter() - started
@@ -202,7 +216,41 @@ class Scheduler:
         self.stats.largest_batch = max(self.stats.largest_batch, 1)
         stream.deliver(replace(frame, image=picture, style_id=style_id))
 
+    # -- out of memory ----------------------------------------------------------------------
+    def _out_of_memory(
+        self, size: tuple[int, int], members: list[tuple[StreamRuntime, Frame]]
+    ) -> None:
+        """A batch ran out of memory: free the cache, then retry its frames one at a time
+        (each alone may fit; one that does not loses only its own stream's frame)."""
+        self.stats.out_of_memory += 1
+        free_cached_memory(self.device)
+        if len(members) > 1:
+            log.warning(
+                "a batch of %d frames at %dx%d ran out of memory; retrying frame by frame",
+                len(members),
+                size[1],
+                size[0],
+            )
+            for member in members:
+                self._stylize_group(size, [member])
+            return
+        self.stats.failed_batches += 1
+        self._report_lost(members[0][0])
+
+    def _report_lost(self, stream: StreamRuntime) -> None:
+        """Count a frame ``stream`` lost to out-of-memory: logged once per stream, and kept in
+        its status (``error``) unless that already holds another failure."""
+        lost = self._oom_lost.get(stream.name, 0) + 1
+        self._oom_lost[stream.name] = lost
+        message = f"out of memory on {self.device}: {lost} frame(s) lost"
+        if lost == 1:
+            log.error("stream %s: %s (lower its size or the number of streams)", stream.name,
+                      message)  # fmt: skip
+        if stream.error is None or stream.error.startswith("out of memory"):
+            stream.error = message
+
     def forget(self, name: str) -> None:
         """Drop what is remembered about a removed stream."""
         self._last_served.pop(name, None)
         self._style_cache.pop(name, None)
+        self._oom_lost.pop(name, None)

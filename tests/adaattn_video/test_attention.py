@@ -149,7 +149,7 @@ def test_fused_softmax_in_query_blocks_matches_one_call(monkeypatch) -> None:
 def test_blocked_frame_path_equals_the_whole_tensor_path(monkeypatch, dtype) -> None:
     """Inference runs the cosine AdaAttN in blocks of rows; training (autograd) and export run
     it on whole tensors. Several blocks (one not full), a batch of 2, 1/4-size keys as in VGG."""
-    import adaattn_video.attention as attention
+    import adaattn_video.cosine_attention as cosine_attention
 
     torch.manual_seed(0)
     module = AdaAttN(channels=8, key_channels=14, kind="cosine")
@@ -162,7 +162,7 @@ def test_blocked_frame_path_equals_the_whole_tensor_path(monkeypatch, dtype) -> 
     style.append(_random((1, 8, 3, 4), 45).abs())
     state = module.style_state_from_taps(style[-1], style)
     with torch.no_grad():
-        monkeypatch.setattr(attention, "BLOCK_POSITIONS", 2 * 7)  # 2 rows of 7 per block
+        monkeypatch.setattr(cosine_attention, "BLOCK_POSITIONS", 2 * 7)  # 2 rows of 7 per block
         blocked = module.forward_taps(taps[-1], taps, state, dtype)
         with torch.enable_grad():  # autograd on: the whole-tensor path
             whole = module.forward_taps(taps[-1], taps, state, dtype).detach()
