@@ -219,7 +219,7 @@ class ServeConfig:
 
     streams: tuple[StreamSpec, ...] = option(
         (), "the streams (YAML only; on the command line: --stream NAME=SOURCE)",
-        parse=_parse_streams,
+        parse=_parse_streams, cli=False,
     )  # fmt: skip
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and default style", flatten=True)
     zmq: str | None = _like(
@@ -238,7 +238,9 @@ class ServeConfig:
     overwrite: bool = _like(LiveConfig, "overwrite", help="replace existing stream recordings")
     allow_remote_bind: bool = _like(LiveConfig, "allow_remote_bind")
     curve_keys_dir: str | None = _like(LiveConfig, "curve_keys_dir")
-    embedded: bool = option(False, "streams come from the Python API only (the studio)")
+    embedded: bool = option(
+        False, "streams come from the Python API only (the studio)", cli=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.stylizer, StylizerSpec):
