@@ -164,7 +164,10 @@ def _build(cls: type[T], values: dict[str, Any], source: str, error: type) -> T:
         key = key_of(field)
         name = key if key in values else field.name if field.name in values else None
         if name is None:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise error(f"{_where(source)}{key}: a value is required")
             continue
         kwargs[field.name] = convert_field(field, hints[field.name], values[name], source, error)

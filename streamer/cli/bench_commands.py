@@ -13,7 +13,7 @@ from configkit.checks import at_least, positive
 from configkit.convert import option, option_like
 from streamer.cli.ray_options import RayBenchOptions, run_ray_bench
 from streamer.cli.reports import report_result
-from streamer.cli.values import OptionValueError, wh
+from streamer.cli.values import OptionValueError, format_wh, wh
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class SpeedModel:
 class BenchRenderOptions:
     size: tuple[int, int] = option(
         (360, 640), "frame size of the clip", metavar="WxH", parse=wh,
-        format=lambda s: f"{s[1]}x{s[0]}",
+        format=format_wh,
     )  # fmt: skip
     frames: int = option(8, "clip length", metavar="N", check=at_least(2))
     repeat: int = option(

@@ -13,7 +13,7 @@ from adaattn_video.errors import StylestreamError
 from configkit.checks import at_least, positive
 from configkit.convert import option
 from streamer.cli.reports import write_json_report
-from streamer.cli.values import wh
+from streamer.cli.values import format_wh, wh
 
 
 class ExportUsageError(StylestreamError, ValueError):
@@ -25,16 +25,14 @@ class ExportUsageError(StylestreamError, ValueError):
 class ExportOnnxOptions:
     output: str = option(help="the frame graph (the style graph: OUTPUT-style.onnx)",
                          short="-o", metavar="OUTPUT.onnx")  # fmt: skip
-    weights: str | None = option(
-        None, "a .safetensors checkpoint", positional=True, metavar="W"
-    )
+    weights: str | None = option(None, "a .safetensors checkpoint", positional=True, metavar="W")
     untrained: bool = option(
         False, "random weights (loud warning: not a stylization; for checks and benchmarks)"
     )
     overwrite: bool = option(False, "replace an existing OUTPUT")
     bench: tuple[int, int] | None = option(
         None, "then time onnxruntime against PyTorch (fp32, CPU) on one WxH frame",
-        metavar="WxH", parse=wh,
+        metavar="WxH", parse=wh, format=format_wh,
     )  # fmt: skip
     repeats: int = option(3, "timed rounds of --bench", metavar="N", check=positive)
 

@@ -16,7 +16,7 @@ from configkit.convert import option
 from streamer.cli.bench_commands import SpeedModel
 from streamer.cli.region_options import RegionOptions
 from streamer.cli.reports import write_json_report
-from streamer.cli.values import wh
+from streamer.cli.values import format_wh, wh
 from streamer.guard import command_inputs, refuse_overlap
 from streamer.live import LiveConfig, endpoint_or_none
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
@@ -40,7 +40,9 @@ class LiveCommandOptions:
 
 
 LIVE_DEFAULTS = {"control": DEFAULT_CONTROL_ENDPOINT}
-MODEL_HELP = {"size": "stylized frame size: WIDTHxHEIGHT or N = longer side (default: the source's)"}
+MODEL_HELP = {
+    "size": "stylized frame size: WIDTHxHEIGHT or N = longer side (default: the source's)"
+}
 
 
 def run_live_command(args: LiveCommandOptions) -> int:
@@ -82,9 +84,7 @@ def run_live_command(args: LiveCommandOptions) -> int:
 # -- view --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ViewOptions:
-    endpoint: str = option(
-        DEFAULT_ENDPOINT, "the publisher", positional=True, metavar="ENDPOINT"
-    )
+    endpoint: str = option(DEFAULT_ENDPOINT, "the publisher", positional=True, metavar="ENDPOINT")
     http: str | None = option(
         "127.0.0.1:8080", "serve the viewer page here (port 0: any; 'none': no page)",
         metavar="HOST:PORT", parse=endpoint_or_none,
@@ -166,7 +166,7 @@ class BenchLiveOptions:
         "time)", metavar="SRC",
     )  # fmt: skip
     size: tuple[int, int] = option(
-        (360, 640), "frame size", metavar="WxH", parse=wh, format=lambda s: f"{s[1]}x{s[0]}"
+        (360, 640), "frame size", metavar="WxH", parse=wh, format=format_wh
     )
     fps: float = option(30.0, "rate of the test pattern", check=positive)
     seconds: float = option(20.0, "length of the run", check=positive)

@@ -167,9 +167,7 @@ def checkpoint_info(path: str | Path) -> dict:
 
 @dataclass(frozen=True)
 class InfoOptions:
-    weights_file: str = option(
-        help="a stylestream .safetensors file", positional=True, metavar="W"
-    )
+    weights_file: str = option(help="a stylestream .safetensors file", positional=True, metavar="W")
     json: bool = option(False, "print JSON")
 
 
@@ -232,9 +230,7 @@ class BenchModelOptions:
         parse=wh_list, format=format_wh_list,
     )  # fmt: skip
     gpu_precision: Precision = option("fp16", "precision of the --gpu-sizes rows")
-    no_reference: bool = option(
-        False, "skip the published (quadratic) form, which is slow on CPU"
-    )
+    no_reference: bool = option(False, "skip the published (quadratic) form, which is slow on CPU")
     variant: Variant = option("video", "video or the published image model")
     json: str | None = option(None, "also write the results as JSON", metavar="FILE")
 

@@ -22,7 +22,9 @@ from streamer.render import RenderConfig
 if TYPE_CHECKING:
     from streamer.regions.specs import RegionPlan
 
-RAY_HELP = "local (this machine, the default), auto (the cluster `ray start` joined here) or HOST:6379"
+RAY_HELP = (
+    "local (this machine, the default), auto (the cluster `ray start` joined here) or HOST:6379"
+)
 
 
 @dataclass(frozen=True)

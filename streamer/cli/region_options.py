@@ -22,7 +22,7 @@ from typing import Any, Literal
 from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.reports import report_result
-from streamer.cli.values import OptionValueError, items, wh
+from streamer.cli.values import OptionValueError, items, format_wh, wh
 from streamer.regions.specs import RegionPlan, parse_region, parse_regions, region_from_mapping
 
 __all__ = [
@@ -73,7 +73,9 @@ def with_region_styles(data: dict[str, Any]) -> dict[str, Any]:
 # -- bench regions ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BenchRegionsOptions:
-    size: tuple[int, int] = option((360, 640), "frame size", metavar="WxH", parse=wh)
+    size: tuple[int, int] = option(
+        (360, 640), "frame size", metavar="WxH", parse=wh, format=format_wh
+    )
     regions: int = option(2, "regions", metavar="N", check=positive)
     style_size: int = option(256, "style side", metavar="N", check=positive)
     repeats: int = option(3, "timed frames (best of)", metavar="N", check=positive)

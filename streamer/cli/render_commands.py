@@ -14,7 +14,7 @@ from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.ray_options import RayOptions, run_ray_render
 from streamer.cli.region_options import RegionOptions
-from streamer.cli.values import wh
+from streamer.cli.values import format_wh, wh
 from streamer.guard import refuse_overlap
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
 
@@ -67,7 +67,7 @@ class DemoOptions:
     untrained: bool = option(False, "force random weights")
     device: str = option("auto", DEVICE_HELP)
     size: tuple[int, int] = option((144, 256), "clip size", metavar="WxH", parse=wh,
-                                   format=lambda s: f"{s[1]}x{s[0]}")  # fmt: skip
+                                   format=format_wh)  # fmt: skip
     fps: int = option(24, "clip frame rate", check=positive)
     seconds: float = option(3.0, "clip length", check=positive)
     progress: bool = option(True, "show a progress bar")

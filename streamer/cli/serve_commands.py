@@ -12,7 +12,7 @@ from adaattn_video.errors import StylestreamError
 from configkit.checks import at_least, positive
 from configkit.convert import option
 from streamer.cli.reports import write_json_report
-from streamer.cli.values import wh
+from streamer.cli.values import format_wh, wh
 from streamer.guard import command_inputs, refuse_overlap
 from streamer.serve.config import ServeConfig, ServeConfigError
 
@@ -98,7 +98,7 @@ class BenchServeOptions:
     streams: tuple[int, ...] = option((1, 2, 4), "stream counts to compare", metavar="N",
                                       check=at_least(1))  # fmt: skip
     size: tuple[int, int] = option(
-        (96, 160), "frame size", metavar="WxH", parse=wh, format=lambda s: f"{s[1]}x{s[0]}"
+        (96, 160), "frame size", metavar="WxH", parse=wh, format=format_wh
     )
     fps: float = option(15.0, "rate of each test source", check=positive)
     seconds: float = option(20.0, "length of each run", check=positive)

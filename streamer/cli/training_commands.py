@@ -23,7 +23,7 @@ from configkit.checks import at_least, positive
 from configkit.convert import option, option_like
 from streamer.cli.clips import read_clip
 from streamer.cli.reports import write_json_report
-from streamer.cli.values import wh
+from streamer.cli.values import format_wh, wh
 from training.config import TrainConfig
 
 
@@ -117,7 +117,7 @@ class EvalOptions:
         metavar="video|image", repeat=True,
     )  # fmt: skip
     size: tuple[int, int] | None = option(
-        None, "resize frames to WIDTHxHEIGHT", metavar="WxH", parse=wh
+        None, "resize frames to WIDTHxHEIGHT", metavar="WxH", parse=wh, format=format_wh
     )
     max_frames: int | None = option(None, "use the first N frames", metavar="N", check=positive)
     styles: tuple[str, ...] = option_like(

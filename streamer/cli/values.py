@@ -32,6 +32,11 @@ def wh(value: Any) -> tuple[int, int]:
     return settings.parse_wh(value)
 
 
+def format_wh(size: tuple[int, int]) -> str:
+    """The inverse of :func:`wh`: (height, width) -> ``WxH``."""
+    return f"{size[1]}x{size[0]}"
+
+
 def wh_list(value: Any) -> tuple[tuple[int, int], ...]:
     """``option(parse=wh_list)``: ``640x360 1280x720`` (flags) or a YAML list -> sizes."""
     items = value.split() if isinstance(value, str) else value

@@ -346,15 +346,11 @@ def test_unknown_yaml_key_is_one_line(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 def test_shipped_configs_parse() -> None:
-    from streamer.cli import _subparser_for, apply_yaml_config, build_parser
-    from streamer.cli.live_commands import live_config_from_args
+    from streamer.cli import command_config
 
     root = Path(__file__).resolve().parents[3] / "configs"
     for name, source in (("live-webcam.yaml", "0"), ("rtsp-relay.yaml", "rtsp://")):
-        parser = build_parser()
-        argv = ["live", "--config", str(root / name)]
-        apply_yaml_config(_subparser_for(parser, argv), root / name)
-        config = live_config_from_args(parser.parse_args(argv))
+        config = command_config(["live", "--config", str(root / name)]).live
         assert config.source.startswith(source)
         assert config.zmq == "tcp://127.0.0.1:5555" and config.control == "tcp://127.0.0.1:5556"
 
