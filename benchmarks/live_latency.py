@@ -27,7 +27,9 @@ import numpy as np
 from adaattn_video.assets import DEFAULT_STYLE
 from adaattn_video.settings import StylizerSpec
 from streamer.live import LiveConfig, build_stylizer, run_live
+from streamer.sources import LiveOptions
 from streamer.stats import latency_percentiles
+from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 
 WARMUP_FRAMES = 2  # the first model calls are slower (allocations, kernel selection)
@@ -72,9 +74,9 @@ def run_bench_live(
             size=config.size,
         ),
         zmq="tcp://127.0.0.1:*",
-        encoding=config.encoding,
+        publish=PublishOptions(encoding=config.encoding),
         control=None,
-        realtime=True,
+        source_options=LiveOptions(realtime=True),
         seconds=config.seconds,
         status_interval_s=5.0,
     )

@@ -122,6 +122,26 @@ def iter_keys(cls: type) -> Iterator[tuple[str, dataclasses.Field, type]]:
             yield key_of(field), field, cls
 
 
+def defaults_of(cls: type, base: Any = None) -> dict[str, Any]:
+    """key -> the value a config gets when the key is not given (``dataclasses.MISSING``
+    when required): the field's default, or the flattened field's default instance's value."""
+    hints = get_type_hints(cls)
+    result: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.metadata.get("flatten"):
+            inner = field.default if dataclasses.is_dataclass(field.default) else None
+            result.update(
+                defaults_of(hints[field.name], inner if base is None else getattr(base, field.name))
+            )
+        elif base is not None:
+            result[key_of(field)] = getattr(base, field.name)
+        elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            result[key_of(field)] = field.default_factory()  # type: ignore[misc]
+        else:
+            result[key_of(field)] = field.default
+    return result
+
+
 def known_keys(cls: type) -> list[str]:
     return sorted(key for key, _, _ in iter_keys(cls))
 
@@ -154,19 +174,26 @@ def from_mapping(
     return _build(cls, values, source, error)
 
 
-def _build(cls: type[T], values: dict[str, Any], source: str, error: type) -> T:
+def _build(cls: type[T], values: dict[str, Any], source: str, error: type, base: Any = None) -> T:
+    """``cls`` from ``values``; a key it lacks keeps ``base``'s value (the default instance of
+    a flattened field: ``serve`` publishes with ``send_hwm`` 32, ``live`` with 8), else the
+    field's default."""
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if field.metadata.get("flatten"):
-            kwargs[field.name] = _build(hints[field.name], values, source, error)
+            inner = field.default if dataclasses.is_dataclass(field.default) else None
+            if base is not None:
+                inner = getattr(base, field.name)
+            kwargs[field.name] = _build(hints[field.name], values, source, error, inner)
             continue
         key = key_of(field)
         name = key if key in values else field.name if field.name in values else None
         if name is None:
-            if (
-                field.default is dataclasses.MISSING
-                and field.default_factory is dataclasses.MISSING
+            if base is not None:
+                kwargs[field.name] = getattr(base, field.name)
+            elif field.default is dataclasses.MISSING and (
+                field.default_factory is dataclasses.MISSING
             ):
                 raise error(f"{_where(source)}{key}: a value is required")
             continue
@@ -369,6 +396,7 @@ __all__ = [
     "check_keys",
     "convert_field",
     "convert_value",
+    "defaults_of",
     "from_mapping",
     "iter_keys",
     "key_of",

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from configkit.convert import ConfigError, from_mapping, iter_keys, split_optional
+from configkit.convert import ConfigError, defaults_of, from_mapping, iter_keys, split_optional
 from configkit.merge import merge, normalize_key
 from configkit.yaml_loader import load_yaml_file
 
@@ -75,14 +75,6 @@ class Group:
     description: str | None = None
     options: type | None = None
     metavar: str = "ACTION"
-
-
-def _default_of(field: dataclasses.Field) -> Any:
-    if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return field.default_factory()  # type: ignore[misc]
-    return dataclasses.MISSING
 
 
 def _shown(default: Any, meta: Mapping[str, Any]) -> str:
@@ -139,13 +131,13 @@ def add_flags(
     """Add one argument per key of ``cls`` (flattened fields included, ``cli=False`` and
     ``skip`` keys left out); returns the keys. Nothing is set for a flag that is not given."""
     skipped = set(skip)
-    defaults = {normalize_key(k): v for k, v in (defaults or {}).items()}
+    defaults = {**defaults_of(cls), **{normalize_key(k): v for k, v in (defaults or {}).items()}}
     keys = []
     for key, field, owner in iter_keys(cls):
         meta = field.metadata
         if key in skipped or not meta.get("cli", True):
             continue
-        default = defaults.get(key, _default_of(field))
+        default = defaults[key]
         help_text = (help_overrides or {}).get(key) or meta.get("help") or ""
         hint = get_type_hints(owner)[field.name]
         names, kwargs = _argument(key, meta, hint, default, help_text)

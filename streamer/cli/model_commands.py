@@ -23,7 +23,7 @@ from adaattn_video.stylizer import open_stylizer
 from adaattn_video.weights import download_published, import_weights
 from configkit.checks import at_least, positive
 from configkit.convert import option
-from streamer.cli.region_options import RegionOptions, with_region_styles
+from streamer.cli.region_options import RegionOptions
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh_list, wh_list
 from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings

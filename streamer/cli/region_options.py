@@ -22,7 +22,7 @@ from typing import Any, Literal
 from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.reports import report_result
-from streamer.cli.values import OptionValueError, items, format_wh, wh
+from streamer.cli.values import OptionValueError, format_wh, items, wh
 from streamer.regions.specs import RegionPlan, parse_region, parse_regions, region_from_mapping
 
 __all__ = [

@@ -14,7 +14,7 @@ from configkit.convert import option
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
 from streamer.guard import command_inputs, refuse_overlap
-from streamer.serve.config import ServeConfig, ServeConfigError
+from streamer.serve.config import ServeConfig
 
 
 class ServeUsageError(StylestreamError, ValueError):

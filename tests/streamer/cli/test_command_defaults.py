@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from PIL import Image
 
 from adaattn_video.assets import DEFAULT_CONTENT, style_images
-from configkit.convert import from_mapping, iter_keys, to_mapping
+from configkit.convert import defaults_of, from_mapping, iter_keys, to_mapping
 from configkit.flags import CONFIG_FILE_KEY
 from streamer.cli import command_config, main
 from streamer.cli.commands import COMMANDS
@@ -50,12 +49,11 @@ def test_defaults_are_used_when_flags_are_left_out(command) -> None:
     if command.path[0] == "control":
         required = {**required, "endpoint": "tcp://127.0.0.1:5556"}
     parsed = to_mapping(command_config(_argv(command.path, words)))
+    documented_defaults = {**defaults_of(command.config), **command.defaults}  # as --help shows
     for key, field, _ in iter_keys(command.config):
         if key in required or key == CONFIG_FILE_KEY or key not in parsed:
             continue
-        documented = command.defaults.get(key, field.default)
-        if key not in command.defaults and field.default is dataclasses.MISSING:
-            documented = field.default_factory()
+        documented = documented_defaults[key]
         fmt = field.metadata.get("format")
         if fmt is not None and documented is not None and key not in command.defaults:
             documented = fmt(documented)  # as written in YAML ("640x360")
@@ -76,6 +74,7 @@ def test_defaults_are_used_when_flags_are_left_out(command) -> None:
         (["bench", "live"], {"style_size": 256, "size": "640x360"}),
         (["studio"], {"size": "640x360", "upload_mb": 10.0}),
         (["control", "tcp://127.0.0.1:9", "status"], {"timeout_s": 30.0}),
+        (["serve", "--style", STYLE, "--stream", "a=x"], {"send_hwm": 32, "control": "tcp://127.0.0.1:5556"}),
     ],
 )  # fmt: skip
 def test_documented_defaults(argv: list[str], expected: dict[str, object]) -> None:

@@ -30,7 +30,9 @@ from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.cli import main
 from streamer.live import LiveConfig
+from streamer.sources import LiveOptions
 from streamer.zeromq.control import ControlServer
+from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 
 STYLE = style_images()[0]
@@ -197,7 +199,7 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
     try:
         config = LiveConfig(
             server.url("live"), stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, control=None,
-            status_interval_s=0.5, give_up_after_s=30, read_timeout_s=1.0,
+            status_interval_s=0.5, source_options=LiveOptions(give_up_after_s=30, read_timeout_s=1.0),
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model))
         with Subscriber(run.endpoints["zmq"], receive_timeout_s=30.0) as sub:
@@ -231,7 +233,7 @@ def test_stopping_during_an_outage_is_prompt(model) -> None:
     try:
         config = LiveConfig(
             server.url("live"), stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, control=None,
-            status_interval_s=0, give_up_after_s=60, read_timeout_s=1.0,
+            status_interval_s=0, source_options=LiveOptions(give_up_after_s=60, read_timeout_s=1.0),
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model))
         with Subscriber(run.endpoints["zmq"], receive_timeout_s=30.0) as sub:
@@ -254,8 +256,8 @@ def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
 
     def frames_out(stalled: bool) -> int:
         config = LiveConfig(
-            "pattern", stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, encoding="rgb24", send_hwm=2,
-            send_buffer_bytes=4096, control=None, status_interval_s=0, seconds=2.5,
+            "pattern", stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT,
+            publish=PublishOptions(encoding="rgb24", send_hwm=2, send_buffer_bytes=4096), control=None, status_interval_s=0, seconds=2.5,
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model), source=PatternSource(fps=20))
         proc = None
