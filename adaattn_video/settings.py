@@ -268,7 +268,7 @@ class StylizerSpec:
 
     styles: tuple[str, ...] = option(
         (), "style image; repeat to mix several (see --style-weights)", flag="style",
-        metavar="IMAGE", parse=parse_paths,
+        metavar="IMAGE", parse=parse_paths, repeat=True,
     )  # fmt: skip
     style_weights: tuple[float, ...] | None = option(
         None, "one weight per --style (normalised to sum 1; default equal)", metavar="W"

@@ -28,7 +28,9 @@ from adaattn_video.assets import DEFAULT_STYLE
 from adaattn_video.settings import StylizerSpec
 from benchmarks.timing import time_calls
 from streamer.live import LiveConfig, build_stylizer, run_live
+from streamer.sources import LiveOptions
 from streamer.stats import latency_percentiles
+from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 
 WARMUP_FRAMES = 2  # the first model calls are slower (allocations, kernel selection)
@@ -70,9 +72,9 @@ def _live_config(config: BenchLiveConfig) -> LiveConfig:
             size=config.size,
         ),
         zmq="tcp://127.0.0.1:*",
-        encoding=config.encoding,
+        publish=PublishOptions(encoding=config.encoding),
         control=None,
-        realtime=True,
+        source_options=LiveOptions(realtime=True),
         seconds=config.seconds,
         status_interval_s=5.0,
     )

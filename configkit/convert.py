@@ -49,6 +49,12 @@ def option(
     format: Callable[[Any], Any] | None = None,
     flatten: bool = False,
     default_factory: Any = dataclasses.MISSING,
+    check: Callable[[Any], None] | None = None,
+    cli: bool = True,
+    positional: bool = False,
+    short: str | None = None,
+    repeat: bool = False,
+    const: Any = None,
 ) -> Any:
     """A dataclass field with the metadata the converter and the flag generator read.
 
@@ -60,14 +66,41 @@ def option(
             (``640x360``); raise ``ValueError``/``TypeError`` with a message on a bad value.
         format: the inverse of ``parse`` for :func:`to_mapping` (``(360, 640)`` -> ``640x360``).
         flatten: a dataclass-typed field filled from the same flat mapping.
+        check: ``converted value -> None``, raising ``ValueError`` with a message when the
+            value cannot be used (see :mod:`configkit.checks`); run by the converter on every
+            non-null value, wherever it came from.
+        cli: False for a key that only a YAML file (or code) sets: no flag is generated.
+        positional: the flag is a positional argument (``image CONTENT``).
+        short: a one-letter alias of the flag (``-o``).
+        repeat: a list given by repeating the flag (``--style A --style B``), not by
+            ``--flag A B``.
+        const: the value of the flag given without a value (``--ray`` = ``--ray local``).
     """
     metadata = {
         "help": help, "flag": flag, "metavar": metavar, "parse": parse, "format": format,
-        "flatten": flatten,
+        "flatten": flatten, "check": check, "cli": cli, "positional": positional,
+        "short": short, "repeat": repeat, "const": const,
     }  # fmt: skip
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+_SAME: Any = object()
+
+
+def option_like(cls: type, name: str, default: Any = _SAME, help: str | None = None) -> Any:
+    """The option of field ``cls.name`` (flag, help, parse, check...) declared once and reused
+    by another config, with another default or help where given."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    meta = dict(field.metadata)
+    if help is not None:
+        meta["help"] = help
+    if default is not _SAME:
+        return dataclasses.field(default=default, metadata=meta)
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return dataclasses.field(default_factory=field.default_factory, metadata=meta)
+    return dataclasses.field(default=field.default, metadata=meta)
 
 
 def key_of(field: dataclasses.Field) -> str:
@@ -87,6 +120,26 @@ def iter_keys(cls: type) -> Iterator[tuple[str, dataclasses.Field, type]]:
             yield from iter_keys(hints[field.name])
         else:
             yield key_of(field), field, cls
+
+
+def defaults_of(cls: type, base: Any = None) -> dict[str, Any]:
+    """key -> the value a config gets when the key is not given (``dataclasses.MISSING``
+    when required): the field's default, or the flattened field's default instance's value."""
+    hints = get_type_hints(cls)
+    result: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.metadata.get("flatten"):
+            inner = field.default if dataclasses.is_dataclass(field.default) else None
+            result.update(
+                defaults_of(hints[field.name], inner if base is None else getattr(base, field.name))
+            )
+        elif base is not None:
+            result[key_of(field)] = getattr(base, field.name)
+        elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            result[key_of(field)] = field.default_factory()  # type: ignore[misc]
+        else:
+            result[key_of(field)] = field.default
+    return result
 
 
 def known_keys(cls: type) -> list[str]:
@@ -121,16 +174,28 @@ def from_mapping(
     return _build(cls, values, source, error)
 
 
-def _build(cls: type[T], values: dict[str, Any], source: str, error: type) -> T:
+def _build(cls: type[T], values: dict[str, Any], source: str, error: type, base: Any = None) -> T:
+    """``cls`` from ``values``; a key it lacks keeps ``base``'s value (the default instance of
+    a flattened field: ``serve`` publishes with ``send_hwm`` 32, ``live`` with 8), else the
+    field's default."""
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if field.metadata.get("flatten"):
-            kwargs[field.name] = _build(hints[field.name], values, source, error)
+            inner = field.default if dataclasses.is_dataclass(field.default) else None
+            if base is not None:
+                inner = getattr(base, field.name)
+            kwargs[field.name] = _build(hints[field.name], values, source, error, inner)
             continue
         key = key_of(field)
         name = key if key in values else field.name if field.name in values else None
         if name is None:
+            if base is not None:
+                kwargs[field.name] = getattr(base, field.name)
+            elif field.default is dataclasses.MISSING and (
+                field.default_factory is dataclasses.MISSING
+            ):
+                raise error(f"{_where(source)}{key}: a value is required")
             continue
         kwargs[field.name] = convert_field(field, hints[field.name], values[name], source, error)
     try:
@@ -144,7 +209,35 @@ def _build(cls: type[T], values: dict[str, Any], source: str, error: type) -> T:
 def convert_field(
     field: dataclasses.Field, hint: Any, value: Any, source: str, error: type = ConfigError
 ) -> Any:
-    """``value`` converted for ``field`` (its ``parse`` when set, else by ``hint``)."""
+    """``value`` converted for ``field`` (its ``parse`` when set, else by ``hint``), then
+    checked by its ``check`` (a null value is never checked)."""
+    converted = _convert_field(field, hint, value, source, error)
+    run_check(field, converted, source, error)
+    return converted
+
+
+def run_check(field: dataclasses.Field, value: Any, source: str = "", error: type = ConfigError):
+    """Run ``field``'s ``check`` on ``value`` (not on None): ``KEY must be > 0, got -1``."""
+    check = field.metadata.get("check")
+    if check is None or value is None:
+        return
+    try:
+        check(value)
+    except (ValueError, TypeError) as err:
+        raise error(f"{_where(source)}{key_of(field)} {err}") from err
+
+
+def check_fields(config: Any, error: type = ConfigError) -> None:
+    """Run every field's ``check`` on a built dataclass (its ``__post_init__`` calls this, so
+    a config made in code is checked like one made from a mapping)."""
+    for field in dataclasses.fields(config):
+        if not field.metadata.get("flatten"):
+            run_check(field, getattr(config, field.name), "", error)
+
+
+def _convert_field(
+    field: dataclasses.Field, hint: Any, value: Any, source: str, error: type
+) -> Any:
     parse = field.metadata.get("parse")
     key = key_of(field)
     if parse is None:
@@ -299,14 +392,18 @@ def to_mapping(config: Any) -> dict[str, Any]:
 
 __all__ = [
     "ConfigError",
+    "check_fields",
     "check_keys",
     "convert_field",
     "convert_value",
+    "defaults_of",
     "from_mapping",
     "iter_keys",
     "key_of",
     "known_keys",
     "option",
+    "option_like",
+    "run_check",
     "split_optional",
     "to_mapping",
     "type_name",

@@ -23,21 +23,21 @@ directly. It assembles the shared pipeline (:mod:`streamer.pipeline`) for low la
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
-from adaattn_video.settings import StylizerSpec, format_size, parse_wh
+from adaattn_video.settings import StylizerSpec
 from adaattn_video.stylizer import FrameStylizer, open_stylizer
-from configkit.convert import option
+from configkit.checks import non_negative, positive
+from configkit.convert import check_fields, option
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
@@ -53,8 +53,7 @@ from streamer.stats import (
     latency_percentiles,
 )
 from streamer.zeromq.endpoints import check_bind_endpoint
-from streamer.zeromq.publisher import DEFAULT_ENDPOINT, ZmqSink, ZmqSinkConfig
-from streamer.zeromq.wire import check_encoding
+from streamer.zeromq.publisher import DEFAULT_ENDPOINT, PublishOptions, ZmqSink, ZmqSinkConfig
 
 if TYPE_CHECKING:
     from streamer.zeromq.control import ControlServer
@@ -78,10 +77,6 @@ def endpoint_or_none(value: Any) -> str | None:
     return value
 
 
-def _wh_or_none(value: Any) -> tuple[int, int] | None:
-    return None if value is None else parse_wh(value)
-
-
 @dataclass(frozen=True)
 class LiveConfig:
     """Everything one live run needs; every field has a ``stylestream live`` flag / YAML key
@@ -103,21 +98,12 @@ class LiveConfig:
         DEFAULT_ENDPOINT, "ZeroMQ PUB endpoint ('none' to publish nothing)", metavar="ENDPOINT",
         parse=endpoint_or_none,
     )  # fmt: skip
-    encoding: Literal["jpeg", "rgb24"] = option("jpeg", "payload of published frames")
-    jpeg_quality: int = option(90, "JPEG quality 1..100", metavar="Q")
-    send_hwm: int = option(
-        8, "frames queued per subscriber before a slow one loses frames", metavar="N"
-    )
-    send_buffer_bytes: int | None = option(None, "kernel send buffer per subscriber", metavar="B")
+    publish: PublishOptions = option(PublishOptions(), flatten=True)
     record: str | None = option(None, "also record the stylized stream", metavar="OUT.mp4")
     overwrite: bool = option(False, "replace an existing --record file")
     control: str | None = option(
         None, "control endpoint for `stylestream control` ('none' to disable)",
         metavar="ENDPOINT", parse=endpoint_or_none,
-    )  # fmt: skip
-    realtime: bool = option(
-        False, "play a FILE at its own frame rate, dropping frames like a camera (default: "
-        "every frame, as fast as the model goes)",
     )  # fmt: skip
     allow_remote_bind: bool = option(
         False, "let --zmq/--control bind beyond loopback (use --curve-keys on a network)"
@@ -126,34 +112,11 @@ class LiveConfig:
         None, "encrypt and accept only authorized subscribers (`stylestream keys generate DIR`)",
         flag="curve_keys", metavar="DIR",
     )  # fmt: skip
-    status_interval_s: float = option(5.0, "seconds between status lines (0: none)", metavar="S")
-    seconds: float | None = option(None, "stop after S seconds", metavar="S")
-    capture_size: tuple[int, int] | None = option(
-        None,
-        "webcam: requested capture size",
-        metavar="WxH",
-        parse=_wh_or_none,
-        format=format_size,
+    status_interval_s: float = option(
+        5.0, "seconds between status lines (0: none)", metavar="S", check=non_negative
     )
-    capture_fps: float | None = option(None, "webcam: requested rate", metavar="F")
-    fourcc: str | None = option(None, "webcam: pixel format, e.g. MJPG", metavar="CODE")
-    transport: Literal["tcp", "udp"] = option("tcp", "RTSP transport")
-    open_timeout_s: float = option(10.0, "give up opening a source after S seconds", metavar="S")
-    read_timeout_s: float = option(
-        5.0, "no data for this long = an outage (network) or an error (webcam)", metavar="S"
-    )
-    give_up_after_s: float = option(
-        60.0, "end with an error after an outage this long (network sources)", metavar="S"
-    )
-    during_outage: Literal["pause", "repeat"] = option(
-        "pause", "publish nothing, or repeat the last frame, while reconnecting"
-    )
-    end_of_stream: Literal["reconnect", "stop"] = option(
-        "reconnect", "when a network stream ends: reconnect (live) or stop (VOD)"
-    )
-    ffmpeg_options: Mapping[str, str] = option(
-        help="extra FFmpeg demuxer options", default_factory=dict
-    )
+    seconds: float | None = option(None, "stop after S seconds", metavar="S", check=positive)
+    source_options: LiveOptions = option(LiveOptions(), flatten=True)
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -163,19 +126,7 @@ class LiveConfig:
         self.stylizer.require_styles()
         if self.zmq is None and self.record is None:
             raise LiveConfigError("nothing to do: give a --zmq endpoint and/or --record OUT.mp4")
-        for name in ("status_interval_s", "seconds", "capture_fps", "open_timeout_s",
-                     "read_timeout_s", "give_up_after_s"):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None and not math.isfinite(value):
-                raise LiveConfigError(f"{name} must be a finite number, got {value}")
-        if self.status_interval_s < 0:
-            raise LiveConfigError(f"status_interval_s must be >= 0, got {self.status_interval_s}")
-        if self.seconds is not None and self.seconds <= 0:
-            raise LiveConfigError(f"seconds must be > 0, got {self.seconds}")
-        try:
-            check_encoding(self.encoding, self.jpeg_quality)
-        except ValueError as err:
-            raise LiveConfigError(str(err)) from err
+        check_fields(self, LiveConfigError)  # the fields' own checks (> 0, >= 0)
         for endpoint in (self.zmq, self.control):
             if endpoint is not None:  # EndpointError is already a one-line user error
                 check_bind_endpoint(endpoint, allow_remote=self.allow_remote_bind)
@@ -213,22 +164,7 @@ def build_stylizer(config: LiveConfig) -> FrameStylizer:
 # -- the source ------------------------------------------------------------------------------
 def live_options(config: LiveConfig) -> LiveOptions:
     """The webcam / network / pacing settings of ``config`` for :func:`open_source`."""
-    try:
-        return LiveOptions(
-            realtime=config.realtime,
-            capture_size=config.capture_size,
-            capture_fps=config.capture_fps,
-            fourcc=config.fourcc,
-            transport=config.transport,
-            open_timeout_s=config.open_timeout_s,
-            read_timeout_s=config.read_timeout_s,
-            give_up_after_s=config.give_up_after_s,
-            during_outage=config.during_outage,
-            end_of_stream=config.end_of_stream,
-            ffmpeg_options=dict(config.ffmpeg_options),
-        )
-    except ValueError as err:
-        raise LiveConfigError(str(err)) from err
+    return config.source_options
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -407,10 +343,7 @@ def _open_outputs(
             publisher = ZmqSink(
                 ZmqSinkConfig(
                     config.zmq,
-                    encoding=config.encoding,
-                    jpeg_quality=config.jpeg_quality,
-                    send_hwm=config.send_hwm,
-                    send_buffer_bytes=config.send_buffer_bytes,
+                    publish=config.publish,
                     allow_remote_bind=config.allow_remote_bind,
                     curve_keys_dir=None
                     if config.curve_keys_dir is None

@@ -21,7 +21,8 @@ from adaattn_video.errors import StylestreamError
 from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.settings import StylizerSpec, resolve_device
 from adaattn_video.stylizer import FrameStylizer, open_stylizer
-from configkit.convert import option
+from configkit.checks import non_negative, positive
+from configkit.convert import check_fields, option
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
@@ -56,28 +57,41 @@ class RenderConfig:
     """
 
     input: str = option(
-        "", "video file, image folder, frames/%%06d.png pattern, or lavfi:GRAPH", metavar="INPUT"
-    )
+        "", "video file, image folder, frames/%06d.png pattern, or lavfi:GRAPH (e.g. "
+        "lavfi:testsrc2=size=320x240:rate=30:duration=5)", metavar="INPUT", positional=True,
+    )  # fmt: skip
     output: str = option(
-        "", "output .mp4/.mov/.mkv, or a folder / %%06d.png pattern for PNG frames",
-        metavar="OUT.mp4",
+        "", "output .mp4/.mov/.mkv, or a folder / %06d.png pattern for PNG frames",
+        metavar="OUT.mp4", short="-o",
     )  # fmt: skip
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and style", flatten=True)
-    batch_size: int = option(0, "frames per model call (0: 4 on CUDA, 1 elsewhere)", metavar="N")
+    batch_size: int = option(
+        0, "frames per model call (0: 4 on CUDA, 1 elsewhere)", metavar="N", check=non_negative
+    )
     codec: str = option("libx264", "video encoder")
     crf: float | None = option(18, "quality, lower is better")
     preset: str | None = option("veryfast", "encoder speed preset")
     pix_fmt: str = option("yuv420p", "pixel format")
-    start_s: float = option(0.0, "start at S seconds", flag="start", metavar="S")
-    duration_s: float | None = option(None, "render S seconds", flag="duration", metavar="S")
-    fps: float | None = option(None, "frame rate of an image sequence (default 30)", metavar="F")
+    start_s: float = option(
+        0.0, "start at S seconds", flag="start", metavar="S", check=non_negative
+    )
+    duration_s: float | None = option(
+        None, "render S seconds", flag="duration", metavar="S", check=positive
+    )
+    fps: float | None = option(
+        None, "frame rate of an image sequence (default 30)", metavar="F", check=positive
+    )
     overwrite: bool = option(False, "replace an existing output")
     crash_safe: bool = option(True, "fragmented MP4 that plays after a crash or kill")
     fragment_s: float = option(
-        1.0, "longest MP4 fragment: the most video a crash can lose", metavar="S"
+        1.0, "longest MP4 fragment: the most video a crash can lose", metavar="S", check=positive
     )
-    max_queue_frames: int = option(8, "capacity of the queues between stages")
-    codec_options: dict[str, str] = option(help="extra encoder options", default_factory=dict)
+    max_queue_frames: int = option(
+        8, "capacity of the queues between stages", check=positive, cli=False
+    )
+    codec_options: dict[str, str] = option(
+        help="extra encoder options", default_factory=dict, cli=False
+    )
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -87,20 +101,9 @@ class RenderConfig:
         if not isinstance(self.stylizer, StylizerSpec):
             raise RenderConfigError(f"stylizer must be a StylizerSpec, got {self.stylizer!r}")
         self.stylizer.require_styles()
-        if self.batch_size < 0:
-            raise RenderConfigError(f"batch_size must be >= 0 (0 = auto), got {self.batch_size}")
         for name in ("start_s", "duration_s", "fps", "fragment_s", "crf"):
             _finite(name.removesuffix("_s"), getattr(self, name))
-        if self.start_s < 0:
-            raise RenderConfigError(f"start must be >= 0 seconds, got {self.start_s}")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise RenderConfigError(f"duration must be > 0 seconds, got {self.duration_s}")
-        if self.fps is not None and self.fps <= 0:
-            raise RenderConfigError(f"fps must be > 0, got {self.fps}")
-        if self.fragment_s <= 0:
-            raise RenderConfigError(f"fragment_s must be > 0 seconds, got {self.fragment_s}")
-        if self.max_queue_frames < 1:
-            raise RenderConfigError(f"max_queue_frames must be >= 1, got {self.max_queue_frames}")
+        check_fields(self, RenderConfigError)  # the fields' own checks (> 0, >= 0)
 
     @property
     def writes_images(self) -> bool:

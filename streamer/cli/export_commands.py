@@ -5,32 +5,43 @@ Thin layers over :mod:`adaattn_video.export_onnx` and :mod:`benchmarks.fidelity`
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from adaattn_video.errors import StylestreamError
-from streamer.cli import add_config_option
+from configkit.checks import at_least, positive
+from configkit.convert import option
 from streamer.cli.reports import write_json_report
+from streamer.cli.values import format_wh, wh
 
 
 class ExportUsageError(StylestreamError, ValueError):
     """An export or fidelity option that parses but cannot be used."""
 
 
-def _add_weights(parser: argparse.ArgumentParser, *, positional: bool) -> None:
-    group = parser.add_mutually_exclusive_group()
-    if positional:
-        group.add_argument("weights", nargs="?", metavar="W", help="a .safetensors checkpoint")
-    else:
-        group.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
-    group.add_argument(
-        "--untrained", action="store_true", default=None,
-        help="random weights (loud warning: not a stylization; for checks and benchmarks)",
-    )  # fmt: skip
-
-
 # -- export onnx -------------------------------------------------------------------------------
-def run_export_onnx(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class ExportOnnxOptions:
+    output: str = option(help="the frame graph (the style graph: OUTPUT-style.onnx)",
+                         short="-o", metavar="OUTPUT.onnx")  # fmt: skip
+    weights: str | None = option(None, "a .safetensors checkpoint", positional=True, metavar="W")
+    untrained: bool = option(
+        False, "random weights (loud warning: not a stylization; for checks and benchmarks)"
+    )
+    overwrite: bool = option(False, "replace an existing OUTPUT")
+    bench: tuple[int, int] | None = option(
+        None, "then time onnxruntime against PyTorch (fp32, CPU) on one WxH frame",
+        metavar="WxH", parse=wh, format=format_wh,
+    )  # fmt: skip
+    repeats: int = option(3, "timed rounds of --bench", metavar="N", check=positive)
+
+    def __post_init__(self) -> None:
+        if self.weights and self.untrained:
+            raise ExportUsageError("give either a checkpoint W or --untrained, not both")
+
+
+def run_export_onnx(args: ExportOnnxOptions) -> int:
     from adaattn_video.checkpoint import open_model
     from adaattn_video.export_onnx import compare_engines, export_onnx, require_onnx
 
@@ -55,41 +66,33 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_export(subparsers: argparse._SubParsersAction) -> None:
-    from streamer.cli.values import wh_arg
-
-    export = subparsers.add_parser("export", help="export the model for other runtimes (onnx)")
-    formats = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
-    onnx = formats.add_parser(
-        "onnx",
-        help="the video model as ONNX: a frame graph taking a style's sums as inputs (one file "
-        "for every style, any frame size) and a style graph beside it",
-        description="Write OUTPUT (frames: content, style_weight, style_center, alpha -> "
-        "stylized) and OUTPUT-style.onnx (style image -> style_weight, style_center); float32, "
-        "dynamic batch, height and width (multiples of 4). Needs pip install -e '.[onnx]'.",
-    )
-    _add_weights(onnx, positional=True)
-    onnx.add_argument("-o", "--output", required=True, metavar="OUTPUT.onnx")
-    onnx.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
-    onnx.add_argument(
-        "--bench", type=wh_arg, metavar="WxH",
-        help="then time onnxruntime against PyTorch (fp32, CPU) on one WxH frame",
-    )  # fmt: skip
-    onnx.add_argument("--repeats", type=int, default=3, help="timed rounds of --bench")
-    add_config_option(onnx)
-    onnx.set_defaults(func=run_export_onnx)
-
-
 # -- bench fidelity ----------------------------------------------------------------------------
-def run_bench_fidelity(args: argparse.Namespace) -> int:
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+
+@dataclass(frozen=True)
+class BenchFidelityOptions:
+    models: tuple[Literal["video", "image"], ...] = option(
+        ("video", "image"), "the models compared", metavar="MODEL"
+    )
+    precision: tuple[Precision, ...] = option(
+        ("auto",), "precisions compared against fp32 (auto: fp16 on CUDA, bf16 on CPUs with "
+        "native bf16, else fp32)", metavar="P",
+    )  # fmt: skip
+    size: int = option(384, "photo longer side", metavar="N", check=at_least(16))
+    device: str = option("auto", "cpu, cuda, cuda:N or auto")
+    video_weights: str | None = option(None, "video checkpoint (default random)", metavar="W")
+    image_weights: str | None = option(None, "image checkpoint (default random)", metavar="W")
+    json: str | None = option(None, "also write the rows as JSON", metavar="FILE")
+
+
+def run_bench_fidelity(args: BenchFidelityOptions) -> int:
     from adaattn_video.checkpoint import open_model
     from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
     from adaattn_video.stylizer import resolve_device
     from benchmarks.fidelity import format_fidelity, measure_fidelity, rows_as_dicts
 
     device = resolve_device(args.device)
-    if args.size < 16:
-        raise ExportUsageError(f"--size must be >= 16 pixels, got {args.size}")
     weights = {"video": args.video_weights, "image": args.image_weights}
     configs = {"video": VIDEO_MODEL, "image": IMAGE_MODEL}
     rows = []
@@ -107,33 +110,3 @@ def run_bench_fidelity(args: argparse.Namespace) -> int:
     if args.json:
         write_json_report(args.json, rows_as_dicts(rows))
     return 0
-
-
-def _configure_fidelity(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--models", nargs="+", choices=("video", "image"), default=["video", "image"]
-    )
-    parser.add_argument(
-        "--precision", nargs="+", choices=("auto", "fp32", "fp16", "bf16"), default=["auto"],
-        help="precisions compared against fp32 (default auto: fp16 on CUDA, bf16 on CPUs with "
-        "native bf16, else fp32)",
-    )  # fmt: skip
-    parser.add_argument("--size", type=int, default=384, help="photo longer side (default 384)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--video-weights", metavar="W", help="video checkpoint (default random)")
-    parser.add_argument("--image-weights", metavar="W", help="image checkpoint (default random)")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    add_config_option(parser)
-    parser.set_defaults(func=run_bench_fidelity)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from streamer.cli.bench_commands import add_bench_command
-
-    _configure_export(subparsers)
-    add_bench_command(
-        subparsers,
-        "fidelity",
-        "PSNR and max/mean abs difference of each precision against fp32 on the bundled photos",
-        _configure_fidelity,
-    )

@@ -1,35 +1,37 @@
 """Model commands: ``weights import|download``, ``image``, ``info`` and ``bench model``.
 
-Each command is a thin layer over a function of :mod:`adaattn_video` that tests call too.
+Each command is a thin layer over a function of :mod:`adaattn_video` that tests call too; its
+flags and YAML keys are the fields of its small config dataclass.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from adaattn_video.checkpoint import load_checkpoint, read_checkpoint
 from adaattn_video.errors import StylestreamError
 from adaattn_video.image_io import read_image, write_image
 from adaattn_video.resources import check_stylizer_memory, image_size
-from adaattn_video.settings import DEVICE_HELP, PRECISIONS, StylizerSpec, resolve_device
+from adaattn_video.settings import DEVICE_HELP, StylizerSpec, resolve_device
 from adaattn_video.stylizer import open_stylizer
 from adaattn_video.weights import download_published, import_weights
-from streamer.cli import add_config_option
-from streamer.cli.options import add_dataclass_options
-from streamer.cli.options import config_from_args as options_config
-from streamer.cli.region_options import add_region_options, regions_from_args
+from configkit.checks import at_least, positive
+from configkit.convert import option
+from streamer.cli.region_options import RegionOptions
 from streamer.cli.reports import write_json_report
-from streamer.cli.values import positive_int, wh_arg
+from streamer.cli.values import format_wh_list, wh_list
 from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+Variant = Literal["video", "image"]
 
 
 class UsageError(StylestreamError, ValueError):
@@ -37,13 +39,30 @@ class UsageError(StylestreamError, ValueError):
 
 
 # -- weights -----------------------------------------------------------------------------------
-def run_weights_import(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class WeightsImportOptions:
+    src: str = option(
+        help="directory or .zip holding the published files", positional=True, metavar="SRC"
+    )
+    output: str | None = option(
+        None, "where to write (default: the cache, where commands look without --weights)",
+        short="-o", metavar="OUT.safetensors",
+    )  # fmt: skip
+    variant: Variant | None = option(
+        None, "which model when SRC holds both packages (they share file names)"
+    )
+    overwrite: bool = option(False, "replace an existing -o file")
+    config_file: str | None = option(None, cli=False)
+
+
+def run_weights_import(args: WeightsImportOptions) -> int:
     if args.output is not None and Path(args.output).suffix != ".safetensors":
         raise UsageError(f"-o {args.output}: the output must be a .safetensors file")
     if args.output is not None:
         guard_output(
-            args.output, inputs=[args.src, args.config], overwrite=args.overwrite, kind="file"
-        )
+            args.output, inputs=[args.src, args.config_file], overwrite=args.overwrite,
+            kind="file",
+        )  # fmt: skip
     result = import_weights(args.src, args.output, variant=args.variant)
     sources = json.loads(result.metadata["source_files"])
     print(f"wrote {result.path} ({result.model.config.variant} model) from:")
@@ -54,14 +73,40 @@ def run_weights_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_weights_download(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class WeightsDownloadOptions:
+    variant: Variant = option("video", "which published model")
+    force: bool = option(False, "download again even if cached")
+
+
+def run_weights_download(args: WeightsDownloadOptions) -> int:
     path = download_published(args.variant, force=args.force)
     print(f"wrote {path} ({args.variant} model); commands use it when no --weights is given")
     return 0
 
 
 # -- image -------------------------------------------------------------------------------------
-def run_image(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class ImageOptions:
+    """``image``: the content, the stylizer (styles at native size unless --style-size), the
+    regions and the output."""
+
+    content: str = option(help="content image (JPEG, PNG, ...)", positional=True, metavar="CONTENT")
+    stylizer: StylizerSpec = option(StylizerSpec(), flatten=True)
+    regions: RegionOptions = option(RegionOptions(), flatten=True)
+    output: str | None = option(None, "output image (required)", short="-o", metavar="OUT.png")
+    overwrite: bool = option(False, "replace an existing output")
+    config_file: str | None = option(None, cli=False)
+
+
+IMAGE_DEFAULTS = {"style_size": None}  # native size: what --help promises
+IMAGE_HELP = {
+    "size": "resize the content: N = longer side (aspect kept) or WIDTHxHEIGHT",
+    "style_size": "resize styles to this longer side (default: native size)",
+}
+
+
+def run_image(args: ImageOptions) -> int:
     if not args.output:
         raise UsageError("expected -o OUT.png (or `output:` in --config)")
     output = Path(str(args.output))
@@ -69,13 +114,11 @@ def run_image(args: argparse.Namespace) -> int:
         raise UsageError(
             f"-o {output}: unknown image type {output.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
-    regions = regions_from_args(args, sequences=False)  # masks checked before the model loads
-    if regions is not None and not args.style:
-        args.style = list(regions.default_styles)
-    spec = options_config(StylizerSpec, args)
+    regions = args.regions.plan(sequences=False)  # masks checked before the model loads
+    spec = args.stylizer
     if not spec.styles:
         raise UsageError("expected at least one --style IMAGE (or a style list in --config)")
-    inputs = command_inputs(args.content, spec.styles, spec.weights, args.config)
+    inputs = command_inputs(args.content, spec.styles, spec.weights, args.config_file)
     guard_output(output, inputs=inputs, overwrite=args.overwrite, kind="file", make_parents=True)
     # From the header: a picture too big for memory is refused before it is decoded.
     check_stylizer_memory(**memory_settings(spec, image_size(args.content), 1, spec.device))
@@ -122,7 +165,13 @@ def checkpoint_info(path: str | Path) -> dict:
     }
 
 
-def run_info(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class InfoOptions:
+    weights_file: str = option(help="a stylestream .safetensors file", positional=True, metavar="W")
+    json: bool = option(False, "print JSON")
+
+
+def run_info(args: InfoOptions) -> int:
     info = checkpoint_info(args.weights_file)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -152,62 +201,54 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 # -- bench model -------------------------------------------------------------------------------
-def add_bench_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--sizes", nargs="+", type=wh_arg, default=[(256, 512), (360, 640)], metavar="WxH",
-        help="content sizes, WIDTHxHEIGHT (default: 512x256 640x360)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--style-size", type=positive_int, default=512, help="style side (default 512)"
-    )
-    parser.add_argument(
-        "--large-style-size", type=int, default=1024,
-        help="a larger style timed for our form only, to show its cost is flat (0: skip; default 1024)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--repeats", type=positive_int, default=3, help="timed frames per row (median)"
-    )
-    parser.add_argument("--warmup", type=int, default=1, help="untimed frames before each row")
-    parser.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall",
-        help="wall (default) or cpu: process CPU time, for ratios on a busy machine (OMP_NUM_THREADS=1)",
-    )  # fmt: skip
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
-    parser.add_argument(
-        "--precision", nargs="+", choices=sorted(PRECISIONS), default=["fp32"],
-        help="our precision(s) for the --sizes rows (default fp32; e.g. fp32 bf16); the "
-        "published form always runs in fp32",
-    )  # fmt: skip
-    parser.add_argument(
-        "--gpu-sizes", nargs="*", type=wh_arg, default=[(720, 1280), (1080, 1920)], metavar="WxH",
-        help="extra sizes measured on CUDA only (default 1280x720 1920x1080)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--gpu-precision", choices=sorted(PRECISIONS), default="fp16",
-        help="precision of the --gpu-sizes rows (default fp16)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-reference", action="store_true",
-        help="skip the published (quadratic) form, which is slow on CPU",
-    )  # fmt: skip
-    parser.add_argument("--variant", choices=("video", "image"), default="video")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+Precision = Literal["fp32", "fp16", "bf16"]
 
 
-def run_bench_model(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class BenchModelOptions:
+    sizes: tuple[tuple[int, int], ...] = option(
+        ((256, 512), (360, 640)), "content sizes, WIDTHxHEIGHT", metavar="WxH", parse=wh_list,
+        format=format_wh_list,
+    )  # fmt: skip
+    style_size: int = option(512, "style side", metavar="N", check=positive)
+    large_style_size: int = option(
+        1024, "a larger style timed for our form only, to show its cost is flat (0: skip)",
+        metavar="N", check=at_least(0),
+    )  # fmt: skip
+    repeats: int = option(3, "timed frames per row (median)", metavar="N", check=positive)
+    warmup: int = option(1, "untimed frames before each row", metavar="N", check=at_least(0))
+    clock: Literal["wall", "cpu"] = option(
+        "wall", "wall or cpu: process CPU time, for ratios on a busy machine (OMP_NUM_THREADS=1)"
+    )
+    device: str = option("auto", DEVICE_HELP)
+    precision: tuple[Precision, ...] = option(
+        ("fp32",), "our precision(s) for the --sizes rows (e.g. fp32 bf16); the published form "
+        "always runs in fp32", metavar="P",
+    )  # fmt: skip
+    gpu_sizes: tuple[tuple[int, int], ...] = option(
+        ((720, 1280), (1080, 1920)), "extra sizes measured on CUDA only", metavar="WxH",
+        parse=wh_list, format=format_wh_list,
+    )  # fmt: skip
+    gpu_precision: Precision = option("fp16", "precision of the --gpu-sizes rows")
+    no_reference: bool = option(False, "skip the published (quadratic) form, which is slow on CPU")
+    variant: Variant = option("video", "video or the published image model")
+    json: str | None = option(None, "also write the results as JSON", metavar="FILE")
+
+
+def run_bench_model(args: BenchModelOptions) -> int:
     from benchmarks.model_speed import ModelBenchConfig, format_table, run_model_benchmark
 
     try:
         config = ModelBenchConfig(
-            sizes=tuple(args.sizes),
+            sizes=args.sizes,
             style_size=args.style_size,
             large_style_size=args.large_style_size or None,
             repeats=args.repeats,
             warmup=args.warmup,
             clock=args.clock,
             device=resolve_device(args.device),
-            precisions=tuple(args.precision),
-            gpu_sizes=tuple(args.gpu_sizes),
+            precisions=args.precision,
+            gpu_sizes=args.gpu_sizes,
             gpu_precision=args.gpu_precision,
             reference=not args.no_reference,
             variant=args.variant,
@@ -221,78 +262,3 @@ def run_bench_model(args: argparse.Namespace) -> int:
     if args.json:
         write_json_report(args.json, result.to_dict())
     return 0
-
-
-def _register_bench(subparsers: argparse._SubParsersAction) -> None:
-    from streamer.cli.bench_commands import add_bench_command
-
-    parser = add_bench_command(
-        subparsers, "model", "per-frame time of the published formulation vs ours (random weights)"
-    )
-    add_bench_model_arguments(parser)
-    parser.set_defaults(func=run_bench_model)
-
-
-# -- registration ------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction) -> None:
-    weights = subparsers.add_parser("weights", help="get model weights: import or download")
-    weights_commands = weights.add_subparsers(
-        dest="weights_command", metavar="ACTION", required=True
-    )
-
-    imp = weights_commands.add_parser(
-        "import",
-        help="import the published .pth files (a directory or the downloaded .zip) into one "
-        "safetensors file",
-        description="Find vgg_normalised.pth and the latest_net_*.pth files under SRC (searched "
-        "recursively; .zip/.tar packages are read in place), check every key and shape, and "
-        "write one safetensors file.",
-    )
-    imp.add_argument("src", metavar="SRC", help="directory or .zip holding the published files")
-    imp.add_argument(
-        "-o", "--output", metavar="OUT.safetensors",
-        help="where to write (default: the cache, where commands look without --weights)",
-    )  # fmt: skip
-    imp.add_argument(
-        "--variant", choices=("video", "image"),
-        help="which model when SRC holds both packages (they share file names)",
-    )  # fmt: skip
-    imp.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
-    add_config_option(imp)
-    imp.set_defaults(func=run_weights_import)
-
-    download = weights_commands.add_parser(
-        "download",
-        help="download the published weights from Google Drive and import them into the cache",
-    )
-    download.add_argument("--variant", choices=("video", "image"), default="video")
-    download.add_argument("--force", action="store_true", help="download again even if cached")
-    download.set_defaults(func=run_weights_download)
-
-    image = subparsers.add_parser(
-        "image",
-        help="stylize one picture",
-        description="Stylize CONTENT with one or more styles (weighted mix). Content and styles "
-        "are used at their native size unless --size / --style-size say otherwise.",
-    )
-    image.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...)")
-    add_dataclass_options(
-        image.add_argument_group("model and style"), StylizerSpec,
-        defaults={"style_size": None},
-        help_overrides={
-            "size": "resize the content: N = longer side (aspect kept) or WIDTHxHEIGHT",
-            "style_size": "resize styles to this longer side (default: native size)",
-        },
-    )  # fmt: skip
-    add_region_options(image)
-    image.add_argument("-o", "--output", metavar="OUT.png", help="output image (required)")
-    image.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    add_config_option(image)
-    image.set_defaults(func=run_image)
-
-    info = subparsers.add_parser("info", help="show a checkpoint's model config and metadata")
-    info.add_argument("weights_file", metavar="W", help="a stylestream .safetensors file")
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(func=run_info)
-
-    _register_bench(subparsers)

@@ -16,68 +16,76 @@ colour), ``tolerance``, ``softness``, ``invert``, ``style_mask``. Every mistake 
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from adaattn_video.masked_attention import UNCOVERED
-from streamer.cli import ReplaceAppend
+from configkit.checks import positive
+from configkit.convert import option
 from streamer.cli.reports import report_result
-from streamer.cli.values import OptionValueError
+from streamer.cli.values import OptionValueError, format_wh, items, wh
 from streamer.regions.specs import RegionPlan, parse_region, parse_regions, region_from_mapping
 
-__all__ = ["parse_region", "parse_regions", "region_from_mapping", "regions_from_args"]
+__all__ = [
+    "RegionOptions",
+    "parse_region",
+    "parse_regions",
+    "region_from_mapping",
+    "with_region_styles",
+]
 
 
-def add_region_options(parser: argparse.ArgumentParser) -> None:
-    """``--region`` (repeatable) and ``--uncovered``."""
-    group = parser.add_argument_group("regions (spatial control)")
-    group.add_argument(
-        "--region", action=ReplaceAppend, metavar="style=IMG,mask=FILE[,invert=1]",
-        help="a style for one region: mask=PNG (white = region), a mask video or frames in step "
+@dataclass(frozen=True)
+class RegionOptions:
+    """``--region`` (repeatable) and ``--uncovered`` of ``image``, ``render`` and ``live``."""
+
+    region: tuple[Any, ...] = option(
+        (), "a style for one region: mask=PNG (white = region), a mask video or frames in step "
         "with the input, or key=green|blue|#RRGGBB (chroma key; tolerance=, softness=); "
         "style_mask=PNG uses part of the style; repeat for more regions",
+        metavar="style=IMG,mask=FILE[,invert=1]", parse=items, repeat=True,
     )  # fmt: skip
-    group.add_argument(
-        "--uncovered", default="style", metavar="style|content",
-        help="positions covered by no region: style (default: --style, or the first region's "
+    uncovered: Literal["style", "content"] = option(
+        "style", "positions covered by no region: style (--style, or the first region's "
         "style) or content (left unstylized)",
     )  # fmt: skip
 
+    def plan(self, *, input_uri: str | None = None, sequences: bool = True) -> RegionPlan | None:
+        """The checked :class:`RegionPlan`, or None without regions. Reads every mask and style
+        file now (one-line errors before anything loads)."""
+        specs = parse_regions(list(self.region))
+        if not specs:
+            return None
+        plan = RegionPlan(specs, self.uncovered)
+        plan.check(input_uri=input_uri, sequences=sequences)
+        return plan
 
-def regions_from_args(
-    args: argparse.Namespace, *, input_uri: str | None = None, sequences: bool = True
-) -> RegionPlan | None:
-    """The checked :class:`RegionPlan` of ``--region`` / ``--uncovered``, or None without
-    regions. Reads every mask and style file now (one-line errors before anything loads)."""
-    specs = parse_regions(getattr(args, "region", None))
-    uncovered = getattr(args, "uncovered", "style")
-    if not specs:
-        return None
-    if uncovered not in UNCOVERED:
-        raise OptionValueError(f"uncovered: expected {' or '.join(UNCOVERED)}, got {uncovered!r}")
-    plan = RegionPlan(specs, uncovered)
-    plan.check(input_uri=input_uri, sequences=sequences)
-    return plan
+
+def with_region_styles(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``prepare`` step: with regions and no ``style``, the first region's style is the
+    style of uncovered positions."""
+    if data.get("region") and not data.get("style"):
+        specs = parse_regions(list(items(data["region"])))
+        if specs:
+            data = {**data, "style": list(RegionPlan(specs, "style").default_styles)}
+    return data
 
 
 # -- bench regions ----------------------------------------------------------------------------
-def _configure_bench(parser: argparse.ArgumentParser) -> None:
-    from adaattn_video.stylizer import PRECISIONS
-    from streamer.cli.values import positive_int, wh_arg
-
-    parser.add_argument(
-        "--size", type=wh_arg, default=(360, 640), metavar="WxH", help="frame size (640x360)"
+@dataclass(frozen=True)
+class BenchRegionsOptions:
+    size: tuple[int, int] = option(
+        (360, 640), "frame size", metavar="WxH", parse=wh, format=format_wh
     )
-    parser.add_argument("--regions", type=positive_int, default=2, help="regions (default 2)")
-    parser.add_argument("--style-size", type=positive_int, default=256, help="style side (256)")
-    parser.add_argument("--repeats", type=positive_int, default=3, help="timed frames (best of)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
-    parser.add_argument("--variant", choices=("video", "image"), default="video")
-    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
-    parser.set_defaults(func=run_bench_regions)
+    regions: int = option(2, "regions", metavar="N", check=positive)
+    style_size: int = option(256, "style side", metavar="N", check=positive)
+    repeats: int = option(3, "timed frames (best of)", metavar="N", check=positive)
+    device: str = option("auto", "cpu, cuda, cuda:N or auto")
+    precision: Literal["bf16", "fp16", "fp32"] = option("fp32", "precision of the convolutions")
+    variant: Literal["video", "image"] = option("video", "video or the published image model")
+    json: str | None = option(None, "also write the result as JSON", metavar="FILE")
 
 
-def run_bench_regions(args: argparse.Namespace) -> int:
+def run_bench_regions(args: BenchRegionsOptions) -> int:
     from adaattn_video.stylizer import resolve_device
     from benchmarks.region_cost import RegionBenchConfig, run_region_benchmark
 
@@ -95,14 +103,3 @@ def run_bench_regions(args: argparse.Namespace) -> int:
         raise OptionValueError(str(err)) from err
     result = run_region_benchmark(config)
     return report_result(result, args.json)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from streamer.cli.bench_commands import add_bench_command
-
-    add_bench_command(
-        subparsers,
-        "regions",
-        "per-frame time without regions vs with N regions (random weights, masks half/half)",
-        _configure_bench,
-    )

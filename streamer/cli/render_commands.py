@@ -3,66 +3,35 @@ and ``stylestream demo`` (a bundled clip, rendered; works offline on a fresh ins
 
 from __future__ import annotations
 
-import argparse
-import logging
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from adaattn_video.errors import MissingWeightsError
 from adaattn_video.settings import DEVICE_HELP, StylizerSpec
-from configkit.convert import known_keys
-from streamer.cli import add_config_option
-from streamer.cli.options import add_dataclass_options
-from streamer.cli.options import config_from_args as options_config
-from streamer.cli.ray_options import add_ray_arguments, run_ray_render, wants_ray
-from streamer.cli.region_options import add_region_options, regions_from_args
-from streamer.cli.values import typed_value, wh_arg
+from configkit.checks import positive
+from configkit.convert import option
+from streamer.cli.ray_options import RayOptions, run_ray_render
+from streamer.cli.region_options import RegionOptions
+from streamer.cli.values import format_wh, wh
 from streamer.guard import refuse_overlap
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """``render``: the render itself (input, output, model, encoder), the progress bar, the
+    regions and the Ray options."""
+
+    render: RenderConfig = option(flatten=True)
+    progress: bool = option(True, "show a progress bar")
+    regions: RegionOptions = option(RegionOptions(), flatten=True)
+    ray: RayOptions = option(RayOptions(), flatten=True)
+    config_file: str | None = option(None, cli=False)
 
 
-def add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``render`` options, generated from :class:`RenderConfig` and its
-    :class:`~adaattn_video.settings.StylizerSpec`. Values are converted and checked after
-    parsing (:func:`config_from_args`), so a bad flag and a bad YAML value give the same
-    one-line error."""
-    parser.add_argument(
-        "input", nargs="?", metavar="INPUT",
-        help="video file, image folder, frames/%%06d.png pattern, or lavfi:GRAPH "
-        "(e.g. lavfi:testsrc2=size=320x240:rate=30:duration=5)",
-    )  # fmt: skip
-    parser.add_argument(
-        "-o", "--output", metavar="OUT.mp4",
-        help="output .mp4/.mov/.mkv, or a folder / %%06d.png pattern for PNG frames",
-    )  # fmt: skip
-    add_dataclass_options(
-        parser.add_argument_group("model and style"), StylizerSpec,
-        help_overrides={"size": "output frame size: WIDTHxHEIGHT, or N = longer side "
-                        "(default: the input's)"},
-    )  # fmt: skip
-    add_dataclass_options(
-        parser.add_argument_group("rendering"),
-        RenderConfig,
-        skip=("input", "output", *STYLIZER_KEYS),
-    )
-    parser.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=True,
-        help="show a progress bar (default on)",
-    )  # fmt: skip
-    add_region_options(parser)
-    add_ray_arguments(parser)  # streamer.cluster: --ray, --workers, --segment-s, --resume
-    add_config_option(parser)
-
-
-STYLIZER_KEYS = tuple(known_keys(StylizerSpec))
-
-
-def config_from_args(args: argparse.Namespace) -> RenderConfig:
-    """Flags + YAML values -> a checked :class:`RenderConfig` (bad values: one clear error)."""
-    return options_config(RenderConfig, args)
+RENDER_HELP = {"size": "output frame size: WIDTHxHEIGHT, or N = longer side (default: the input's)"}
 
 
 def exit_code(result: RenderResult) -> int:
@@ -70,15 +39,13 @@ def exit_code(result: RenderResult) -> int:
     return 128 + result.interrupted_by if result.interrupted_by else 0
 
 
-def run_render(args: argparse.Namespace) -> int:
-    regions = regions_from_args(args, input_uri=typed_value(args, "input", str, optional=True))
-    if regions is not None and not args.style:
-        args.style = list(regions.default_styles)
-    config = config_from_args(args)
-    refuse_overlap(config.output, [args.config])  # the other inputs: in render()
-    if wants_ray(args):
-        return run_ray_render(args, config, regions=regions)
-    result = render(config, progress=typed_value(args, "progress", bool), regions=regions)
+def run_render(args: RenderOptions) -> int:
+    config = args.render
+    regions = args.regions.plan(input_uri=config.input)
+    refuse_overlap(config.output, [args.config_file])  # the other inputs: in render()
+    if args.ray.wanted():
+        return run_ray_render(args.ray, config, progress=args.progress, regions=regions)
+    result = render(config, progress=args.progress, regions=regions)
     print(result.summary())
     if result.interrupted_by:
         print(
@@ -93,7 +60,24 @@ DEMO_OUTPUT = "stylestream-demo.mp4"
 DEMO_INPUT = "stylestream-demo-input.mp4"
 
 
-def run_demo(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class DemoOptions:
+    output_dir: str = option(".", "where to write", metavar="DIR")
+    weights: str | None = option(None, "a .safetensors checkpoint", metavar="W")
+    untrained: bool = option(False, "force random weights")
+    device: str = option("auto", DEVICE_HELP)
+    size: tuple[int, int] = option((144, 256), "clip size", metavar="WxH", parse=wh,
+                                   format=format_wh)  # fmt: skip
+    fps: int = option(24, "clip frame rate", check=positive)
+    seconds: float = option(3.0, "clip length", check=positive)
+    progress: bool = option(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and self.untrained:
+            raise RenderConfigError("give either --weights or --untrained, not both")
+
+
+def run_demo(args: DemoOptions) -> int:
     from adaattn_video.assets import DEFAULT_STYLE
     from adaattn_video.checkpoint import default_checkpoint
     from streamer.demo import make_demo_clip
@@ -143,34 +127,3 @@ def run_demo(args: argparse.Namespace) -> int:
             "`stylestream demo` again."
         )
     return exit_code(result)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    render_parser = subparsers.add_parser(
-        "render",
-        help="stylize a video file (or frames) into an MP4 with its audio",
-        description="Stylize a video file, image sequence or lavfi source into an MP4 (audio "
-        "copied unchanged, timing kept, playable even after a crash) or into PNG frames.",
-    )
-    add_render_arguments(render_parser)
-    render_parser.set_defaults(func=run_render)
-
-    demo = subparsers.add_parser(
-        "demo",
-        help="render a short bundled clip into ./stylestream-demo.mp4",
-        description=f"Make a 3-second clip from a bundled photo ({DEMO_INPUT}) and render it "
-        f"with the bundled style into {DEMO_OUTPUT} (both overwritten). Works offline: without "
-        "weights it runs the untrained model and says so.",
-    )
-    demo.add_argument("--output-dir", default=".", metavar="DIR", help="where to write (.)")
-    weights = demo.add_mutually_exclusive_group()
-    weights.add_argument("--weights", metavar="W", help="a .safetensors checkpoint")
-    weights.add_argument("--untrained", action="store_true", help="force random weights")
-    demo.add_argument("--device", default="auto", help=DEVICE_HELP)
-    demo.add_argument("--size", type=wh_arg, default=(144, 256), metavar="WxH",
-                      help="clip size (default 256x144)")  # fmt: skip
-    demo.add_argument("--fps", type=int, default=24, help="clip frame rate (24)")
-    demo.add_argument("--seconds", type=float, default=3.0, help="clip length (3)")
-    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                      help="show a progress bar")  # fmt: skip
-    demo.set_defaults(func=run_demo)

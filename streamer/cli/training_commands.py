@@ -10,23 +10,21 @@ Thin wrappers: arguments -> a typed config -> a function in :mod:`training` that
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec, resolve_device, resolve_precision
-from configkit.convert import check_keys
-from streamer.cli import add_config_option
+from configkit.checks import at_least, positive
+from configkit.convert import option, option_like
 from streamer.cli.clips import read_clip
-from streamer.cli.options import add_dataclass_options, namespace_values
-from streamer.cli.options import config_from_args as options_config
 from streamer.cli.reports import write_json_report
-from streamer.cli.values import positive_int, wh_arg
-
-EVAL_STYLIZER_KEYS = ("style", "style_size", "device", "precision")
+from streamer.cli.values import format_wh, wh
+from training.config import TrainConfig
 
 
 class EvalUsageError(StylestreamError, ValueError):
@@ -34,16 +32,34 @@ class EvalUsageError(StylestreamError, ValueError):
 
 
 # -- train -------------------------------------------------------------------------------------
-def run_train(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class TrainOptions:
+    """``train``: the training config (YAML keys = ``--key value`` flags = ``KEY=VALUE``
+    overrides), and whether to print it instead of training."""
+
+    train: TrainConfig = option(flatten=True)
+    overrides: tuple[str, ...] = option(
+        (), "override a config key, e.g. lr=2e-4 batch_size=4 resume=auto", positional=True,
+        metavar="KEY=VALUE",
+    )  # fmt: skip
+    print_config: bool = option(False, "print the resolved config and exit")
+
+
+def apply_overrides(data: dict[str, Any]) -> dict[str, Any]:
+    """``train``'s ``prepare`` step: ``KEY=VALUE`` overrides win over flags and the YAML."""
+    from configkit.convert import check_keys
+    from training.config import TrainConfigError, parse_overrides
+
+    raw = data.pop("overrides", ())
+    overrides = parse_overrides([raw] if isinstance(raw, str) else list(raw or ()))
+    check_keys(TrainConfig, overrides, "override", TrainConfigError)
+    return {**data, **overrides}
+
+
+def run_train(args: TrainOptions) -> int:
     import yaml
 
-    from training.config import TrainConfig, TrainConfigError, parse_overrides
-
-    values = namespace_values(args, args.train_keys)
-    overrides = parse_overrides(args.overrides)
-    check_keys(TrainConfig, overrides, "override", TrainConfigError)
-    values.update(overrides)
-    config = TrainConfig.from_mapping(values, source=args.config or "command line")
+    config = args.train
     # An unavailable device or an impossible precision: one line now, not a traceback later.
     resolve_precision(config.precision, resolve_device(config.device), training=True)
     if args.print_config:
@@ -66,45 +82,70 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    from training.config import TrainConfig
-
-    parser = subparsers.add_parser(
-        "train",
-        help="train the temporally stable video model on your photos and paintings",
-        description="Train the video AdaAttN (cosine attention + image-similarity loss). "
-        "Settings: the keys of a YAML file given with --config (see configs/train_video.yaml, "
-        "every key documented there), then --key value flags or KEY=VALUE overrides (the same "
-        "keys). Resume with resume=auto. "
-        "Several GPUs: torchrun --nproc_per_node N --no-python stylestream train ...",
-    )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE",
-        help="override a config key, e.g. lr=2e-4 batch_size=4 resume=auto",
-    )  # fmt: skip
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved config and exit"
-    )
-    keys = add_dataclass_options(
-        parser.add_argument_group("config keys (see configs/train_video.yaml)"), TrainConfig
-    )
-    parser.set_defaults(train_keys=tuple(keys))
-    add_config_option(parser)
-    parser.set_defaults(func=run_train)
-
-
 # -- eval --------------------------------------------------------------------------------------
-def _checkpoint_arg(text: str) -> tuple[str, str]:
-    """``[LABEL=]FILE`` -> (label, path); the label defaults to the file's stem."""
-    label, sep, path = text.partition("=")
-    if not sep:
-        return Path(text).stem, text
-    if not label or not path:
-        raise argparse.ArgumentTypeError(f"expected [LABEL=]FILE.safetensors, got {text!r}")
-    return label, path
+def _checkpoints(value: Any) -> tuple[tuple[str, str], ...]:
+    """``[LABEL=]FILE`` items -> (label, path); the label defaults to the file's stem."""
+    result = []
+    for text in [value] if isinstance(value, str) else value:
+        label, sep, path = str(text).partition("=")
+        if not sep:
+            result.append((Path(str(text)).stem, str(text)))
+        elif not label or not path:
+            raise ValueError(f"expected [LABEL=]FILE.safetensors, got {text!r}")
+        else:
+            result.append((label, path))
+    return tuple(result)
 
 
-def run_eval(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class EvalOptions:
+    clip: str | None = option(
+        None, "video file or folder of frames", positional=True, metavar="CLIP"
+    )
+    synthetic: Literal["pan", "zoom", "static"] | None = option(
+        None, "use a clip of exactly known motion made from a photo (checks the metric too)"
+    )
+    synthetic_image: str | None = option(None, "photo for --synthetic", metavar="IMAGE")
+    frames: int = option(12, "frames of --synthetic", metavar="N", check=positive)
+    speed: float = option(2.0, "--synthetic pan px/frame or zoom %/frame")
+    checkpoint: tuple[tuple[str, str], ...] = option(
+        (), "a stylestream .safetensors model; repeat to compare", metavar="[LABEL=]FILE",
+        parse=_checkpoints, repeat=True,
+    )  # fmt: skip
+    untrained: tuple[Literal["video", "image"], ...] = option(
+        (), "add a random-weights model (pipeline checks only; NOT a stylization)",
+        metavar="video|image", repeat=True,
+    )  # fmt: skip
+    size: tuple[int, int] | None = option(
+        None, "resize frames to WIDTHxHEIGHT", metavar="WxH", parse=wh, format=format_wh
+    )
+    max_frames: int | None = option(None, "use the first N frames", metavar="N", check=positive)
+    styles: tuple[str, ...] = option_like(
+        StylizerSpec, "styles", help="style image; repeat for several (default: a bundled one)"
+    )
+    style_size: int | None = option_like(
+        StylizerSpec, "style_size", None, "style longer side (default: native size)"
+    )
+    device: str = option_like(StylizerSpec, "device")
+    precision: str = option_like(StylizerSpec, "precision")
+    encoder_family: Literal["vgg_normalised", "torchvision_vgg19"] = option(
+        "vgg_normalised", "VGG the style/content losses look through"
+    )
+    encoder_weights: str | None = option(None, "its weights (vgg_normalised.pth)", metavar="FILE")
+    allow_random_encoder: bool = option(
+        False, "losses through a random VGG (tests only; the numbers mean nothing)"
+    )
+    json: str | None = option(None, "also write the report as JSON", metavar="OUT.json")
+
+    def spec(self) -> StylizerSpec:
+        """The stylizer settings of the run (checked like every command's)."""
+        return StylizerSpec(
+            styles=self.styles, style_size=self.style_size, device=self.device,
+            precision=self.precision,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+def run_eval(args: EvalOptions) -> int:
     import numpy as np
 
     from adaattn_video.assets import DEFAULT_CONTENT, DEFAULT_STYLE
@@ -120,11 +161,11 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     if args.clip is not None and args.synthetic is not None:
         raise EvalUsageError("give either a CLIP or --synthetic, not both")
-    spec = options_config(StylizerSpec, args, keys=EVAL_STYLIZER_KEYS)
+    spec = args.spec()
     device = resolve_device(spec.device)  # an unavailable device: one line, before any work
     precision = resolve_precision(spec.precision, device)
     models = {}
-    for label, path in args.checkpoint or []:
+    for label, path in args.checkpoint:
         if label in models:
             raise EvalUsageError(f"two --checkpoint entries are labelled {label!r}; use LABEL=FILE")
         models[label] = load_checkpoint(path)
@@ -184,67 +225,33 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_eval(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="measure temporal stability (warping error) of models on a clip",
-        description="Warping error (DIS flow on the input frames, "
-        "forward-backward occlusion mask, mean |o_t+1 - warp(o_t)| in [0, 1]) for the input "
-        "itself (the floor) and each checkpoint and style, plus global style / content losses "
-        "and fps. Typically compare the video model with the published image model.",
-    )
-    parser.add_argument("clip", nargs="?", metavar="CLIP", help="video file or folder of frames")
-    parser.add_argument(
-        "--synthetic", choices=("pan", "zoom", "static"),
-        help="use a clip of exactly known motion made from a photo (checks the metric too)",
-    )  # fmt: skip
-    parser.add_argument("--synthetic-image", metavar="IMAGE", help="photo for --synthetic")
-    parser.add_argument("--frames", type=positive_int, default=12, help="frames of --synthetic")
-    parser.add_argument(
-        "--speed", type=float, default=2.0, help="--synthetic pan px/frame or zoom %%/frame"
-    )
-    parser.add_argument(
-        "--checkpoint", action="append", type=_checkpoint_arg, metavar="[LABEL=]FILE",
-        help="a stylestream .safetensors model; repeat to compare",
-    )  # fmt: skip
-    parser.add_argument(
-        "--untrained", action="append", choices=("video", "image"),
-        help="add a random-weights model (pipeline checks only; NOT a stylization)",
-    )  # fmt: skip
-    parser.add_argument("--size", type=wh_arg, metavar="WxH", help="resize frames to WIDTHxHEIGHT")
-    parser.add_argument(
-        "--max-frames", type=positive_int, metavar="N", help="use the first N frames"
-    )
-    add_dataclass_options(
-        parser.add_argument_group("stylizer"), StylizerSpec, only=EVAL_STYLIZER_KEYS,
-        defaults={"style_size": None},
-        help_overrides={"style": "style image; repeat for several (default: a bundled one)",
-                        "style_size": "style longer side (default: native size)"},
-    )  # fmt: skip
-    parser.add_argument(
-        "--encoder-family", choices=("vgg_normalised", "torchvision_vgg19"), default="vgg_normalised",
-        help="VGG the style/content losses look through",
-    )  # fmt: skip
-    parser.add_argument(
-        "--encoder-weights", metavar="FILE", help="its weights (vgg_normalised.pth)"
-    )
-    parser.add_argument(
-        "--allow-random-encoder", action="store_true",
-        help="losses through a random VGG (tests only; the numbers mean nothing)",
-    )  # fmt: skip
-    parser.add_argument("--json", metavar="OUT.json", help="also write the report as JSON")
-    add_config_option(parser)
-    parser.set_defaults(func=run_eval)
-
-
 # -- bench train -------------------------------------------------------------------------------
-def run_bench_train(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class BenchTrainOptions:
+    size: int = option(256, "crop side", metavar="N", check=positive)
+    batch_size: int = option(2, "per process", metavar="N", check=positive)
+    steps: int = option(3, "timed steps", metavar="N", check=positive)
+    warmup: int = option(1, "untimed steps first", metavar="N", check=at_least(0))
+    processes: tuple[int, ...] = option(
+        (1, 2), "process counts to compare (DDP, gloo on CPU / NCCL on CUDA)", metavar="N",
+        check=at_least(1),
+    )  # fmt: skip
+    threads: int | None = option(
+        None, "CPU threads in total, split between processes (default: all cores)",
+        metavar="N", check=positive,
+    )  # fmt: skip
+    device: str = option("cpu", "cpu or cuda")
+    precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "training precision")
+    json: str | None = option(None, "also write the numbers as JSON", metavar="OUT.json")
+
+
+def run_bench_train(args: BenchTrainOptions) -> int:
     from benchmarks.train_throughput import TrainBenchConfig, format_results, run_train_benchmark
 
     resolve_device(args.device)  # an unavailable device: one line, not a traceback in a worker
     config = TrainBenchConfig(
         size=args.size, batch_size=args.batch_size, steps=args.steps, warmup_steps=args.warmup,
-        processes=tuple(args.processes), threads=args.threads, device=args.device,
+        processes=args.processes, threads=args.threads, device=args.device,
         precision=args.precision,
     )  # fmt: skip
     results = run_train_benchmark(config)
@@ -252,54 +259,3 @@ def run_bench_train(args: argparse.Namespace) -> int:
     if args.json:
         write_json_report(args.json, [dataclasses.asdict(r) for r in results])
     return 0
-
-
-def _bench_parser(
-    subparsers: argparse._SubParsersAction, name: str, help_text: str
-) -> argparse.ArgumentParser:
-    """A ``bench NAME`` parser: through streamer.cli.bench_commands when it exists, else inside the
-    ``bench`` group another command module created (or a new one)."""
-    try:
-        from streamer.cli.bench_commands import add_bench_command
-    except ImportError:
-        add_bench_command = None
-    if add_bench_command is not None:
-        return add_bench_command(subparsers, name, help=help_text)
-    bench = subparsers.choices.get("bench") or subparsers.add_parser(
-        "bench", help="benchmarks that print numbers"
-    )
-    groups = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
-    group = (
-        groups[0]
-        if groups
-        else bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
-    )
-    return group.add_parser(name, help=help_text)
-
-
-def _add_bench_train(subparsers: argparse._SubParsersAction) -> None:
-    parser = _bench_parser(
-        subparsers, "train", "training throughput (samples/s), 1 vs several processes"
-    )
-    parser.add_argument("--size", type=positive_int, default=256, help="crop side (default 256)")
-    parser.add_argument("--batch-size", type=positive_int, default=2, help="per process")
-    parser.add_argument("--steps", type=positive_int, default=3, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument(
-        "--processes", type=positive_int, nargs="+", default=[1, 2],
-        help="process counts to compare (DDP, gloo on CPU / NCCL on CUDA)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--threads", type=positive_int, default=None,
-        help="CPU threads in total, split between processes (default: all cores)",
-    )  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    parser.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
-    parser.set_defaults(func=run_bench_train)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    _add_train(subparsers)
-    _add_eval(subparsers)
-    _add_bench_train(subparsers)

@@ -1,9 +1,8 @@
-"""Option values shared by every command: the same checks for a flag and for a YAML key, so a
-bad value gives the same one-line error wherever it came from."""
+"""Option values shared by every command: parse functions for ``option(parse=...)``, so a flag
+and a YAML key give the same one-line error."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from adaattn_video import settings
@@ -28,38 +27,39 @@ def parse_wh(value: Any, name: str = "size") -> tuple[int, int] | None:
         raise OptionValueError(f"{name}: {err}") from err
 
 
-def wh_arg(text: str) -> tuple[int, int]:
-    """argparse type for ``--size WxH`` -> (height, width)."""
-    try:
-        size = parse_wh(text)
-    except OptionValueError as err:
-        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[1]) from err
-    assert size is not None
-    return size
+def wh(value: Any) -> tuple[int, int]:
+    """``option(parse=wh)``: ``WxH`` or ``[W, H]`` -> (height, width)."""
+    return settings.parse_wh(value)
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts (>= 1)."""
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def format_wh(size: tuple[int, int]) -> str:
+    """The inverse of :func:`wh`: (height, width) -> ``WxH``."""
+    return f"{size[1]}x{size[0]}"
 
 
-def typed_value(args: argparse.Namespace, name: str, kind: type, *, optional: bool = False) -> Any:
-    """``args.<name>`` as ``kind`` (bool, int, float or str) by the one converter
-    (:func:`configkit.convert.convert_value`): flags arrive as strings, YAML values as YAML
-    typed them; NaN and infinity are refused."""
-    hint: Any = (kind | None) if optional else kind
-    return convert_value(name, getattr(args, name), hint, source="", error=OptionValueError)
+def wh_list(value: Any) -> tuple[tuple[int, int], ...]:
+    """``option(parse=wh_list)``: ``640x360 1280x720`` (flags) or a YAML list -> sizes."""
+    items = value.split() if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"expected a list of WxH sizes, got {value!r}")
+    return tuple(settings.parse_wh(item) for item in items)
+
+
+def format_wh_list(sizes: tuple[tuple[int, int], ...]) -> list[str]:
+    return [f"{w}x{h}" for h, w in sizes]
+
+
+def items(value: Any) -> tuple[Any, ...]:
+    """``option(parse=items)``: one value or a list of them -> a tuple (items unconverted:
+    e.g. regions, given as ``style=A,mask=B`` strings or YAML mappings)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
 
 
 def float_list(value: Any, name: str) -> tuple[float, ...] | None:
     """A flag's list or a YAML number/list -> finite floats; None stays None."""
     if value is None:
         return None
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    return convert_value(name, items, tuple[float, ...], source="", error=OptionValueError)
+    listed = list(value) if isinstance(value, (list, tuple)) else [value]
+    return convert_value(name, listed, tuple[float, ...], source="", error=OptionValueError)

@@ -15,39 +15,29 @@ bad value gives the same message either way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec, format_size, parse_size
-from configkit.convert import from_mapping, option, to_mapping
+from configkit.checks import positive
+from configkit.convert import check_fields, from_mapping, option, option_like, to_mapping
 from configkit.yaml_loader import load_yaml_file
 from streamer.live import LiveConfig
 from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.zeromq.endpoints import check_bind_endpoint
-from streamer.zeromq.wire import WireFormatError, check_encoding, check_stream_name
+from streamer.zeromq.publisher import PublishOptions
+from streamer.zeromq.wire import WireFormatError, check_stream_name
 
 
 class ServeConfigError(StylestreamError, ValueError):
     """A serve setting (YAML key, flag, or add-stream request field) that cannot be used."""
 
 
-_SAME: Any = object()
-
-
-def _like(cls: type, name: str, default: Any = _SAME, help: str | None = None) -> Any:
-    """The option of ``cls.name`` (its flag, help, parser), with another default or help."""
-    field = next(f for f in fields(cls) if f.name == name)
-    meta = field.metadata
-    if default is _SAME:
-        default = field.default
-    return option(
-        default, help or meta.get("help", ""), flag=meta.get("flag"), metavar=meta.get("metavar"),
-        parse=meta.get("parse"), format=meta.get("format"),
-    )  # fmt: skip
+_like = option_like  # the option of another config's field, declared once there
 
 
 def _parse_regions(value: Any) -> tuple[RegionSpec, ...]:
@@ -80,7 +70,8 @@ class StreamSpec:
         region / uncovered: a style per region (``--region`` syntax, still masks and chroma
             keys) and what positions covered by none get; a stream with regions is stylized in
             its own model call (see :mod:`streamer.serve.scheduler`).
-        capture_size ... end_of_stream: the source options of ``live`` (webcam, network).
+        source_options: the source options of ``live`` (webcam, network; the same keys),
+            always ``realtime``.
     """
 
     name: str = option("", "the stream's name (and ZeroMQ topic)", metavar="NAME")
@@ -100,15 +91,7 @@ class StreamSpec:
     uncovered: Literal["style", "content"] = option(
         "style", "positions covered by no region: the stream's style or the content"
     )
-    capture_size: tuple[int, int] | None = _like(LiveConfig, "capture_size")
-    capture_fps: float | None = _like(LiveConfig, "capture_fps")
-    fourcc: str | None = _like(LiveConfig, "fourcc")
-    transport: Literal["tcp", "udp"] = _like(LiveConfig, "transport")
-    open_timeout_s: float = _like(LiveConfig, "open_timeout_s")
-    read_timeout_s: float = _like(LiveConfig, "read_timeout_s")
-    give_up_after_s: float = _like(LiveConfig, "give_up_after_s")
-    during_outage: Literal["pause", "repeat"] = _like(LiveConfig, "during_outage")
-    end_of_stream: Literal["reconnect", "stop"] = _like(LiveConfig, "end_of_stream")
+    source_options: LiveOptions = option(LiveOptions(realtime=True), flatten=True)
 
     def __post_init__(self) -> None:
         try:
@@ -136,12 +119,7 @@ class StreamSpec:
     def live_options(self) -> LiveOptions:
         """How the source is opened: as ``live`` opens its ``--source``, files and lavfi paced
         at their own rate (``realtime``)."""
-        return LiveOptions(
-            realtime=True, capture_size=self.capture_size, capture_fps=self.capture_fps,
-            fourcc=self.fourcc, transport=self.transport, open_timeout_s=self.open_timeout_s,
-            read_timeout_s=self.read_timeout_s, give_up_after_s=self.give_up_after_s,
-            during_outage=self.during_outage, end_of_stream=self.end_of_stream,
-        )  # fmt: skip
+        return replace(self.source_options, realtime=True)
 
     def stylizer(self, base: StylizerSpec) -> StylizerSpec:
         """The server's spec with this stream's style, alpha and size (where it gives them)."""
@@ -203,8 +181,8 @@ class ServeConfig:
             ``style_size``, ``max_memory``) and the streams' default style, alpha and size.
         zmq: the one PUB endpoint every stream publishes on (topic = stream name), or None.
         control: REP control endpoint, or None.
-        encoding / jpeg_quality: published payload.
-        send_hwm: messages queued per subscriber (all streams together) before it loses some.
+        publish: published payload (``encoding``, ``jpeg_quality``) and ``send_hwm``: messages
+            queued per subscriber (all streams together, default 32) before it loses some.
         queue_frames: newest frames kept per stream before the oldest is dropped (memory is
             bounded by streams x (queue_frames in + queue_frames out)).
         max_batch: most frames per model call (one per stream and round; more streams wait for
@@ -219,26 +197,22 @@ class ServeConfig:
 
     streams: tuple[StreamSpec, ...] = option(
         (), "the streams (YAML only; on the command line: --stream NAME=SOURCE)",
-        parse=_parse_streams,
+        parse=_parse_streams, cli=False,
     )  # fmt: skip
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and default style", flatten=True)
     zmq: str | None = _like(
         LiveConfig, "zmq", help="one PUB endpoint for all streams ('none': off)"
     )
     control: str | None = _like(LiveConfig, "control", DEFAULT_CONTROL_ENDPOINT)
-    encoding: Literal["jpeg", "rgb24"] = _like(LiveConfig, "encoding")
-    jpeg_quality: int = _like(LiveConfig, "jpeg_quality")
-    send_hwm: int = _like(
-        LiveConfig, "send_hwm", 32, "messages queued per subscriber (all streams together)"
-    )
-    queue_frames: int = option(1, "newest frames kept per stream", metavar="N")
-    max_batch: int = option(8, "most frames per model call", metavar="N")
+    publish: PublishOptions = option(PublishOptions(send_hwm=32), flatten=True)
+    queue_frames: int = option(1, "newest frames kept per stream", metavar="N", check=positive)
+    max_batch: int = option(8, "most frames per model call", metavar="N", check=positive)
     status_interval_s: float = _like(LiveConfig, "status_interval_s")
     seconds: float | None = _like(LiveConfig, "seconds")
     overwrite: bool = _like(LiveConfig, "overwrite", help="replace existing stream recordings")
     allow_remote_bind: bool = _like(LiveConfig, "allow_remote_bind")
     curve_keys_dir: str | None = _like(LiveConfig, "curve_keys_dir")
-    embedded: bool = option(False, "streams come from the Python API only (the studio)")
+    embedded: bool = option(False, "streams come from the Python API only (the studio)", cli=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.stylizer, StylizerSpec):
@@ -258,19 +232,7 @@ class ServeConfig:
         no_output = self.zmq is None and not any(spec.record for spec in self.streams)
         if no_output and self.control is None and not self.embedded:
             raise ServeConfigError("nothing to do: give a zmq endpoint or a stream 'record'")
-        if self.send_hwm < 1 or self.queue_frames < 1 or self.max_batch < 1:
-            raise ServeConfigError(
-                "send_hwm, queue_frames and max_batch must be >= 1, got "
-                f"{self.send_hwm}, {self.queue_frames}, {self.max_batch}"
-            )
-        if self.status_interval_s < 0:
-            raise ServeConfigError(f"status_interval_s must be >= 0, got {self.status_interval_s}")
-        if self.seconds is not None and self.seconds <= 0:
-            raise ServeConfigError(f"seconds must be > 0, got {self.seconds}")
-        try:
-            check_encoding(self.encoding, self.jpeg_quality)
-        except ValueError as err:
-            raise ServeConfigError(str(err)) from err
+        check_fields(self, ServeConfigError)  # the fields' own checks (>= 1, > 0)
         for endpoint in (self.zmq, self.control):
             if endpoint is not None:
                 check_bind_endpoint(endpoint, allow_remote=self.allow_remote_bind)

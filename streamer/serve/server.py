@@ -66,9 +66,7 @@ class StreamServer:
             self.publisher = ZmqSink(
                 ZmqSinkConfig(
                     config.zmq,
-                    encoding=config.encoding,
-                    jpeg_quality=config.jpeg_quality,
-                    send_hwm=config.send_hwm,
+                    publish=config.publish,
                     allow_remote_bind=config.allow_remote_bind,
                     curve_keys_dir=None
                     if config.curve_keys_dir is None

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, Literal
 
 from adaattn_video.errors import StylestreamError
+from configkit.checks import non_negative, positive
+from configkit.convert import check_fields, option
 from streamer.frames import FrameSource
 
 LAVFI_PREFIX = "lavfi:"
@@ -83,9 +86,26 @@ def is_image_sequence(uri: str) -> bool:
     return Path(uri).is_dir() or "%" in Path(uri).name or any(c in uri for c in "*?[")
 
 
+def _capture_size(value: Any) -> tuple[int, int] | None:
+    from adaattn_video.settings import parse_wh
+
+    return None if value is None else parse_wh(value)
+
+
+def _check_capture_size(size: tuple[int, int]) -> None:
+    if len(size) != 2 or min(size) < 16:
+        raise ValueError(f"must be WxH with sides >= 16 pixels for a capture size, got {size}")
+
+
+def _format_wh(size: tuple[int, int]) -> str:
+    return f"{size[1]}x{size[0]}"
+
+
 @dataclass(frozen=True)
 class LiveOptions:
-    """How live inputs are read (and whether a file is paced like one).
+    """How live inputs are read (and whether a file is paced like one): the one declaration of
+    the source options, flattened into ``live``'s and each ``serve`` stream's config and handed
+    unchanged to :func:`open_source`.
 
     Attributes:
         realtime: pace a file / image sequence at its own frame rate; it then is a live source
@@ -100,48 +120,49 @@ class LiveOptions:
         give_up_after_s: a stream outage longer than this ends the run with an error.
         during_outage: ``"pause"`` (publish nothing) or ``"repeat"`` (the last frame again).
         end_of_stream: a stream the server ends: ``"reconnect"`` or ``"stop"``.
-        ffmpeg_options: extra FFmpeg options for a network stream (strings).
+        ffmpeg_options: extra FFmpeg options for a network stream (strings; YAML only).
     """
 
-    realtime: bool = False
-    capture_size: tuple[int, int] | None = None
-    capture_fps: float | None = None
-    fourcc: str | None = None
-    transport: str = "tcp"
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    give_up_after_s: float = 60.0
-    during_outage: str = "pause"
-    end_of_stream: str = "reconnect"
-    ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
+    realtime: bool = option(
+        False, "play a FILE at its own frame rate, dropping frames like a camera (default: "
+        "every frame, as fast as the model goes)",
+    )  # fmt: skip
+    capture_size: tuple[int, int] | None = option(
+        None, "webcam: requested capture size", metavar="WxH", parse=_capture_size,
+        format=_format_wh, check=_check_capture_size,
+    )  # fmt: skip
+    capture_fps: float | None = option(None, "webcam: requested rate", metavar="F", check=positive)
+    fourcc: str | None = option(None, "webcam: pixel format, e.g. MJPG", metavar="CODE")
+    transport: Literal["tcp", "udp"] = option("tcp", "RTSP transport")
+    open_timeout_s: float = option(
+        10.0, "give up opening a source after S seconds", metavar="S", check=positive
+    )
+    read_timeout_s: float = option(
+        5.0, "no data for this long = an outage (network) or an error (webcam)", metavar="S",
+        check=positive,
+    )  # fmt: skip
+    give_up_after_s: float = option(
+        60.0, "end with an error after an outage this long (network sources)", metavar="S",
+        check=non_negative,
+    )  # fmt: skip
+    during_outage: Literal["pause", "repeat"] = option(
+        "pause", "publish nothing, or repeat the last frame, while reconnecting"
+    )
+    end_of_stream: Literal["reconnect", "stop"] = option(
+        "reconnect", "when a network stream ends: reconnect (live) or stop (VOD)"
+    )
+    ffmpeg_options: Mapping[str, str] = option(
+        help="extra FFmpeg demuxer options", default_factory=dict, cli=False
+    )
 
     def __post_init__(self) -> None:
-        if self.capture_size is not None and (
-            len(self.capture_size) != 2 or min(self.capture_size) < 16
-        ):
-            raise SourceError(
-                f"capture size must be (height, width) of >= 16 pixels, got {self.capture_size}"
-            )
-        if self.capture_fps is not None and self.capture_fps <= 0:
-            raise SourceError(f"capture fps must be > 0, got {self.capture_fps}")
-        if self.transport not in ("tcp", "udp"):
-            raise SourceError(f"transport must be 'tcp' or 'udp', got {self.transport!r}")
-        for name, value in (
-            ("open_timeout_s", self.open_timeout_s),
-            ("read_timeout_s", self.read_timeout_s),
-        ):
-            if value <= 0:
-                raise SourceError(f"{name} must be > 0, got {value}")
-        if self.give_up_after_s < 0:
-            raise SourceError(f"give_up_after_s must be >= 0, got {self.give_up_after_s}")
-        if self.during_outage not in ("pause", "repeat"):
-            raise SourceError(
-                f"during_outage must be 'pause' or 'repeat', got {self.during_outage!r}"
-            )
-        if self.end_of_stream not in ("reconnect", "stop"):
-            raise SourceError(
-                f"end_of_stream must be 'reconnect' or 'stop', got {self.end_of_stream!r}"
-            )
+        check_fields(self, SourceError)
+        for name, choices in (("transport", ("tcp", "udp")), ("during_outage", ("pause", "repeat")),
+                              ("end_of_stream", ("reconnect", "stop"))):  # fmt: skip
+            if getattr(self, name) not in choices:
+                raise SourceError(
+                    f"{name} must be {' or '.join(map(repr, choices))}, got {getattr(self, name)!r}"
+                )
         object.__setattr__(
             self,
             "ffmpeg_options",

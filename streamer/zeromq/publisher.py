@@ -12,9 +12,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import zmq
 
+from configkit.checks import at_least, between
+from configkit.convert import check_fields, option
 from streamer.frames import Frame, FrameSink
 from streamer.zeromq.endpoints import bind, check_bind_endpoint
 from streamer.zeromq.wire import check_encoding, encode_frame
@@ -25,37 +28,59 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 
 
 @dataclass(frozen=True)
+class PublishOptions:
+    """How frames are published: the one declaration of these options, flattened into
+    ``live``'s and ``serve``'s configs and handed unchanged to :class:`ZmqSinkConfig`.
+
+    Attributes:
+        encoding: ``"jpeg"`` (small, lossy) or ``"rgb24"`` (raw, exact).
+        jpeg_quality: 1..100.
+        send_hwm: messages queued per subscriber before new ones are dropped for it.
+        send_buffer_bytes: kernel send buffer per connection (None = OS default); with
+            ``send_hwm`` it bounds the memory and the staleness a slow subscriber can cause.
+    """
+
+    encoding: Literal["jpeg", "rgb24"] = option("jpeg", "payload of published frames")
+    jpeg_quality: int = option(90, "JPEG quality", metavar="Q", check=between(1, 100))
+    send_hwm: int = option(
+        8, "frames queued per subscriber before a slow one loses frames", metavar="N",
+        check=at_least(1),
+    )  # fmt: skip
+    send_buffer_bytes: int | None = option(
+        None, "kernel send buffer per subscriber", metavar="B", check=at_least(4096)
+    )
+
+    def __post_init__(self) -> None:
+        check_encoding(self.encoding, self.jpeg_quality)
+        check_fields(self, ValueError)
+
+
+@dataclass(frozen=True)
 class ZmqSinkConfig:
     """Where and how frames are published.
 
     Attributes:
         endpoint: bind address; ``tcp://127.0.0.1:*`` picks a free port (see ``endpoint``
             of the sink for the real one).
-        encoding: ``"jpeg"`` (small, lossy) or ``"rgb24"`` (raw, exact).
-        jpeg_quality: 1..100.
-        send_hwm: messages queued per subscriber before new ones are dropped for it.
-        send_buffer_bytes: kernel send buffer per connection (None = OS default); with
-            ``send_hwm`` it bounds the memory and the staleness a slow subscriber can cause.
+        publish: the payload and queue options (:class:`PublishOptions`).
         allow_remote_bind: permit binding a non-loopback address.
         curve_keys_dir: directory from ``stylestream keys generate`` to encrypt and accept only
             authorized subscribers (see :mod:`streamer.zeromq.curve`), or None for plain TCP.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
-    encoding: str = "jpeg"
-    jpeg_quality: int = 90
-    send_hwm: int = 8
-    send_buffer_bytes: int | None = None
+    publish: PublishOptions = PublishOptions()
     allow_remote_bind: bool = False
     curve_keys_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        check_encoding(self.encoding, self.jpeg_quality)
         check_bind_endpoint(self.endpoint, allow_remote=self.allow_remote_bind)
-        if self.send_hwm < 1:
-            raise ValueError(f"send_hwm must be >= 1 message, got {self.send_hwm}")
-        if self.send_buffer_bytes is not None and self.send_buffer_bytes < 4096:
-            raise ValueError(f"send_buffer_bytes must be >= 4096, got {self.send_buffer_bytes}")
+
+    # The sink reads these (read-only views of ``publish``, not copies).
+    encoding = property(lambda self: self.publish.encoding)
+    jpeg_quality = property(lambda self: self.publish.jpeg_quality)
+    send_hwm = property(lambda self: self.publish.send_hwm)
+    send_buffer_bytes = property(lambda self: self.publish.send_buffer_bytes)
 
 
 class ZmqSink(FrameSink):

@@ -294,10 +294,12 @@ def test_train_takes_key_value_and_flags_alike(capsys) -> None:
 @pytest.mark.parametrize(
     ("action", "words"),
     [
-        (["set-style", STYLE, STYLE, "--weights", "nan", "1"], "finite numbers >= 0"),
-        (["set-style", STYLE, "--weights", "inf"], "finite numbers >= 0"),
+        (["set-style", STYLE, STYLE, "--weights", "nan", "1"], "weights: expected a number"),
+        (["set-style", STYLE, "--weights", "inf"], "weights: expected a number"),
+        (["set-style", STYLE, STYLE, "--weights", "-1", "1"], "finite numbers >= 0"),
         (["set-style", STYLE, STYLE, "--weights", "0", "0"], "positive sum"),
-        (["set-alpha", "nan"], "alpha must be in [0, 1]"),
+        (["set-alpha", "nan"], "alpha: expected a number"),
+        (["set-alpha", "1.5"], "alpha must be in [0, 1]"),
     ],
 )
 def test_control_refuses_bad_values_before_sending(capsys, action: list[str], words: str) -> None:

@@ -9,7 +9,6 @@ argparse ``type=`` helpers. Example counts are bounded so the suite stays fast.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from adaattn_video.errors import StylestreamError  # noqa: E402
 from adaattn_video.settings import StylizerSpec, parse_size  # noqa: E402
 from configkit.convert import from_mapping  # noqa: E402
 from configkit.yaml_loader import parse_overrides, parse_yaml_text  # noqa: E402
-from streamer.cli.values import float_list, parse_wh, positive_int, wh_arg  # noqa: E402
+from streamer.cli.values import float_list, parse_wh, wh, wh_list  # noqa: E402
 from streamer.live import LiveConfig  # noqa: E402
 from streamer.render import RenderConfig  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
@@ -116,9 +115,9 @@ def test_size_parsers_raise_only_documented_errors(text: str) -> None:
             continue
         if parse is parse_wh and result is not None:
             assert min(result) >= 16
-    for arg in (wh_arg, positive_int):
-        with contextlib.suppress(argparse.ArgumentTypeError):
-            arg(text)
+    for parse_text in (wh, wh_list):
+        with contextlib.suppress(StylestreamError):
+            parse_text(text)
 
 
 @FAST

@@ -21,6 +21,7 @@ from streamer.stats import (
     percentile,
 )
 from streamer.zeromq.control import send_command
+from streamer.zeromq.publisher import PublishOptions
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -106,7 +107,7 @@ def test_tracker_current_is_computed_on_request_and_thread_safe():
 def test_get_status_reports_current_numbers_with_status_lines_off(untrained_stylizer):
     source = PatternSource(size=(32, 32), fps=20)
     config = LiveConfig(
-        "pattern", stylizer=StylizerSpec(styles=(str(style_images()[0]),)), zmq=ANY_PORT, encoding="rgb24",
+        "pattern", stylizer=StylizerSpec(styles=(str(style_images()[0]),)), zmq=ANY_PORT, publish=PublishOptions(encoding="rgb24"),
         control=ANY_PORT, status_interval_s=0,
     )  # fmt: skip
     run = LiveRun(config, stylizer=untrained_stylizer, source=source)

@@ -31,7 +31,9 @@ from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.cli import main
 from streamer.live import LiveConfig
 from streamer.regions.switch import RegionSwitch
+from streamer.sources import LiveOptions
 from streamer.zeromq.control import ControlServer, live_handlers
+from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 
 STYLE = style_images()[0]
@@ -198,7 +200,7 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
     try:
         config = LiveConfig(
             server.url("live"), stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, control=None,
-            status_interval_s=0.5, give_up_after_s=30, read_timeout_s=1.0,
+            status_interval_s=0.5, source_options=LiveOptions(give_up_after_s=30, read_timeout_s=1.0),
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model))
         with Subscriber(run.endpoints["zmq"], receive_timeout_s=30.0) as sub:
@@ -232,7 +234,7 @@ def test_stopping_during_an_outage_is_prompt(model) -> None:
     try:
         config = LiveConfig(
             server.url("live"), stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, control=None,
-            status_interval_s=0, give_up_after_s=60, read_timeout_s=1.0,
+            status_interval_s=0, source_options=LiveOptions(give_up_after_s=60, read_timeout_s=1.0),
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model))
         with Subscriber(run.endpoints["zmq"], receive_timeout_s=30.0) as sub:
@@ -255,8 +257,8 @@ def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
 
     def frames_out(stalled: bool) -> int:
         config = LiveConfig(
-            "pattern", stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT, encoding="rgb24", send_hwm=2,
-            send_buffer_bytes=4096, control=None, status_interval_s=0, seconds=2.5,
+            "pattern", stylizer=StylizerSpec(styles=(str(STYLE),)), zmq=ANY_PORT,
+            publish=PublishOptions(encoding="rgb24", send_hwm=2, send_buffer_bytes=4096), control=None, status_interval_s=0, seconds=2.5,
         )  # fmt: skip
         run = LiveRun(config, stylizer=_stylizer(model), source=PatternSource(fps=20))
         proc = None
@@ -347,15 +349,11 @@ def test_unknown_yaml_key_is_one_line(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 def test_shipped_configs_parse() -> None:
-    from streamer.cli import _subparser_for, apply_yaml_config, build_parser
-    from streamer.cli.live_commands import live_config_from_args
+    from streamer.cli import command_config
 
     root = Path(__file__).resolve().parents[3] / "configs"
     for name, source in (("live-webcam.yaml", "0"), ("rtsp-relay.yaml", "rtsp://")):
-        parser = build_parser()
-        argv = ["live", "--config", str(root / name)]
-        apply_yaml_config(_subparser_for(parser, argv), root / name)
-        config = live_config_from_args(parser.parse_args(argv))
+        config = command_config(["live", "--config", str(root / name)]).live
         assert config.source.startswith(source)
         assert config.zmq == "tcp://127.0.0.1:5555" and config.control == "tcp://127.0.0.1:5556"
 

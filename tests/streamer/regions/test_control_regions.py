@@ -31,6 +31,7 @@ from streamer.zeromq.control import (
     send_command,
     set_regions_request,
 )
+from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import Subscriber
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -89,7 +90,7 @@ def test_set_regions_and_clear_regions_on_a_running_live_stream(
     source = GreenLeftSource(size=(HEIGHT, WIDTH), fps=20)
     config = LiveConfig(
         "synthetic", stylizer=StylizerSpec(styles=(styles["warm"],), device="cpu"), zmq=ANY_PORT,
-        encoding="rgb24", send_hwm=64, control=ANY_PORT, status_interval_s=0,
+        publish=PublishOptions(encoding="rgb24", send_hwm=64), control=ANY_PORT, status_interval_s=0,
     )  # fmt: skip
     run = LiveRun(config, stylizer=_plain(model, styles["warm"]), source=source)
     keyed_label = "warm|regions:cold"

@@ -238,7 +238,7 @@ def test_image_command_with_regions_from_yaml(tmp_path, styles, capsys) -> None:
     assert np.asarray(Image.open(out)).shape == (32, 48, 3)
     config.write_text('uncovered: nothing\nregion: ["style=a.png,key=green"]\n')
     assert main(args) == 2
-    assert "uncovered: expected style or content" in _one_error_line(capsys)
+    assert "uncovered: expected one of 'style', 'content', got 'nothing'" in _one_error_line(capsys)
 
 
 # -- live: a chroma key switches regions where the key colour is ------------------------------

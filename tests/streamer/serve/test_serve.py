@@ -436,29 +436,25 @@ def test_view_shows_a_grid_of_all_streams_or_one_stream(model, styles: dict[str,
 
 
 def test_serve_flags_for_the_common_case(styles: dict[str, str], tmp_path: Path) -> None:
-    from streamer.cli import _subparser_for, apply_yaml_config, build_parser
     from streamer.cli.serve_commands import ServeUsageError, serve_config_from_args
 
-    parser = build_parser()
-    args = parser.parse_args(
-        ["serve", "--untrained", "--style", styles["red"], "--stream", "a=lavfi:testsrc2",
+    config = serve_config_from_args(
+        ["--untrained", "--style", styles["red"], "--stream", "a=lavfi:testsrc2",
          "--stream", "b=rtsp://127.0.0.1:8554/live", "--size", "96x64", "--control", "none",
          "--seconds", "3"]
     )  # fmt: skip
-    config = serve_config_from_args(args)
     assert [(s.name, s.source, s.size) for s in config.streams] == [
         ("a", "lavfi:testsrc2", (64, 96)),
         ("b", "rtsp://127.0.0.1:8554/live", (64, 96)),
     ]
     assert config.stylizer.untrained and config.control is None and config.seconds == 3.0
-    # --config YAML keys are the parser's defaults; flags override them.
+    # --config YAML keys come after the defaults; flags override them.
     path = tmp_path / "serve.yaml"
     path.write_text("seconds: 9\nmax_batch: 2\nstreams:\n  - {name: y, source: x, style: a}\n")
-    apply_yaml_config(_subparser_for(parser, ["serve"]), path)
-    config = serve_config_from_args(parser.parse_args(["serve", "--seconds", "4"]))
+    config = serve_config_from_args(["--config", str(path), "--seconds", "4"])
     assert (config.seconds, config.max_batch, config.streams[0].name) == (4.0, 2, "y")
     with pytest.raises(ServeUsageError, match="NAME=SOURCE"):
-        serve_config_from_args(parser.parse_args(["serve", "--style", "s", "--stream", "a"]))
+        serve_config_from_args(["--style", "s", "--stream", "a"])
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ from streamer.zeromq.control import (
     send_request,
     set_style_request,
 )
+from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import Subscriber
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -155,7 +156,7 @@ def test_style_switch_on_a_running_stream_applies_from_the_next_frame(
     stylizer = _stylizer(model)
     source = PatternSource(size=(64, 64), fps=30)
     config = LiveConfig(
-        "pattern", stylizer=StylizerSpec(styles=(str(STYLE_A),)), zmq=ANY_PORT, encoding="rgb24", send_hwm=64,
+        "pattern", stylizer=StylizerSpec(styles=(str(STYLE_A),)), zmq=ANY_PORT, publish=PublishOptions(encoding="rgb24", send_hwm=64),
         control=ANY_PORT, status_interval_s=0,
     )  # fmt: skip
     run = LiveRun(config, stylizer=stylizer, source=source)

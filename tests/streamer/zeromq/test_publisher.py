@@ -15,7 +15,7 @@ import pytest
 from streamer.frames import Frame
 from streamer.zeromq.curve import CurveKeyError, generate_keys
 from streamer.zeromq.endpoints import BindError, EndpointError
-from streamer.zeromq.publisher import ZmqSink, ZmqSinkConfig
+from streamer.zeromq.publisher import PublishOptions, ZmqSink, ZmqSinkConfig
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber, SubscriberConfig
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -50,7 +50,7 @@ def _sync(sink: ZmqSink, sub: Subscriber, timeout_s: float = 5.0) -> None:
 
 def test_every_frame_arrives_in_order_with_header_and_payload() -> None:
     # send_hwm covers the burst: 12 frames sent back to back, faster than the I/O thread drains.
-    config = ZmqSinkConfig(ANY_PORT, encoding="rgb24", send_hwm=64)
+    config = ZmqSinkConfig(ANY_PORT, PublishOptions(encoding="rgb24", send_hwm=64))
     with ZmqSink(config, style_id=lambda: "mosaic") as sink:
         assert sink.endpoint.startswith("tcp://127.0.0.1:")
         with Subscriber(sink.endpoint, receive_timeout_s=5.0) as sub:
@@ -73,7 +73,7 @@ def test_every_frame_arrives_in_order_with_header_and_payload() -> None:
 
 def test_latest_only_returns_the_newest_frame_and_counts_skips() -> None:
     with (
-        ZmqSink(ZmqSinkConfig(ANY_PORT, encoding="jpeg", send_hwm=100)) as sink,
+        ZmqSink(ZmqSinkConfig(ANY_PORT, PublishOptions(encoding="jpeg", send_hwm=100))) as sink,
         Subscriber(sink.endpoint, latest_only=True, receive_timeout_s=5.0, receive_hwm=100) as sub,
     ):
         _sync(sink, sub)
@@ -126,7 +126,9 @@ def test_curve_only_key_holders_receive(tmp_path: Path) -> None:
     (stranger / "server.key").write_bytes((keys / "server.key").read_bytes())
     (stranger / "client.key_secret").write_bytes((other / "client.key_secret").read_bytes())
 
-    config = ZmqSinkConfig(ANY_PORT, encoding="rgb24", send_hwm=64, curve_keys_dir=keys)
+    config = ZmqSinkConfig(
+        ANY_PORT, PublishOptions(encoding="rgb24", send_hwm=64), curve_keys_dir=keys
+    )
     with ZmqSink(config) as sink:
         endpoint = sink.endpoint
         member = Subscriber(endpoint, receive_timeout_s=5.0, curve_keys_dir=keys)
@@ -185,7 +187,7 @@ def test_stalled_subscriber_bounds_publisher_memory_and_rate() -> None:
     600 distinct 320x240 rgb24 frames are 138 MB; with send_hwm=4 the publisher may hold a few
     frames plus the kernel's socket buffers (a few MB), nowhere near the total."""
     frames = 600
-    with ZmqSink(ZmqSinkConfig(ANY_PORT, encoding="rgb24", send_hwm=4)) as sink:
+    with ZmqSink(ZmqSinkConfig(ANY_PORT, PublishOptions(encoding="rgb24", send_hwm=4))) as sink:
         # Baseline rate with no subscriber at all (same process, same frames).
         started = time.perf_counter()
         for i in range(frames):
