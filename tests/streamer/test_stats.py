@@ -8,6 +8,7 @@ import time
 
 import pytest
 from helpers.live_helpers import LiveRun, PatternSource
+from helpers.network import ANY_PORT
 
 from adaattn_video.assets import style_images
 from adaattn_video.settings import StylizerSpec
@@ -21,8 +22,6 @@ from streamer.stats import (
     percentile,
 )
 from streamer.zeromq.control import send_command
-
-ANY_PORT = "tcp://127.0.0.1:*"
 
 
 def test_percentile_is_nearest_rank_and_rejects_nonsense():

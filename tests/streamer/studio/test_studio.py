@@ -28,6 +28,8 @@ import av
 import cv2
 import numpy as np
 import pytest
+from helpers.cli import main_error
+from helpers.network import ANY_PORT
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec
@@ -216,11 +218,7 @@ def test_a_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPat
 def test_studio_mistakes_are_one_error_line_and_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streamer.cli import main
-
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("stylestream: error: ") and message in err[0]
+    assert message in main_error(argv, capsys)
 
 
 def test_studio_without_the_extra_says_how_to_install_it(
@@ -324,7 +322,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
                 size=SIZE, untrained=True, device="cpu", precision="fp32", style_size=128
             ),
             run_dir=str(run_dir),
-            zmq="tcp://127.0.0.1:*",
+            zmq=ANY_PORT,
         )
     )
     yield running

@@ -17,23 +17,17 @@ from helpers.live_helpers import (
     PatternSource,
     receive_until,
 )
+from helpers.network import ANY_PORT
 
 from adaattn_video.assets import style_images
-from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.live import LiveConfig
 from streamer.zeromq.control import ControlError, ControlServer, send_command, set_style_request
 from streamer.zeromq.subscriber import Subscriber
 
-ANY_PORT = "tcp://127.0.0.1:*"
 STYLE_A, STYLE_B = style_images()[:2]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return open_model(None, untrained=True)
 
 
 def _stylizer(model) -> FrameStylizer:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers.media import pattern_frame
+from helpers.network import ANY_PORT
 
 from streamer.frames import Frame
 from streamer.zeromq.publisher import ZmqSink, ZmqSinkConfig
@@ -40,7 +41,7 @@ class Publisher:
     """Publishes pattern frames (a bar moving every frame) at ``fps`` from a thread."""
 
     def __init__(self, encoding: str = "jpeg", fps: float = 20.0) -> None:
-        self.sink = ZmqSink(ZmqSinkConfig("tcp://127.0.0.1:*", encoding=encoding, send_hwm=64))
+        self.sink = ZmqSink(ZmqSinkConfig(ANY_PORT, encoding=encoding, send_hwm=64))
         self.endpoint = self.sink.endpoint
         self.sent: list[Frame] = []
         self._stop = threading.Event()
@@ -289,7 +290,7 @@ def test_showing_takes_the_newest_frame_per_stream(streams: tuple[str, ...] | No
     one stream) gives only its newest frame, skipping the queued older ones; a ``serve``
     publisher (one topic per stream) gives the newest frame of EACH stream, so a grid never
     loses a stream to a busier one."""
-    sink = ZmqSink(ZmqSinkConfig("tcp://127.0.0.1:*", send_hwm=64))
+    sink = ZmqSink(ZmqSinkConfig(ANY_PORT, send_hwm=64))
     config = subscriber_config(ViewerConfig(endpoint=sink.endpoint, http="127.0.0.1:0"))
     assert config.latest_only and config.stream is None
     image = pattern_frame(0, 32, 48)
