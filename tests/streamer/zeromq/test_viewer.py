@@ -6,10 +6,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
 import queue
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from helpers.browser import screenshot
 from helpers.media import pattern_frame
 from helpers.network import ANY_PORT
 
@@ -233,31 +231,8 @@ def test_bad_viewer_settings(options: dict, message: str) -> None:
         ViewerConfig("tcp://127.0.0.1:5555", **options)
 
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--window-size=480,360",
-)
-
-
-def _screenshot(url: str, path: Path, profile: Path) -> np.ndarray:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed: apt-get install --no-install-recommends chromium")
-    subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={path}", url],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "HOME": str(profile)},
-    )
+def _screenshot(url: str, path: Path) -> np.ndarray:
+    screenshot(url, path, ready="[...document.images].some(i => i.naturalWidth > 0)")
     image = cv2.imread(str(path))
     assert image is not None, f"chromium wrote no screenshot to {path}"
     return image
@@ -271,9 +246,9 @@ def test_the_page_shows_the_moving_stream_in_a_real_browser(
     viewer = Viewer(ViewerConfig(publisher.endpoint, http="127.0.0.1:0"))
     try:
         _wait_for_frames(viewer.url)
-        first = _screenshot(viewer.url, tmp_path / "a.png", tmp_path / "profile-a")
+        first = _screenshot(viewer.url, tmp_path / "a.png")
         time.sleep(0.5)
-        second = _screenshot(viewer.url, tmp_path / "b.png", tmp_path / "profile-b")
+        second = _screenshot(viewer.url, tmp_path / "b.png")
     finally:
         viewer.stop()
     # The page background is #111; the picture (160x120 pattern) sits in the middle.
