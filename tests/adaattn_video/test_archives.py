@@ -133,6 +133,7 @@ def test_uncompressed_tar_is_read_as_tar(tmp_path, video_files) -> None:
     assert model.config.variant == "video"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["package.zip", "package"])
 def test_tar_under_another_name_is_read_as_tar(tmp_path, video_files, name) -> None:
     save_files(tmp_path / "tree" / "v", video_files)

@@ -60,7 +60,7 @@ def test_cosine_cost_does_not_depend_on_style_size() -> None:
     """The sums have the same shapes whatever the number of style positions."""
     small = CosineStyleSums.from_style(_random((1, 8, 10), 8), _random((1, 4, 10), 9))
     large = CosineStyleSums.from_style(_random((1, 8, 5000), 8), _random((1, 4, 5000), 9))
-    assert small.p1.shape == large.p1.shape == (1, 8, 4)
+    assert small.weight.shape == large.weight.shape == (1, 8 + 1, 1 + 2 * 4)
     assert float(large.count.squeeze()) == 5000.0
 
 

@@ -45,6 +45,7 @@ def test_encoder_is_frozen_and_stays_in_eval_mode() -> None:
     assert not any(p.requires_grad for p in encoder.parameters())
 
 
+@pytest.mark.slow
 def test_torchvision_family_equals_torchvision_vgg19_features() -> None:
     """Same weights -> same taps as torchvision's own vgg19 (ImageNet normalisation included)."""
     torch.manual_seed(0)
@@ -112,6 +113,7 @@ def test_fast_path_matches_published_formulation(config, content_hw, style_hw) -
     assert relative_error(fast, reference) < FP32_REORDER_TOLERANCE
 
 
+@pytest.mark.slow
 def test_batch_equals_frame_by_frame_and_cached_style_equals_recomputed() -> None:
     model = _model(ModelConfig())
     content, style = _images((3, 3, 32, 40), 4), _images((1, 3, 48, 48), 5)
@@ -123,6 +125,7 @@ def test_batch_equals_frame_by_frame_and_cached_style_equals_recomputed() -> Non
         torch.testing.assert_close(batch[i : i + 1], single, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_style_mix_weights() -> None:
     model = _model(ModelConfig())
     content = _images((1, 3, 32, 32), 6)

@@ -102,6 +102,7 @@ def test_tracker_current_is_computed_on_request_and_thread_safe():
     assert len(readers) == 120 and all(r["frames_out"] >= 0 for r in readers)
 
 
+@pytest.mark.slow
 def test_get_status_reports_current_numbers_with_status_lines_off(untrained_stylizer):
     source = PatternSource(size=(32, 32), fps=20)
     config = LiveConfig(

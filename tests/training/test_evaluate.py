@@ -173,6 +173,7 @@ def _first(motion, pairs: int):
     return ClipMotion(motion.flows[:pairs], motion.masks[:pairs], motion.source)
 
 
+@pytest.mark.slow
 def test_eval_command_on_a_synthetic_clip(tmp_path: Path, capsys) -> None:
     from streamer.cli import main
 

@@ -218,6 +218,7 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
     assert any("SOURCE DOWN (reconnecting)" in line for line in run.status_lines)
 
 
+@pytest.mark.slow
 @pytest.mark.rtsp
 def test_stopping_during_an_outage_is_prompt(model) -> None:
     """Ctrl-C (here: the stop event) while the source is reconnecting ends the run at once,
@@ -241,6 +242,7 @@ def test_stopping_during_an_outage_is_prompt(model) -> None:
     assert result.status.outages == 1 and result.status.reconnects == 0
 
 
+@pytest.mark.slow
 def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
     """A subscriber that never reads: the publisher drops its frames instead of waiting.
 

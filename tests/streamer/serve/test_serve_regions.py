@@ -70,6 +70,7 @@ def assert_split(frame: np.ndarray, left: np.ndarray, right: np.ndarray) -> None
         assert near < 3 and far > 3 * near, (near, far)
 
 
+@pytest.mark.slow
 def test_a_stream_with_regions_next_to_one_without_and_set_regions_at_run_time(
     model, files: dict[str, str], capsys
 ) -> None:
