@@ -238,6 +238,7 @@ def test_info_on_a_pth_file_says_to_import_it(tmp_path, capsys) -> None:
 
 
 # -- bench -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_model_prints_every_row(tmp_path, capsys) -> None:
     report = tmp_path / "bench.json"
     argv = ["bench", "model", "--sizes", "48x32", "40x36", "--style-size", "32"]

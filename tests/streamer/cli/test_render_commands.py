@@ -246,6 +246,7 @@ def test_demo_runs_offline_without_weights(tmp_path, monkeypatch, capsys):
     assert main(args) == 0  # a second run replaces its own files
 
 
+@pytest.mark.slow
 def test_bench_render_prints_numbers(capsys):
     args = [
         "bench",
