@@ -81,11 +81,6 @@ class CosineStyleSums:
     def channels(self) -> int:
         return (self.weight.shape[-1] - 1) // 2
 
-    @property
-    def p1(self) -> Tensor:
-        """(S, d, C) mean_j k_j (V_j - c)^T."""
-        return self.weight[:, :-1, 1 : 1 + self.channels]
-
 
 def cosine_stats_positions(
     query: Tensor, sums: CosineStyleSums, dtype: torch.dtype = torch.float32

@@ -8,11 +8,16 @@ and records, per counter, presentation time of the stylized frame minus that of 
 frame: the round trip camera -> browser encoder -> network -> server decode -> model -> server
 encoder -> network -> browser jitter buffer and decoder -> screen, on one clock. Frames dropped
 on the way have no pair and do not count (their share is reported).
+
+The browser is Debian's ``chromium`` driven with Playwright (``pip install playwright``, in the
+``test`` extra; never ``playwright install``: the system browser is used), its fake camera
+playing the clip (:func:`write_marker_clip`) and loopback WebRTC allowed (:func:`chromium_args`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -20,16 +25,103 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec
 from configkit.convert import option
 from streamer.stats import percentile
+from streamer.studio.markers import draw_marker
 
 BENCH_SIZE = (180, 320)  # (height, width): camera and stylized size
 
 
 class BenchStudioConfigError(StylestreamError, ValueError):
     """A ``bench studio`` setting that cannot be used."""
+
+
+class BrowserMissingError(StylestreamError, RuntimeError):
+    """Playwright or the system Chromium is not installed."""
+
+
+# Headless Chromium with a fake camera playing a file and WebRTC between two loopback ends:
+# without --allow-loopback-in-peer-connection and the mDNS feature off, the page and the
+# studio on 127.0.0.1 never find a candidate pair. The rest keeps a test browser quiet (no
+# network of its own, no sandbox in containers, no GPU) and never throttles a background tab.
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+    "--disable-renderer-backgrounding",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+)
+
+
+def chromium_args(clip: Path | None = None) -> list[str]:
+    """Chromium's command-line flags; ``clip``: the Y4M file the fake camera plays (looping)."""
+    camera = [] if clip is None else [f"--use-file-for-fake-video-capture={clip}"]
+    return [*CHROMIUM_FLAGS, *camera]
+
+
+def find_browser() -> str:
+    """The system Chromium's path, once Playwright is importable; else one clear error."""
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        raise BrowserMissingError(
+            "a real browser is driven with Playwright, which is not installed: "
+            "pip install playwright (or pip install -e '.[test]'); the system chromium is used, "
+            "no `playwright install` needed"
+        ) from None
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BrowserMissingError(
+        "chromium is not installed: apt-get install --no-install-recommends chromium"
+    )
+
+
+def clip_frame(index: int, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: a colour gradient, a moving disc and the frame marker ``index``."""
+    import cv2
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.empty((height, width, 3), np.uint8)
+    image[..., 0] = (x / width * 200 + 30).astype(np.uint8)
+    image[..., 1] = (y / height * 160 + 60).astype(np.uint8)
+    image[..., 2] = int((index * 7) % 256 * 0.5 + 60)
+    cx = int((0.5 + 0.35 * np.cos(index / 10)) * width)
+    cy = int((0.55 + 0.3 * np.sin(index / 7)) * height)
+    cv2.circle(image, (cx, cy), max(6, height // 6), (250, 240, 90), -1)
+    return draw_marker(image, index)
+
+
+def write_marker_clip(path: Path, width: int, height: int, fps: int, frames: int) -> Path:
+    """Write a Y4M (4:2:0) clip of :func:`clip_frame` frames, what Chromium's fake camera
+    plays; returns ``path``."""
+    if width % 2 or height % 2:
+        raise ValueError(f"Y4M 4:2:0 needs even sides, got {width}x{height}")
+    import cv2
+
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for index in range(frames):
+            yuv = cv2.cvtColor(clip_frame(index, width, height), cv2.COLOR_RGB2YUV_I420)
+            out.write(b"FRAME\n")
+            out.write(yuv.tobytes())
+    return path
 
 
 @dataclass(frozen=True)
@@ -68,10 +160,10 @@ class BenchStudioConfig:
 def run_bench_studio(
     config: BenchStudioConfig, *, print_line: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    from streamer.studio.browser import write_marker_clip
     from streamer.studio.config import StudioConfig
     from streamer.studio.server import run_studio
 
+    browser = find_browser()  # before the studio starts: a missing browser is one line
     height, width = config.size
     with tempfile.TemporaryDirectory(prefix="bench-studio-") as folder:
         tmp = Path(folder)
@@ -100,7 +192,7 @@ def run_bench_studio(
         if "error" in info:
             raise info["error"]
         try:
-            page_numbers = asyncio.run(_measure(config, clip, info["studio"].url))
+            page_numbers = asyncio.run(_measure(config, browser, clip, info["studio"].url))
         finally:
             stop.set()
             thread.join(60)
@@ -138,22 +230,33 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-async def _measure(config: BenchStudioConfig, clip: Path, url: str) -> dict[str, Any]:
-    from streamer.studio.browser import Chromium
+async def _measure(config: BenchStudioConfig, browser: str, clip: Path, url: str) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
 
-    async with Chromium(clip) as browser:
-        page = await browser.open(url + "?autostart=1")
-        await page.wait_for("window.studio && window.studio.framesShown > 3", 120)
-        await asyncio.sleep(config.warmup_s)
-        await page.evaluate("studio.bench.roundTrips = []; studio.benchStart = studio.framesShown")
-        await asyncio.sleep(config.seconds)
-        numbers = await page.evaluate(
-            "({trips: studio.bench.roundTrips.slice(), "
-            "shown: studio.framesShown - studio.benchStart, id: studio.connectionId})"
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=browser, args=chromium_args(clip)
         )
-        status = await page.evaluate(
-            "fetch('api/status').then(r => r.json()).then(s => s.engine.streams)"
-        )
-        await page.close()
+        try:
+            page = await chromium.new_page()
+            await page.goto(url + "?autostart=1")
+            await page.wait_for_function(
+                "window.studio && window.studio.framesShown > 3", timeout=120_000, polling=200
+            )
+            await asyncio.sleep(config.warmup_s)
+            await page.evaluate(
+                "() => { studio.bench.roundTrips = []; studio.benchStart = studio.framesShown; }"
+            )
+            await asyncio.sleep(config.seconds)
+            numbers = await page.evaluate(
+                "({trips: studio.bench.roundTrips.slice(), "
+                "shown: studio.framesShown - studio.benchStart, id: studio.connectionId})"
+            )
+            status = await page.evaluate(
+                "fetch('api/status').then(r => r.json()).then(s => s.engine.streams)"
+            )
+            await page.close()
+        finally:
+            await chromium.close()
     stream = next((s for s in status if s["name"] == numbers["id"]), {})
     return {"round_trips_ms": numbers["trips"], "frames_shown": numbers["shown"], "stream": stream}

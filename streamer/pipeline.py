@@ -389,15 +389,3 @@ class Pipeline:
         else:
             log.warning("%s again: stopping now", name)
             self.stop(graceful=False)
-
-
-def run_pipeline(
-    source: FrameSource,
-    stylizer: Stylizer,
-    sinks: Sequence[FrameSink],
-    config: PipelineConfig | None = None,
-    *,
-    monitor: Monitor | None = None,
-) -> StatsSnapshot:
-    """``Pipeline(...).run()`` in one call."""
-    return Pipeline(source, stylizer, sinks, config, monitor=monitor).run()

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures (keep this small; modules put their own helpers in tests/*.py)."""
+"""Shared pytest fixtures (keep this small; shared helper functions live in tests/helpers/)."""
 
 from __future__ import annotations
 
@@ -22,14 +22,22 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def untrained_stylizer():
-    """A CPU :class:`FrameStylizer` with the deterministic untrained video model and a small
-    random style (32 px): the real architecture at the cheapest size. Shared by the session:
-    do not change its style or alpha (build your own for that)."""
+def model():
+    """The deterministic untrained video model (``open_model(None, untrained=True)``, fp32 on
+    the CPU): the real architecture with the same random weights in every run. Shared by the
+    session: stylize with it, never change its weights, dtype or device (build your own)."""
     from adaattn_video.checkpoint import open_model
+
+    return open_model(None, untrained=True)
+
+
+@pytest.fixture(scope="session")
+def untrained_stylizer(model):
+    """A CPU :class:`FrameStylizer` with :func:`model` and a small random style (32 px). Shared
+    by the session: do not change its style or alpha (build your own for that)."""
     from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 
-    stylizer = FrameStylizer(open_model(None, untrained=True), StylizerConfig(device="cpu"))
+    stylizer = FrameStylizer(model, StylizerConfig(device="cpu"))
     style = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     stylizer.set_style(style)
     return stylizer

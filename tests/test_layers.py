@@ -43,7 +43,8 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 def test_the_layers_are_kept() -> None:
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 kept, 0 broken" in result.stdout, result.stdout
+    contracts = (ROOT / "pyproject.toml").read_text().count("[[tool.importlinter.contracts]]")
+    assert contracts >= 5 and f"{contracts} kept, 0 broken" in result.stdout, result.stdout
     for contract in (CONFIGKIT, BENCHMARKS, MODEL, TRAINING, STREAMER):
         assert f"{contract} KEPT" in result.stdout
 

@@ -285,10 +285,6 @@ class LossTerms:
     content: Tensor
     similarity: Tensor
 
-    def as_floats(self) -> dict[str, float]:
-        names = ("total", "style", "local", "content", "similarity")
-        return {name: float(getattr(self, name).detach()) for name in names}
-
     def stacked(self) -> Tensor:
         """(5,) detached float32: total, style, local, content, similarity (for all-reduce)."""
         return torch.stack(

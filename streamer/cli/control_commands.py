@@ -2,8 +2,11 @@
 or ``serve``, and add, remove or list ``serve`` streams.
 
 Every action is a command of the table with its own small config dataclass; each flattens
-:class:`ControlTarget` (the endpoint, the reply timeout, the CURVE keys). Requests are built by
-:mod:`streamer.zeromq.control`'s helpers (paths made absolute: the server has its own cwd).
+:class:`ControlTarget` (the endpoint, the reply timeout, the CURVE keys). Each action builds the
+typed request object the server parses (:mod:`streamer.zeromq.control.protocol`, and
+:mod:`streamer.serve.commands` for serve's actions), so a request the server would refuse
+(17 styles, NaN weights, ...) is refused here with the same message and never sent; paths are
+made absolute (the server has its own cwd).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import check_alpha, check_style_weights, parse_size
@@ -19,6 +22,9 @@ from configkit.checks import positive
 from configkit.convert import option
 from configkit.yaml_loader import parse_overrides
 from streamer.cli.values import items
+
+if TYPE_CHECKING:
+    from streamer.zeromq.control.client import Request
 
 
 class ControlUsageError(StylestreamError, ValueError):
@@ -41,10 +47,13 @@ class ControlTarget:
     )  # fmt: skip
     curve_keys: str | None = option(None, "keys when the run uses CURVE", metavar="DIR")
 
-    def send(self, request: dict[str, Any]) -> dict[str, Any]:
-        from streamer.zeromq.control import send_command
+    def send(self, request: Request, stream: str | None = None) -> dict[str, Any]:
+        """Send ``request`` (aimed at serve stream ``stream`` when given); the reply."""
+        from streamer.zeromq.control import ForStream, send_request
 
-        reply = send_command(
+        if stream is not None:
+            request = ForStream(request, stream)
+        reply = send_request(
             self.endpoint, request, timeout_s=self.timeout_s, curve_keys_dir=self.curve_keys
         )
         reply.pop("ok", None)
@@ -71,16 +80,13 @@ class SetStyleOptions:
 
 
 def run_set_style(args: SetStyleOptions) -> int:
-    from streamer.zeromq.control import set_style_request
+    from streamer.zeromq.control import SetStyle
 
     if not args.images:
         raise ControlUsageError("expected at least one style IMAGE")
     _existing(args.images)
     check_style_weights(args.weights, len(args.images))  # NaN, inf, < 0, all zero: refused here
-    request = set_style_request(args.images, args.weights)
-    if args.stream is not None:
-        request["stream"] = args.stream
-    reply = args.target.send(request)
+    reply = args.target.send(SetStyle.from_paths(args.images, args.weights), args.stream)
     if args.stream is not None:
         print(f"{reply['stream']}: style set to {reply['style_id']}")
     else:
@@ -96,10 +102,9 @@ class SetAlphaOptions:
 
 
 def run_set_alpha(args: SetAlphaOptions) -> int:
-    request: dict[str, Any] = {"command": "set-alpha", "alpha": check_alpha(args.alpha)}
-    if args.stream is not None:
-        request["stream"] = args.stream
-    reply = args.target.send(request)
+    from streamer.zeromq.control import SetAlpha
+
+    reply = args.target.send(SetAlpha(check_alpha(args.alpha)), args.stream)
     where = f"{reply['stream']}: " if args.stream is not None else ""
     print(f"{where}alpha set to {reply['alpha']:g}")
     return 0
@@ -131,16 +136,15 @@ def _print_regions(reply: dict[str, Any]) -> None:
 
 def run_set_regions(args: SetRegionsOptions) -> int:
     from streamer.regions.specs import RegionPlan, parse_regions
-    from streamer.zeromq.control import set_regions_request
+    from streamer.zeromq.control import SetRegions
 
     if not args.region:
         raise ControlUsageError("expected at least one --region style=IMG,mask=PNG|key=COLOUR")
     plan = RegionPlan(parse_regions(list(args.region)), args.uncovered or "style")
     plan.check(sequences=False)  # a missing or empty mask: one line here, nothing sent
-    request = set_regions_request(plan.regions, args.uncovered)
-    if args.stream is not None:
-        request["stream"] = args.stream
-    _print_regions(args.target.send(request))
+    _print_regions(
+        args.target.send(SetRegions.from_specs(plan.regions, args.uncovered), args.stream)
+    )
     return 0
 
 
@@ -151,10 +155,9 @@ class ClearRegionsOptions:
 
 
 def run_clear_regions(args: ClearRegionsOptions) -> int:
-    request: dict[str, Any] = {"command": "clear-regions"}
-    if args.stream is not None:
-        request["stream"] = args.stream
-    _print_regions(args.target.send(request))
+    from streamer.zeromq.control import ClearRegions
+
+    _print_regions(args.target.send(ClearRegions(), args.stream))
     return 0
 
 
@@ -165,12 +168,16 @@ class TargetOnly:
 
 
 def run_status(args: TargetOnly) -> int:
-    print(json.dumps(args.target.send({"command": "get-status"}), indent=2))
+    from streamer.zeromq.control import GetStatus
+
+    print(json.dumps(args.target.send(GetStatus()), indent=2))
     return 0
 
 
 def run_list_streams(args: TargetOnly) -> int:
-    print(json.dumps(args.target.send({"command": "list-streams"}), indent=2))
+    from streamer.serve.commands import ListStreams
+
+    print(json.dumps(args.target.send(ListStreams()), indent=2))
     return 0
 
 
@@ -181,7 +188,9 @@ class RemoveStreamOptions:
 
 
 def run_remove_stream(args: RemoveStreamOptions) -> int:
-    reply = args.target.send({"command": "remove-stream", "stream": args.name})
+    from streamer.serve.commands import RemoveStream
+
+    reply = args.target.send(RemoveStream(args.name))
     print(f"stream {reply['removed']} removed ({reply['frames_out']} frames published)")
     return 0
 
@@ -241,6 +250,8 @@ class AddStreamOptions:
 
 
 def run_add_stream(args: AddStreamOptions) -> int:
-    reply = args.target.send({"command": "add-stream", "stream": args.entry()})
+    from streamer.serve.commands import AddStream
+
+    reply = args.target.send(AddStream.from_json({"stream": args.entry()}))
     print(f"stream {reply['added']} added (style {reply['style_id']})")
     return 0

@@ -9,9 +9,8 @@ WebRTC. Each browser connection is a push-fed stream of the serve engine
 - :mod:`~streamer.studio.styles`: the gallery and safe uploads.
 - :mod:`~streamer.studio.tls`: a generated self-signed certificate, the access token.
 - :mod:`~streamer.studio.markers`: frame counters drawn into pictures (round-trip latency).
-- :mod:`~streamer.studio.browser`: headless chromium with a fake camera, driven over the
-  DevTools protocol (tests and ``bench studio``).
-- :mod:`~benchmarks.studio_latency`: ``bench studio``.
+- :mod:`~benchmarks.studio_latency`: ``bench studio`` (a real headless Chromium with a fake
+  camera, driven with Playwright).
 
 The page is ``streamer/web/studio.html`` (+ ``studio.js``, ``studio.css``), plain HTML/JS.
 """

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers.cli import main_error
 from helpers.published import save_files, save_zip, video_package
 
 from adaattn_video.errors import ArchiveLimitError
@@ -23,7 +24,6 @@ from adaattn_video.weights import (
     archive_members,
     import_published,
 )
-from streamer.cli import main
 
 TRANSFORMER = "latest_net_transformer.pth"
 MiB = 2**20
@@ -133,6 +133,7 @@ def test_uncompressed_tar_is_read_as_tar(tmp_path, video_files) -> None:
     assert model.config.variant == "video"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["package.zip", "package"])
 def test_tar_under_another_name_is_read_as_tar(tmp_path, video_files, name) -> None:
     save_files(tmp_path / "tree" / "v", video_files)
@@ -176,7 +177,5 @@ def test_limits_are_validated() -> None:
 def test_not_an_archive_is_one_line(tmp_path, capsys) -> None:
     fake = tmp_path / "package.tar"
     fake.write_bytes(b"<html>quota exceeded</html>" * 20)
-    assert main(["weights", "import", str(fake)]) == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("stylestream: error:")]
-    assert len(lines) == 1 and "not a zip (or tar) archive" in lines[0], err
+    line = main_error(["weights", "import", str(fake)], capsys)
+    assert "not a zip (or tar) archive" in line

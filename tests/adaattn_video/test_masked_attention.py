@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.numeric import FP32_REORDER_CLOSE, FP32_REORDER_TOLERANCE, relative_error
 
 from adaattn_video.config import ModelConfig
 from adaattn_video.masked_attention import (
@@ -40,11 +41,6 @@ def _rand(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=_generator(seed))
 
 
-def _relative_error(fast: torch.Tensor, reference: torch.Tensor) -> float:
-    span = (reference.max() - reference.min()).clamp_min(1e-12)
-    return float((fast - reference).abs().max() / span)
-
-
 # -- attention against the references ---------------------------------------------------------
 @pytest.mark.parametrize("kind", ["cosine", "softmax"])
 @pytest.mark.parametrize(("d", "c", "nc", "ns"), [(7, 5, 13, 11), (33, 17, 61, 47)])
@@ -74,8 +70,8 @@ def test_hard_masks_on_one_style_match_the_demo_reference(kind, d, c, nc, ns) ->
     weights, _ = blend_weights(torch.stack(content_masks, 1).unsqueeze(-1), "style")
     mean, std = region_attention_stats(query, states, weights.flatten(2))
     assert mean.shape == ref_mean.shape == (b, c, nc)
-    assert _relative_error(mean, ref_mean) < 1e-5
-    assert _relative_error(std, ref_std) < 1e-4  # sqrt(E[V^2] - M^2) cancels
+    assert relative_error(mean, ref_mean) < 1e-5
+    assert relative_error(std, ref_std) < FP32_REORDER_TOLERANCE  # sqrt(E[V^2] - M^2) cancels
 
 
 @pytest.mark.parametrize("kind", ["cosine", "softmax"])
@@ -105,8 +101,8 @@ def test_soft_masks_and_several_styles_match_the_quadratic_reference(kind) -> No
     ref_mean, ref_std = region_attention_stats_quadratic(
         kind, query, keys, values, style_weights, weights.flatten(2)
     )
-    assert _relative_error(mean, ref_mean) < 1e-5
-    assert _relative_error(std, ref_std) < 1e-4  # sqrt(E[V^2] - M^2) cancels
+    assert relative_error(mean, ref_mean) < 1e-5
+    assert relative_error(std, ref_std) < FP32_REORDER_TOLERANCE  # sqrt(E[V^2] - M^2) cancels
 
 
 def test_soft_masked_softmax_in_query_blocks_matches_one_call(monkeypatch) -> None:
@@ -168,8 +164,8 @@ def test_hard_masks_equal_whole_frame_styles_away_from_the_edge(config, size, ed
     out = stylize_regions(model, content, [styles[0]], [1.0], styles, masks)
     alone = [model.stylize(content, [s]) for s in styles]
     left, right = slice(0, edge - margin), slice(edge + margin, None)
-    torch.testing.assert_close(out[..., left], alone[0][..., left], atol=2e-5, rtol=1e-4)
-    torch.testing.assert_close(out[..., right], alone[1][..., right], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(out[..., left], alone[0][..., left], **FP32_REORDER_CLOSE)
+    torch.testing.assert_close(out[..., right], alone[1][..., right], **FP32_REORDER_CLOSE)
     # and the regions really differ there (the test could fail)
     assert (alone[0][..., right] - alone[1][..., right]).abs().max() > 1e-2
 
@@ -192,7 +188,7 @@ def test_uncovered_positions_get_the_default_style_or_the_content(config) -> Non
     full = torch.ones(1, 1, 32, 48)
     for uncovered in ("style", "content"):
         out = stylize_regions(model, content, [default], [1.0], [region], full, uncovered=uncovered)
-        torch.testing.assert_close(out, model.stylize(content, [region]), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(out, model.stylize(content, [region]), **FP32_REORDER_CLOSE)
 
 
 def test_a_style_mask_restricts_the_style_to_its_part() -> None:
@@ -214,7 +210,7 @@ def test_a_style_mask_restricts_the_style_to_its_part() -> None:
     plain = model.stylize(content, [model.encode_style(style)])
     all_white = encode_masked_style(model, style, torch.ones(1, 1, 32, 64))
     out = stylize_regions(model, content, [all_white], [1.0], [all_white], whole)
-    torch.testing.assert_close(out, plain, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(out, plain, **FP32_REORDER_CLOSE)
     half = torch.zeros(1, 1, 32, 64)
     half[..., 32:] = 1.0
     right = encode_masked_style(model, style, half)
@@ -239,5 +235,5 @@ def test_masked_cosine_sums_stay_accurate_with_a_bf16_matmul() -> None:
         "cosine", query, [key], [value], [mask[:, 0]], weights
     )
     mean, std = region_stats_positions(query.transpose(1, 2), [state], weights, torch.bfloat16)
-    assert _relative_error(mean.transpose(1, 2), ref_mean) < 5e-3
-    assert _relative_error(std.transpose(1, 2), ref_std) < 3e-2
+    assert relative_error(mean.transpose(1, 2), ref_mean) < 5e-3
+    assert relative_error(std.transpose(1, 2), ref_std) < 3e-2

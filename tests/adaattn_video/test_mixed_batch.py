@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.numeric import FP32_REORDER_TOLERANCE, relative_error
 
 from adaattn_video.config import ModelConfig
 from adaattn_video.mixed_batch import FrameStyle, PerFrameStyleError, stylize_per_frame
 from adaattn_video.model import build_model, init_untrained_
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-# fp32 throughout; the only differences are the order of float additions inside batched
-# convolutions and matmuls, ~1e-6 of the output's range. 1e-4 leaves room and still fails on
-# any real mix-up (another frame's style changes outputs by ~1e-1 of the range).
-TOLERANCE = 1e-4
 
 
 def _images(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -24,10 +20,6 @@ def _images(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def video_model() -> torch.nn.Module:
     return init_untrained_(build_model(ModelConfig()), seed=3).eval()
-
-
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / (b.max() - b.min()).clamp_min(1e-12))
 
 
 def test_a_batch_with_different_styles_per_frame_equals_each_frame_alone(video_model) -> None:
@@ -44,10 +36,10 @@ def test_a_batch_with_different_styles_per_frame_equals_each_frame_alone(video_m
     assert batched.shape == content.shape
     for b, style in enumerate(frame_styles):
         alone = model.stylize(content[b : b + 1], style.features, style.weights, style.alpha)
-        assert _relative_error(batched[b : b + 1], alone) < TOLERANCE, b
+        assert relative_error(batched[b : b + 1], alone) < FP32_REORDER_TOLERANCE, b
     # The per-frame styles really differ (the comparison above could not pass by accident):
     other = model.stylize(content[0:1], frame_styles[1].features, frame_styles[1].weights)
-    assert _relative_error(other, batched[0:1]) > 100 * TOLERANCE
+    assert relative_error(other, batched[0:1]) > 100 * FP32_REORDER_TOLERANCE
 
 
 def test_one_shared_style_equals_the_plain_batch_call(video_model) -> None:
@@ -57,7 +49,7 @@ def test_one_shared_style_equals_the_plain_batch_call(video_model) -> None:
     shared = FrameStyle((style,), (1.0,))
     batched = stylize_per_frame(model, content, [shared] * 3)
     plain = model.stylize(content, [style], [1.0])
-    assert _relative_error(batched, plain) < TOLERANCE
+    assert relative_error(batched, plain) < FP32_REORDER_TOLERANCE
 
 
 def test_the_image_model_is_refused_with_a_reason() -> None:
@@ -87,4 +79,4 @@ def test_per_frame_styles_on_cuda_in_half_precision_match_each_frame_alone() -> 
     for b, style in enumerate(frame_styles):
         alone = model.stylize(content[b : b + 1], style.features, style.weights, style.alpha)
         # fp16 convolutions: batched and single kernels may round differently (~1e-3).
-        assert _relative_error(batched[b : b + 1], alone.float()) < 2e-2, b
+        assert relative_error(batched[b : b + 1], alone.float()) < 2e-2, b

@@ -82,6 +82,7 @@ def can_reset_peak() -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not can_reset_peak(), reason="needs /proc/self/clear_refs (Linux)")
 @pytest.mark.parametrize(
     ("variant", "what", "size", "batch", "precision"),

@@ -12,8 +12,8 @@ from adaattn_video.errors import ImageReadError
 
 
 @pytest.fixture(scope="module")
-def stylizer() -> FrameStylizer:
-    result = FrameStylizer(open_model(None, untrained=True), StylizerConfig(style_size=64))
+def stylizer(model) -> FrameStylizer:
+    result = FrameStylizer(model, StylizerConfig(style_size=64))
     result.set_style(style_images()[0])
     return result
 
@@ -50,8 +50,8 @@ def test_untrained_output_keeps_the_input_structure(stylizer: FrameStylizer) -> 
     assert np.abs(out[0] - out[1]).mean() > 5
 
 
-def test_style_switch_takes_effect_and_a_bad_style_keeps_the_old_one(tmp_path) -> None:
-    local = FrameStylizer(open_model(None, untrained=True), StylizerConfig(style_size=64))
+def test_style_switch_takes_effect_and_a_bad_style_keeps_the_old_one(model, tmp_path) -> None:
+    local = FrameStylizer(model, StylizerConfig(style_size=64))
     first, second = style_images()[:2]
     frames = _frames((1, 32, 32, 3), seed=3)
     local.set_style(first)
@@ -85,8 +85,8 @@ def test_style_mix_and_alpha(stylizer: FrameStylizer) -> None:
         local.alpha = 1.5
 
 
-def test_array_styles_and_resize_option() -> None:
-    local = FrameStylizer(open_model(None, untrained=True), StylizerConfig(size=(32, 48)))
+def test_array_styles_and_resize_option(model) -> None:
+    local = FrameStylizer(model, StylizerConfig(size=(32, 48)))
     local.set_style(_frames((40, 40, 3), seed=5))
     assert local.style_id == "array0"
     assert local(_frames((2, 20, 30, 3))).shape == (2, 32, 48, 3)

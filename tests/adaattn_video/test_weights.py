@@ -83,6 +83,7 @@ def _video_tree(root: Path, files: dict) -> Path:
 
 
 # -- importing ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_video_directory_import_round_trips_through_safetensors(tmp_path) -> None:
     video_files = video_package(seed=2)
     assert len(video_files[VGG]) == 2 * 17, "the full 53-module VGG file (17 convs)"
@@ -165,6 +166,7 @@ def test_both_packages_need_a_variant(both_packages) -> None:
     assert "--variant" in message
 
 
+@pytest.mark.slow
 def test_image_package_import_round_trips(tmp_path, both_packages) -> None:
     root, _, image_files = both_packages
     result = import_weights(root, tmp_path / "image.safetensors", variant="image")

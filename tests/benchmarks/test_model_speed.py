@@ -25,6 +25,7 @@ def test_bench_fidelity_prints_and_writes_one_row_per_model_and_precision(tmp_pa
     assert 20.0 < bf16["psnr_db"] < math.inf and bf16["max_abs"] > 0  # bf16 rounds somewhere
 
 
+@pytest.mark.slow
 def test_bench_model_cpu_clock(capsys):
     argv = ["bench", "model", "--sizes", "48x32", "--style-size", "32", "--large-style-size", "0"]
     argv += ["--repeats", "1", "--warmup", "0", "--device", "cpu", "--no-reference"]

@@ -262,6 +262,7 @@ def test_unavailable_device_for_train_and_eval_is_one_line(argv: list[str], caps
     assert "CUDA is not available" in one_error_line(capsys)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_subprocess_train_without_cuda_and_billion_laughs(tmp_path: Path) -> None:
     """The real console entry: exit 2, exactly one stderr line, within a few seconds."""

@@ -20,7 +20,6 @@ from streamer.pipeline import (
     PipelineConfig,
     PipelineError,
     PipelineUserError,
-    run_pipeline,
 )
 from streamer.queues import END, FrameQueue
 from streamer.sources import InputDamagedError
@@ -95,7 +94,7 @@ invert = ArrayStylizer(lambda batch: 255 - batch)
 def test_every_frame_in_order_with_timing_kept():
     frames = make_frames(11)
     source, sinks = ListSource(frames), [RecordingSink(), RecordingSink()]
-    stats = run_pipeline(source, invert, sinks, PipelineConfig(batch_size=3, max_queue_frames=2))
+    stats = Pipeline(source, invert, sinks, PipelineConfig(batch_size=3, max_queue_frames=2)).run()
     for sink in sinks:  # several outputs at once get the same frames
         assert [f.index for f in sink.frames] == list(range(11))
         assert [(f.pts, f.time_base) for f in sink.frames] == [(f.pts, f.time_base) for f in frames]
@@ -118,7 +117,7 @@ def test_batches_never_mix_frame_sizes():
         Frame(3 + i, pattern_frame(i, 8, 8), pts=30 + i) for i in range(3)
     ]
     sink = RecordingSink()
-    run_pipeline(ListSource(frames), ArrayStylizer(record), [sink], PipelineConfig(batch_size=4))
+    Pipeline(ListSource(frames), ArrayStylizer(record), [sink], PipelineConfig(batch_size=4)).run()
     assert [s[1:3] for s in sizes] == [(16, 16), (8, 8)]
     assert [f.index for f in sink.frames] == list(range(6))
 
@@ -128,9 +127,9 @@ def test_real_stylizer_batched_equals_per_frame(untrained_stylizer):
     outputs = {}
     for batch_size in (1, 4):
         sink = RecordingSink()
-        run_pipeline(
+        Pipeline(
             ListSource(frames), untrained_stylizer, [sink], PipelineConfig(batch_size=batch_size)
-        )
+        ).run()
         outputs[batch_size] = np.stack([f.image for f in sink.frames])
     assert outputs[1].shape == (5, 32, 32, 3)
     # float32 convolutions batched vs one by one differ in summation order: +-1 after rounding
@@ -150,7 +149,7 @@ def test_failing_stylizer_stops_everything_with_its_error():
     source = ListSource(make_frames(500), delay_s=0.001)
     started = time.monotonic()
     with pytest.raises(PipelineError) as error:
-        run_pipeline(source, ArrayStylizer(explode), [sink], PipelineConfig(batch_size=2))
+        Pipeline(source, ArrayStylizer(explode), [sink], PipelineConfig(batch_size=2)).run()
     assert time.monotonic() - started < 10  # no hang
     assert error.value.stage == "stylize" and "model blew up" in str(error.value)
     assert isinstance(error.value.__cause__, ZeroDivisionError)
@@ -162,7 +161,7 @@ def test_failing_stylizer_stops_everything_with_its_error():
 def test_failing_sink_stops_everything_and_closes_every_sink():
     good, bad = RecordingSink(), RecordingSink(fail_at=5)
     with pytest.raises(PipelineError, match="disk full") as error:
-        run_pipeline(ListSource(make_frames(200)), invert, [good, bad])
+        Pipeline(ListSource(make_frames(200)), invert, [good, bad]).run()
     assert error.value.stage == "write"
     assert good.closed and bad.closed
 
@@ -170,9 +169,9 @@ def test_failing_sink_stops_everything_and_closes_every_sink():
 def test_damaged_source_renders_frames_before_the_damage_first():
     sink = RecordingSink()
     with pytest.raises(PipelineUserError, match="damaged at frame 7") as error:
-        run_pipeline(
+        Pipeline(
             ListSource(make_frames(20), fail_after=7), invert, [sink], PipelineConfig(batch_size=3)
-        )
+        ).run()
     assert error.value.stage == "decode" and isinstance(error.value, StylestreamError)
     assert [f.index for f in sink.frames] == list(range(7))  # all of them, stylized and written
     assert sink.closed and not sink.ended  # not a complete input: no end_of_stream
@@ -186,12 +185,12 @@ def test_live_source_drops_oldest_and_counts():
         return batch
 
     sink = RecordingSink()
-    stats = run_pipeline(
+    stats = Pipeline(
         ListSource(frames, live=True),
         ArrayStylizer(slow),
         [sink],
         PipelineConfig(batch_size=2, max_queue_frames=2),
-    )
+    ).run()
     written = [f.index for f in sink.frames]
     assert stats.dropped > 0
     assert stats.frames_out == len(written) == stats.frames_in - stats.dropped
@@ -204,9 +203,9 @@ def test_offline_source_never_drops_even_when_slow():
         return batch
 
     sink = RecordingSink()
-    stats = run_pipeline(
+    stats = Pipeline(
         ListSource(make_frames(40)), ArrayStylizer(slow), [sink], PipelineConfig(max_queue_frames=1)
-    )
+    ).run()
     assert stats.dropped == 0 and len(sink.frames) == 40
 
 
@@ -242,13 +241,13 @@ def test_stop_from_another_thread_finishes_cleanly():
 
 def test_monitor_sees_progress_and_the_final_state():
     snapshots = []
-    stats = run_pipeline(
+    stats = Pipeline(
         ListSource(make_frames(30), delay_s=0.005),
         invert,
         [RecordingSink()],
         PipelineConfig(monitor_interval_s=0.02),
         monitor=snapshots.append,
-    )
+    ).run()
     assert len(snapshots) >= 2 and snapshots[-1].frames_out == 30 == stats.frames_out
     assert [s.frames_out for s in snapshots] == sorted(s.frames_out for s in snapshots)
     assert stats.latency_p50_ms is not None and stats.latency_p95_ms >= stats.latency_p50_ms
@@ -264,9 +263,9 @@ def test_pipeline_needs_a_sink_and_valid_config():
 
 def test_stylizer_returning_the_wrong_shape_is_an_error():
     with pytest.raises(PipelineError, match=r"\(1, H, W, 3\) uint8"):
-        run_pipeline(
+        Pipeline(
             ListSource(make_frames(2)), ArrayStylizer(lambda b: b[..., 0]), [RecordingSink()]
-        )
+        ).run()
 
 
 # -- the queue -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from helpers.live_helpers import LiveRun, PatternSource
+from helpers.network import ANY_PORT
 
 from adaattn_video.assets import style_images
 from adaattn_video.settings import StylizerSpec
@@ -22,8 +23,6 @@ from streamer.stats import (
 )
 from streamer.zeromq.control import send_command
 from streamer.zeromq.publisher import PublishOptions
-
-ANY_PORT = "tcp://127.0.0.1:*"
 
 
 def test_percentile_is_nearest_rank_and_rejects_nonsense():
@@ -104,6 +103,7 @@ def test_tracker_current_is_computed_on_request_and_thread_safe():
     assert len(readers) == 120 and all(r["frames_out"] >= 0 for r in readers)
 
 
+@pytest.mark.slow
 def test_get_status_reports_current_numbers_with_status_lines_off(untrained_stylizer):
     source = PatternSource(size=(32, 32), fps=20)
     config = LiveConfig(

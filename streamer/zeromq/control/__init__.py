@@ -16,8 +16,6 @@ Requests and replies are single-part UTF-8 JSON objects (never pickle)::
 from streamer.zeromq.control.client import (
     send_command,
     send_request,
-    set_regions_request,
-    set_style_request,
 )
 from streamer.zeromq.control.protocol import (
     COMMANDS,
@@ -60,6 +58,4 @@ __all__ = [
     "parse_request",
     "send_command",
     "send_request",
-    "set_regions_request",
-    "set_style_request",
 ]

@@ -11,14 +11,13 @@ them absolute first.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import zmq
 
-from streamer.regions.specs import RegionSpec
-from streamer.zeromq.control.protocol import ControlError, Json, SetRegions, SetStyle
+from streamer.zeromq.control.protocol import ControlError, Json
 from streamer.zeromq.endpoints import check_endpoint
 
 
@@ -90,15 +89,3 @@ def _reply(endpoint: str, data: bytes) -> Json:
     if not reply.get("ok"):
         raise ControlError(f"{endpoint} refused: {reply.get('error', 'no reason given')}")
     return reply
-
-
-def set_style_request(styles: Sequence[str | Path], weights: Sequence[float] | None = None) -> Json:
-    """A checked ``set-style`` request with the paths made absolute (ControlRequestError: more
-    than 16 styles, a NaN weight, ...)."""
-    return SetStyle.from_paths(styles, weights).to_json()
-
-
-def set_regions_request(specs: Sequence[RegionSpec], uncovered: str | None = None) -> Json:
-    """A checked ``set-regions`` request from :class:`~streamer.regions.specs.RegionSpec` s,
-    their paths made absolute."""
-    return SetRegions.from_specs(specs, uncovered).to_json()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cli import main_error
 from PIL import Image
 
 from adaattn_video.assets import DEFAULT_CONTENT, style_images
@@ -50,9 +51,7 @@ def test_yaml_values_are_used_and_flags_replace_them(tmp_path) -> None:
 def test_bad_config_files_are_one_line_errors(tmp_path, capsys, text: str, message: str) -> None:
     config = _write(tmp_path / "bad.yaml", text)
     argv = ["image", str(DEFAULT_CONTENT), "--untrained", "-o", str(tmp_path / "o.png")]
-    assert main([*argv, "--config", str(config)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
+    assert message in main_error([*argv, "--config", str(config)], capsys)
 
 
 def test_missing_config_file_and_missing_required_values(tmp_path, capsys) -> None:

@@ -17,16 +17,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers.cli import main_error
 from helpers.live_helpers import (
     LiveRun,
     PatternSource,
     receive_until,
 )
 from helpers.media import write_rtsp_clip
+from helpers.network import ANY_PORT
 from helpers.rtsp_server import RtspServer
 
 from adaattn_video.assets import style_images
-from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.cli import main
 from streamer.live import LiveConfig
@@ -37,14 +38,8 @@ from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber
 
 STYLE = style_images()[0]
-ANY_PORT = "tcp://127.0.0.1:*"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return open_model(None, untrained=True)
 
 
 def _stylizer(model) -> FrameStylizer:
@@ -226,6 +221,7 @@ def test_stream_continues_after_the_server_restarts(model) -> None:
     assert any("SOURCE DOWN (reconnecting)" in line for line in run.status_lines)
 
 
+@pytest.mark.slow
 @pytest.mark.rtsp
 def test_stopping_during_an_outage_is_prompt(model) -> None:
     """Ctrl-C (here: the stop event) while the source is reconnecting ends the run at once,
@@ -249,6 +245,7 @@ def test_stopping_during_an_outage_is_prompt(model) -> None:
     assert result.status.outages == 1 and result.status.reconnects == 0
 
 
+@pytest.mark.slow
 def test_a_stalled_subscriber_does_not_slow_the_pipeline(model) -> None:
     """A subscriber that never reads: the publisher drops its frames instead of waiting.
 
@@ -294,25 +291,17 @@ time.sleep(60)
 
 
 # -- one-line errors ---------------------------------------------------------------------------
-def _error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("stylestream: error: ")
-    return err[-1]
-
-
 def test_missing_webcam_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     # No camera exists on CI machines: the missing-device error is the real thing here.
     missing = next(str(i) for i in range(64) if not Path(f"/dev/video{i}").exists())
-    line = _error_line(capsys, ["live", "--source", missing, "--style", str(STYLE), "--untrained"])
+    line = main_error(["live", "--source", missing, "--style", str(STYLE), "--untrained"], capsys)
     assert f"camera {missing} not found: /dev/video{missing} does not exist" in line
 
 
 def test_unreachable_rtsp_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    line = _error_line(
-        capsys,
+    line = main_error(
         ["live", "--source", "rtsp://127.0.0.1:9/cam", "--style", str(STYLE), "--untrained",
-         "--open-timeout-s", "2"],
+         "--open-timeout-s", "2"], capsys,
     )  # fmt: skip
     assert "cannot open rtsp://127.0.0.1:9/cam" in line
 
@@ -339,13 +328,13 @@ def test_bad_live_options_are_one_line(
             main(argv)
         assert info.value.code == 2 and message in capsys.readouterr().err
         return
-    assert message in _error_line(capsys, argv)
+    assert message in main_error(argv, capsys)
 
 
 def test_unknown_yaml_key_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config = tmp_path / "live.yaml"
     config.write_text("source: '0'\nstyle: [a.jpg]\nbitrate: 5\n")
-    assert "unknown key 'bitrate'" in _error_line(capsys, ["live", "--config", str(config)])
+    assert "unknown key 'bitrate'" in main_error(["live", "--config", str(config)], capsys)
 
 
 def test_shipped_configs_parse() -> None:
@@ -375,7 +364,7 @@ def test_control_command_switches_style_and_reports_errors(
         assert status["style_id"] == other.stem and status["alpha"] == 0.5
         bad = tmp_path / "bad.jpg"
         bad.write_text("not an image")
-        line = _error_line(capsys, ["control", server.endpoint, "set-style", str(bad)])
+        line = main_error(["control", server.endpoint, "set-style", str(bad)], capsys)
         assert "refused" in line and "bad.jpg" in line
         assert switch.style_id == other.stem  # unchanged
 
@@ -385,7 +374,7 @@ def test_keys_generate_command(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     for name in ("server.key", "server.key_secret", "client.key", "client.key_secret"):
         assert (tmp_path / "keys" / name).is_file()
     assert (tmp_path / "keys" / "authorized_clients" / "client.key").is_file()
-    assert "--overwrite" in _error_line(capsys, ["keys", "generate", str(tmp_path / "keys")])
+    assert "--overwrite" in main_error(["keys", "generate", str(tmp_path / "keys")], capsys)
 
 
 @pytest.mark.slow

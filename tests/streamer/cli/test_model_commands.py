@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cli import one_error_line
 from helpers.published import model_from_state_dicts, save_files, video_package
 from PIL import Image
 
@@ -31,13 +32,6 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv(CACHE_ENV, str(cache))
     return cache
-
-
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    lines = [line for line in err if line.startswith("stylestream: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def _small_content(path: Path, height: int, width: int) -> Path:
@@ -109,14 +103,14 @@ def test_image_style_weight_count_mismatch(tmp_path, capsys) -> None:
     content = _small_content(tmp_path / "c.png", 32, 32)
     argv = ["image", str(content), "--style", str(DEFAULT_STYLE), "--style-weights", "0.5", "0.5"]
     assert main([*argv, "--untrained", "-o", str(tmp_path / "o.png")]) == 2
-    assert "expected 1 style weights (one per --style), got 2" in _error_line(capsys)
+    assert "expected 1 style weights (one per --style), got 2" in one_error_line(capsys)
 
 
 def test_image_without_weights_says_how_to_get_them(tmp_path, capsys, empty_cache) -> None:
     content = _small_content(tmp_path / "c.png", 32, 32)
     out = tmp_path / "o.png"
     assert main(["image", str(content), "--style", str(DEFAULT_STYLE), "-o", str(out)]) == 2
-    line = _error_line(capsys)
+    line = one_error_line(capsys)
     assert str(empty_cache) in line and "stylestream weights download" in line
     assert "stylestream weights import" in line and "--untrained" in line
     assert not out.exists()
@@ -126,7 +120,7 @@ def test_image_model_without_cached_image_weights(tmp_path, capsys) -> None:
     content = _small_content(tmp_path / "c.png", 32, 32)
     argv = ["image", str(content), "--style", str(DEFAULT_STYLE), "--model", "image"]
     assert main([*argv, "-o", str(tmp_path / "o.png")]) == 2
-    assert "weights download --variant image" in _error_line(capsys)
+    assert "weights download --variant image" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("which", ["content", "style"])
@@ -137,7 +131,7 @@ def test_image_bad_image_path(tmp_path, capsys, which) -> None:
     argv += ["--style", missing if which == "style" else style, "--style-size", "32"]
     argv += ["--size", "32", "--untrained", "--device", "cpu", "-o", str(tmp_path / "o.png")]
     assert main(argv) == 2
-    assert f"image {missing} does not exist" in _error_line(capsys)
+    assert f"image {missing} does not exist" in one_error_line(capsys)
     assert not (tmp_path / "o.png").exists()
 
 
@@ -146,13 +140,13 @@ def test_image_undecodable_style(tmp_path, capsys) -> None:
     broken.write_bytes(b"not a jpeg at all")
     argv = ["image", str(DEFAULT_CONTENT), "--style", str(broken), "--size", "32"]
     assert main([*argv, "--untrained", "--device", "cpu", "-o", str(tmp_path / "o.png")]) == 2
-    assert f"image {broken} could not be decoded" in _error_line(capsys)
+    assert f"image {broken} could not be decoded" in one_error_line(capsys)
 
 
 def test_image_unknown_output_type(tmp_path, capsys) -> None:
     argv = ["image", str(DEFAULT_CONTENT), "--style", str(DEFAULT_STYLE), "--untrained"]
     assert main([*argv, "-o", str(tmp_path / "o.xyz")]) == 2
-    assert "unknown image type '.xyz'" in _error_line(capsys)
+    assert "unknown image type '.xyz'" in one_error_line(capsys)
 
 
 def test_image_with_an_imported_checkpoint_matches_the_published_model(tmp_path) -> None:
@@ -195,13 +189,13 @@ def test_weights_import_refusal_is_one_line(tmp_path, capsys) -> None:
     }
     save_files(tmp_path / "published", files)
     assert main(["weights", "import", str(tmp_path / "published")]) == 2
-    line = _error_line(capsys)
+    line = one_error_line(capsys)
     assert "latest_net_transformer.pth: missing 5 key(s)" in line
 
 
 def test_weights_import_needs_a_safetensors_output(tmp_path, capsys) -> None:
     assert main(["weights", "import", str(tmp_path), "-o", str(tmp_path / "x.pth")]) == 2
-    assert "must be a .safetensors file" in _error_line(capsys)
+    assert "must be a .safetensors file" in one_error_line(capsys)
 
 
 def test_weights_download_offline(monkeypatch, capsys, empty_cache) -> None:
@@ -214,7 +208,7 @@ def test_weights_download_offline(monkeypatch, capsys, empty_cache) -> None:
 
     monkeypatch.setattr(gdown, "download", offline)
     assert main(["weights", "download"]) == 2
-    line = _error_line(capsys)
+    line = one_error_line(capsys)
     assert "could not reach Google Drive" in line and DRIVE_IDS["video"] in line
     assert "stylestream weights import" in line
     assert not (empty_cache / "video.safetensors").exists()
@@ -240,10 +234,11 @@ def test_info_prints_config_metadata_and_counts(tmp_path, capsys) -> None:
 def test_info_on_a_pth_file_says_to_import_it(tmp_path, capsys) -> None:
     save_files(tmp_path, {"latest_net_decoder.pth": video_package()["latest_net_decoder.pth"]})
     assert main(["info", str(tmp_path / "latest_net_decoder.pth")]) == 2
-    assert "stylestream weights import" in _error_line(capsys)
+    assert "stylestream weights import" in one_error_line(capsys)
 
 
 # -- bench -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_model_prints_every_row(tmp_path, capsys) -> None:
     report = tmp_path / "bench.json"
     argv = ["bench", "model", "--sizes", "48x32", "40x36", "--style-size", "32"]

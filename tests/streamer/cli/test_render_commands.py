@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from helpers.cli import one_error_line
 from helpers.media import (
     audio_packets,
     count_decodable_frames,
@@ -154,14 +155,6 @@ def test_truncated_input_renders_what_came_before_the_damage(tmp_path, untrained
 
 
 # -- the command line in-process -----------------------------------------------------------
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("stylestream: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 def test_missing_input(tmp_path, capsys):
     assert main(["render", *cli(str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o.mp4"))]) == 2
     assert "does not exist" in one_error_line(capsys)
@@ -253,6 +246,7 @@ def test_demo_runs_offline_without_weights(tmp_path, monkeypatch, capsys):
     assert main(args) == 0  # a second run replaces its own files
 
 
+@pytest.mark.slow
 def test_bench_render_prints_numbers(capsys):
     args = [
         "bench",

@@ -109,6 +109,7 @@ def stylizer(clip3):
     return build_stylizer(_config(clip3.path, "x.mp4"), "cpu")
 
 
+@pytest.mark.slow
 def test_joined_segments_keep_every_time_and_the_audio(clip3, stylizer, tmp_path):
     plan = plan_video(clip3.path, 1.0)
     assert len(plan.segments) == 3
@@ -143,6 +144,7 @@ def test_joined_segments_keep_every_time_and_the_audio(clip3, stylizer, tmp_path
         verify_segment_file(files[1], plan.segment_pts(plan.segments[0]), plan.time_base)
 
 
+@pytest.mark.slow
 def test_png_segments_equal_a_single_render(clip3, stylizer, tmp_path):
     plan = plan_video(clip3.path, 1.0)
     parts: dict[str, bytes] = {}
@@ -266,6 +268,7 @@ def ray_mp4(ray_runtime, clip3, tmp_path_factory):
     return out, result, seen
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_ray_mp4_is_exact(ray_mp4, clip3):
     out, result, seen = ray_mp4
@@ -280,6 +283,7 @@ def test_ray_mp4_is_exact(ray_mp4, clip3):
     assert "segments: 3 rendered" in result.summary()
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_ray_mp4_decodes_in_gstreamer(ray_mp4, tmp_path):
     gst = shutil.which("gst-launch-1.0")
@@ -299,6 +303,7 @@ def test_ray_mp4_decodes_in_gstreamer(ray_mp4, tmp_path):
     assert raw.stat().st_size == 72 * SIZE[0] * SIZE[1] * 3  # every frame decoded
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_ray_png_equals_single_process(ray_runtime, clip3, stylizer, tmp_path):
     from streamer.cluster.runner import render_on_ray
@@ -310,6 +315,7 @@ def test_ray_png_equals_single_process(ray_runtime, clip3, stylizer, tmp_path):
     assert ray_frames == one_frames  # bit-identical, same names
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mp4", "png"])
 def test_ray_shared_dir(ray_runtime, clip3, tmp_path, kind):
@@ -333,6 +339,7 @@ def test_ray_shared_dir(ray_runtime, clip3, tmp_path, kind):
         assert len(_png_bytes(out)) == 72
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_killed_worker_is_retried(ray_runtime, clip3, tmp_path):
     from streamer.cluster.runner import render_on_ray
@@ -347,6 +354,7 @@ def test_killed_worker_is_retried(ray_runtime, clip3, tmp_path):
     assert audio_packets(out) == audio_packets(clip3.path)
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mp4", "png"])
 def test_killed_driver_resumes(ray_runtime, tmp_path, kind):
@@ -390,6 +398,7 @@ def test_killed_driver_resumes(ray_runtime, tmp_path, kind):
         assert audio_packets(out) == audio_packets(clip.path)
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_many_inputs_into_a_folder(ray_runtime, tmp_path, capsys):
     from streamer.cli import main
@@ -502,6 +511,8 @@ def two_node_cluster(tmp_path):
             current.write_bytes(before)
 
 
+@pytest.mark.ray
+@pytest.mark.netns
 @pytest.mark.slow
 def test_two_node_cluster_renders_the_same(two_node_cluster, clip3, tmp_path):
     namespace, address, env = two_node_cluster
@@ -518,6 +529,7 @@ def test_two_node_cluster_renders_the_same(two_node_cluster, clip3, tmp_path):
     assert count_decodable_frames(out) == 72
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_bench_render_on_ray(ray_runtime, capsys, tmp_path):
     from streamer.cli import main

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cli import main_error
 from helpers.live_helpers import LiveRun, PatternSource, receive_until
 from helpers.media import write_contrast_styles
+from helpers.network import ANY_PORT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaattn_video.checkpoint import open_model
 from adaattn_video.settings import StylizerSpec
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 from streamer.cli import main
@@ -29,14 +30,12 @@ from streamer.zeromq.control import (
     SetRegions,
     parse_request,
     send_command,
-    set_regions_request,
 )
 from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import Subscriber
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ANY_PORT = "tcp://127.0.0.1:*"
 HEIGHT, WIDTH = 48, 96
 GREEN = (0, 177, 64)
 
@@ -45,11 +44,6 @@ GREEN = (0, 177, 64)
 def styles(tmp_path_factory) -> dict[str, str]:
     """Two very different small styles (warm stripes, cold noise) and a left-half mask."""
     return write_contrast_styles(tmp_path_factory.mktemp("styles"), (HEIGHT, WIDTH))
-
-
-@pytest.fixture(scope="module")
-def model():
-    return open_model(None, untrained=True)
 
 
 def _plain(model, style: str) -> FrameStylizer:
@@ -116,10 +110,10 @@ def test_set_regions_and_clear_regions_on_a_running_live_stream(
             sequence = [RegionSpec(style=styles["cold"], mask=str(tmp_path / "m.mp4"))]
             for specs, reason in ((too_many, "at most 16"), (sequence, "sequence")):
                 with pytest.raises(ControlRequestError, match=reason):  # checked before sending
-                    set_regions_request(specs)
+                    SetRegions.from_specs(specs)
             refused = [
-                (set_regions_request([RegionSpec(style=styles["cold"],
-                                                 mask=str(tmp_path / "no.png"))]), "no.png"),
+                (SetRegions.from_specs([RegionSpec(style=styles["cold"],
+                                                 mask=str(tmp_path / "no.png"))]).to_json(), "no.png"),
                 (_raw_set_regions(too_many), "at most 16"),
                 (_raw_set_regions(sequence), "sequence"),
                 ({"command": "set-regions", "regions": "style=a.png,key=green"}, "a list"),
@@ -214,9 +208,7 @@ def test_control_set_regions_mistakes_are_one_line_before_sending(
         (["--region", f"style={styles['cold']},mask={tmp_path / 'clip.mp4'}"], "sequence"),
         (["--region", f"style={styles['cold']},colour=red"], "unknown key"),
     ):
-        assert main(["control", endpoint, "set-regions", *argv]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("stylestream: error:") and reason in err
+        assert reason in main_error(["control", endpoint, "set-regions", *argv], capsys)
 
 
 def test_a_change_landing_during_a_call_restylizes_so_the_label_is_exact(

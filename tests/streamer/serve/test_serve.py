@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from helpers.cli import main_error
 from helpers.live_helpers import serving
+from helpers.network import ANY_PORT
 from PIL import Image
 
-from adaattn_video.checkpoint import open_model
 from streamer.cli import main
 from streamer.frames import Frame
 from streamer.serve.config import (
@@ -33,12 +34,6 @@ from streamer.zeromq.subscriber import Subscriber
 from streamer.zeromq.wire import WireFormatError, decode_frame, encode_frame, split_topic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-ANY_PORT = "tcp://127.0.0.1:*"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return open_model(None, untrained=True)
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +170,7 @@ def test_the_example_config_loads_and_names_existing_styles() -> None:
 def test_cli_settings_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     path = tmp_path / "serve.yaml"
     path.write_text("streams:\n  - {name: a, source: x, style: s.png, colour: red}\n")
-    assert main(["serve", "--config", str(path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("stylestream: error:") and "colour" in err[0]
+    assert "colour" in main_error(["serve", "--config", str(path)], capsys)
 
 
 def test_the_image_model_is_refused(styles: dict[str, str]) -> None:

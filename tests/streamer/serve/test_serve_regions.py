@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from helpers.live_helpers import serving
 from helpers.media import write_contrast_styles
+from helpers.network import ANY_PORT
 
-from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 from streamer.cli import main
 from streamer.serve.config import ServeConfigError, serve_config_from_mapping
@@ -26,15 +26,9 @@ from streamer.zeromq.subscriber import Subscriber
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ANY_PORT = "tcp://127.0.0.1:*"
 HEIGHT, WIDTH = 48, 96
 SOURCE = f"lavfi:smptebars=size={WIDTH}x{HEIGHT}:rate=10"
 KEYED = "warm|regions:cold"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return open_model(None, untrained=True)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +70,7 @@ def assert_split(frame: np.ndarray, left: np.ndarray, right: np.ndarray) -> None
         assert near < 3 and far > 3 * near, (near, far)
 
 
+@pytest.mark.slow
 def test_a_stream_with_regions_next_to_one_without_and_set_regions_at_run_time(
     model, files: dict[str, str], capsys
 ) -> None:

@@ -24,7 +24,7 @@ from streamer.sources.network import (
     is_network_url,
 )
 
-pytestmark = pytest.mark.rtsp
+pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,6 @@ def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(server) -> No
     assert max(ages[1:]) < 0.35, ages
 
 
-@pytest.mark.slow
 def test_reconnects_after_the_server_restarts(server) -> None:
     frames = []
     with NetworkSource(_config(server.url("live"), give_up_after_s=20)) as source:
@@ -118,7 +117,6 @@ def test_reconnects_after_the_server_restarts(server) -> None:
     assert [f.index for f in frames] == sorted(f.index for f in frames)
 
 
-@pytest.mark.slow
 def test_a_stalled_server_is_an_outage_after_the_read_timeout(server) -> None:
     with NetworkSource(
         _config(server.url("live"), read_timeout_s=1.0, give_up_after_s=20)

@@ -28,9 +28,13 @@ import av
 import cv2
 import numpy as np
 import pytest
+from helpers.browser import Browser, Tab, chromium
+from helpers.cli import main_error
+from helpers.network import ANY_PORT
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec
+from benchmarks.studio_latency import write_marker_clip
 from configkit.convert import from_mapping
 from streamer.frames import FrameSource
 from streamer.serve.push import PushSource
@@ -216,11 +220,7 @@ def test_a_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPat
 def test_studio_mistakes_are_one_error_line_and_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streamer.cli import main
-
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("stylestream: error: ") and message in err[0]
+    assert message in main_error(argv, capsys)
 
 
 def test_studio_without_the_extra_says_how_to_install_it(
@@ -319,7 +319,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
                 size=SIZE, untrained=True, device="cpu", precision="fp32", style_size=128
             ),
             run_dir=str(run_dir),
-            zmq="tcp://127.0.0.1:*",
+            zmq=ANY_PORT,
         )
     )
     yield running
@@ -328,8 +328,6 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from streamer.studio.browser import write_marker_clip
-
     return write_marker_clip(tmp_path_factory.mktemp("clip") / "clip.y4m", *CLIP, 15, 90)
 
 
@@ -344,7 +342,7 @@ async def _poll(condition: Any, timeout_s: float, what: str, interval_s: float =
         await asyncio.sleep(interval_s)
 
 
-async def _open_studio_page(browser: Any, studio: RunningStudio) -> Any:
+async def _open_studio_page(browser: Browser, studio: RunningStudio) -> Tab:
     page = await browser.open(studio.info.url + "?autostart=1")
     await page.wait_for("window.studio && window.studio.framesShown > 5", 90)
     return page
@@ -369,10 +367,8 @@ COMPARE_JS = """(() => {
 def test_the_page_round_trip_style_alpha_mix_upload_snapshot_record(
     studio: RunningStudio, clip: Path, tmp_path: Path
 ) -> None:
-    from streamer.studio.browser import Chromium
-
     async def scenario() -> tuple[str, Path, list[str]]:
-        async with Chromium(clip) as browser:
+        async with chromium(clip) as browser:
             page = await _open_studio_page(browser, studio)
             conn = await page.evaluate("studio.connectionId")
             # Stylized frames arrive at the studio's size and are not the input.
@@ -422,12 +418,7 @@ def test_the_page_round_trip_style_alpha_mix_upload_snapshot_record(
                 str(picture), np.random.default_rng(1).integers(0, 255, (90, 120, 3), np.uint8)
             )
             await page.evaluate("document.getElementById('mix-on').click()")  # mixing off
-            document = await page.send("DOM.getDocument")
-            node = await page.send(
-                "DOM.querySelector", nodeId=document["root"]["nodeId"], selector="#upload"
-            )
-            await page.send("DOM.setFileInputFiles", files=[str(picture)], nodeId=node["nodeId"])
-            # (setting the files fires the input's change event, as a user's choice does)
+            await page.upload("#upload", picture)  # fires the change event, as a user's choice
             await page.wait_for("document.querySelectorAll('.tile').length === 4", 30)
             await _poll(
                 lambda: str(link()["link_style_id"]).startswith("upload1-my-painting"),
@@ -484,10 +475,8 @@ def test_the_page_round_trip_style_alpha_mix_upload_snapshot_record(
 def test_two_browsers_have_their_own_styles_and_closing_one_frees_its_stream(
     studio: RunningStudio, clip: Path
 ) -> None:
-    from streamer.studio.browser import Chromium
-
     async def scenario() -> None:
-        async with Chromium(clip) as browser:
+        async with chromium(clip) as browser:
             first = await _open_studio_page(browser, studio)
             second = await _open_studio_page(browser, studio)
             ids = [await p.evaluate("studio.connectionId") for p in (first, second)]

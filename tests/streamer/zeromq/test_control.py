@@ -17,9 +17,9 @@ from helpers.live_helpers import (
     PatternSource,
     receive_until,
 )
+from helpers.network import ANY_PORT
 
 from adaattn_video.assets import style_images
-from adaattn_video.checkpoint import open_model
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.live import LiveConfig
 from streamer.regions.switch import RegionSwitch
@@ -27,23 +27,17 @@ from streamer.zeromq.control import (
     ControlError,
     ControlServer,
     SetAlpha,
+    SetStyle,
     live_handlers,
     send_command,
     send_request,
-    set_style_request,
 )
 from streamer.zeromq.publisher import PublishOptions
 from streamer.zeromq.subscriber import Subscriber
 
-ANY_PORT = "tcp://127.0.0.1:*"
 STYLE_A, STYLE_B = style_images()[:2]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return open_model(None, untrained=True)
 
 
 def _stylizer(model) -> FrameStylizer:
@@ -68,13 +62,13 @@ def test_set_style_switches_and_reports_the_new_id(
     server: ControlServer, switch: RegionSwitch
 ) -> None:
     before = switch.style
-    reply = send_command(server.endpoint, set_style_request([STYLE_B]), timeout_s=10)
+    reply = send_command(server.endpoint, SetStyle.from_paths([STYLE_B]).to_json(), timeout_s=10)
     assert reply["ok"] is True and reply["style_id"] == STYLE_B.stem
     assert switch.style is not before and switch.style_id == STYLE_B.stem
 
 
 def test_style_mix_with_weights(server: ControlServer, switch: RegionSwitch) -> None:
-    reply = send_command(server.endpoint, set_style_request([STYLE_A, STYLE_B], [3, 1]))
+    reply = send_command(server.endpoint, SetStyle.from_paths([STYLE_A, STYLE_B], [3, 1]).to_json())
     assert reply["style_id"] == f"{STYLE_A.stem}:0.75+{STYLE_B.stem}:0.25"
     assert switch.style.weights == (0.75, 0.25)
 
@@ -87,8 +81,8 @@ def test_bad_style_files_are_rejected_and_the_style_is_kept(
     not_an_image.write_text("hello")
     for bad in (tmp_path / "missing.jpg", not_an_image):
         with pytest.raises(ControlError, match=r"refused: .*(missing|notes)\.jpg"):
-            send_command(server.endpoint, set_style_request([bad]))
-    # a raw request (set_style_request checks the weights before sending)
+            send_command(server.endpoint, SetStyle.from_paths([bad]).to_json())
+    # a raw request (SetStyle checks the weights before sending)
     with pytest.raises(ControlError, match="expected 1 style weights"):
         send_command(
             server.endpoint, {"command": "set-style", "styles": [str(STYLE_B)], "weights": [1, 2]}
@@ -164,7 +158,7 @@ def test_style_switch_on_a_running_stream_applies_from_the_next_frame(
         with Subscriber(run.endpoints["zmq"], receive_timeout_s=10.0, receive_hwm=64) as sub:
             control = run.endpoints["control"]
             first = receive_until(sub, lambda fs: len(fs) >= 4)
-            reply = send_command(control, set_style_request([STYLE_B]), timeout_s=20)
+            reply = send_command(control, SetStyle.from_paths([STYLE_B]).to_json(), timeout_s=20)
             switched_at = time.time()
             assert reply["style_id"] == STYLE_B.stem
             after = receive_until(
@@ -172,7 +166,9 @@ def test_style_switch_on_a_running_stream_applies_from_the_next_frame(
             )
             # A bad file is refused; the stream goes on with style B.
             with pytest.raises(ControlError, match=r"missing\.jpg"):
-                send_command(control, set_style_request([tmp_path / "missing.jpg"]), timeout_s=20)
+                send_command(
+                    control, SetStyle.from_paths([tmp_path / "missing.jpg"]).to_json(), timeout_s=20
+                )
             rejected_at = time.time()
             later = receive_until(
                 sub, lambda fs: sum(f.header.capture_time > rejected_at for f in fs) >= 3

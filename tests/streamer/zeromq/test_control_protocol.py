@@ -34,8 +34,6 @@ from streamer.zeromq.control import (
     SetStyle,
     live_handlers,
     parse_request,
-    set_regions_request,
-    set_style_request,
 )
 
 REGIONS = RegionPlan(
@@ -117,15 +115,15 @@ def test_requests_are_checked_when_built_as_on_the_wire(tmp_path) -> None:
         (lambda: SetStyle(("/a.jpg",), (float("nan"),)), "finite"),
         (lambda: SetStyle(("/a.jpg", "/b.jpg"), (0.0, 0.0)), "positive sum"),
         (lambda: SetAlpha(1.5), r"alpha must be in \[0, 1\]"),
-        (lambda: set_style_request(["a.jpg"] * 17), "at most 16"),
-        (lambda: set_regions_request([RegionSpec(style="a.png", mask="m.mp4")]), "sequence"),
+        (lambda: SetStyle.from_paths(["a.jpg"] * 17).to_json(), "at most 16"),
+        (lambda: SetRegions.from_specs([RegionSpec(style="a.png", mask="m.mp4")]).to_json(), "sequence"),
         (lambda: AddStream(StreamSpec(name="x", source="lavfi:testsrc2", styles=("a.png",))),
          "relative"),
     ]  # fmt: skip
     for build, reason in cases:
         with pytest.raises(ControlRequestError, match=reason):
             build()
-    assert set_style_request([tmp_path / "a.jpg"]) == {
+    assert SetStyle.from_paths([tmp_path / "a.jpg"]).to_json() == {
         "command": "set-style",
         "styles": [str(tmp_path / "a.jpg")],
     }

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.network import ANY_PORT
 
 from streamer.frames import Frame
 from streamer.zeromq.curve import CurveKeyError, generate_keys
 from streamer.zeromq.endpoints import BindError, EndpointError
 from streamer.zeromq.publisher import PublishOptions, ZmqSink, ZmqSinkConfig
 from streamer.zeromq.subscriber import ReceiveTimeout, Subscriber, SubscriberConfig
-
-ANY_PORT = "tcp://127.0.0.1:*"
 
 
 def _frame(index: int, height: int = 24, width: int = 32) -> Frame:

@@ -6,10 +6,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
 import queue
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +16,9 @@ import av
 import cv2
 import numpy as np
 import pytest
+from helpers.browser import screenshot
 from helpers.media import pattern_frame
+from helpers.network import ANY_PORT
 
 from streamer.frames import Frame
 from streamer.zeromq.publisher import PublishOptions, ZmqSink, ZmqSinkConfig
@@ -40,9 +39,7 @@ class Publisher:
     """Publishes pattern frames (a bar moving every frame) at ``fps`` from a thread."""
 
     def __init__(self, encoding: str = "jpeg", fps: float = 20.0) -> None:
-        self.sink = ZmqSink(
-            ZmqSinkConfig("tcp://127.0.0.1:*", PublishOptions(encoding=encoding, send_hwm=64))
-        )
+        self.sink = ZmqSink(ZmqSinkConfig(ANY_PORT, PublishOptions(encoding=encoding, send_hwm=64)))
         self.endpoint = self.sink.endpoint
         self.sent: list[Frame] = []
         self._stop = threading.Event()
@@ -234,31 +231,8 @@ def test_bad_viewer_settings(options: dict, message: str) -> None:
         ViewerConfig("tcp://127.0.0.1:5555", **options)
 
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--window-size=480,360",
-)
-
-
-def _screenshot(url: str, path: Path, profile: Path) -> np.ndarray:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed: apt-get install --no-install-recommends chromium")
-    subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={path}", url],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "HOME": str(profile)},
-    )
+def _screenshot(url: str, path: Path) -> np.ndarray:
+    screenshot(url, path, ready="[...document.images].some(i => i.naturalWidth > 0)")
     image = cv2.imread(str(path))
     assert image is not None, f"chromium wrote no screenshot to {path}"
     return image
@@ -272,9 +246,9 @@ def test_the_page_shows_the_moving_stream_in_a_real_browser(
     viewer = Viewer(ViewerConfig(publisher.endpoint, http="127.0.0.1:0"))
     try:
         _wait_for_frames(viewer.url)
-        first = _screenshot(viewer.url, tmp_path / "a.png", tmp_path / "profile-a")
+        first = _screenshot(viewer.url, tmp_path / "a.png")
         time.sleep(0.5)
-        second = _screenshot(viewer.url, tmp_path / "b.png", tmp_path / "profile-b")
+        second = _screenshot(viewer.url, tmp_path / "b.png")
     finally:
         viewer.stop()
     # The page background is #111; the picture (160x120 pattern) sits in the middle.
@@ -291,7 +265,7 @@ def test_showing_takes_the_newest_frame_per_stream(streams: tuple[str, ...] | No
     one stream) gives only its newest frame, skipping the queued older ones; a ``serve``
     publisher (one topic per stream) gives the newest frame of EACH stream, so a grid never
     loses a stream to a busier one."""
-    sink = ZmqSink(ZmqSinkConfig("tcp://127.0.0.1:*", PublishOptions(send_hwm=64)))
+    sink = ZmqSink(ZmqSinkConfig(ANY_PORT, PublishOptions(send_hwm=64)))
     config = subscriber_config(ViewerConfig(endpoint=sink.endpoint, http="127.0.0.1:0"))
     assert config.latest_only and config.stream is None
     image = pattern_frame(0, 32, 48)
