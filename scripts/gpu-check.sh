@@ -172,7 +172,7 @@ fi
 # -- 4. benches ------------------------------------------------------------------------------
 if [ "$SMOKE" = "1" ]; then
   DEVICE=cpu
-  MODEL=(--sizes 128x64 --precision fp32 bf16 --no-reference --repeats 1 --warmup 0 --gpu-sizes)
+  MODEL=(--sizes 128x64 --precision fp32 bf16 --no-reference --repeats 1 --warmup 0)
   FIDELITY=(--models video --precision bf16 --size 64)
   RENDER=(--size 160x96 --frames 8 --repeat 1)
   SERVE=(--streams 1 2 --size 160x96 --fps 15 --seconds 8)
