@@ -157,7 +157,7 @@ mapfile -t TEST_PATHS < <(
   echo tests/gpu
   grep -rl --include='test_*.py' -e 'mark\.gpu' tests | grep -v '^tests/gpu/' | sort
 )
-if step "gpu tests" 150 "$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider --timeout 120 \
+if step "gpu tests" 150 "$PYTHON" -m pytest -m gpu -q -rfEs --tb=short -p no:cacheprovider --timeout 120 \
   "${TEST_PATHS[@]}"; then :; fi
 SUMMARY=$(grep -E '(passed|failed|skipped|error|no tests ran)' "${LAST_LOG:-/dev/null}" | tail -n 1)
 if echo "$SUMMARY" | grep -qE '[0-9]+ skipped'; then

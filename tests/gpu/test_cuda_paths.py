@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from adaattn_video.config import IMAGE_MODEL, ModelConfig
+from adaattn_video.exact_fp32 import ieee_fp32
 from adaattn_video.model import build_model, init_untrained_
 
 pytestmark = [
@@ -51,15 +52,20 @@ def test_fp16_autocast_gradscaler_training_step() -> None:
 
 
 def test_image_model_on_cuda_matches_the_cpu() -> None:
-    """The softmax image model in float32: its encoder and projections run IEEE on CUDA (TF32
-    would flip which style position wins), so CUDA stays at float32 rounding of the CPU."""
+    """The softmax image model in float32 on CUDA: in IEEE float32 it stays at float32
+    rounding of the CPU; with the defaults (TF32 convolutions in the decoder) its encoder and
+    projections still run IEEE, so no style position flips and the output stays within TF32's
+    rounding (a flip moves whole regions by far more)."""
     model = _model(IMAGE_MODEL)
     content, style = _images((1, 3, 64, 96), 3), _images((1, 3, 64, 64), 4)
     reference = model.stylize(content, [model.encode_style(style)])
-    model.cuda()
-    out = model.stylize(content.cuda(), [model.encode_style(style.cuda())]).cpu()
     span = float(reference.max() - reference.min())
-    assert float((out - reference).abs().max()) / span < 1e-3
+    model.cuda()
+    with ieee_fp32("cuda"):
+        exact = model.stylize(content.cuda(), [model.encode_style(style.cuda())]).cpu()
+    assert float((exact - reference).abs().max()) / span < 1e-3
+    default = model.stylize(content.cuda(), [model.encode_style(style.cuda())]).cpu()
+    assert float((default - reference).abs().max()) / span < 2e-2
 
 
 def test_a_regions_frame_on_cuda_matches_the_cpu() -> None:
@@ -73,8 +79,9 @@ def test_a_regions_frame_on_cuda_matches_the_cpu() -> None:
     masks[:, 1, :, 56:] = 1.0
     reference = stylize_regions(model, content, [styles_cpu[0]], [1.0], styles_cpu, masks)
     model.cuda()
-    styles = [model.encode_style(_images((1, 3, 48, 48), 6 + i).cuda()) for i in range(2)]
-    out = stylize_regions(model, content.cuda(), [styles[0]], [1.0], styles, masks.cuda())
+    with ieee_fp32("cuda"):  # the defaults run the convolutions in TF32 (about 1e-3 relative)
+        styles = [model.encode_style(_images((1, 3, 48, 48), 6 + i).cuda()) for i in range(2)]
+        out = stylize_regions(model, content.cuda(), [styles[0]], [1.0], styles, masks.cuda())
     span = float(reference.max() - reference.min())
     assert float((out.cpu() - reference).abs().max()) / span < 1e-3
 
@@ -85,6 +92,7 @@ def test_a_serve_round_of_two_streams_on_cuda(tmp_path) -> None:
     from adaattn_video.settings import StylizerSpec
     from adaattn_video.stylizer import open_stylizer
     from streamer.frames import Frame
+    from streamer.regions.switch import RegionSwitch
     from streamer.serve.config import StreamSpec
     from streamer.serve.scheduler import Scheduler
     from streamer.serve.stream import StreamRuntime
@@ -96,7 +104,9 @@ def test_a_serve_round_of_two_streams_on_cuda(tmp_path) -> None:
         Image.fromarray(np.full((64, 64, 3), color, np.uint8)).save(path)
         spec = StylizerSpec(styles=(str(path),), style_size=64, device="cuda", precision="fp16")
         stream_spec = StreamSpec(name=name, source="lavfi:testsrc2", styles=(str(path),))
-        streams.append(StreamRuntime(stream_spec, open_stylizer(spec, model=model), None))
+        streams.append(
+            StreamRuntime(stream_spec, RegionSwitch(open_stylizer(spec, model=model)), None)
+        )
     scheduler = Scheduler(model, torch.device("cuda"), lambda: streams, max_batch=8)
     for stream in streams:
         image = np.random.default_rng(0).integers(0, 256, (72, 128, 3), dtype=np.uint8)
