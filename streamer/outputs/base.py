@@ -131,7 +131,7 @@ class Output(FrameSink):
 
     # -- the subclass's obligations -------------------------------------------------------
 
-    def preflight(self) -> None:  # noqa: B027 - a deliberate no-op default
+    def preflight(self) -> None:
         """Check what this output needs (a program, an extra, a device); raise one
         :class:`~configkit.errors.StylestreamError` line. Called before anything starts."""
 
@@ -161,8 +161,11 @@ class Output(FrameSink):
         if self._thread is not None:
             self._thread.join(self.options.close_timeout_s)
             if self._thread.is_alive():
-                log.warning("output %s: still busy after %.0f s; left behind", self.spec,
-                            self.options.close_timeout_s)
+                log.warning(
+                    "output %s: still busy after %.0f s; left behind",
+                    self.spec,
+                    self.options.close_timeout_s,
+                )
                 self._stop.set()
         with self._lock:
             if self._state is not OutputState.FAILED:
@@ -230,7 +233,7 @@ class Output(FrameSink):
                     self._set(OutputState.RUNNING)
                 try:
                     connection.send(frame)
-                except Exception as err:  # noqa: BLE001 - any send failure = a lost connection
+                except Exception as err:
                     self._lost += 1
                     connection.close()
                     connection = None
@@ -248,10 +251,11 @@ class Output(FrameSink):
     def _try_connect(self, frame: Frame, outage_since: float | None) -> Connection | None:
         try:
             return self._connect(frame)
-        except Exception as err:  # noqa: BLE001 - a refused/unreachable server: back off
+        except Exception as err:
             if outage_since is None and self._state is OutputState.CONNECTING:
-                log.warning("output %s: cannot connect (%s); retrying", self.spec,
-                            self._describe(err))
+                log.warning(
+                    "output %s: cannot connect (%s); retrying", self.spec, self._describe(err)
+                )
             self._lose(err, quiet=True)
             return None
 
@@ -279,7 +283,7 @@ class Output(FrameSink):
     def _describe(self, err: BaseException) -> str:
         """One line about ``err`` with the URL's secrets masked."""
         text = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
-        return text.replace(self.spec.url, self.spec.redacted())
+        return self.spec.scrub(text)
 
 
 __all__ = ["Connection", "Output", "OutputOptions", "OutputState", "OutputStatus"]

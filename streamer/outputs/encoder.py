@@ -223,14 +223,14 @@ class AvConnection:
             self.container.mux(self.video.encode(None))
             if self.audio is not None:
                 self.container.mux(self.audio.encode(None))
-        except Exception as err:  # noqa: BLE001 - a dead server: nothing left to flush to
+        except Exception as err:
             log.debug("flush failed: %s", err)
         self._close_container()
 
     def _close_container(self) -> None:
         try:
             self.container.close()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.debug("close failed: %s", err)
         if self._on_close is not None:
             self._on_close()

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
@@ -95,7 +96,10 @@ class RtmpOutput(AvOutput):
 
     def _open_container(self) -> Any:
         return av.open(
-            self.spec.url, "w", format="flv", options={"flvflags": "no_duration_filesize", "flush_packets": "1"},
+            self.spec.url,
+            "w",
+            format="flv",
+            options={"flvflags": "no_duration_filesize", "flush_packets": "1"},
             timeout=self._timeouts(),
         )
 
@@ -103,16 +107,27 @@ class RtmpOutput(AvOutput):
 class RtspOutput(AvOutput):
     """RTSP publish (ANNOUNCE/RECORD), TCP unless the URL says ``?transport=udp``."""
 
-    def __init__(self, spec: OutputSpec, options: OutputOptions | None = None,
-                 info: SourceInfo | None = None, encoder: EncoderSettings | None = None) -> None:
-        super().__init__(spec, options, info, replace(encoder or EncoderSettings(),
-                                                      frame_threads=True))
+    def __init__(
+        self,
+        spec: OutputSpec,
+        options: OutputOptions | None = None,
+        info: SourceInfo | None = None,
+        encoder: EncoderSettings | None = None,
+    ) -> None:
+        super().__init__(
+            spec, options, info, replace(encoder or EncoderSettings(), frame_threads=True)
+        )
 
     def _open_container(self) -> Any:
         transport = self.spec.query.get("transport", "tcp")
         url = self.spec.url.split("?", 1)[0]
-        return av.open(url, "w", format="rtsp", options={"rtsp_transport": transport, "flush_packets": "1"},
-                       timeout=self._timeouts())
+        return av.open(
+            url,
+            "w",
+            format="rtsp",
+            options={"rtsp_transport": transport, "flush_packets": "1"},
+            timeout=self._timeouts(),
+        )
 
 
 def srt_command(spec: OutputSpec) -> list[str]:
@@ -134,16 +149,16 @@ class SrtOutput(AvOutput):
 
     def _connect(self, frame: Frame) -> Connection:
         proc = subprocess.Popen(
-            srt_command(self.spec), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            srt_command(self.spec),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
         def reap() -> None:
             if proc.stdin is not None:
-                try:
+                with contextlib.suppress(OSError):
                     proc.stdin.close()
-                except OSError:
-                    pass
             try:
                 proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
@@ -154,8 +169,9 @@ class SrtOutput(AvOutput):
             return av.open(proc.stdin, "w", format="mpegts", options={"flush_packets": "1"})
 
         try:
-            connection = AvConnection(open_container, self.encoder, frame, self.frame_rate,
-                                      on_close=reap)
+            connection = AvConnection(
+                open_container, self.encoder, frame, self.frame_rate, on_close=reap
+            )
         except Exception:
             reap()
             raise
@@ -181,9 +197,14 @@ class _ProcessConnection:
 class HlsOutput(AvOutput):
     """A rolling HLS playlist in a folder (local files: no reconnect)."""
 
-    def __init__(self, spec: OutputSpec, options: OutputOptions | None = None,
-                 info: SourceInfo | None = None, encoder: EncoderSettings | None = None,
-                 hls: HlsSettings | None = None) -> None:
+    def __init__(
+        self,
+        spec: OutputSpec,
+        options: OutputOptions | None = None,
+        info: SourceInfo | None = None,
+        encoder: EncoderSettings | None = None,
+        hls: HlsSettings | None = None,
+    ) -> None:
         hls = hls or HlsSettings()
         encoder = encoder or EncoderSettings(gop_s=hls.segment_s)
         super().__init__(spec, options, info, encoder)

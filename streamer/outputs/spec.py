@@ -83,6 +83,21 @@ class OutputSpec:
         """The URL with every credential masked: safe for messages, logs and status."""
         return redact(self.url)
 
+    def scrub(self, text: str) -> str:
+        """``text`` (e.g. an FFmpeg error) with this URL and each of its secrets masked."""
+        text = str(text).replace(self.url, self.redacted())
+        parts = urllib.parse.urlsplit(self.url) if "://" in self.url else None
+        secrets = [] if parts is None else [parts.password, parts.username]
+        if self.kind in ("rtmp", "rtmps"):
+            secrets.append(self.path.rstrip("/").rpartition("/")[2])
+        secrets += [
+            v for k, v in self.query.items() if self.kind != "srt" or k in _SECRET_QUERY_KEYS
+        ]
+        for secret in secrets:
+            if secret and len(secret) >= 3:
+                text = text.replace(secret, MASK)
+        return text
+
     def __str__(self) -> str:
         return self.redacted()
 
@@ -119,7 +134,7 @@ def redact(url: str) -> str:
     return f"{scheme}://{hostpart}{slash}{path}{qmark}{query}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def protocol_available(protocol: str) -> bool:
     """Whether the linked FFmpeg knows ``protocol`` (``rtmps``: needs TLS; ``srt``: libsrt).
 
@@ -132,7 +147,7 @@ def protocol_available(protocol: str) -> bool:
         av.open(f"{protocol}://127.0.0.1:1/a/b", "r", timeout=1).close()
     except av.error.ProtocolNotFoundError:
         return False
-    except Exception:  # noqa: BLE001 - refused/timed out: the protocol exists
+    except Exception:
         return True
     return True
 

@@ -61,8 +61,9 @@ class StreamReader:
     def _run(self) -> None:
         while not self._stop.is_set() and len(self.frames) < self.count:
             try:
-                with av.open(self.url, options=self.options, format=self.av_format,
-                             timeout=(5, 3)) as container:
+                with av.open(
+                    self.url, options=self.options, format=self.av_format, timeout=(5, 3)
+                ) as container:
                     if not container.streams.video:  # joined before the publisher: again
                         time.sleep(0.2)
                         continue

@@ -33,7 +33,9 @@ def rtmp_module() -> str | None:
         ).stdout
     except FileNotFoundError:
         return None
-    return next((line for line in listing.splitlines() if line.endswith("ngx_rtmp_module.so")), None)
+    return next(
+        (line for line in listing.splitlines() if line.endswith("ngx_rtmp_module.so")), None
+    )
 
 
 def wait_port(port: int, timeout_s: float) -> bool:
@@ -69,18 +71,23 @@ class RtmpServer:
 
     def start(self, timeout_s: float = 10.0) -> RtmpServer:
         module = rtmp_module()
-        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        nginx = shutil.which("nginx") or (
+            "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+        )
         if module is None or nginx is None:
             raise RuntimeError(f"nginx-rtmp is not installed; apt-get install {APT_PACKAGES}")
         conf = self._config(module)
         self.proc = subprocess.Popen(
             [nginx, "-c", str(conf), "-p", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if not wait_port(self.port, timeout_s):
             self.stop()
-            log = (self.dir / "error.log")
-            raise RuntimeError(f"nginx-rtmp did not start: {log.read_text() if log.exists() else ''}")
+            log = self.dir / "error.log"
+            raise RuntimeError(
+                f"nginx-rtmp did not start: {log.read_text() if log.exists() else ''}"
+            )
         return self
 
     def stop(self) -> None:
