@@ -43,7 +43,7 @@ class OutputUrlError(StylestreamError, ValueError):
     """An output URL is malformed or names something this build cannot do."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OutputSpec:
     """One output, parsed and validated.
 
@@ -100,6 +100,9 @@ class OutputSpec:
 
     def __str__(self) -> str:
         return self.redacted()
+
+    def __repr__(self) -> str:
+        return f"OutputSpec(kind={self.kind!r}, url={self.redacted()!r})"
 
 
 def redact(url: str) -> str:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import av
+import numpy as np
 
-from streamer.studio.markers import read_marker
+from streamer.frames import Frame, FrameSink
+from streamer.studio.markers import draw_marker, read_marker
 
 SHORT_PROBE = {"probesize": "32768", "analyzeduration": "200000"}
 
@@ -85,3 +89,29 @@ class StreamReader:
                 self.frames.append(
                     Decoded(frame.width, frame.height, read_marker(image), time.time())
                 )
+
+
+def marker_frame(index: int, width: int = 320, height: int = 240, fps: int = 30) -> Frame:
+    """A noisy frame with ``index`` drawn as a frame marker, pts on a 1/90000 clock at ``fps``."""
+    rng = np.random.default_rng(index)
+    image = rng.integers(40, 200, (height, width, 3), dtype=np.uint8)
+    draw_marker(image, index)
+    return Frame(index, image, pts=index * 90000 // fps, time_base=Fraction(1, 90000),
+                 capture_time_s=time.time())
+
+
+def feed(sink: FrameSink, count: int, *, fps: int = 30, start: int = 0, width: int = 320,
+         height: int = 240, on_frame: Callable[[int], None] | None = None) -> float:
+    """Write ``count`` marker frames at ``fps`` (real time); returns the longest ``write``
+    call in seconds (a non-blocking sink stays far below a frame interval)."""
+    longest = 0.0
+    t0 = time.monotonic()
+    for i in range(start, start + count):
+        frame = marker_frame(i, width, height, fps)
+        began = time.monotonic()
+        sink.write(frame)
+        longest = max(longest, time.monotonic() - began)
+        if on_frame is not None:
+            on_frame(i)
+        time.sleep(max(0.0, t0 + (i - start + 1) / fps - time.monotonic()))
+    return longest
