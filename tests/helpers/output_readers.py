@@ -115,3 +115,13 @@ def feed(sink: FrameSink, count: int, *, fps: int = 30, start: int = 0, width: i
             on_frame(i)
         time.sleep(max(0.0, t0 + (i - start + 1) / fps - time.monotonic()))
     return longest
+
+
+def read_file_frames(path: str) -> list[Decoded]:
+    """Every picture of a recorded file (MPEG-TS from the RTSP/SRT servers), decoded."""
+    found: list[Decoded] = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            image = frame.to_ndarray(format="rgb24")
+            found.append(Decoded(frame.width, frame.height, read_marker(image), time.time()))
+    return found
