@@ -135,7 +135,7 @@ def srt_command(spec: OutputSpec) -> list[str]:
     query = dict(spec.query)
     query.setdefault("mode", "caller")
     text = "&".join(f"{k}={v}" for k, v in query.items())
-    return [SRT_PROGRAM, "-q", "file://con", f"srt://{spec.host}:{spec.port}?{text}"]
+    return [SRT_PROGRAM, "-q", "-a:no", "file://con", f"srt://{spec.host}:{spec.port}?{text}"]
 
 
 class SrtOutput(AvOutput):

@@ -125,3 +125,24 @@ def read_file_frames(path: str) -> list[Decoded]:
             image = frame.to_ndarray(format="rgb24")
             found.append(Decoded(frame.width, frame.height, read_marker(image), time.time()))
     return found
+
+
+def feed_in_background(sink: FrameSink, *, fps: int = 30) -> Callable[[], None]:
+    """Feed marker frames (counting on, so timestamps keep rising) in a thread until the
+    returned ``stop()`` is called."""
+    stop = threading.Event()
+
+    def run() -> None:
+        start = 0
+        while not stop.is_set():
+            feed(sink, fps, fps=fps, start=start)
+            start += fps
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join()
+
+    return stopper

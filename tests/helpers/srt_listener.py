@@ -30,14 +30,15 @@ class SrtListener:
         if program is None:
             raise RuntimeError("srt-live-transmit not found; apt-get install srt-tools")
         self._file = self.out.open("wb")
-        self.proc = subprocess.Popen(
-            [program, "-q", f"srt://127.0.0.1:{self.port}?mode=listener", "file://con"],
-            stdout=self._file, stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.3)  # bound to its UDP port
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"srt-live-transmit exited with {self.proc.returncode}")
-        return self
+        for _ in range(20):  # a caller retrying against the port can make a bind fail once
+            self.proc = subprocess.Popen(
+                [program, "-q", f"srt://127.0.0.1:{self.port}?mode=listener", "file://con"],
+                stdout=self._file, stderr=subprocess.DEVNULL,
+            )
+            time.sleep(0.3)  # bound to its UDP port
+            if self.proc.poll() is None:
+                return self
+        raise RuntimeError(f"srt-live-transmit exited with {self.proc.returncode}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

