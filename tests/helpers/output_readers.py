@@ -96,12 +96,25 @@ def marker_frame(index: int, width: int = 320, height: int = 240, fps: int = 30)
     rng = np.random.default_rng(index)
     image = rng.integers(40, 200, (height, width, 3), dtype=np.uint8)
     draw_marker(image, index)
-    return Frame(index, image, pts=index * 90000 // fps, time_base=Fraction(1, 90000),
-                 capture_time_s=time.time())
+    return Frame(
+        index,
+        image,
+        pts=index * 90000 // fps,
+        time_base=Fraction(1, 90000),
+        capture_time_s=time.time(),
+    )
 
 
-def feed(sink: FrameSink, count: int, *, fps: int = 30, start: int = 0, width: int = 320,
-         height: int = 240, on_frame: Callable[[int], None] | None = None) -> float:
+def feed(
+    sink: FrameSink,
+    count: int,
+    *,
+    fps: int = 30,
+    start: int = 0,
+    width: int = 320,
+    height: int = 240,
+    on_frame: Callable[[int], None] | None = None,
+) -> float:
     """Write ``count`` marker frames at ``fps`` (real time); returns the longest ``write``
     call in seconds (a non-blocking sink stays far below a frame interval)."""
     longest = 0.0

@@ -40,7 +40,10 @@ class RtspRecordServer:
             raise RuntimeError(f"{SYSTEM_PYTHON} not found; apt-get install {APT_PACKAGES}")
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, __file__, "--port", str(self.port), "--out", str(self.out)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         line = ""
         if select.select([self.proc.stdout], [], [], timeout_s)[0]:
@@ -48,8 +51,10 @@ class RtspRecordServer:
         if not line.startswith("PORT "):
             self.stop()
             stderr = self.proc.stderr.read() if self.proc.stderr else ""
-            raise RuntimeError(f"RTSP record server did not start ({line} {stderr.strip()[-300:]}); "
-                               f"apt-get install {APT_PACKAGES}")
+            raise RuntimeError(
+                f"RTSP record server did not start ({line} {stderr.strip()[-300:]}); "
+                f"apt-get install {APT_PACKAGES}"
+            )
         self.port = int(line.split()[1])
         return self
 

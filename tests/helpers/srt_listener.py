@@ -33,7 +33,8 @@ class SrtListener:
         for _ in range(20):  # a caller retrying against the port can make a bind fail once
             self.proc = subprocess.Popen(
                 [program, "-q", f"srt://127.0.0.1:{self.port}?mode=listener", "file://con"],
-                stdout=self._file, stderr=subprocess.DEVNULL,
+                stdout=self._file,
+                stderr=subprocess.DEVNULL,
             )
             time.sleep(0.3)  # bound to its UDP port
             if self.proc.poll() is None:

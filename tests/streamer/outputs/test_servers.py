@@ -139,8 +139,14 @@ def test_ndi_source_is_received_in_process() -> None:
         deadline = time.monotonic() + 15
         while source is None and time.monotonic() < deadline:
             ndi.find_wait_for_sources(finder, 1000)
-            source = next((s for s in ndi.find_get_current_sources(finder)
-                           if "stylestream-test" in s.ndi_name), None)
+            source = next(
+                (
+                    s
+                    for s in ndi.find_get_current_sources(finder)
+                    if "stylestream-test" in s.ndi_name
+                ),
+                None,
+            )
         assert source is not None, "the NDI source was not found"
         create = ndi.RecvCreateV3()
         create.color_format = ndi.RECV_COLOR_FORMAT_RGBX_RGBA
@@ -212,8 +218,10 @@ def test_hls_plays_in_chromium_with_hls_js(tmp_path: Path) -> None:
             except playwright.Error as err:
                 status = page.evaluate("document.getElementById('status').textContent")
                 raise AssertionError(f"{status} {console[-5:]}") from err
-            size = page.evaluate("[document.getElementById('video').videoWidth, "
-                                 "document.getElementById('video').videoHeight]")
+            size = page.evaluate(
+                "[document.getElementById('video').videoWidth, "
+                "document.getElementById('video').videoHeight]"
+            )
             browser.close()
     finally:
         stop_feeding()

@@ -75,11 +75,26 @@ def test_a_file_where_the_hls_folder_should_be(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "secrets", "shown"),
     [
-        ("rtmp://a.rtmp.example/live2/sk_live_9f8e7d", ["sk_live_9f8e7d"], "rtmp://a.rtmp.example/live2/***"),
-        ("rtmp://user:hunter22@h:1935/app/key99", ["hunter22", "key99", "user"], "rtmp://***@h:1935/app/***"),
-        ("rtsp://bob:pw1234@cam:8554/s?token=abcd", ["pw1234", "abcd"], "rtsp://***@cam:8554/s?token=***"),
-        ("srt://h:9000?latency=200&passphrase=longsecret1&streamid=pub:x", ["longsecret1", "pub:x"],
-         "srt://h:9000?latency=200&passphrase=***&streamid=***"),
+        (
+            "rtmp://a.rtmp.example/live2/sk_live_9f8e7d",
+            ["sk_live_9f8e7d"],
+            "rtmp://a.rtmp.example/live2/***",
+        ),
+        (
+            "rtmp://user:hunter22@h:1935/app/key99",
+            ["hunter22", "key99", "user"],
+            "rtmp://***@h:1935/app/***",
+        ),
+        (
+            "rtsp://bob:pw1234@cam:8554/s?token=abcd",
+            ["pw1234", "abcd"],
+            "rtsp://***@cam:8554/s?token=***",
+        ),
+        (
+            "srt://h:9000?latency=200&passphrase=longsecret1&streamid=pub:x",
+            ["longsecret1", "pub:x"],
+            "srt://h:9000?latency=200&passphrase=***&streamid=***",
+        ),
     ],
 )
 def test_redaction_masks_every_credential(url: str, secrets: list[str], shown: str) -> None:
