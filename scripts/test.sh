@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs, then runs it:
 #   - Debian packages for the real RTSP server (GStreamer, driven by the system python3-gi)
-#     and for the browser tests (chromium), iproute2 for the two-node Ray test (ip netns),
+#     and for the browser tests (chromium), nginx-rtmp and srt-tools for the output tests, iproute2 for the two-node Ray test (ip netns),
 #     when apt-get is available;
 #   - a virtual environment .venv with the project and its test extras.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not slow"`).
@@ -13,6 +13,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-tools python3-gi
   chromium
+  nginx libnginx-mod-rtmp srt-tools
   iproute2
 )
 

@@ -1,0 +1,108 @@
+"""One stream's frames to several outputs: :func:`build_output` and :class:`OutputSet`.
+
+Everything a user can get wrong is checked in :meth:`OutputSet.from_urls` before any output
+starts: every URL is parsed (:func:`~streamer.outputs.spec.parse_output`), then every output's
+``preflight`` runs (programs, optional extras, devices). Only then does a frame go anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from streamer.frames import Frame, FrameSink, SourceInfo
+from streamer.outputs.base import Output, OutputOptions, OutputStatus
+from streamer.outputs.devices import NdiOutput, VirtualcamOutput
+from streamer.outputs.encoder import EncoderSettings
+from streamer.outputs.network import HlsOutput, RtmpOutput, RtspOutput, SrtOutput
+from streamer.outputs.spec import OutputSpec, OutputUrlError, parse_output
+
+_CLASSES: dict[str, type[Output]] = {
+    "rtmp": RtmpOutput,
+    "rtmps": RtmpOutput,
+    "rtsp": RtspOutput,
+    "srt": SrtOutput,
+    "hls": HlsOutput,
+    "ndi": NdiOutput,
+    "virtualcam": VirtualcamOutput,
+}
+
+
+def build_output(
+    spec: OutputSpec | str,
+    *,
+    info: SourceInfo | None = None,
+    options: OutputOptions | None = None,
+    encoder: EncoderSettings | None = None,
+    **settings: Any,
+) -> Output:
+    """The runtime output for ``spec`` (a URL is parsed first), preflighted.
+
+    ``encoder`` applies to the H.264 outputs (RTMP, RTSP, SRT, HLS); ``settings`` are passed to
+    the output class (``hls=HlsSettings(...)``, ``settings=VirtualcamSettings(...)``).
+
+    Raises:
+        OutputUrlError / StylestreamError: a bad URL, a missing program, extra or device.
+    """
+    if isinstance(spec, str):
+        spec = parse_output(spec)
+    cls = _CLASSES[spec.kind]
+    kwargs: dict[str, Any] = dict(settings)
+    if encoder is not None:
+        if spec.kind in ("ndi", "virtualcam"):
+            raise OutputUrlError(f"output {spec}: encoder settings apply to H.264 outputs only")
+        kwargs["encoder"] = encoder
+    output = cls(spec, options, info, **kwargs)
+    output.preflight()
+    return output
+
+
+class OutputSet(FrameSink):
+    """Fans each frame to every output; ``write`` never blocks (each output has its own queue
+    and thread), so one slow or dead output delays none of the others."""
+
+    def __init__(self, outputs: Sequence[Output]) -> None:
+        self.outputs = list(outputs)
+
+    @classmethod
+    def from_urls(
+        cls,
+        urls: Iterable[str],
+        *,
+        info: SourceInfo | None = None,
+        options: OutputOptions | None = None,
+    ) -> OutputSet:
+        """Parse every URL, then build (and preflight) every output; nothing starts before all
+        passed. Duplicate URLs are refused (two publishers on one key fight each other)."""
+        specs = [parse_output(url) for url in urls]
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.url in seen:
+                raise OutputUrlError(f"output {spec} is given twice")
+            seen.add(spec.url)
+        return cls([build_output(spec, info=info, options=options) for spec in specs])
+
+    def write(self, frame: Frame) -> None:
+        for output in self.outputs:
+            output.write(frame)
+
+    def close(self) -> None:
+        """Close every output at once (each flushes in its own thread; bounded by the outputs'
+        ``close_timeout_s``), so SIGINT/SIGTERM handling is quick."""
+        threads = [threading.Thread(target=o.close, daemon=True) for o in self.outputs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def status(self) -> list[OutputStatus]:
+        """Every output's status, in order (for ``get-status`` / ``list-streams``)."""
+        return [output.status() for output in self.outputs]
+
+    def status_dicts(self) -> list[dict[str, Any]]:
+        """:meth:`status` as JSON-ready dicts."""
+        return [s.as_dict() for s in self.status()]
+
+
+__all__ = ["OutputSet", "build_output"]
