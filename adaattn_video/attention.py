@@ -1,4 +1,4 @@
-"""Attention normalization (AdaAttN, SPEC section 3) with both attention kinds.
+"""Attention normalization (AdaAttN, AdaAttN paper, section 3.2) with both attention kinds.
 
 Shapes: keys are (B, d, N), values (B, C, N), with N = H * W positions; the per-frame paths
 work position-major, (B, N, C), the memory order of channels-last feature maps.
@@ -8,10 +8,10 @@ precision (``E[V^2] - M^2`` cancels badly in half). The cosine kind's two per-fr
 projection, style sums) may run in bf16 where the convolutions do: the sums are stored with
 centred values, so the variance step stays accurate (see :class:`CosineStyleSums`).
 
-* Cosine (SPEC 3b, the video default): scores ``relu(q.k + 1)`` are linear in k, so every
+* Cosine (the cosine form of the published video model, the video default): scores ``relu(q.k + 1)`` are linear in k, so every
   style-side sum is computed once per style; that kind is in
   :mod:`adaattn_video.cosine_attention` (re-exported here).
-* Softmax (SPEC 3a): exact, with ``[V, V^2]`` attended in one fused
+* Softmax (the softmax form of the AdaAttN paper): exact, with ``[V, V^2]`` attended in one fused
   ``scaled_dot_product_attention`` call (no random subsampling of style positions).
 
 The content/style keys and their projection are in :mod:`adaattn_video.attention_keys`; the quadratic
@@ -167,7 +167,7 @@ def adaptive_attention_norm(
     *,
     quadratic: bool = False,
 ) -> Tensor:
-    """Parameter-free AdaAttN* (SPEC section 5): keys used directly, no f/g/h.
+    """Parameter-free AdaAttN* (AdaAttN paper, section 3.3): keys used directly, no f/g/h.
 
     Args: content (B, C, H, W), style (B, C, Hs, Ws), content_key (B, d, H, W),
     style_key (B, d, Hs, Ws). Returns (B, C, H, W) float32 = std * norm(content) + mean.
@@ -214,7 +214,7 @@ def renormalize(
 
 
 class AdaAttN(nn.Module):
-    """Attention normalization with learned projections (SPEC section 3).
+    """Attention normalization with learned projections (AdaAttN paper, section 3.2).
 
     ``f`` projects content keys, ``g`` style keys (both key_channels -> key_channels), ``h``
     style values (channels -> channels); 1x1 convolutions, named as in the published files.

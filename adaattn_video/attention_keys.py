@@ -1,7 +1,7 @@
 """Attention keys: the "shallow + deep" content/style key built from the encoder taps and its
 1x1 projection, without ever materialising the normalised key.
 
-The key (SPEC section 3) is each tap relu1_1 .. relu_L resized (nearest) to relu_L's size and
+The key (AdaAttN paper, section 3.2) is each tap relu1_1 .. relu_L resized (nearest) to relu_L's size and
 normalised per channel; :func:`project_key` folds that normalisation into the projection's
 weights so one matmul reads the taps. Shapes are position-major, (B, N, C), the memory order of
 channels-last feature maps.

@@ -26,7 +26,7 @@ from adaattn_video.functional import EPS
 
 @dataclass(frozen=True)
 class CosineStyleSums:
-    """Per-style sums that make cosine attention linear (SPEC 3b).
+    """Per-style sums that make cosine attention linear (the cosine form of the published video model).
 
     With unit style keys k_j, values V_j, their mean c = mean_j V_j and n style positions,
     one matrix holds every sum a frame needs, divided by n, values centred on c:

@@ -1,6 +1,6 @@
 """Decoders from relu3_1 features (video model) or relu4_1 + relu3_1 skip (image model) to RGB.
 
-Layouts follow SPEC section 4 exactly, so the published ``decoder.N.weight`` /
+Layouts follow the published AdaAttN repository's networks exactly, so the published ``decoder.N.weight`` /
 ``decoder_layer_K.N.weight`` keys load without renaming.
 """
 

@@ -1,4 +1,4 @@
-"""The frozen VGG-19 encoders of SPEC section 1, tapped at relu1_1 .. relu5_1.
+"""The frozen VGG-19 encoders of the published vgg_normalised.pth, tapped at relu1_1 .. relu5_1.
 
 Both families are built from one layer table so their module indices (and therefore their
 state-dict keys) match the published files exactly: ``"0.weight"``, ``"2.weight"``, ... for the

@@ -27,13 +27,13 @@ def mean_std(features: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
 
 
 def mean_variance_norm(features: Tensor) -> Tensor:
-    """``norm(x)`` of SPEC: (x - mean_hw) / sqrt(unbiased var_hw + 1e-5). Shape kept (B, C, H, W)."""
+    """``norm(x)``, mean-variance normalisation: (x - mean_hw) / sqrt(unbiased var_hw + 1e-5). Shape kept (B, C, H, W)."""
     mean, std = mean_std(features)
     return (features - mean) / std
 
 
 def attention_key(taps: list[Tensor]) -> Tensor:
-    """The "shallow + deep" key of SPEC section 2.
+    """The "shallow + deep" key of AdaAttN paper, section 3.2.
 
     Args:
         taps: features relu1_1 .. relu_L in order, each (B, C_i, H_i, W_i).

@@ -1,4 +1,4 @@
-"""The two published AdaAttN models (SPEC section 4) behind one interface.
+"""The two published AdaAttN models (the published AdaAttN repository's networks) behind one interface.
 
 A model turns content images and a precomputed style into stylized images:
 

@@ -142,6 +142,19 @@ def test_no_internal_spec_citations(path: Path) -> None:
     assert not re.search(r"\bSPEC\b|\.\./shared", text), path.name
 
 
+def test_no_internal_spec_citations_in_code() -> None:
+    """Docstrings and comments stand alone too: no citation of a spec file outside the repo."""
+    packages = ("configkit", "adaattn_video", "streamer", "training", "benchmarks", "tests")
+    cited = [
+        str(source.relative_to(ROOT))
+        for package in packages
+        for source in (ROOT / package).rglob("*.py")
+        if source.name != "test_docs.py"
+        and re.search(r"\bSPEC (section|\d)|\.\./shared", source.read_text(encoding="utf-8"))
+    ]
+    assert not cited, cited
+
+
 def test_readme_keeps_the_two_ci_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     install = (

@@ -1,4 +1,4 @@
-"""The training objective (SPEC sections 5 and 6), one documented function per term.
+"""The training objective (AdaAttN paper, Liu et al. ICCV 2021, sections 3.3-3.4, and its video variant's image-similarity loss), one documented function per term.
 
 All terms compare taps of a frozen VGG ("the loss encoder", relu1_1 .. relu5_1) of the output
 ``cs``, the content ``c`` and the style ``s``. Features are dicts ``{"relu2_1": (B, C, H, W),
@@ -94,7 +94,7 @@ def _repeat_to(features: Tensor, batch: int) -> Tensor:
 def global_style_loss(
     output: Features, style: Features, taps: Sequence[str] = STYLE_TAPS
 ) -> Tensor:
-    """Global style loss (AdaIN/AdaAttN, SPEC section 5).
+    """Global style loss (AdaIN/AdaAttN, AdaAttN paper, section 3.3).
 
         L_gs = sum_l MSE(mean(cs_l), mean(s_l)) + MSE(std(cs_l), std(s_l))
 
@@ -126,8 +126,8 @@ def local_feature_targets(
     """The local feature loss's targets ``AdaAttN*(c_l, s_l)`` at every tap (no gradient).
 
     AdaAttN* is the parameter-free attention normalization (no f/g/h: the keys are used as
-    query and key directly) of the variant being trained, ``kind`` = "cosine" (SPEC 3b) or
-    "softmax" (3a). Keys are the shallow+deep keys of SPEC section 2 up to each tap.
+    query and key directly) of the variant being trained, ``kind`` = "cosine" (the cosine form of the published video model) or
+    "softmax" (the paper's form). Keys are the shallow+deep keys of AdaAttN paper, section 3.2 up to each tap.
 
     Args: content features (B, ...), style features (S, ...) with S dividing B.
     Returns: ``{tap: (B, C_l, H_l, W_l) float32}``.
@@ -151,7 +151,7 @@ def local_feature_targets(
 
 
 def local_feature_loss(output: Features, targets: Mapping[str, Tensor]) -> Tensor:
-    """Local feature loss (AdaAttN, SPEC section 5).
+    """Local feature loss (AdaAttN, AdaAttN paper, section 3.3).
 
         L_lf = sum_l MSE(cs_l, AdaAttN*(c_l, s_l))
 
@@ -223,7 +223,7 @@ def image_similarity_loss(
     max_positions: int = 1024,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Image-similarity loss (SPEC section 6): keep the pairwise structure of a content pair.
+    """Image-similarity loss (the video variant's image-similarity loss of the AdaAttN repository): keep the pairwise structure of a content pair.
 
     For each tap l and each pair (c1, c2) -> (cs1, cs2), over positions i, j:
 
@@ -262,7 +262,7 @@ def image_similarity_loss(
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the terms (SPEC section 5/6 reference: 10 / 3 / 0 / 100). 0 skips a term."""
+    """Weights of the terms (the published training options: 10 / 3 / 0 / 100). 0 skips a term."""
 
     style: float = 10.0
     local: float = 3.0

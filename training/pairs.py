@@ -1,4 +1,4 @@
-"""Content pairs for the image-similarity loss (SPEC section 6).
+"""Content pairs for the image-similarity loss (the video variant's image-similarity loss of the AdaAttN repository).
 
 Two views of one scene: either consecutive video frames (from the data loader), or a photo and
 a slightly perturbed copy of it (small shift, scale, rotation, brightness change and noise),

@@ -1,4 +1,4 @@
-"""The fast attention paths against the quadratic reference forms (SPEC section 3)."""
+"""The fast attention paths against the quadratic reference forms (AdaAttN paper, section 3.2)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_cosine_linear_matches_quadratic(d: int, c: int, nc: int, ns: int) -> No
 
 
 def test_cosine_scores_never_negative_so_relu_is_inactive() -> None:
-    """The linear form relies on q.k + 1 >= 0 for unit vectors (SPEC 3b)."""
+    """The linear form relies on q.k + 1 >= 0 for unit vectors (the cosine form of the published video model)."""
     q = unit_positions(_random((1, 16, 200), 3))
     k = unit_positions(_random((1, 16, 300), 4))
     assert float((torch.bmm(q.transpose(1, 2), k) + 1).min()) >= 0.0

@@ -1,6 +1,6 @@
 """Published-layout AdaAttN state dicts with random values, saved as real ``.pth`` files.
 
-The key names and shapes are written out here from SPEC section 4 (not derived from our model),
+The key names and shapes are written out here from the published AdaAttN repository's networks (not derived from our model),
 so a test that imports these files checks our architecture against the published layout.
 Other tests may import these helpers.
 """
@@ -17,7 +17,7 @@ from torch import Tensor
 from adaattn_video.config import ModelConfig
 from adaattn_video.model import StyleTransferModel, build_model
 
-# (module index, out, in, kernel) of every conv in the 53-module normalised VGG (SPEC section 1).
+# (module index, out, in, kernel) of every conv in the 53-module normalised VGG (the published vgg_normalised.pth).
 VGG_NORMALISED_CONVS: tuple[tuple[int, int, int, int], ...] = (
     (0, 3, 3, 1),
     (2, 64, 3, 3), (5, 64, 64, 3),

@@ -1,4 +1,4 @@
-"""The training objective (SPEC sections 5 and 6) and the pair perturbation, on constructed
+"""The training objective (AdaAttN paper, Liu et al. ICCV 2021, sections 3.3-3.4, and its video variant's image-similarity loss) and the pair perturbation, on constructed
 cases: each term is zero where its formula says it must be, positive and differentiable
 otherwise, and invariant where the formula is."""
 
