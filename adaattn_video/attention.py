@@ -41,6 +41,7 @@ from adaattn_video.attention_reference import (
 )
 from adaattn_video.config import AttentionKind
 from adaattn_video.functional import EPS, mean_variance_norm, tracing
+from adaattn_video.temporal_stats import filter_stats
 
 
 def _no_autocast(x: Tensor) -> torch.autocast:
@@ -322,6 +323,7 @@ def cosine_adaattn_blocked(
         x = block(r0, r1)
         query = torch.baddbmm(bias, x.to(dtype), weight_t)
         attn_mean, attn_std = cosine_stats_positions(query, sums, dtype)
+        attn_mean, attn_std = filter_stats(attn_mean, attn_std, (r0, r1), (h, w))  # temporal
         normed = torch.addcmul(shift, x[..., -c:].float(), inv_c)
         normed.mul_(attn_std).add_(attn_mean)
         out[:, r0:r1].copy_(normed.view(b, r1 - r0, w, c))
@@ -452,6 +454,8 @@ class AdaAttN(nn.Module):
                 key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
             mean, std = softmax_attention_stats(query.float().transpose(1, 2), key, value)
             mean, std = mean.transpose(1, 2), std.transpose(1, 2)
+        h, w = content.shape[-2:]
+        mean, std = filter_stats(mean, std, (0, h), (h, w))  # temporal smoothing hook (no-op)
         return renormalize(content, mean, std, known)
 
     def forward_quadratic(
