@@ -78,7 +78,7 @@ def test_keyframe_interval_2_stylizes_half_a_smooth_pan_and_falls_back_on_noise(
     noise = np.random.default_rng(0).integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
     noisy = TemporalStylizer(untrained_stylizer, TemporalOptions(keyframe_interval=2))
     out = run(noisy, noise)
-    assert noisy.counters.fallbacks == 3 and  # frames 1-3 each noisy.counters.warped == 0
+    assert noisy.counters.fallbacks == 3 and noisy.counters.warped == 0  # frames 1-3
     assert np.array_equal(out, per_frame(untrained_stylizer, noise))
 
 
