@@ -154,7 +154,7 @@ class TemporalStylizer(Uint8FrameInterface):
     def _check_context(self, size: tuple[int, int]) -> None:
         """Reset when the style, alpha or frame size changed, or a reset was requested."""
         style = _style_of(self.inner)
-        context = (style, self.inner.alpha, size)
+        context = (style, getattr(self.inner, "alpha", None), size)
         old = self.state.context
         same_style = bool(old) and (old[0] is style or (isinstance(style, str) and old[0] == style))
         changed = bool(old) and (not same_style or old[1:] != context[1:])
