@@ -124,7 +124,10 @@ class TemporalOptions:
         return dataclasses.replace(self, **changes)
 
 
-# Named settings (filled from benchmarks/temporal_modes.py's numbers; see docs in the report).
+# Named settings, from benchmarks/temporal_modes.py (640x360 pan + cut, untrained video model,
+# CPU, 2 threads): "steady" cut the warping error to 0.36x of per-frame at ~0 extra time (PSNR
+# 38 dB against per-frame); "fast" ran 5.4x the per-frame fps at 0.25x its warping error
+# (PSNR 29 dB).
 PRESETS: dict[str, dict[str, Any]] = {
     "steady": {"temporal": "flow"},
     "fast": {"temporal": "flow", "keyframe_interval": 2, "work_size": 384},
