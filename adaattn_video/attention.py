@@ -44,6 +44,7 @@ from adaattn_video.cosine_attention import (
 )
 from adaattn_video.exact_fp32 import ieee_fp32
 from adaattn_video.functional import mean_variance_norm, tracing
+from adaattn_video.temporal_stats import filter_stats
 
 # Re-exported: the cosine kind lives in adaattn_video.cosine_attention.
 __all__ = [
@@ -303,6 +304,8 @@ class AdaAttN(nn.Module):
                 key, value = key.expand(b, -1, -1), value.expand(b, -1, -1)
             mean, std = softmax_attention_stats(query.float().transpose(1, 2), key, value)
             mean, std = mean.transpose(1, 2), std.transpose(1, 2)
+        h, w = content.shape[-2:]
+        mean, std = filter_stats(mean, std, (0, h), (h, w))  # temporal smoothing hook (no-op)
         return renormalize(content, mean, std, known)
 
     def forward_quadratic(

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from adaattn_video.attention_keys import at_size, folded_projection, unit_positions
 from adaattn_video.functional import EPS
+from adaattn_video.temporal_stats import filter_stats
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def cosine_adaattn_blocked(
         x = block(r0, r1)
         query = torch.baddbmm(bias, x.to(dtype), weight_t)
         attn_mean, attn_std = cosine_stats_positions(query, sums, dtype)
+        attn_mean, attn_std = filter_stats(attn_mean, attn_std, (r0, r1), (h, w))  # temporal
         normed = torch.addcmul(shift, x[..., -c:].float(), inv_c)
         normed.mul_(attn_std).add_(attn_mean)
         out[:, r0:r1].copy_(normed.view(b, r1 - r0, w, c))

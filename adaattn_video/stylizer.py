@@ -35,6 +35,7 @@ from adaattn_video.settings import (
     resolve_device,
     resolve_precision,
 )
+from adaattn_video.temporal_stats import observe_frames
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +276,13 @@ class FrameStylizer(Uint8FrameInterface):
         return images, (h, w)
 
     @torch.inference_mode()
-    def stylize_tensor(self, content: Tensor) -> Tensor:
+    def stylize_tensor(self, content: Tensor, *, fit: bool = True) -> Tensor:
         """(B, 3, H, W) float in [0, 1] on the stylizer's device -> (B, 3, H', W') float32 in
-        [0, 1], (H', W') = ``config.output_size(H, W)``."""
+        [0, 1], (H', W') = ``config.output_size(H, W)``; ``fit=False`` keeps (H, W) (a caller
+        that sized the frames itself: the temporal wrapper's smaller working size)."""
         active = self.style
-        padded, size = self.pad(self.fit_content(content))
+        padded, size = self.pad(self.fit_content(content) if fit else content)
+        observe_frames(padded)  # temporal statistics hook: no-op unless a stats_scope is active
         out = self.model.stylize(padded, active.features, active.weights, self._alpha)
         return crop_output(out, size)
 
