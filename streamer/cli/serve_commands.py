@@ -53,13 +53,6 @@ def with_flag_streams(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def serve_config_from_args(argv: list[str]) -> ServeConfig:
-    """The :class:`ServeConfig` ``stylestream serve ARGV...`` runs with (tests inspect it)."""
-    from streamer.cli import command_config
-
-    return command_config(["serve", *argv]).serve
-
-
 def run_serve_command(args: ServeOptions) -> int:
     from streamer.serve.server import run_serve
 

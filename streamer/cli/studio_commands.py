@@ -93,11 +93,3 @@ def run_bench_studio_command(args: BenchStudioOptions) -> int:
     if args.json:
         write_json_report(args.json, report)
     return 0
-
-
-def studio_config_from_args(argv: list[str]) -> Any:
-    """The :class:`~streamer.studio.config.StudioConfig` ``stylestream studio ARGV...`` runs
-    with (tests inspect it)."""
-    from streamer.cli import command_config
-
-    return command_config(["studio", *argv])

@@ -8,7 +8,6 @@ from typing import Any
 from adaattn_video import settings
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSettingError
-from configkit.convert import convert_value
 
 MIN_SIDE = settings.MIN_SIDE
 
@@ -55,11 +54,3 @@ def items(value: Any) -> tuple[Any, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(value)
     return (value,)
-
-
-def float_list(value: Any, name: str) -> tuple[float, ...] | None:
-    """A flag's list or a YAML number/list -> finite floats; None stays None."""
-    if value is None:
-        return None
-    listed = list(value) if isinstance(value, (list, tuple)) else [value]
-    return convert_value(name, listed, tuple[float, ...], source="", error=OptionValueError)

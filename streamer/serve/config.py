@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec, format_size, parse_size
 from configkit.checks import positive
 from configkit.convert import check_fields, from_mapping, option, option_like, to_mapping
-from configkit.yaml_loader import load_yaml_file
 from streamer.live import LiveConfig
 from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
@@ -245,10 +243,3 @@ def serve_config_from_mapping(data: Mapping[str, Any], *, source: str = "") -> S
     the working folder, as in every other command's YAML.
     """
     return from_mapping(ServeConfig, data, source=source, error=ServeConfigError)
-
-
-def load_serve_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ServeConfig:
-    """Read the YAML at ``path`` (the one loader); ``overrides`` (flags given) win."""
-    data = load_yaml_file(path)
-    data.update(overrides or {})
-    return serve_config_from_mapping(data, source=f"config file {path}")

@@ -389,14 +389,3 @@ def decode_frame(parts: Sequence[bytes | memoryview]) -> tuple[FrameHeader, np.n
                 f"{header.width}x{header.height}"
             )
     return header, image
-
-
-def header_to_frame(header: FrameHeader, image: np.ndarray) -> Frame:
-    """A received frame as a :class:`~streamer.frames.Frame` (e.g. to record it with a sink)."""
-    return Frame(
-        index=header.index,
-        image=image,
-        pts=header.pts,
-        time_base=header.time_base_fraction,
-        capture_time_s=header.capture_time,
-    )

@@ -22,7 +22,7 @@ from adaattn_video.errors import StylestreamError  # noqa: E402
 from adaattn_video.settings import StylizerSpec, parse_size  # noqa: E402
 from configkit.convert import from_mapping  # noqa: E402
 from configkit.yaml_loader import parse_overrides, parse_yaml_text  # noqa: E402
-from streamer.cli.values import float_list, parse_wh, wh, wh_list  # noqa: E402
+from streamer.cli.values import parse_wh, wh, wh_list  # noqa: E402
 from streamer.live import LiveConfig  # noqa: E402
 from streamer.render import RenderConfig  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
@@ -108,7 +108,7 @@ def test_converter_raises_only_one_line_errors(data, cls: type) -> None:
 @FAST
 @given(text=st.one_of(st.text(max_size=20), st.from_regex(r"\s*-?\d{0,7}\s*[xX]?\s*-?\d{0,7}\s*")))
 def test_size_parsers_raise_only_documented_errors(text: str) -> None:
-    for parse in (parse_wh, float_list, parse_size):
+    for parse in (parse_wh, parse_size):
         try:
             result = parse(text) if parse is parse_size else parse(text, "size")
         except StylestreamError:
@@ -123,7 +123,7 @@ def test_size_parsers_raise_only_documented_errors(text: str) -> None:
 @FAST
 @given(value=values)
 def test_structured_values_raise_only_documented_errors(value) -> None:
-    for parse in (parse_wh, float_list):
+    for parse in (parse_wh,):
         with contextlib.suppress(StylestreamError):
             parse(value, "x")
     with contextlib.suppress(StylestreamError):

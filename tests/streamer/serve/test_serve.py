@@ -21,11 +21,10 @@ from helpers.live_helpers import serving
 from helpers.network import ANY_PORT
 from PIL import Image
 
-from streamer.cli import main
+from streamer.cli import command_config, main
 from streamer.frames import Frame
 from streamer.serve.config import (
     ServeConfigError,
-    load_serve_config,
     serve_config_from_mapping,
 )
 from streamer.serve.server import ServeResult
@@ -123,7 +122,7 @@ def test_yaml_config_and_its_mistakes(tmp_path: Path, styles: dict[str, str]) ->
         "  - name: lobby\n    source: lavfi:testsrc2=size=64x48:rate=15\n"
         f"    style: {styles['green']}\n"
     )
-    config = load_serve_config(path)
+    config = _serve_config(["--config", str(path)])
     door, lobby = config.streams
     assert (door.name, door.size, door.alpha, door.style_weights) == (
         "door",
@@ -140,27 +139,27 @@ def test_yaml_config_and_its_mistakes(tmp_path: Path, styles: dict[str, str]) ->
         ),
         "streams:\n  - {name: a, source: x, style: s.png, alpha: 2}\n": "alpha",
         "max_batch: 0\nstreams: []\n": "max_batch",
-        "bogus: 1\n": "unknown key",
     }
     for text, message in bad.items():
         path.write_text(text)
         with pytest.raises(ServeConfigError, match=message):
-            load_serve_config(path)
+            _serve_config(["--config", str(path)])
     # the one YAML loader: repeated keys and aliases are refused (before any value is used)
     from configkit.convert import ConfigError
 
     for text, message in {
+        "bogus: 1\n": "unknown key 'bogus'",  # the file's own keys: checked by the one loader
         "max_batch: 2\nmax_batch: 3\n": "more than once",
         "streams:\n  - &a {name: a, source: x, style: s.png}\n  - *a\n": "aliases",
     }.items():
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
-            load_serve_config(path)
+            _serve_config(["--config", str(path)])
 
 
 def test_the_example_config_loads_and_names_existing_styles() -> None:
     root = Path(__file__).resolve().parents[3]
-    config = load_serve_config(root / "configs" / "serve.yaml")
+    config = _serve_config(["--config", str(root / "configs" / "serve.yaml")])
     assert [s.name for s in config.streams] == ["lobby", "mix"]
     for spec in config.streams:
         assert all((root / style).is_file() for style in spec.styles), spec.styles
@@ -429,9 +428,9 @@ def test_view_shows_a_grid_of_all_streams_or_one_stream(model, styles: dict[str,
 
 
 def test_serve_flags_for_the_common_case(styles: dict[str, str], tmp_path: Path) -> None:
-    from streamer.cli.serve_commands import ServeUsageError, serve_config_from_args
+    from streamer.cli.serve_commands import ServeUsageError
 
-    config = serve_config_from_args(
+    config = _serve_config(
         ["--untrained", "--style", styles["red"], "--stream", "a=lavfi:testsrc2",
          "--stream", "b=rtsp://127.0.0.1:8554/live", "--size", "96x64", "--control", "none",
          "--seconds", "3"]
@@ -444,10 +443,10 @@ def test_serve_flags_for_the_common_case(styles: dict[str, str], tmp_path: Path)
     # --config YAML keys come after the defaults; flags override them.
     path = tmp_path / "serve.yaml"
     path.write_text("seconds: 9\nmax_batch: 2\nstreams:\n  - {name: y, source: x, style: a}\n")
-    config = serve_config_from_args(["--config", str(path), "--seconds", "4"])
+    config = _serve_config(["--config", str(path), "--seconds", "4"])
     assert (config.seconds, config.max_batch, config.streams[0].name) == (4.0, 2, "y")
     with pytest.raises(ServeUsageError, match="NAME=SOURCE"):
-        serve_config_from_args(["--style", "s", "--stream", "a"])
+        _serve_config(["--style", "s", "--stream", "a"])
 
 
 @pytest.mark.slow
@@ -593,3 +592,8 @@ def test_sigterm_stops_every_stream_and_finalizes_recordings(
     for name in ("a", "b"):
         with av.open(str(tmp_path / f"{name}.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) >= 3, name
+
+
+def _serve_config(argv: list[str]):
+    """The ServeConfig ``stylestream serve ARGV...`` would run with (nothing runs)."""
+    return command_config(["serve", *argv]).serve

@@ -238,10 +238,10 @@ def test_studio_without_the_extra_says_how_to_install_it(
 
 
 def test_the_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamer.cli.studio_commands import studio_config_from_args
+    from streamer.cli import command_config
 
     monkeypatch.chdir(Path(__file__).resolve().parents[3])  # its paths are relative to the repo
-    config = studio_config_from_args(["--config", "configs/studio.yaml", "--port", "0"])
+    config = command_config(["studio", "--config", "configs/studio.yaml", "--port", "0"])
     assert config.port == 0 and config.size == (360, 640) and len(config.stylizer.styles) == 3
     assert config.upload_bytes == 10_000_000 and config.stylizer.style_size == 512
     assert config.host == "127.0.0.1" and not config.tls
