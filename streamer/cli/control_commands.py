@@ -4,7 +4,7 @@ or ``serve``, and add, remove or list ``serve`` streams.
 Every action is a command of the table with its own small config dataclass; each flattens
 :class:`ControlTarget` (the endpoint, the reply timeout, the CURVE keys). Each action builds the
 typed request object the server parses (:mod:`streamer.zeromq.control.protocol`, and
-:mod:`streamer.serve.commands` for serve's actions), so a request the server would refuse
+:mod:`streamer.serve.stream_requests` for serve's actions), so a request the server would refuse
 (17 styles, NaN weights, ...) is refused here with the same message and never sent; paths are
 made absolute (the server has its own cwd).
 """
@@ -175,7 +175,7 @@ def run_status(args: TargetOnly) -> int:
 
 
 def run_list_streams(args: TargetOnly) -> int:
-    from streamer.serve.commands import ListStreams
+    from streamer.serve.stream_requests import ListStreams
 
     print(json.dumps(args.target.send(ListStreams()), indent=2))
     return 0
@@ -188,7 +188,7 @@ class RemoveStreamOptions:
 
 
 def run_remove_stream(args: RemoveStreamOptions) -> int:
-    from streamer.serve.commands import RemoveStream
+    from streamer.serve.stream_requests import RemoveStream
 
     reply = args.target.send(RemoveStream(args.name))
     print(f"stream {reply['removed']} removed ({reply['frames_out']} frames published)")
@@ -250,7 +250,7 @@ class AddStreamOptions:
 
 
 def run_add_stream(args: AddStreamOptions) -> int:
-    from streamer.serve.commands import AddStream
+    from streamer.serve.stream_requests import AddStream
 
     reply = args.target.send(AddStream.from_json({"stream": args.entry()}))
     print(f"stream {reply['added']} added (style {reply['style_id']})")

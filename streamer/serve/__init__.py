@@ -11,6 +11,6 @@
   :class:`StreamSpec`).
 - :mod:`~streamer.serve.stream`: one stream's source, reader and writer threads and stats.
 - :mod:`~streamer.serve.scheduler`: the one stylizing loop (fair, per-frame styles in a batch).
-- :mod:`~streamer.serve.commands`: the control commands (``live``'s table, extended).
+- :mod:`~streamer.serve.stream_requests`: the control commands (``live``'s table, extended).
 - :mod:`~streamer.serve.server`: assembles them, the control endpoint, the status line.
 """

@@ -2,7 +2,7 @@
 control endpoint and the status line (:func:`run_serve`; :class:`StreamServer` for tests).
 
 The control commands (add/remove/list-streams, ``live``'s commands aimed at one stream) are
-:mod:`streamer.serve.commands`; :meth:`StreamServer.handle` carries out one decoded request.
+:mod:`streamer.serve.stream_requests`; :meth:`StreamServer.handle` carries out one decoded request.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
 from streamer.regions.switch import RegionSwitch
-from streamer.serve.commands import serve_handlers
+from streamer.serve.stream_requests import serve_handlers
 from streamer.serve.config import ServeConfig, StreamSpec
 from streamer.serve.scheduler import Scheduler
 from streamer.serve.stream import RATE_WINDOW_S, StreamRuntime

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.regions.specs import RegionPlan, RegionSpec
-from streamer.serve.commands import (
+from streamer.serve.stream_requests import (
     SERVE_COMMANDS,
     AddStream,
     ListStreams,
