@@ -24,10 +24,10 @@ from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, memory_settings, refuse_overlap
 from streamer.regions.switch import RegionSwitch
-from streamer.serve.stream_requests import serve_handlers
 from streamer.serve.config import ServeConfig, StreamSpec
 from streamer.serve.scheduler import Scheduler
 from streamer.serve.stream import RATE_WINDOW_S, StreamRuntime
+from streamer.serve.stream_requests import serve_handlers
 from streamer.stats import latency_percentiles
 from streamer.zeromq.control.protocol import ControlRequestError, Json
 from streamer.zeromq.control.server import ControlServer

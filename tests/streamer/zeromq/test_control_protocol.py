@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.regions.specs import RegionPlan, RegionSpec
+from streamer.serve.config import StreamSpec
 from streamer.serve.stream_requests import (
     SERVE_COMMANDS,
     AddStream,
@@ -20,7 +21,6 @@ from streamer.serve.stream_requests import (
     RemoveStream,
     serve_handlers,
 )
-from streamer.serve.config import StreamSpec
 from streamer.zeromq.control import (
     COMMANDS,
     MAX_STYLES_PER_REQUEST,
