@@ -345,9 +345,7 @@ def _open_outputs(
                     config.zmq,
                     publish=config.publish,
                     allow_remote_bind=config.allow_remote_bind,
-                    curve_keys_dir=None
-                    if config.curve_keys_dir is None
-                    else Path(config.curve_keys_dir),
+                    curve_keys_dir=config.curve_keys_dir,
                 )
             )
             sinks += [publisher, probe]

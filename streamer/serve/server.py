@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from adaattn_video.errors import StylestreamError
@@ -68,9 +67,7 @@ class StreamServer:
                     config.zmq,
                     publish=config.publish,
                     allow_remote_bind=config.allow_remote_bind,
-                    curve_keys_dir=None
-                    if config.curve_keys_dir is None
-                    else Path(config.curve_keys_dir),
+                    curve_keys_dir=config.curve_keys_dir,
                 )
             )
         import torch

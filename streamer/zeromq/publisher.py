@@ -71,10 +71,12 @@ class ZmqSinkConfig:
     endpoint: str = DEFAULT_ENDPOINT
     publish: PublishOptions = PublishOptions()
     allow_remote_bind: bool = False
-    curve_keys_dir: Path | None = None
+    curve_keys_dir: str | Path | None = None
 
     def __post_init__(self) -> None:
         check_bind_endpoint(self.endpoint, allow_remote=self.allow_remote_bind)
+        if self.curve_keys_dir is not None:  # a config's string or a Path: one type from here
+            object.__setattr__(self, "curve_keys_dir", Path(self.curve_keys_dir))
 
     # The sink reads these (read-only views of ``publish``, not copies).
     encoding = property(lambda self: self.publish.encoding)
