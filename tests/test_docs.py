@@ -155,6 +155,38 @@ def test_no_internal_spec_citations_in_code() -> None:
     assert not cited, cited
 
 
+def _documented_commands() -> list[tuple[str, str]]:
+    """(page, line) for every one-line ``stylestream ...`` command in a shell block."""
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
+            for line in block.splitlines():
+                line = line.split(" #")[0].strip()
+                if line.startswith("stylestream ") and not re.search(r"\\|\.\.\.|\|", line):
+                    found.append((path.name, line))
+    return found
+
+
+def test_documented_commands_parse() -> None:
+    """Every documented one-line command names a command and flags that exist (parsed, not run:
+    a renamed flag must not live on in the docs)."""
+    import shlex
+
+    from streamer.cli import build_parser
+
+    parser = build_parser()
+    commands = _documented_commands()
+    assert len(commands) > 20  # the examples are there to be checked
+    wrong = []
+    for page, line in commands:
+        try:
+            parser.parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            wrong.append(f"{page}: {line}")
+    assert not wrong, wrong
+
+
 def test_readme_keeps_the_two_ci_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     install = (
