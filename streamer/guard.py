@@ -296,6 +296,18 @@ def memory_settings(
     }
 
 
+def region_images(plan: Any) -> list[str]:
+    """The still pictures a :class:`~streamer.regions.specs.RegionPlan` decodes (region
+    styles, style masks, still masks) for the memory estimate: each is decoded at its native
+    size (bounded by the image reader's pixel limit) before it is resized."""
+    files: list[str] = []
+    for spec in plan.regions:
+        files += [p for p in (spec.style, spec.style_mask) if p is not None]
+        if spec.mask is not None and not spec.is_sequence:
+            files.append(spec.mask)
+    return files
+
+
 def frame_size(source: FrameSource) -> tuple[int, int] | None:
     """(height, width) of an opened source's frames, None where it is not known yet."""
     info: SourceInfo = source.info()
@@ -327,5 +339,6 @@ __all__ = [
     "input_paths",
     "memory_settings",
     "refuse_overlap",
+    "region_images",
     "temporary_name",
 ]

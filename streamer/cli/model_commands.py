@@ -26,7 +26,13 @@ from configkit.convert import option
 from streamer.cli.region_options import RegionOptions
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh_list, wh_list
-from streamer.guard import atomic_output, guard_declared, guard_output, memory_settings
+from streamer.guard import (
+    atomic_output,
+    guard_declared,
+    guard_output,
+    memory_settings,
+    region_images,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +134,9 @@ def run_image(args: ImageOptions) -> int:
     inputs = guard_declared(args).inputs  # regions and masks included
     guard_output(output, inputs=inputs, overwrite=args.overwrite, kind="file", make_parents=True)
     # From the header: a picture too big for memory is refused before it is decoded.
-    check_stylizer_memory(**memory_settings(spec, image_size(args.content), 1, spec.device))
+    settings = memory_settings(spec, image_size(args.content), 1, spec.device)
+    masks = [] if regions is None else region_images(regions)  # decoded at native size too
+    check_stylizer_memory(**{**settings, "styles": [*settings["styles"], *masks]})
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
     start = time.perf_counter()
     stylizer = open_stylizer(spec)

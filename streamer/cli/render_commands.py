@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaattn_video.errors import MissingWeightsError
+from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.settings import DEVICE_HELP, StylizerSpec
 from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.ray_options import RayOptions, run_ray_render
 from streamer.cli.region_options import RegionOptions
 from streamer.cli.values import format_wh, wh
-from streamer.guard import guard_declared
+from streamer.guard import guard_declared, memory_settings, region_images
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
 
 
@@ -49,6 +50,12 @@ def run_render(args: RenderOptions) -> int:
     config = args.render
     regions = args.regions.plan(input_uri=config.input)
     guard_declared(args)  # every file it reads, regions included; exists: checked in render()
+    if regions is not None:  # region pictures are decoded at native size: count them too
+        spec = config.stylizer
+        settings = memory_settings(spec, None, 1, spec.device)
+        check_stylizer_memory(
+            **{**settings, "styles": [*settings["styles"], *region_images(regions)]}
+        )
     if args.ray.wanted():
         return run_ray_render(args.ray, config, progress=args.progress, regions=regions)
     result = render(config, progress=args.progress, regions=regions)
