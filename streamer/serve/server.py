@@ -17,9 +17,9 @@ from typing import Any
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.mixed_batch import check_batchable
-from adaattn_video.settings import StylizerSpec
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.resources import check_stylizer_memory
+from adaattn_video.settings import StylizerSpec
 from adaattn_video.stylizer import open_spec_model, open_stylizer
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
