@@ -56,7 +56,7 @@ def _manifest(folder: Path, content: object) -> Path:
 )
 def test_a_manifest_that_does_not_validate_is_one_error_naming_it(tmp_path, content) -> None:
     path = _manifest(tmp_path / "job", content)
-    with pytest.raises(JobMismatchError, match="manifest.json") as raised:
+    with pytest.raises(JobMismatchError, match=r"manifest\.json") as raised:
         read_manifest(path)
     assert "\n" not in str(raised.value)
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from helpers.cli import main_error
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adaattn_video.settings import StylizerSpec
 from streamer.studio.config import StudioConfig
@@ -214,3 +216,46 @@ def test_sigterm_ends_the_studio_with_143(tmp_path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# -- request bodies (property) -----------------------------------------------------------------
+_json_values = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_bodies = st.one_of(
+    _json_values.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(
+        st.sampled_from(["sdp", "type", "style", "alpha", "styles", "weights", "on"]),
+        _json_values,
+        max_size=4,
+    ).map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=40),
+)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory):
+    studio = Running(run_dir=str(tmp_path_factory.mktemp("run")))
+    yield studio
+    studio.close()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(["api/offer", "api/connections/c0000000/style",
+                     "api/connections/c0000000/alpha", "api/connections/c0000000/record"]),
+    _bodies,
+)  # fmt: skip
+def test_any_request_body_is_answered_without_a_server_error(running, route, body) -> None:
+    code, reply = running.request(route, data=body, headers={"Content-Type": "application/json"})
+    assert code < 500, (code, reply)
+    if code >= 400:
+        assert isinstance(reply, dict) and reply["error"] and "\n" not in reply["error"]
