@@ -182,8 +182,12 @@ def _export(
             external_data=False,
             verbose=False,
         )
-    program.save(str(tmp), external_data=False)
-    tmp.replace(path)  # never a half-written model under the final name
+    try:
+        program.save(str(tmp), external_data=False)
+        tmp.replace(path)  # never a half-written model under the final name
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nor a partial file beside it
+        raise
     log.info("wrote %s", path)
 
 

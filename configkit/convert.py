@@ -55,6 +55,7 @@ def option(
     short: str | None = None,
     repeat: bool = False,
     const: Any = None,
+    role: str | None = None,
 ) -> Any:
     """A dataclass field with the metadata the converter and the flag generator read.
 
@@ -75,11 +76,13 @@ def option(
         repeat: a list given by repeating the flag (``--style A --style B``), not by
             ``--flag A B``.
         const: the value of the flag given without a value (``--ray`` = ``--ray local``).
+        role: ``"input"`` for a path the command reads, ``"output"`` for a path it writes
+            (collected and checked by :func:`streamer.guard.guard_declared`).
     """
     metadata = {
         "help": help, "flag": flag, "metavar": metavar, "parse": parse, "format": format,
         "flatten": flatten, "check": check, "cli": cli, "positional": positional,
-        "short": short, "repeat": repeat, "const": const,
+        "short": short, "repeat": repeat, "const": const, "role": role,
     }  # fmt: skip
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)

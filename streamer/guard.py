@@ -14,6 +14,13 @@ The policy:
   output is on disk (an MP4: its first fragment), so a run that fails before that leaves the old
   output exactly as it was.
 
+Every command declares its paths once: fields of its config marked ``option(..., role="input")``
+or ``role="output"``, plus an ``io_paths() -> (inputs, outputs)`` method on any config (or nested
+config) for paths that are not plain fields -- region and mask files, derived outputs such as
+``X-style.onnx``. :func:`guard_declared` collects them all and checks every output against every
+input (and, with ``overwrite`` given, against ``--overwrite``) before the command opens anything
+for writing.
+
 The sinks keep their own exists/writable checks (:func:`streamer.sinks.check_output_file`,
 :func:`streamer.sinks.images.check_image_output`); this module adds the overlap check on top and
 is what the commands call.
@@ -22,6 +29,7 @@ is what the commands call.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -194,6 +202,65 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
         raise
 
 
+# -- declared paths ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CommandPaths:
+    """Everything a command reads (``inputs``) and writes (``outputs``)."""
+
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+def _as_paths(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return [p for item in value for p in _as_paths(item)]
+    return [str(value)]
+
+
+def declared_paths(config: Any) -> CommandPaths:
+    """The paths ``config`` declares: its ``role="input"``/``"output"`` fields, those of the
+    dataclasses it holds (flattened or nested), and what their ``io_paths()`` methods add."""
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            inner = declared_paths(value)
+            inputs += inner.inputs
+            outputs += inner.outputs
+        role = field.metadata.get("role")
+        if role == "input":
+            inputs += _as_paths(value)
+        elif role == "output":
+            outputs += _as_paths(value)
+    extra = getattr(config, "io_paths", None)
+    if callable(extra):
+        more_in, more_out = extra()
+        inputs += _as_paths(list(more_in))
+        outputs += _as_paths(list(more_out))
+    return CommandPaths(tuple(dict.fromkeys(inputs)), tuple(dict.fromkeys(outputs)))
+
+
+def guard_declared(config: Any, *, overwrite: bool | None = None) -> CommandPaths:
+    """Check every output ``config`` declares against every input it declares (no output
+    writes over an input, ``--overwrite`` or not); with ``overwrite`` given, an existing
+    output file is refused without it. Call before anything is opened for writing.
+
+    Raises:
+        OutputOverlapError: an output is an input (or a link to one, or inside an input folder).
+        OutputExistsError: an output exists and ``overwrite`` is False.
+    """
+    paths = declared_paths(config)
+    for output in paths.outputs:
+        refuse_overlap(output, paths.inputs)
+        target = Path(output).expanduser()
+        if overwrite is False and target.is_file() and not is_image_output(target):
+            raise OutputExistsError(f"output {target} exists; pass --overwrite to replace it")
+    return paths
+
+
 def memory_settings(
     spec: StylizerSpec,
     frame_size: tuple[int, int] | None,
@@ -229,6 +296,18 @@ def memory_settings(
     }
 
 
+def region_images(plan: Any) -> list[str]:
+    """The still pictures a :class:`~streamer.regions.specs.RegionPlan` decodes (region
+    styles, style masks, still masks) for the memory estimate: each is decoded at its native
+    size (bounded by the image reader's pixel limit) before it is resized."""
+    files: list[str] = []
+    for spec in plan.regions:
+        files += [p for p in (spec.style, spec.style_mask) if p is not None]
+        if spec.mask is not None and not spec.is_sequence:
+            files.append(spec.mask)
+    return files
+
+
 def frame_size(source: FrameSource) -> tuple[int, int] | None:
     """(height, width) of an opened source's frames, None where it is not known yet."""
     info: SourceInfo = source.info()
@@ -249,13 +328,17 @@ def command_inputs(*specs: InputSpec | Sequence[InputSpec]) -> list[InputSpec]:
 
 
 __all__ = [
+    "CommandPaths",
     "OutputOverlapError",
     "atomic_output",
     "command_inputs",
+    "declared_paths",
     "frame_size",
+    "guard_declared",
     "guard_output",
     "input_paths",
     "memory_settings",
     "refuse_overlap",
+    "region_images",
     "temporary_name",
 ]

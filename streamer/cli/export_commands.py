@@ -14,6 +14,7 @@ from configkit.checks import at_least, positive
 from configkit.convert import option
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
+from streamer.guard import guard_declared, guard_output
 
 
 class ExportUsageError(StylestreamError, ValueError):
@@ -24,8 +25,9 @@ class ExportUsageError(StylestreamError, ValueError):
 @dataclass(frozen=True)
 class ExportOnnxOptions:
     output: str = option(help="the frame graph (the style graph: OUTPUT-style.onnx)",
-                         short="-o", metavar="OUTPUT.onnx")  # fmt: skip
-    weights: str | None = option(None, "a .safetensors checkpoint", positional=True, metavar="W")
+                         short="-o", metavar="OUTPUT.onnx", role="output")  # fmt: skip
+    weights: str | None = option(None, "a .safetensors checkpoint", positional=True, metavar="W",
+                                 role="input")  # fmt: skip
     untrained: bool = option(
         False, "random weights (loud warning: not a stylization; for checks and benchmarks)"
     )
@@ -35,22 +37,27 @@ class ExportOnnxOptions:
         metavar="WxH", parse=wh, format=format_wh,
     )  # fmt: skip
     repeats: int = option(3, "timed rounds of --bench", metavar="N", check=positive)
+    config_file: str | None = option(None, cli=False, role="input")
 
     def __post_init__(self) -> None:
         if self.weights and self.untrained:
             raise ExportUsageError("give either a checkpoint W or --untrained, not both")
+
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        """The style graph written beside the frame graph is an output too."""
+        from adaattn_video.export_onnx import style_graph_path
+
+        return [], [str(style_graph_path(self.output))]
 
 
 def run_export_onnx(args: ExportOnnxOptions) -> int:
     from adaattn_video.checkpoint import open_model
     from adaattn_video.export_onnx import compare_engines, export_onnx, require_onnx
 
-    require_onnx("onnx", "onnxscript", *(["onnxruntime"] if args.bench else []))
     if not args.weights and not args.untrained:
         raise ExportUsageError("expected a checkpoint W (a .safetensors file) or --untrained")
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise ExportUsageError(f"{output} exists; pass --overwrite to replace it")
+    output = check_export_outputs(args)
+    require_onnx("onnx", "onnxscript", *(["onnxruntime"] if args.bench else []))
     model = open_model(args.weights, untrained=bool(args.untrained))
     files = export_onnx(model, output)
     print(f"wrote {files.frame} (frames) and {files.style} (styles)")
@@ -64,6 +71,18 @@ def run_export_onnx(args: ExportOnnxOptions) -> int:
             f"max abs difference {times.max_abs_diff:.2e}"
         )
     return 0
+
+
+def check_export_outputs(args: ExportOnnxOptions) -> Path:
+    """Before the (long) export: no output is an input, none exists without --overwrite, each
+    is a writable file in an existing folder (the frame graph's folder is created)."""
+    paths = guard_declared(args, overwrite=args.overwrite)
+    output = Path(args.output).expanduser()
+    if not output.parent.exists():
+        guard_output(output, inputs=paths.inputs, overwrite=args.overwrite, make_parents=True)
+    for path in paths.outputs:
+        guard_output(path, inputs=paths.inputs, overwrite=args.overwrite, kind="file")
+    return output
 
 
 # -- bench fidelity ----------------------------------------------------------------------------

@@ -26,7 +26,13 @@ from configkit.convert import option
 from streamer.cli.region_options import RegionOptions
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh_list, wh_list
-from streamer.guard import atomic_output, command_inputs, guard_output, memory_settings
+from streamer.guard import (
+    atomic_output,
+    guard_declared,
+    guard_output,
+    memory_settings,
+    region_images,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +100,16 @@ class ImageOptions:
     content: str = option(help="content image (JPEG, PNG, ...)", positional=True, metavar="CONTENT")
     stylizer: StylizerSpec = option(StylizerSpec(), flatten=True)
     regions: RegionOptions = option(RegionOptions(), flatten=True)
-    output: str | None = option(None, "output image (required)", short="-o", metavar="OUT.png")
+    output: str | None = option(
+        None, "output image (required)", short="-o", metavar="OUT.png", role="output"
+    )
     overwrite: bool = option(False, "replace an existing output")
-    config_file: str | None = option(None, cli=False)
+    config_file: str | None = option(None, cli=False, role="input")
+
+    def io_paths(self) -> tuple[list[str | None], list[str]]:
+        """The content, styles and weights (region files: ``regions``)."""
+        spec = self.stylizer
+        return [self.content, *spec.styles, spec.weights], []
 
 
 IMAGE_DEFAULTS = {"style_size": None}  # native size: what --help promises
@@ -118,10 +131,12 @@ def run_image(args: ImageOptions) -> int:
     spec = args.stylizer
     if not spec.styles:
         raise UsageError("expected at least one --style IMAGE (or a style list in --config)")
-    inputs = command_inputs(args.content, spec.styles, spec.weights, args.config_file)
+    inputs = guard_declared(args).inputs  # regions and masks included
     guard_output(output, inputs=inputs, overwrite=args.overwrite, kind="file", make_parents=True)
     # From the header: a picture too big for memory is refused before it is decoded.
-    check_stylizer_memory(**memory_settings(spec, image_size(args.content), 1, spec.device))
+    settings = memory_settings(spec, image_size(args.content), 1, spec.device)
+    masks = [] if regions is None else region_images(regions)  # decoded at native size too
+    check_stylizer_memory(**{**settings, "styles": [*settings["styles"], *masks]})
     content = read_image(args.content)  # (3, H, W) uint8; a bad path fails before the model loads
     start = time.perf_counter()
     stylizer = open_stylizer(spec)

@@ -61,6 +61,10 @@ class RayOptions:
         None, "a folder every node mounts: workers write segments there instead of sending "
         "them through Ray's object store", metavar="DIR",
     )  # fmt: skip
+    ray_timeout_s: float = option(
+        30.0, "give up reaching a --ray HOST:PORT cluster after S seconds", metavar="S",
+        check=positive,
+    )  # fmt: skip
 
     def wanted(self) -> bool:
         """True with ``--ray``; the other Ray options without it are a one-line error."""
@@ -98,7 +102,7 @@ def run_ray_render(
         raise ClusterConfigError("give either --resume or --overwrite, not both")
     cluster = ClusterConfig(
         address=ray.ray or "local", workers=ray.workers, segment_s=ray.segment_s,
-        resume=ray.resume, shared_dir=ray.shared_dir,
+        resume=ray.resume, shared_dir=ray.shared_dir, connect_timeout_s=ray.ray_timeout_s,
     )  # fmt: skip
     try:
         result = render_on_ray(config, cluster, progress=progress)

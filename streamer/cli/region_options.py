@@ -49,6 +49,10 @@ class RegionOptions:
         "style) or content (left unstylized)",
     )  # fmt: skip
 
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        """The files the regions read (styles, style masks, masks): inputs of the guard."""
+        return [p for spec in parse_regions(list(self.region)) for p in spec.paths], []
+
     def plan(self, *, input_uri: str | None = None, sequences: bool = True) -> RegionPlan | None:
         """The checked :class:`RegionPlan`, or None without regions. Reads every mask and style
         file now (one-line errors before anything loads)."""

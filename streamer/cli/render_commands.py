@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaattn_video.errors import MissingWeightsError
+from adaattn_video.resources import check_stylizer_memory
 from adaattn_video.settings import DEVICE_HELP, StylizerSpec
 from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.ray_options import RayOptions, run_ray_render
 from streamer.cli.region_options import RegionOptions
 from streamer.cli.values import format_wh, wh
-from streamer.guard import refuse_overlap
+from streamer.guard import guard_declared, memory_settings, region_images
 from streamer.render import RenderConfig, RenderConfigError, RenderResult, render
 
 
@@ -28,7 +29,13 @@ class RenderOptions:
     progress: bool = option(True, "show a progress bar")
     regions: RegionOptions = option(RegionOptions(), flatten=True)
     ray: RayOptions = option(RayOptions(), flatten=True)
-    config_file: str | None = option(None, cli=False)
+    config_file: str | None = option(None, cli=False, role="input")
+
+    def io_paths(self) -> tuple[list[str | None], list[str]]:
+        """The render's input, styles and weights; its output (region files: ``regions``)."""
+        config = self.render
+        spec = config.stylizer
+        return [config.input, *spec.styles, spec.weights], [config.output]
 
 
 RENDER_HELP = {"size": "output frame size: WIDTHxHEIGHT, or N = longer side (default: the input's)"}
@@ -42,7 +49,13 @@ def exit_code(result: RenderResult) -> int:
 def run_render(args: RenderOptions) -> int:
     config = args.render
     regions = args.regions.plan(input_uri=config.input)
-    refuse_overlap(config.output, [args.config_file])  # the other inputs: in render()
+    guard_declared(args)  # every file it reads, regions included; exists: checked in render()
+    if regions is not None:  # region pictures are decoded at native size: count them too
+        spec = config.stylizer
+        settings = memory_settings(spec, None, 1, spec.device)
+        check_stylizer_memory(
+            **{**settings, "styles": [*settings["styles"], *region_images(regions)]}
+        )
     if args.ray.wanted():
         return run_ray_render(args.ray, config, progress=args.progress, regions=regions)
     result = render(config, progress=args.progress, regions=regions)

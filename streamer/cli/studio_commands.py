@@ -51,7 +51,8 @@ def run_studio_command(config: Any) -> int:
         f"studio ended: {status['connections_closed']} connection(s) served, "
         f"{total['batches']} model calls"
     )
-    return 0
+    signum = status.get("interrupted_by")
+    return 128 + signum if signum else 0  # 130 for Ctrl-C, 143 for SIGTERM, like the others
 
 
 # -- bench studio ----------------------------------------------------------------------------------

@@ -109,6 +109,43 @@ def _stat_of(path: str) -> list:
     return [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
 
 
+def read_manifest(manifest: Path) -> dict:
+    """A job's ``manifest.json``, validated: ``{"version": int, "fingerprint": str,
+    "segments": {segment index: {"sha256": str, "frames": int}}}``; anything else (not JSON,
+    not an object, a non-numeric segment key, a record of another shape) is one
+    :class:`JobMismatchError` naming the file, so ``--resume`` trusts only what it checked."""
+    hint = "pass --overwrite to start over"
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:
+        raise JobMismatchError(f"{manifest} is unreadable ({err}); {hint}") from err
+    if not isinstance(data, dict):
+        raise JobMismatchError(
+            f"{manifest} is not a job manifest (a {type(data).__name__}); {hint}"
+        )
+    segments = data.get("segments", {})
+    version, print_ = data.get("version"), data.get("fingerprint")
+    if (
+        not isinstance(segments, dict)
+        or not isinstance(version, int)
+        or not isinstance(print_, str)
+    ):
+        raise JobMismatchError(
+            f"{manifest} is not a job manifest (bad version, fingerprint or segments); {hint}"
+        )
+    done: dict[int, dict] = {}
+    for key, record in segments.items():
+        ok = isinstance(key, str) and key.isascii() and key.isdigit() and isinstance(record, dict)
+        if not ok or not isinstance(record.get("sha256"), str) or not _count(record.get("frames")):
+            raise JobMismatchError(f"{manifest}: segment entry {key!r} is not valid; {hint}")
+        done[int(key)] = {"sha256": record["sha256"], "frames": record["frames"]}
+    return {"version": version, "fingerprint": print_, "segments": done}
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 @dataclass
 class Job:
     """One output's job folder (see the module docstring)."""
@@ -146,21 +183,24 @@ class Job:
                     "command with --resume to continue it, or --overwrite to start over"
                 )
             shutil.rmtree(path)
+        if path.exists() and not path.is_dir():
+            raise JobExistsError(
+                f"the job folder {path} of {output} is taken by a file; move it away (or give "
+                "another output name)"
+            )
         if resume and manifest.is_file():
-            try:
-                data = json.loads(manifest.read_text())
-            except (OSError, ValueError) as err:
-                raise JobMismatchError(
-                    f"{manifest} is unreadable ({err}); pass --overwrite to start over"
-                ) from err
-            if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
+            data = read_manifest(manifest)
+            if data["version"] != VERSION or data["fingerprint"] != fingerprint:
                 raise JobMismatchError(
                     f"{path} was made for another input, other settings or another "
                     f"--segment-s than this command; rerun it exactly, or pass --overwrite "
                     "to start over"
                 )
-            job.done = {int(k): v for k, v in data.get("segments", {}).items()}
-        path.mkdir(parents=True, exist_ok=True)
+            job.done = data["segments"]
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise JobExistsError(f"cannot create the job folder {path}: {err.strerror}") from err
         job._write()
         return job
 

@@ -49,6 +49,7 @@ class ClusterConfig:
         resume: reuse the finished, verified segments of an interrupted job.
         shared_dir: a folder every node can read and write: workers write segments there (and
             the job folder lives there) instead of sending them through the object store.
+        connect_timeout_s: how long reaching a ``HOST:PORT`` cluster may take.
         max_retries: times a segment is handed to a worker again after its worker died.
         kill_worker_at: tests only: (segment, frames) -- the worker rendering that segment for
             the first time kills its own process (SIGKILL) once that many frames are done.
@@ -60,6 +61,7 @@ class ClusterConfig:
     resume: bool = False
     shared_dir: str | None = None
     max_retries: int = 3
+    connect_timeout_s: float = 30.0
     kill_worker_at: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
@@ -69,6 +71,10 @@ class ClusterConfig:
             raise ClusterConfigError(f"--workers must be >= 1, got {self.workers}")
         if not 0.1 <= self.segment_s <= 3600:
             raise ClusterConfigError(f"--segment-s must be in [0.1, 3600], got {self.segment_s}")
+        if not 0 < self.connect_timeout_s <= 3600:
+            raise ClusterConfigError(
+                f"--ray-timeout-s must be in (0, 3600], got {self.connect_timeout_s}"
+            )
         if self.max_retries < 0:
             raise ClusterConfigError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.shared_dir is not None and not Path(self.shared_dir).is_dir():
@@ -130,7 +136,7 @@ def render_on_ray(
     if not todo:
         return result
     try:
-        started = connect_ray(ray, cluster.address)
+        started = connect_ray(ray, cluster.address, timeout_s=cluster.connect_timeout_s)
         try:
             run_segments(ray, todo, config, cluster, result, progress=progress, monitor=monitor)
         finally:

@@ -82,10 +82,13 @@ def actor_device(device: str) -> str:
     return "cuda:0" if device.split(":")[0] == "cuda" else device
 
 
-def connect_ray(ray: Any, address: str) -> bool:
-    """Start or join a Ray runtime; True when this call started it (then it is shut down)."""
+def connect_ray(ray: Any, address: str, *, timeout_s: float = 30.0) -> bool:
+    """Start or join a Ray runtime; True when this call started it (then it is shut down).
+    A ``HOST:PORT`` (or ``ray://HOST:PORT``) address is first reached with a plain TCP
+    connection bounded by ``timeout_s``: Ray itself keeps retrying an unreachable address."""
     if ray.is_initialized():
         return False
+    probe_address(address, timeout_s)
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     try:
         if address == "local":  # a new runtime here, even when `ray start` made one
@@ -98,6 +101,27 @@ def connect_ray(ray: Any, address: str) -> bool:
             "--head`, or use --ray local)"
         ) from err
     return True
+
+
+def probe_address(address: str, timeout_s: float) -> None:
+    """Raise a one-line :class:`ClusterError` when ``HOST:PORT`` takes no TCP connection
+    within ``timeout_s`` (``local`` and ``auto`` are not probed)."""
+    import socket
+
+    if address in ("local", "auto"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # Ray reports its own address errors
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address!r} ({reason} within {timeout_s:g} s; "
+            "start one with `ray start --head`, or use --ray local)"
+        ) from err
 
 
 def worker_shape(ray: Any, config: RenderConfig, wanted: int | None, segments: int) -> tuple:

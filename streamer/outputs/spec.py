@@ -165,6 +165,8 @@ def parse_output(url: str) -> OutputSpec:
     text = str(url).strip()
     if not text:
         raise OutputUrlError(f"empty output URL; expected one of: {FORMS}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):  # a message must stay one line
+        raise OutputUrlError("an output URL must not contain control characters (newline, tab)")
     lowered = text.lower()
     if lowered == "virtualcam" or lowered.startswith("virtualcam:"):
         return _virtualcam(text)
@@ -180,7 +182,10 @@ def parse_output(url: str) -> OutputSpec:
 
 def _network(text: str, scheme: str) -> OutputSpec:
     shown = redact(text)
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as err:  # "Invalid IPv6 URL": an unclosed [
+        raise OutputUrlError(f"output {shown} is not a valid URL ({err})") from None
     try:
         port = parts.port
     except ValueError:

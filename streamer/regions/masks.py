@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from adaattn_video.errors import StylestreamError
+from adaattn_video.errors import ImageReadError, ImageTooLargeError, StylestreamError
+from adaattn_video.image_io import read_image
 from streamer.frames import Frame
 from streamer.sources import SourceError, SourceNotFoundError, is_image_sequence, open_source
 
@@ -67,20 +67,29 @@ def resize_to(mask: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def read_mask_image(path: str | Path) -> Tensor:
-    """A picture as a (H, W) float32 mask in [0, 1] (grayscale; white = 1).
+    """A picture as a (H, W) float32 mask in [0, 1] (grayscale; white = 1), decoded by the one
+    image reader (:func:`adaattn_video.image_io.read_image`), so its pixel limit bounds a mask
+    too (a few-KB PNG can declare 12000x12000 pixels: 576 MB as a float mask). Gray is
+    Pillow's ``L`` conversion (ITU-R 601-2 luma, in integers), so a grayscale mask keeps its
+    exact values.
 
     Raises:
-        MaskNotFoundError: no such file. MaskError: not a decodable picture.
+        MaskNotFoundError: no such file. MaskError: not a decodable picture, or too large.
     """
     path = Path(path)
     if not path.is_file():
         raise MaskNotFoundError(f"mask {path} does not exist (give a PNG where white = region)")
     try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+        rgb = read_image(path)  # (3, H, W) uint8
+    except ImageTooLargeError as err:
+        raise MaskError(f"mask {err}") from err
+    except ImageReadError as err:
         raise MaskError(f"mask {path} could not be read as a picture ({err}); give a PNG") from err
-    return torch.from_numpy(array.copy())
+    gray = torch.zeros(rgb.shape[1:], dtype=torch.int32)
+    for channel, weight in zip(rgb, (19595, 38470, 7471), strict=True):  # one channel at a time
+        gray.add_(channel.to(torch.int32) * weight)
+    del rgb
+    return gray.add_(0x8000).bitwise_right_shift_(16).to(torch.float32).div_(255.0)
 
 
 def _luma(image: np.ndarray) -> Tensor:

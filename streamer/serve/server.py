@@ -18,10 +18,11 @@ from adaattn_video.errors import StylestreamError
 from adaattn_video.mixed_batch import check_batchable
 from adaattn_video.model import StyleTransferModel
 from adaattn_video.resources import check_stylizer_memory
+from adaattn_video.settings import StylizerSpec
 from adaattn_video.stylizer import open_spec_model, open_stylizer
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
-from streamer.guard import command_inputs, memory_settings, refuse_overlap
+from streamer.guard import command_inputs, memory_settings, refuse_overlap, region_images
 from streamer.regions.switch import RegionSwitch
 from streamer.serve.config import ServeConfig, StreamSpec
 from streamer.serve.scheduler import Scheduler
@@ -126,9 +127,8 @@ class StreamServer:
                 command_inputs(spec.source, spec.styles, self.spec.weights, region_files),
             )
         stylizer_spec = spec.stylizer(self.spec)
-        check_stylizer_memory(
-            **memory_settings(stylizer_spec, None, self.config.max_batch, self.spec.device)
-        )
+        masks = [] if plan is None else region_images(plan)
+        self._check_memory(stylizer_spec, None, masks)
         with self._lock:
             if spec.name in self._streams or spec.name in self._reserved:
                 raise ControlRequestError(f"a stream named {spec.name!r} exists already")
@@ -144,6 +144,9 @@ class StreamServer:
                 on_frame=self.wake,
                 source=source,
                 outputs=outputs,
+                check_first=lambda frame: self._check_memory(
+                    stylizer_spec, frame.image.shape[:2], masks
+                ),
             )
             with self._lock:
                 self._streams[spec.name] = runtime
@@ -153,6 +156,15 @@ class StreamServer:
         runtime.start()
         log.info("stream %s added: %s, style %s", spec.name, spec.source, runtime.stylizer.style_id)
         return runtime
+
+    def _check_memory(
+        self, spec: StylizerSpec, size: tuple[int, int] | None, images: Sequence[str]
+    ) -> None:
+        """Refuse a stream whose frames (``size``: (height, width), known at its first frame),
+        style and region files would not fit the memory limit, as ``live`` refuses its
+        source: batches of ``max_batch`` frames of this size."""
+        settings = memory_settings(spec, size, self.config.max_batch, self.spec.device)
+        check_stylizer_memory(**{**settings, "styles": [*settings["styles"], *images]})
 
     def remove_stream(self, name: str) -> Json:
         """Stop a stream (its threads end, its source closes, its recording is finalized)."""

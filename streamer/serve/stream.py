@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ class StreamRuntime:
         on_frame: threading.Event | None = None,
         source: FrameSource | None = None,
         outputs: Sequence[FrameSink] = (),
+        check_first: Callable[[Frame], None] | None = None,
     ) -> None:
         """``stylizer``: this stream's (its style and regions encoded, the model shared; the
         control commands change it while the stream runs). The recording is created now (errors raise, nothing starts).
@@ -75,6 +76,8 @@ class StreamRuntime:
         ``source``: frames from this source instead of opening ``spec.source`` (a push-fed
         stream, e.g. :class:`~streamer.serve.push.PushSource`); ``outputs``: sinks that also
         get every stylized frame (written by the writer thread; the caller closes them).
+        ``check_first(frame)``: run on the first frame before it is queued; raising refuses the
+        stream (state ``failed`` with the reason; e.g. frames too big for the memory limit).
         """
         self.spec = spec
         self.name = spec.name
@@ -101,6 +104,7 @@ class StreamRuntime:
         self.source: FrameSource | None = None
         self._given_source = source
         self._outputs = tuple(outputs)
+        self._check_first = check_first
         self._on_frame = on_frame
         self._stop = threading.Event()
         self._recorder = None
@@ -154,6 +158,9 @@ class StreamRuntime:
                 self.state = "running"
                 log.info("stream %s: %s open", self.name, self.spec.source)
                 for frame in source:
+                    if self._check_first is not None:
+                        check, self._check_first = self._check_first, None
+                        check(frame)  # raises: this stream fails, the others go on
                     self.inbox.put(frame)
                     self.stats.count_in()
                     if self._on_frame is not None:

@@ -35,7 +35,7 @@ from typing import Any
 from adaattn_video.assets import style_images
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import check_alpha
-from streamer.studio.config import StudioConfig
+from streamer.studio.config import StudioConfig, ice_servers
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,9 @@ class Studio:
 
         if self.token is not None and not request.path.startswith("/static/"):
             given = request.headers.get("X-Studio-Token") or request.query.get("token") or ""
-            if not secrets.compare_digest(given.encode(), self.token.encode()):
+            # a header is decoded with surrogateescape: any bytes compare (and differ)
+            given_bytes = given.encode("utf-8", "surrogateescape")
+            if not secrets.compare_digest(given_bytes, self.token.encode()):
                 if request.path == "/":
                     return web.Response(
                         status=403,
@@ -105,9 +107,17 @@ class Studio:
             return await handler(request)
         except web.HTTPException:
             raise
-        except (StylestreamError, ValueError, KeyError) as err:
+        except (StylestreamError, ValueError, KeyError, AssertionError) as err:
             message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-            return web.json_response({"error": message}, status=400)
+            return web.json_response({"error": self._public(message)}, status=400)
+        except OSError as err:  # e.g. the run folder cannot be written: short, no traceback
+            log.error("%s %s: %s", request.method, request.path, err)
+            reason = f"the server cannot do that: {err.strerror or type(err).__name__}"
+            return web.json_response({"error": reason}, status=500)
+
+    def _public(self, message: str) -> str:
+        """A reply never shows where the server keeps its files."""
+        return message.replace(str(self.run_dir), "<run dir>")
 
     @property
     def _guard(self) -> Any:
@@ -206,25 +216,33 @@ class Studio:
     async def upload(self, request: Any) -> Any:
         from aiohttp import web
 
+        if not request.content_type.startswith("multipart/"):
+            raise ValueError("expected a multipart/form-data upload with a 'file' field")
+        try:
+            filename, data = await self._read_upload(request)
+        except (AssertionError, ValueError, KeyError, LookupError) as err:
+            raise ValueError(f"malformed multipart upload ({type(err).__name__})") from err
+        loop = asyncio.get_running_loop()
+        entry = await loop.run_in_executor(None, self.styles.add_upload, bytes(data), filename)
+        return web.json_response(entry.as_dict())
+
+    async def _read_upload(self, request: Any) -> tuple[str, bytearray]:
+        """The 'file' field's name and bytes (at most the upload limit)."""
         reader = await request.multipart()
         part = await reader.next()
         while part is not None and part.name != "file":
             part = await reader.next()
         if part is None:
-            raise ValueError("expected a multipart upload with a 'file' field")
+            raise StylestreamError("expected a multipart upload with a 'file' field")
         data = bytearray()
         while chunk := await part.read_chunk(65536):
             data.extend(chunk)
             if len(data) > self.config.upload_bytes:
-                raise ValueError(
+                raise StylestreamError(
                     f"the picture is larger than the limit of "
                     f"{self.config.upload_bytes / 1e6:.1f} MB"
                 )
-        loop = asyncio.get_running_loop()
-        entry = await loop.run_in_executor(
-            None, self.styles.add_upload, bytes(data), part.filename or "upload"
-        )
-        return web.json_response(entry.as_dict())
+        return part.filename or "upload", data
 
     # -- connections ------------------------------------------------------------------------
     async def offer(self, request: Any) -> Any:
@@ -251,6 +269,7 @@ class Studio:
             size=self.config.size,
             recordings_dir=self.run_dir / "recordings",
             stamp_markers=self.config.stamp_markers,
+            ice_servers=ice_servers(self.config),
         )
         self.connections[connection_id] = connection
         try:
@@ -265,8 +284,16 @@ class Studio:
             if self.connections.pop(connection_id, None) is not None:
                 self.closed_connections += 1
 
-        self._tasks.add(task := asyncio.ensure_future(forget()))
-        task.add_done_callback(self._tasks.discard)
+        async def expire() -> None:  # an offer that never connects must not hold a slot
+            await asyncio.sleep(self.config.connect_timeout_s)
+            if connection.pc.connectionState in ("new", "connecting"):
+                log.info("connection %s: not connected after %.0f s, closed", connection_id,
+                         self.config.connect_timeout_s)  # fmt: skip
+                await connection.close()
+
+        for job in (forget(), expire()):
+            self._tasks.add(task := asyncio.ensure_future(job))
+            task.add_done_callback(self._tasks.discard)
         log.info("connection %s opened (style %s)", connection_id, style.id)
         return web.json_response({**answer, "id": connection_id})
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from adaattn_video.errors import StylestreamError
 from adaattn_video.settings import StylizerSpec
+from configkit.checks import positive
 from configkit.convert import option
 from streamer.live import endpoint_or_none
 from streamer.serve.config import ServeConfig
@@ -50,6 +51,12 @@ def _parse_mb(value: Any) -> int:
     return round(megabytes * 1e6)
 
 
+def _check_ice_urls(urls: tuple[str, ...]) -> None:
+    for url in urls:
+        if not url.startswith(("stun:", "turn:", "turns:")) or len(url.split(":", 1)[1]) < 1:
+            raise ValueError(f"expected a stun:HOST[:PORT] or turn:HOST[:PORT] URL, got {url!r}")
+
+
 def _format_mb(value: int) -> float:
     return value / 1e6
 
@@ -75,6 +82,11 @@ class StudioConfig:
             pixels are limited by the one image reader
             (:data:`adaattn_video.image_io.MAX_IMAGE_PIXELS`).
         https / cert / key / token: see above (``https`` forces TLS on loopback too).
+        ice_server / ice_username / ice_credential: STUN/TURN servers for WebRTC; none by
+            default (the server offers its host addresses only; a remote deployment behind NAT
+            needs them, see docs/studio.md).
+        connect_timeout_s: a browser connection not "connected" by then is closed (its slot
+            of ``max_connections`` freed).
         seconds: stop after this long (tests, benchmarks); None: until Ctrl-C.
         stamp_markers: copy the frame marker of each received frame into its stylized frame
             (``bench studio`` measures the round trip with it; it marks the picture).
@@ -107,6 +119,17 @@ class StudioConfig:
     cert: str | None = option(None, "TLS certificate (with --key)", metavar="PEM")
     key: str | None = option(None, "TLS private key", metavar="PEM")
     token: str | None = option(None, "access token (default: random when remote)")
+    ice_server: tuple[str, ...] = option(
+        (), "a STUN/TURN server for WebRTC (stun:HOST:PORT, turn:HOST:PORT; repeat); default "
+        "none: host addresses only, enough on one network", metavar="URL", repeat=True,
+        check=_check_ice_urls,
+    )  # fmt: skip
+    ice_username: str | None = option(None, "TURN user name", metavar="USER")
+    ice_credential: str | None = option(None, "TURN password", metavar="PASSWORD")
+    connect_timeout_s: float = option(
+        20.0, "close a browser connection that is not connected after S seconds (frees its slot)",
+        metavar="S", check=positive,
+    )  # fmt: skip
     seconds: float | None = option(None, "stop after S seconds", metavar="S")
     stamp_markers: bool = option(False, "draw each received frame's marker into its result")
 
@@ -149,6 +172,14 @@ class StudioConfig:
             raise StudioConfigError("the upload limit must allow at least 1 KiB")
         if self.seconds is not None and self.seconds <= 0:
             raise StudioConfigError(f"seconds must be > 0, got {self.seconds}")
+        if self.run_dir is not None:
+            run_dir = Path(self.run_dir).expanduser()
+            if run_dir.exists() and not run_dir.is_dir():
+                raise StudioConfigError(f"--run-dir {run_dir} is a file; give a folder")
+        if not 0 < self.connect_timeout_s < math.inf:
+            raise StudioConfigError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
+        if (self.ice_username is None) != (self.ice_credential is None):
+            raise StudioConfigError("give both --ice-username and --ice-credential, or neither")
         for style in self.stylizer.styles:
             if not Path(style).is_file():
                 raise StudioConfigError(f"style image {style} does not exist")
@@ -174,6 +205,17 @@ class StudioConfig:
         if self.run_dir is not None:
             return Path(self.run_dir).expanduser().resolve()
         return Path.cwd() / f"studio-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def ice_servers(config: StudioConfig) -> list[Any]:
+    """The aiortc ``RTCIceServer`` list: exactly what the user configured, empty by default
+    (aiortc's own default is a public STUN server, which the studio never contacts unasked)."""
+    from aiortc import RTCIceServer
+
+    return [
+        RTCIceServer(urls=url, username=config.ice_username, credential=config.ice_credential)
+        for url in config.ice_server
+    ]
 
 
 def engine_config(config: StudioConfig) -> ServeConfig:

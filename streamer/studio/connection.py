@@ -134,14 +134,17 @@ class Connection:
         size: tuple[int, int],
         recordings_dir: Path,
         stamp_markers: bool = False,
+        ice_servers: list[Any] | None = None,
     ) -> None:
-        from aiortc import RTCPeerConnection
+        """``ice_servers``: aiortc ``RTCIceServer`` objects; None or [] = none at all (not
+        aiortc's default public STUN server)."""
+        from aiortc import RTCConfiguration, RTCPeerConnection
 
         self.id = connection_id
         self.engine = engine
         self.size = size
         self.loop = asyncio.get_running_loop()
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers or [])))
         self.source = PushSource(capacity=1)
         self.track = StylizedTrack(self)
         self.stats = ConnectionStats()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ def run_studio(
     require_studio_packages()
     from streamer.serve.server import StreamServer
 
+    if config.cert is not None and config.key is not None:  # before the model loads
+        check_tls_files(Path(config.cert), Path(config.key))
     stop = stop_event or threading.Event()
     engine = StreamServer(engine_config(config), model=model)
     try:
@@ -105,10 +108,16 @@ async def _serve(
         cert_path,
         None if publisher is None else publisher.endpoint,
     )
+    interrupted: list[int] = []
+
+    def _on_signal(signum: int) -> None:
+        interrupted.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     if handle_signals and threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, _on_signal, signum)
     if on_ready is not None:
         on_ready(info)
     started = time.monotonic()
@@ -121,6 +130,7 @@ async def _serve(
         status = {
             "engine": await loop.run_in_executor(None, engine.status),
             "connections_closed": studio.closed_connections,
+            "interrupted_by": interrupted[0] if interrupted else None,
         }
     finally:
         await studio.close()
@@ -130,3 +140,21 @@ async def _serve(
 
 class StudioServeError(StylestreamError, OSError):
     """The studio cannot listen where it was asked to."""
+
+
+class StudioTlsError(StylestreamError, ValueError):
+    """--cert / --key are not a PEM certificate and its private key."""
+
+
+def check_tls_files(cert: Path, key: Path) -> None:
+    """Load the pair once, before anything starts: one line when they are not PEM or do not
+    belong together."""
+    from streamer.studio.tls import server_context
+
+    try:
+        server_context(cert, key)
+    except (ssl.SSLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or err
+        raise StudioTlsError(
+            f"--cert {cert} / --key {key}: not a PEM certificate and its private key ({reason})"
+        ) from err

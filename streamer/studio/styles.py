@@ -135,7 +135,8 @@ class StyleLibrary:
             except ImageReadError as err:
                 raise StyleUploadError(
                     f"{filename!r} is not a picture that can be decoded "
-                    f"({err.__cause__ or err}); upload a JPEG, PNG, WebP or BMP"
+                    f"({_without_path(err.__cause__ or err, part)}); upload a JPEG, PNG, WebP "
+                    "or BMP"
                 ) from err
             with Image.open(part) as image:  # decoded above: only its format names the file
                 kind = image.format
@@ -153,4 +154,5 @@ class StyleLibrary:
 
 def _without_path(err: Exception, path: Path) -> str:
     """The reader's message about the temporary file, without its name."""
-    return str(err).replace(f"image {path} ", "the picture ")
+    text = str(err).replace(f"image {path} ", "the picture ")
+    return text.replace(f"'{path}'", "the upload").replace(str(path), "the upload")
