@@ -116,6 +116,10 @@ class ViewOptions:
     stream: str | None = option(
         None, "one stream of a `serve` (default: a grid of all)", metavar="NAME"
     )
+    hls: tuple[str, ...] = option(
+        (), "also serve an HLS output's folder at /hls/NAME/ (a player; repeat)",
+        metavar="[NAME=]DIR", repeat=True,
+    )  # fmt: skip
     config_file: str | None = option(None, cli=False)
 
 
@@ -126,14 +130,19 @@ def run_view_command(args: ViewOptions) -> int:
         endpoint=args.endpoint, http=args.http, record=args.record, overwrite=args.overwrite,
         curve_keys_dir=args.curve_keys, seconds=args.seconds, frames=args.frames,
         receive_timeout_s=args.timeout_s, allow_remote_http=args.allow_remote_http,
-        stream=args.stream,
+        stream=args.stream, hls=args.hls,
     )  # fmt: skip
     if config.record:
         refuse_overlap(config.record, command_inputs(args.config_file, config.curve_keys_dir))
 
     def announce(info: dict[str, Any]) -> None:
         if info["url"]:
-            print(f"stylestream view: open {info['url']} in a browser", file=sys.stderr, flush=True)
+            url = info["url"]
+            print(
+                f"stylestream view: open {url} in a browser (OBS browser source: {url}source, "
+                f"a serve stream: {url}source/NAME)",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
 
     try:
         result = run_viewer(config, on_ready=announce)
