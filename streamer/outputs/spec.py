@@ -173,8 +173,9 @@ def parse_output(url: str) -> OutputSpec:
     if lowered.startswith("ndi:"):
         return _ndi(text)
     scheme = lowered.partition("://")[0] if "://" in lowered else ""
-    if scheme not in NETWORK_KINDS:
-        raise OutputUrlError(f"unknown output {redact(text)!r}; expected one of: {FORMS}")
+    if scheme not in NETWORK_KINDS:  # a mistyped scheme's path may still be a key: hidden
+        shown = f"{scheme}://{urllib.parse.urlsplit(text).hostname or ''}/..." if scheme else text
+        raise OutputUrlError(f"unknown output {shown!r}; expected one of: {FORMS}")
     return _network(text, scheme)
 
 
