@@ -1,6 +1,7 @@
-"""Web pages for the outputs: the OBS browser source and the HLS player (phase B mounts them).
+"""Web pages for the outputs: the OBS browser source and the HLS player.
 
-The HTTP servers (viewer, serve) mount these without knowing the pages:
+The viewer's HTTP server (``stylestream view``, also the grid of a ``serve``) mounts them through
+:func:`output_route` without knowing the pages:
 
 - :func:`browser_source_page` (``GET /source/NAME``): the stylized video alone, filling the
   window, no controls, transparent margins (OBS "Browser Source").
