@@ -41,6 +41,7 @@ from configkit.convert import check_fields, option
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
+from streamer.outputs import OutputSet, parse_outputs
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.regions.specs import RegionPlan
 from streamer.regions.switch import RegionSwitch
@@ -83,8 +84,9 @@ class LiveConfig:
     (its metadata ``flag`` name; the stylizer's keys are
     :class:`~adaattn_video.settings.StylizerSpec`'s: ``style``, ``device``, ``size``, ...).
 
-    Outputs: ``zmq`` (None: publish nothing; then ``record`` is required), ``record`` (also an
-    MP4). ``send_buffer_bytes``: kernel send buffer per subscriber (None: the OS's); with
+    Outputs: ``zmq`` (None: publish nothing), ``record`` (also an MP4), ``outputs``
+    (standard outputs, :mod:`streamer.outputs`: RTMP, RTSP, SRT, HLS, NDI, a virtual webcam;
+    parsed here, so a bad URL fails before anything starts); at least one of them. ``send_buffer_bytes``: kernel send buffer per subscriber (None: the OS's); with
     ``send_hwm`` it bounds how stale a slow subscriber's frames can get. Network sources: see
     :mod:`streamer.sources.network`.
     """
@@ -101,6 +103,11 @@ class LiveConfig:
     publish: PublishOptions = option(PublishOptions(), flatten=True)
     record: str | None = option(None, "also record the stylized stream", metavar="OUT.mp4")
     overwrite: bool = option(False, "replace an existing --record file")
+    outputs: tuple[str, ...] = option(
+        (), "also send the stylized stream to URL (repeat): rtmp://HOST/APP/KEY, "
+        "rtsp://HOST/PATH, srt://HOST:PORT, hls:DIR, ndi:NAME, virtualcam[:/dev/videoN] "
+        "(docs/outputs.md)", flag="output", metavar="URL", repeat=True,
+    )  # fmt: skip
     control: str | None = option(
         None, "control endpoint for `stylestream control` ('none' to disable)",
         metavar="ENDPOINT", parse=endpoint_or_none,
@@ -124,8 +131,11 @@ class LiveConfig:
         if not isinstance(self.stylizer, StylizerSpec):
             raise LiveConfigError(f"stylizer must be a StylizerSpec, got {self.stylizer!r}")
         self.stylizer.require_styles()
-        if self.zmq is None and self.record is None:
-            raise LiveConfigError("nothing to do: give a --zmq endpoint and/or --record OUT.mp4")
+        object.__setattr__(self, "outputs", tuple(s.url for s in parse_outputs(self.outputs)))
+        if self.zmq is None and self.record is None and not self.outputs:
+            raise LiveConfigError(
+                "nothing to do: give a --zmq endpoint, --record OUT.mp4 and/or --output URL"
+            )
         check_fields(self, LiveConfigError)  # the fields' own checks (> 0, >= 0)
         for endpoint in (self.zmq, self.control):
             if endpoint is not None:  # EndpointError is already a one-line user error
@@ -179,6 +189,7 @@ class LiveResult:
     control_endpoint: str | None
     record: Path | None
     restylized_batches: int = 0
+    outputs: tuple[dict[str, Any], ...] = ()  # every output's final status (redacted)
 
     def summary(self) -> str:
         s = self.stats
@@ -193,6 +204,12 @@ class LiveResult:
             parts.append(f"latency capture->publish p50 {p50:.0f} ms, p95 {p95:.0f} ms")
         if self.record is not None:
             parts.append(f"recorded to {self.record}")
+        parts += [
+            f"output {o['output']}: {o['state']}, {o['frames']} frames, {o['drops']} dropped, "
+            f"{o['reconnects']} reconnect(s)" + (f" ({o['error']})" if o["error"] else "")
+            for o in self.outputs
+            if o["kind"] not in ("zmq", "record")
+        ]
         return "\n".join(parts)
 
 
@@ -236,7 +253,13 @@ def _run_opened(
     stop_event: threading.Event | None,
 ) -> LiveResult:
     record_path = _check_before_model(config)
-    switch = _region_switch(config, source, stylizer)
+    # every output URL parsed, its programs/devices checked: before the model loads
+    outputs = OutputSet.from_urls(config.outputs, info=source.info())
+    try:
+        switch = _region_switch(config, source, stylizer)
+    except BaseException:
+        outputs.close()
+        raise
     labeled = SwitchSafeStylizer(switch)
 
     # From the outputs' creation on, a signal only stops the run (which closes them): never a
@@ -251,7 +274,7 @@ def _run_opened(
             style_id=lambda: switch.style_id,
         )
         sinks, publisher, control = _open_outputs(
-            config, source, record_path, switch, tracker, probe
+            config, source, record_path, switch, tracker, probe, outputs
         )
         _log_route(config, source, publisher, record_path, control)
         pipeline = Pipeline(
@@ -271,6 +294,7 @@ def _run_opened(
                 {
                     "zmq": publisher.endpoint if publisher is not None else None,
                     "control": control.endpoint if control is not None else None,
+                    "outputs": [output.spec.redacted() for output in outputs.outputs],
                 }
             )
         try:
@@ -287,6 +311,7 @@ def _run_opened(
         control_endpoint=control.endpoint if control is not None else None,
         record=record_path,
         restylized_batches=labeled.restylized_batches,
+        outputs=tuple(outputs.status_dicts()),
     )
 
 
@@ -330,12 +355,14 @@ def _open_outputs(
     stylizer: RegionSwitch,
     tracker: LiveStatusTracker,
     probe: LatencyProbe,
+    outputs: OutputSet,
 ) -> tuple[list[FrameSink], ZmqSink | None, ControlServer | None]:
-    """The sinks (publisher + latency probe, recording), and the control server; what was
-    opened is closed again when a later one fails."""
+    """The sinks (publisher + latency probe, recording, the standard ``outputs``: each lists
+    in ``outputs``' status), and the control server; what was opened is closed again when a
+    later one fails."""
     from streamer.zeromq.control import ControlServer, live_handlers
 
-    sinks: list[FrameSink] = []
+    sinks: list[FrameSink] = [outputs]
     publisher: ZmqSink | None = None
     control: ControlServer | None = None
     try:
@@ -349,23 +376,24 @@ def _open_outputs(
                 )
             )
             sinks += [publisher, probe]
+            outputs.list_also(f"zmq {publisher.endpoint}", "zmq", lambda: publisher.frames_sent)
         if record_path is not None:
             from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
 
-            sinks.append(
-                Mp4Sink(
-                    Mp4SinkConfig(
-                        record_path,
-                        overwrite=config.overwrite,
-                        frame_rate=source.info().frame_rate,
-                    )
+            mp4 = Mp4Sink(
+                Mp4SinkConfig(
+                    record_path, overwrite=config.overwrite, frame_rate=source.info().frame_rate
                 )
             )
+            sinks.append(mp4)
+            outputs.list_also(str(record_path), "record", lambda: mp4.frames_written)
         if publisher is None:
             sinks.append(probe)  # recording only: latency is capture -> written
         if config.control is not None:
             control = ControlServer(
-                live_handlers(stylizer, tracker.current_dict),
+                live_handlers(
+                    stylizer, lambda: {**tracker.current_dict(), "outputs": outputs.status_dicts()}
+                ),
                 config.control,
                 allow_remote_bind=config.allow_remote_bind,
                 curve_keys_dir=config.curve_keys_dir,
@@ -393,6 +421,7 @@ def _log_route(
             for part in (
                 f"ZeroMQ {publisher.endpoint}" if publisher else "",
                 f"recording {record_path}" if record_path else "",
+                *(f"output {spec}" for spec in parse_outputs(config.outputs)),
                 f"control {control.endpoint}" if control else "",
             )
             if part

@@ -114,7 +114,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("live",), live.LiveCommandOptions, live.run_live_command,
             "stylize a webcam, RTSP stream or file live and publish it over ZeroMQ", _LIVE_HELP,
             defaults=live.LIVE_DEFAULTS, help_overrides=live.MODEL_HELP,
-            prepare=regions.with_region_styles, error=LiveConfigError),
+            prepare=live.with_outputs_key, error=LiveConfigError),
     Command(("view",), live.ViewOptions, live.run_view_command,
             "watch a published stream in a browser page (and/or record it to MP4)",
             "Subscribe to a `stylestream live` publisher, serve a local page that shows the "

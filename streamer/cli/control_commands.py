@@ -207,6 +207,10 @@ class AddStreamOptions:
     alpha: float | None = option(None, "content strength 0..1")
     size: str | None = option(None, "stylize at N (longer side) or WxH", metavar="N|WxH")
     record: str | None = option(None, "also record the stream", metavar="OUT.mp4")
+    output: tuple[str, ...] = option(
+        (), "also send the stream to URL (repeat; as `live --output`: rtmp://, rtsp://, "
+        "srt://, hls:DIR, ndi:NAME, virtualcam)", metavar="URL", repeat=True,
+    )  # fmt: skip
     region: tuple[Any, ...] = option(
         (), "a region (as `live --region`: still masks and chroma keys; repeat)",
         metavar="style=IMG,mask=PNG|key=COLOUR", parse=items, repeat=True,
@@ -237,6 +241,13 @@ class AddStreamOptions:
             entry["size"] = self.size
         if self.record is not None:
             entry["record"] = _absolute(self.record)
+        if self.output:
+            from streamer.outputs import parse_outputs
+
+            specs = parse_outputs(self.output)  # a bad URL: one line here, nothing sent
+            entry["output"] = [
+                f"hls:{_absolute(s.url[4:])}" if s.kind == "hls" else s.url for s in specs
+            ]
         if self.region:
             from streamer.regions.specs import RegionPlan, parse_regions
 
@@ -253,5 +264,9 @@ def run_add_stream(args: AddStreamOptions) -> int:
     from streamer.serve.stream_requests import AddStream
 
     reply = args.target.send(AddStream.from_json({"stream": args.entry()}))
-    print(f"stream {reply['added']} added (style {reply['style_id']})")
+    outputs = reply.get("outputs") or []
+    print(
+        f"stream {reply['added']} added (style {reply['style_id']})"
+        + (f"; outputs: {', '.join(outputs)}" if outputs else "")
+    )
     return 0

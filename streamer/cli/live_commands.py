@@ -14,7 +14,7 @@ from adaattn_video.errors import StylestreamError
 from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.bench_commands import SpeedModel
-from streamer.cli.region_options import RegionOptions
+from streamer.cli.region_options import RegionOptions, with_region_styles
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
 from streamer.guard import command_inputs, refuse_overlap
@@ -36,7 +36,19 @@ class LiveCommandOptions:
 
     live: LiveConfig = option(flatten=True)
     regions: RegionOptions = option(RegionOptions(), flatten=True)
+    outputs: tuple[str, ...] = option((), "YAML only: another name of the 'output' list", cli=False)
     config_file: str | None = option(None, cli=False)
+
+
+def with_outputs_key(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``prepare`` step: a YAML file's ``outputs:`` list joins ``output:`` (both names work,
+    as in a serve stream entry), then ``live``'s region step runs."""
+    extra = data.pop("outputs", None) or ()
+    if extra:
+        given = data.get("output") or ()
+        given = [given] if isinstance(given, str) else list(given)
+        data = {**data, "output": [*given, *([extra] if isinstance(extra, str) else extra)]}
+    return with_region_styles(data)
 
 
 LIVE_DEFAULTS = {"control": DEFAULT_CONTROL_ENDPOINT}
@@ -65,6 +77,8 @@ def run_live_command(args: LiveCommandOptions) -> int:
             )
         if config.record:
             parts.append(f"recording to {config.record}")
+        if info.get("outputs"):
+            parts.append("sending to " + ", ".join(info["outputs"]))  # credentials masked
         print("stylestream live: " + "; ".join(parts), file=sys.stderr, flush=True)
 
     try:
@@ -102,6 +116,10 @@ class ViewOptions:
     stream: str | None = option(
         None, "one stream of a `serve` (default: a grid of all)", metavar="NAME"
     )
+    hls: tuple[str, ...] = option(
+        (), "also serve an HLS output's folder at /hls/NAME/ (a player; repeat)",
+        metavar="[NAME=]DIR", repeat=True,
+    )  # fmt: skip
     config_file: str | None = option(None, cli=False)
 
 
@@ -112,14 +130,19 @@ def run_view_command(args: ViewOptions) -> int:
         endpoint=args.endpoint, http=args.http, record=args.record, overwrite=args.overwrite,
         curve_keys_dir=args.curve_keys, seconds=args.seconds, frames=args.frames,
         receive_timeout_s=args.timeout_s, allow_remote_http=args.allow_remote_http,
-        stream=args.stream,
+        stream=args.stream, hls=args.hls,
     )  # fmt: skip
     if config.record:
         refuse_overlap(config.record, command_inputs(args.config_file, config.curve_keys_dir))
 
     def announce(info: dict[str, Any]) -> None:
         if info["url"]:
-            print(f"stylestream view: open {info['url']} in a browser", file=sys.stderr, flush=True)
+            url = info["url"]
+            print(
+                f"stylestream view: open {url} in a browser (OBS browser source: {url}source, "
+                f"a serve stream: {url}source/NAME)",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
 
     try:
         result = run_viewer(config, on_ready=announce)

@@ -18,7 +18,13 @@ from __future__ import annotations
 from streamer.outputs.base import Output, OutputOptions, OutputState, OutputStatus
 from streamer.outputs.encoder import EncoderSettings
 from streamer.outputs.fanout import OutputSet, build_output
-from streamer.outputs.spec import OutputSpec, OutputUrlError, parse_output, redact
+from streamer.outputs.spec import (
+    OutputSpec,
+    OutputUrlError,
+    parse_output,
+    parse_outputs,
+    redact,
+)
 
 __all__ = [
     "EncoderSettings",
@@ -31,5 +37,6 @@ __all__ = [
     "OutputUrlError",
     "build_output",
     "parse_output",
+    "parse_outputs",
     "redact",
 ]

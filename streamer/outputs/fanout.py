@@ -8,7 +8,7 @@ starts: every URL is parsed (:func:`~streamer.outputs.spec.parse_output`), then 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from streamer.frames import Frame, FrameSink, SourceInfo
@@ -16,7 +16,7 @@ from streamer.outputs.base import Output, OutputOptions, OutputStatus
 from streamer.outputs.devices import NdiOutput, VirtualcamOutput
 from streamer.outputs.encoder import EncoderSettings
 from streamer.outputs.network import HlsOutput, RtmpOutput, RtspOutput, SrtOutput
-from streamer.outputs.spec import OutputSpec, OutputUrlError, parse_output
+from streamer.outputs.spec import OutputSpec, OutputUrlError, parse_output, parse_outputs
 
 _CLASSES: dict[str, type[Output]] = {
     "rtmp": RtmpOutput,
@@ -64,6 +64,13 @@ class OutputSet(FrameSink):
 
     def __init__(self, outputs: Sequence[Output]) -> None:
         self.outputs = list(outputs)
+        self._listed: list[tuple[str, str, Callable[[], int]]] = []
+        self._closed = False
+
+    def list_also(self, output: str, kind: str, frames: Callable[[], int]) -> None:
+        """Show a sink this set does not run (the ZeroMQ publisher, the MP4 recording) in
+        :meth:`status_dicts` too: ``output`` its name (no secrets), ``frames()`` its count."""
+        self._listed.append((output, kind, frames))
 
     @classmethod
     def from_urls(
@@ -75,13 +82,14 @@ class OutputSet(FrameSink):
     ) -> OutputSet:
         """Parse every URL, then build (and preflight) every output; nothing starts before all
         passed. Duplicate URLs are refused (two publishers on one key fight each other)."""
-        specs = [parse_output(url) for url in urls]
-        seen: set[str] = set()
-        for spec in specs:
-            if spec.url in seen:
-                raise OutputUrlError(f"output {spec} is given twice")
-            seen.add(spec.url)
+        specs = parse_outputs(list(urls))
         return cls([build_output(spec, info=info, options=options) for spec in specs])
+
+    def set_info(self, info: SourceInfo) -> None:
+        """The source's properties (frame rate: GOP length, declared rate), for a source
+        opened after the outputs were built; call before the first frame."""
+        for output in self.outputs:
+            output.info = info
 
     def write(self, frame: Frame) -> None:
         for output in self.outputs:
@@ -90,6 +98,7 @@ class OutputSet(FrameSink):
     def close(self) -> None:
         """Close every output at once (each flushes in its own thread; bounded by the outputs'
         ``close_timeout_s``), so SIGINT/SIGTERM handling is quick."""
+        self._closed = True
         threads = [threading.Thread(target=o.close, daemon=True) for o in self.outputs]
         for thread in threads:
             thread.start()
@@ -101,8 +110,14 @@ class OutputSet(FrameSink):
         return [output.status() for output in self.outputs]
 
     def status_dicts(self) -> list[dict[str, Any]]:
-        """:meth:`status` as JSON-ready dicts."""
-        return [s.as_dict() for s in self.status()]
+        """:meth:`status` as JSON-ready dicts, after the sinks given to :meth:`list_also`
+        (their drops, reconnects and latency are not tracked here: 0 / None)."""
+        state = "closed" if self._closed else "running"
+        listed = [
+            OutputStatus(name, kind, state, frames(), 0, 0, None, None).as_dict()
+            for name, kind, frames in self._listed
+        ]
+        return listed + [s.as_dict() for s in self.status()]
 
 
 __all__ = ["OutputSet", "build_output"]

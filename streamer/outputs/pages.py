@@ -1,6 +1,7 @@
-"""Web pages for the outputs: the OBS browser source and the HLS player (phase B mounts them).
+"""Web pages for the outputs: the OBS browser source and the HLS player.
 
-The HTTP servers (viewer, serve) mount these without knowing the pages:
+The viewer's HTTP server (``stylestream view``, also the grid of a ``serve``) mounts them through
+:func:`output_route` without knowing the pages:
 
 - :func:`browser_source_page` (``GET /source/NAME``): the stylized video alone, filling the
   window, no controls, transparent margins (OBS "Browser Source").
@@ -15,11 +16,16 @@ Each returns ``(body, content_type)``; a name that is not there raises :class:`F
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from streamer.outputs.spec import OutputUrlError, parse_output
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 VENDOR = WEB / "vendor"
 HLS_JS_ROUTE = "/vendor/hls.min.js"
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a stream / HLS name in a URL path
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -68,4 +74,60 @@ def hls_file(folder: str | Path, name: str) -> tuple[bytes, str]:
     return path.read_bytes(), _TYPES[path.suffix]
 
 
-__all__ = ["browser_source_page", "hls_file", "hls_player_page", "vendor_asset"]
+def hls_folders(entries: Iterable[str]) -> dict[str, Path]:
+    """``NAME=DIR`` / ``DIR`` entries (``view --hls``) -> name -> playlist path (``DIR`` alone:
+    NAME is the folder's name; ``DIR`` may end in ``NAME.m3u8`` as ``hls:`` outputs do).
+
+    Raises:
+        OutputUrlError: a bad folder, or a name twice.
+    """
+    found: dict[str, Path] = {}
+    for entry in entries:
+        name, sep, folder = str(entry).rpartition("=")
+        playlist = Path(parse_output(f"hls:{folder}").path)
+        name = name if sep else playlist.parent.name
+        if not _NAME.match(name) or name in found:
+            raise OutputUrlError(f"--hls {entry!r}: give each folder a unique NAME=DIR")
+        found[name] = playlist
+    return found
+
+
+def output_route(
+    path: str, hls: Mapping[str, Path], *, named_streams: bool = True
+) -> tuple[bytes, str] | None:
+    """The answer to an HTTP GET of ``path`` if it is one of the outputs' routes, else None:
+
+    ``/source``: the bare page of the (single) MJPEG stream; ``/source/NAME``: of HLS output
+    NAME when there is one, else of stream NAME of a serve (``named_streams``);
+    ``/hls/NAME/``: the player; ``/hls/NAME/FILE``: its playlist and segments;
+    ``/vendor/FILE``: hls.js. Raises FileNotFoundError (404) for a name that is not there.
+    """
+    if path == "/source":
+        return browser_source_page("/stream.mjpg")
+    head, _, rest = path.lstrip("/").partition("/")
+    if head == "vendor":
+        return vendor_asset(rest)
+    if head == "source":
+        if rest in hls:
+            return browser_source_page(f"/hls/{rest}/{hls[rest].name}")
+        if named_streams and _NAME.match(rest):
+            return browser_source_page(f"/stream/{rest}.mjpg")
+        raise FileNotFoundError(rest)
+    if head != "hls":
+        return None
+    name, _, file = rest.partition("/")
+    if name not in hls:
+        raise FileNotFoundError(name)
+    if not file:
+        return hls_player_page(f"/hls/{name}/{hls[name].name}")
+    return hls_file(hls[name].parent, file)
+
+
+__all__ = [
+    "browser_source_page",
+    "hls_file",
+    "hls_folders",
+    "hls_player_page",
+    "output_route",
+    "vendor_asset",
+]

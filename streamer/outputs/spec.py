@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -175,9 +175,24 @@ def parse_output(url: str) -> OutputSpec:
     if lowered.startswith("ndi:"):
         return _ndi(text)
     scheme = lowered.partition("://")[0] if "://" in lowered else ""
-    if scheme not in NETWORK_KINDS:
-        raise OutputUrlError(f"unknown output {redact(text)!r}; expected one of: {FORMS}")
+    if scheme not in NETWORK_KINDS:  # a mistyped scheme's path may still be a key: hidden
+        shown = f"{scheme}://{urllib.parse.urlsplit(text).hostname or ''}/..." if scheme else text
+        raise OutputUrlError(f"unknown output {shown!r}; expected one of: {FORMS}")
     return _network(text, scheme)
+
+
+def parse_outputs(urls: str | Iterable[str]) -> tuple[OutputSpec, ...]:
+    """Parse every URL of a list (one string: one URL); the same URL twice is refused (two
+    publishers on one key fight each other). Raises :class:`OutputUrlError` (one line)."""
+    if isinstance(urls, str):
+        urls = [urls]
+    specs = tuple(parse_output(url) for url in urls)
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.url in seen:
+            raise OutputUrlError(f"output {spec} is given twice")
+        seen.add(spec.url)
+    return specs
 
 
 def _network(text: str, scheme: str) -> OutputSpec:
@@ -262,6 +277,7 @@ __all__ = [
     "OutputSpec",
     "OutputUrlError",
     "parse_output",
+    "parse_outputs",
     "protocol_available",
     "redact",
 ]

@@ -23,6 +23,7 @@ from adaattn_video.settings import StylizerSpec, format_size, parse_size
 from configkit.checks import positive
 from configkit.convert import check_fields, from_mapping, option, option_like, to_mapping
 from streamer.live import LiveConfig
+from streamer.outputs.spec import parse_outputs, redact
 from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
@@ -65,6 +66,9 @@ class StreamSpec:
         size: N (longer side) or (height, width) frames are stylized at; None: the server's
             ``size`` (None there too: the source's size).
         record: also write this stream's stylized frames to this MP4 file.
+        outputs: standard outputs of this stream (YAML ``output:`` or ``outputs:``, a list of
+            URLs as ``live --output`` takes: rtmp://, rtsp://, srt://, hls:DIR, ndi:NAME,
+            virtualcam); each stream's outputs are its own (:mod:`streamer.outputs`).
         region / uncovered: a style per region (``--region`` syntax, still masks and chroma
             keys) and what positions covered by none get; a stream with regions is stylized in
             its own model call (see :mod:`streamer.serve.scheduler`).
@@ -82,6 +86,7 @@ class StreamSpec:
         parse=_parse_optional_size, format=format_size,
     )  # fmt: skip
     record: str | None = _like(LiveConfig, "record")
+    outputs: tuple[str, ...] = _like(LiveConfig, "outputs")
     region: tuple[RegionSpec, ...] = option(
         (), "regions: a list of style=IMG,mask=PNG|key=COLOUR (or mappings)",
         parse=_parse_regions, format=_format_regions,
@@ -106,6 +111,8 @@ class StreamSpec:
             )  # fmt: skip
             self.live_options()
             self.regions()
+            specs = parse_outputs(self.outputs)  # a bad URL: one line, credentials masked
+            object.__setattr__(self, "outputs", tuple(spec.url for spec in specs))
         except ValueError as err:
             raise ServeConfigError(f"{where}: {err}") from err
 
@@ -146,7 +153,14 @@ class StreamSpec:
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (``list-streams``): the YAML keys, sizes as ``WxH``."""
+        """JSON-ready (``list-streams``): the YAML keys, sizes as ``WxH``, output URLs with
+        their credentials masked (:meth:`to_request` keeps them)."""
+        data = to_mapping(self)
+        data["output"] = [redact(url) for url in self.outputs]
+        return data
+
+    def to_request(self) -> dict[str, Any]:
+        """The YAML keys as they are (credentials included): an ``add-stream`` request."""
         return to_mapping(self)
 
 
@@ -156,7 +170,15 @@ def stream_spec_from_mapping(data: Mapping[str, Any], *, source: str = "") -> St
         raise ServeConfigError(f"a stream must be a mapping of keys, got {type(data).__name__}")
     name = data.get("name")
     where = source or (f"stream {name}" if isinstance(name, str) else "stream")
+    if "outputs" in data:  # both names work (``live``'s YAML too)
+        data = dict(data)
+        extra, given = data.pop("outputs") or [], data.get("output") or []
+        data["output"] = [*_as_list(given), *_as_list(extra)]
     return from_mapping(StreamSpec, data, source=where, error=ServeConfigError)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _parse_streams(value: Any) -> tuple[StreamSpec, ...]:
@@ -227,9 +249,11 @@ class ServeConfig:
                 "nothing to serve: give streams (YAML 'streams:' or --stream NAME=SOURCE) or a "
                 "control endpoint to add them at run time"
             )
-        no_output = self.zmq is None and not any(spec.record for spec in self.streams)
+        no_output = self.zmq is None and not any(s.record or s.outputs for s in self.streams)
         if no_output and self.control is None and not self.embedded:
-            raise ServeConfigError("nothing to do: give a zmq endpoint or a stream 'record'")
+            raise ServeConfigError(
+                "nothing to do: give a zmq endpoint, a stream 'record' or a stream 'output'"
+            )
         check_fields(self, ServeConfigError)  # the fields' own checks (>= 1, > 0)
         for endpoint in (self.zmq, self.control):
             if endpoint is not None:

@@ -100,8 +100,10 @@ class StreamServer:
             return self._streams[name]
 
     def list_streams(self) -> list[Json]:
-        """Every stream's settings (the YAML keys, current regions included), state, error."""
-        return [{**stream.spec.as_dict(), "state": stream.state, "error": stream.error}
+        """Every stream's settings (the YAML keys, current regions included; output URLs
+        masked), state, error and outputs' status."""
+        return [{**stream.spec.as_dict(), "state": stream.state, "error": stream.error,
+                 "outputs": stream.standard_outputs.status_dicts()}
                 for stream in self.streams()]  # fmt: skip
 
     def add_stream(
@@ -179,6 +181,7 @@ class StreamServer:
             "threads_alive": runtime.alive,
             "record": None if runtime.record_path is None else str(runtime.record_path),
             "frames_out": runtime.stats.frames_out,
+            "outputs": runtime.standard_outputs.status_dicts(),  # closed by now
         }
 
     def observe(self) -> None:

@@ -7,7 +7,9 @@
 - The scheduler (:mod:`streamer.serve.scheduler`) takes the newest frame from ``inbox``,
   stylizes it with the stream's current style and puts the result into ``outbox``.
 - The WRITER thread publishes each stylized frame on the shared PUB socket under the stream's
-  topic and appends it to the stream's recording.
+  topic, appends it to the stream's recording and hands it to the stream's standard outputs
+  (:class:`~streamer.outputs.OutputSet`: each output has its own thread and newest-wins queue,
+  so a dead RTMP server delays neither this stream nor any other).
 
 So a stream that stalls, reconnects, sends garbage or ends only affects its own threads; memory
 is bounded by (inbox + outbox) frames per stream. The source keeps its own reconnect/outage
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.frames import Frame, FrameSink, FrameSource, SourceCounters
+from streamer.outputs import OutputSet
 from streamer.queues import END, FrameQueue
 from streamer.regions.switch import RegionSwitch
 from streamer.serve.config import StreamSpec
@@ -78,6 +81,7 @@ class StreamRuntime:
         get every stylized frame (written by the writer thread; the caller closes them).
         ``check_first(frame)``: run on the first frame before it is queued; raising refuses the
         stream (state ``failed`` with the reason; e.g. frames too big for the memory limit).
+        ``spec.outputs`` (standard outputs) are checked here and closed when the stream stops.
         """
         self.spec = spec
         self.name = spec.name
@@ -109,11 +113,17 @@ class StreamRuntime:
         self._stop = threading.Event()
         self._recorder = None
         self.record_path: Path | None = None
+        self.standard_outputs = OutputSet.from_urls(spec.outputs)  # checked: nothing started
+        if publisher is not None:
+            self.standard_outputs.list_also(
+                f"zmq {publisher.endpoint} {self.name}", "zmq", lambda: self.stats.frames_out
+            )
         if spec.record is not None:
             from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig
 
-            self._recorder = Mp4Sink(Mp4SinkConfig(spec.record, overwrite=overwrite))
-            self.record_path = Path(spec.record)
+            recorder = Mp4Sink(Mp4SinkConfig(spec.record, overwrite=overwrite))
+            self._recorder, self.record_path = recorder, Path(spec.record)
+            self.standard_outputs.list_also(spec.record, "record", lambda: recorder.frames_written)
         self._reader = threading.Thread(target=self._read, name=f"serve-{self.name}-reader")
         self._writer = threading.Thread(target=self._write, name=f"serve-{self.name}-writer")
         self._reader.daemon = self._writer.daemon = True
@@ -155,6 +165,7 @@ class StreamRuntime:
             with self.source as source:
                 if self._stop.is_set():
                     return
+                self.standard_outputs.set_info(source.info())  # frame rate: before any frame
                 self.state = "running"
                 log.info("stream %s: %s open", self.name, self.spec.source)
                 for frame in source:
@@ -210,6 +221,7 @@ class StreamRuntime:
                     self._recorder.write(frame)
                 for output in self._outputs:
                     output.write(frame)
+                self.standard_outputs.write(frame)  # never blocks
                 if self.publisher is None:
                     self.latencies.add(1000.0 * (time.time() - frame.capture_time_s))
                 self.stats.count_out(frame)
@@ -219,6 +231,7 @@ class StreamRuntime:
             log.error("stream %s: output failed: %s", self.name, err)
             self._stop.set()
         finally:
+            self.standard_outputs.close()  # each flushes in its own thread, bounded
             if self._recorder is not None:
                 try:
                     self._recorder.close()
@@ -248,4 +261,5 @@ class StreamRuntime:
             **self.stylizer.regions_status(),
             **self.tracker.current_dict(),
             "record": None if self.record_path is None else str(self.record_path),
+            "outputs": self.standard_outputs.status_dicts(),
         }

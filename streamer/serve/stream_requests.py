@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from configkit.convert import to_mapping
 from streamer.serve.config import StreamSpec, stream_spec_from_mapping
 from streamer.zeromq.control import targets
 from streamer.zeromq.control.protocol import (
@@ -65,7 +64,9 @@ class AddStream(ControlRequest):
                 f"included); at most {MAX_STYLES_PER_REQUEST} per request"
             )
         region_files = tuple(path for region in spec.region for path in region.paths)
-        for path in spec.styles + region_files + ((spec.record,) if spec.record else ()):
+        hls_dirs = tuple(url[4:] for url in spec.outputs if url.lower().startswith("hls:"))
+        files = spec.styles + region_files + hls_dirs + ((spec.record,) if spec.record else ())
+        for path in files:
             if not Path(path).is_absolute():
                 raise ControlRequestError(
                     f"path {path!r} is relative; the server cannot know your working folder: "
@@ -84,12 +85,13 @@ class AddStream(ControlRequest):
         return cls(spec)
 
     def to_json(self) -> Json:
-        return {"command": self.command, "stream": to_mapping(self.spec)}
+        return {"command": self.command, "stream": self.spec.to_request()}
 
 
 @dataclass(frozen=True)
 class RemoveStream(ControlRequest):
-    """Stop a stream (its threads end, its source closes, its recording is finalized)."""
+    """Stop a stream (its threads end, its source closes, its recording is finalized, its
+    outputs are closed)."""
 
     command: ClassVar[str] = "remove-stream"
     stream: str | None
@@ -104,7 +106,8 @@ class RemoveStream(ControlRequest):
 
 @dataclass(frozen=True)
 class ListStreams(ControlRequest):
-    """Every stream's settings (the YAML keys), state and error."""
+    """Every stream's settings (the YAML keys, output credentials masked), state, error and
+    outputs (each one's state, frames, drops, reconnects, encoder latency)."""
 
     command: ClassVar[str] = "list-streams"
 
@@ -168,7 +171,11 @@ def serve_handlers(server: StreamServer) -> Handlers:
 
     def add(request: AddStream) -> Json:
         runtime = server.add_stream(request.spec)
-        return {"added": request.spec.name, "style_id": runtime.stylizer.style_id}
+        return {
+            "added": request.spec.name,
+            "style_id": runtime.stylizer.style_id,
+            "outputs": [o.spec.redacted() for o in runtime.standard_outputs.outputs],
+        }
 
     def remove(request: RemoveStream) -> Json:
         return server.remove_stream(server.stream(request.stream).name)

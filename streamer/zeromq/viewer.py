@@ -16,6 +16,12 @@ grid of every stream seen so far, each from::
 
 With ``stream`` only that stream is received (its ZeroMQ topic) and shown.
 
+For OBS / vMix / a kiosk (:mod:`streamer.outputs.pages`)::
+
+    /source, /source/NAME   the bare page: the video alone, filling the window, no controls
+    /hls/NAME/              a player for HLS output NAME (``hls``: NAME=DIR), with hls.js
+    /hls/NAME/FILE          its playlist and segments; /vendor/hls.min.js the shipped hls.js
+
 ``record`` also writes every received frame to an MP4 (timestamps from the frames' capture
 times, so the file plays at the pace the stream was captured, gaps included).
 JPEG payloads are forwarded to the browser as they are (no re-encoding).
@@ -38,6 +44,7 @@ from typing import Any
 
 from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame
+from streamer.outputs.pages import hls_folders, output_route
 from streamer.zeromq.endpoints import is_loopback_host
 from streamer.zeromq.subscriber import (
     ReceivedFrame,
@@ -72,6 +79,7 @@ class ViewerConfig:
         jpeg_quality: for re-encoding rgb24 streams for the browser.
         allow_remote_http: serve the page beyond loopback.
         stream: receive only this stream of a ``stylestream serve`` (None: all; a grid).
+        hls: HLS output folders served at ``/hls/NAME/`` (``NAME=DIR`` or ``DIR``).
     """
 
     endpoint: str
@@ -85,8 +93,10 @@ class ViewerConfig:
     jpeg_quality: int = 85
     allow_remote_http: bool = False
     stream: str | None = None
+    hls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        hls_folders(self.hls)  # a bad folder: one line now
         if self.stream is not None:
             try:
                 check_stream_name(self.stream)
@@ -109,6 +119,11 @@ class ViewerConfig:
             raise ViewerError(f"frames must be >= 1, got {self.frames}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ViewerError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    @property
+    def hls_playlists(self) -> dict[str, Path]:
+        """``hls`` as name -> playlist path."""
+        return hls_folders(self.hls)
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -186,11 +201,15 @@ def subscriber_config(config: ViewerConfig) -> SubscriberConfig:
 
 
 def make_handler(
-    latest: LatestFrame, streams: dict[str, LatestFrame] | None = None
+    latest: LatestFrame,
+    streams: dict[str, LatestFrame] | None = None,
+    hls: dict[str, Path] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
-    """``latest``: the newest frame of any stream; ``streams``: per stream name (serve)."""
+    """``latest``: the newest frame of any stream; ``streams``: per stream name (serve);
+    ``hls``: HLS outputs (name -> playlist) served with the outputs' pages."""
     page = _page()
     named = streams if streams is not None else {}
+    playlists = hls or {}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "stylestream-viewer"
@@ -208,7 +227,13 @@ def make_handler(
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path.startswith(("/stream/", "/frame/")):
+            try:
+                answer = output_route(path, playlists)
+            except FileNotFoundError:
+                return self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            if answer is not None:
+                self._send(HTTPStatus.OK, *answer)
+            elif path.startswith(("/stream/", "/frame/")):
                 self._named(path)
             elif path == "/streams.json":
                 body = json.dumps({name: named[name].status() for name in list(named)}).encode()
@@ -216,7 +241,9 @@ def make_handler(
             elif path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             elif path == "/status.json":
-                body = json.dumps({**latest.status(), "streams": sorted(named)}).encode()
+                body = json.dumps(
+                    {**latest.status(), "streams": sorted(named), "hls": sorted(playlists)}
+                ).encode()
                 self._send(HTTPStatus.OK, body, "application/json")
             elif path == "/frame.jpg":
                 jpeg = latest.jpeg
@@ -338,7 +365,7 @@ def _serve_page(
         return None, None
     host, port = config.http_address
     try:
-        server = _Server((host, port), make_handler(latest, named))
+        server = _Server((host, port), make_handler(latest, named, config.hls_playlists))
     except OSError as err:
         raise ViewerError(f"cannot serve the viewer on {config.http}: {err.strerror}") from err
     threading.Thread(target=server.serve_forever, name="viewer-http", daemon=True).start()
