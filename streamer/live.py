@@ -45,6 +45,7 @@ from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.regions.specs import RegionPlan
 from streamer.regions.switch import RegionSwitch
 from streamer.sources import LiveOptions, open_source
+from streamer.temporal.options import TemporalOptions
 from streamer.stats import (
     LatencyProbe,
     LiveStatus,
@@ -117,6 +118,9 @@ class LiveConfig:
     )
     seconds: float | None = option(None, "stop after S seconds", metavar="S", check=positive)
     source_options: LiveOptions = option(LiveOptions(), flatten=True)
+    motion: TemporalOptions = option(
+        TemporalOptions(temporal="flow"), "temporal stability (docs/temporal.md)", flatten=True
+    )
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -237,6 +241,8 @@ def _run_opened(
 ) -> LiveResult:
     record_path = _check_before_model(config)
     switch = _region_switch(config, source, stylizer)
+    if switch.temporal is None:  # a source outage or reconnect starts a fresh temporal state
+        switch.use_temporal(config.motion, watch=lambda: _outages(source))
     labeled = SwitchSafeStylizer(switch)
 
     # From the outputs' creation on, a signal only stops the run (which closes them): never a
@@ -278,6 +284,8 @@ def _run_opened(
         finally:
             if control is not None:
                 control.close()
+            if switch.temporal is not None:
+                switch.temporal.close()
     final = tracker.interval_status(stats)
     return LiveResult(
         stats=stats,
@@ -288,6 +296,11 @@ def _run_opened(
         record=record_path,
         restylized_batches=labeled.restylized_batches,
     )
+
+
+def _outages(source: FrameSource) -> tuple[int, int]:
+    counters = source.counters()
+    return counters.outages, counters.reconnects
 
 
 def _check_before_model(config: LiveConfig) -> Path | None:

@@ -14,11 +14,12 @@ from adaattn_video.errors import StylestreamError
 from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.bench_commands import SpeedModel
-from streamer.cli.region_options import RegionOptions
+from streamer.cli.region_options import RegionOptions, with_region_styles
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
 from streamer.guard import command_inputs, refuse_overlap
 from streamer.live import LiveConfig, endpoint_or_none
+from streamer.temporal.options import preset_option, with_preset
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.zeromq.publisher import DEFAULT_ENDPOINT
 
@@ -36,7 +37,14 @@ class LiveCommandOptions:
 
     live: LiveConfig = option(flatten=True)
     regions: RegionOptions = option(RegionOptions(), flatten=True)
+    temporal_preset: str | None = preset_option()
     config_file: str | None = option(None, cli=False)
+
+
+def prepare_live(data: dict[str, Any]) -> dict[str, Any]:
+    """``live``'s ``prepare`` step: the region styles, then ``--preset`` (it fills the temporal
+    keys no flag and no YAML key gave)."""
+    return with_preset(with_region_styles(data))
 
 
 LIVE_DEFAULTS = {"control": DEFAULT_CONTROL_ENDPOINT}

@@ -79,6 +79,8 @@ class StreamRuntime:
         self.spec = spec
         self.name = spec.name
         self.stylizer = stylizer
+        if stylizer.temporal is None:  # this stream's own state; an outage or reconnect resets it
+            stylizer.use_temporal(spec.motion, watch=self._outages)
         self.publisher = publisher
         self.inbox: FrameQueue = newest_frames(queue_frames)
         self.outbox: FrameQueue = newest_frames(queue_frames)
@@ -223,6 +225,17 @@ class StreamRuntime:
         source = self.source
         return SourceCounters() if source is None else source.counters()
 
+    def _outages(self) -> tuple[int, int]:
+        counters = self.counters()
+        return counters.outages, counters.reconnects
+
+    @property
+    def stylized_alone(self) -> bool:
+        """Stylized in its own model call, not in the shared batch: regions (per-region
+        masks and styles) or temporal state (frames tied to this stream's previous ones)."""
+        temporal = self.stylizer.temporal
+        return self.stylizer.has_regions or (temporal is not None and temporal.options.active)
+
     def _style_id(self) -> str | None:
         try:
             return self.stylizer.style_id
@@ -239,6 +252,7 @@ class StreamRuntime:
             "source": self.spec.source,
             "alpha": self.stylizer.alpha,
             **self.stylizer.regions_status(),
+            **self.stylizer.temporal_status(),
             **self.tracker.current_dict(),
             "record": None if self.record_path is None else str(self.record_path),
         }

@@ -251,6 +251,7 @@ class Studio:
             size=self.config.size,
             recordings_dir=self.run_dir / "recordings",
             stamp_markers=self.config.stamp_markers,
+            motion=self.config.motion,
         )
         self.connections[connection_id] = connection
         try:

@@ -31,6 +31,7 @@ import numpy as np
 
 from streamer.frames import Frame, FrameSink
 from streamer.serve.config import StreamSpec
+from streamer.temporal.options import TemporalOptions
 from streamer.serve.push import PushSource
 from streamer.serve.server import StreamServer
 from streamer.studio.markers import draw_marker, fits, read_marker
@@ -134,6 +135,7 @@ class Connection:
         size: tuple[int, int],
         recordings_dir: Path,
         stamp_markers: bool = False,
+        motion: TemporalOptions | None = None,
     ) -> None:
         from aiortc import RTCPeerConnection
 
@@ -164,6 +166,7 @@ class Connection:
             styles=(str(style_path),),
             alpha=alpha,
             size=size,
+            motion=motion or TemporalOptions(),
         )
         self.runtime = None
 
@@ -274,6 +277,7 @@ class Connection:
             "dropped": int(stream.get("dropped", 0)) + self.stats.dropped_send,
             "recording": None if self.record_path is None else self.record_path.name,
             "record_error": self.record_error,
+            "temporal": stream.get("temporal"),
             **{f"link_{k}": v for k, v in self.stats.snapshot().items()},
         }
 

@@ -143,4 +143,33 @@ def preset(name: str, **changes: Any) -> TemporalOptions:
     return TemporalOptions(**{**PRESETS[name], **changes})
 
 
-__all__ = ["MODES", "PRESETS", "TemporalMode", "TemporalOptions", "TemporalSettingError", "preset"]
+PRESET_KEY = "preset"  # the flag / YAML key of a preset (``--preset fast``)
+
+
+def check_preset(name: str | None) -> None:
+    if name is not None and name not in PRESETS:
+        raise TemporalSettingError(
+            f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}"
+        )
+
+
+def preset_option() -> Any:
+    """The ``--preset steady|fast`` field of a command's options (``live``, ``studio``)."""
+    return option(
+        None, "temporal preset: steady (flow) or fast (flow, keyframe interval 2, work size "
+        "384); --temporal / --keyframe-interval / --work-size given too win over it",
+        flag=PRESET_KEY, metavar="steady|fast", check=check_preset,
+    )  # fmt: skip
+
+
+def with_preset(data: dict[str, Any]) -> dict[str, Any]:
+    """A command's ``prepare`` step: a ``preset`` key fills in the temporal keys the flags
+    and the YAML file did not give (so an explicit ``--keyframe-interval 1`` beats ``fast``)."""
+    name = data.get(PRESET_KEY)
+    if name is None:
+        return data
+    check_preset(name)
+    return {**PRESETS[name], **data}
+
+
+__all__ = ["MODES", "PRESETS", "PRESET_KEY", "check_preset", "preset_option", "with_preset", "TemporalMode", "TemporalOptions", "TemporalSettingError", "preset"]
