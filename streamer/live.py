@@ -45,7 +45,6 @@ from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.regions.specs import RegionPlan
 from streamer.regions.switch import RegionSwitch
 from streamer.sources import LiveOptions, open_source
-from streamer.temporal.options import TemporalOptions
 from streamer.stats import (
     LatencyProbe,
     LiveStatus,
@@ -53,6 +52,7 @@ from streamer.stats import (
     StatsSnapshot,
     latency_percentiles,
 )
+from streamer.temporal.options import TemporalOptions
 from streamer.zeromq.endpoints import check_bind_endpoint
 from streamer.zeromq.publisher import DEFAULT_ENDPOINT, PublishOptions, ZmqSink, ZmqSinkConfig
 

@@ -31,10 +31,10 @@ import numpy as np
 
 from streamer.frames import Frame, FrameSink
 from streamer.serve.config import StreamSpec
-from streamer.temporal.options import TemporalOptions
 from streamer.serve.push import PushSource
 from streamer.serve.server import StreamServer
 from streamer.studio.markers import draw_marker, fits, read_marker
+from streamer.temporal.options import TemporalOptions
 
 log = logging.getLogger(__name__)
 

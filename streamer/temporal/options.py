@@ -148,9 +148,7 @@ PRESET_KEY = "preset"  # the flag / YAML key of a preset (``--preset fast``)
 
 def check_preset(name: str | None) -> None:
     if name is not None and name not in PRESETS:
-        raise TemporalSettingError(
-            f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}"
-        )
+        raise TemporalSettingError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
 
 
 def preset_option() -> Any:
@@ -172,4 +170,15 @@ def with_preset(data: dict[str, Any]) -> dict[str, Any]:
     return {**PRESETS[name], **data}
 
 
-__all__ = ["MODES", "PRESETS", "PRESET_KEY", "check_preset", "preset_option", "with_preset", "TemporalMode", "TemporalOptions", "TemporalSettingError", "preset"]
+__all__ = [
+    "MODES",
+    "PRESETS",
+    "PRESET_KEY",
+    "TemporalMode",
+    "TemporalOptions",
+    "TemporalSettingError",
+    "check_preset",
+    "preset",
+    "preset_option",
+    "with_preset",
+]
