@@ -183,6 +183,7 @@ class LiveResult:
     control_endpoint: str | None
     record: Path | None
     restylized_batches: int = 0
+    temporal: dict[str, Any] | None = None  # mode, settings and counters (get-status's)
 
     def summary(self) -> str:
         s = self.stats
@@ -195,6 +196,12 @@ class LiveResult:
         p50, p95 = latency_percentiles(self.latencies_ms)
         if p50 is not None:
             parts.append(f"latency capture->publish p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+        if self.temporal is not None and self.temporal["mode"] != "off":
+            t = self.temporal
+            parts.append(
+                f"temporal {t['mode']}: {t['stylized']} stylized, {t['warped']} warped, "
+                f"{t['resets']} resets"
+            )
         if self.record is not None:
             parts.append(f"recorded to {self.record}")
         return "\n".join(parts)
@@ -295,6 +302,7 @@ def _run_opened(
         control_endpoint=control.endpoint if control is not None else None,
         record=record_path,
         restylized_batches=labeled.restylized_batches,
+        temporal=switch.temporal_status()["temporal"],
     )
 
 

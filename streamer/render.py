@@ -125,6 +125,7 @@ class RenderResult:
     untrained: bool
     audio_streams: int = 0
     padded_size: tuple[int, int] | None = None  # (height, width) when odd sides were padded
+    temporal: str | None = None  # the temporal wrapper's status line (None: every lever off)
 
     @property
     def interrupted_by(self) -> int | None:
@@ -148,6 +149,8 @@ class RenderResult:
             lines.append(
                 f"odd frame size padded to {w}x{h} for the encoder (last row/column repeated)"
             )
+        if self.temporal:
+            lines.append(self.temporal)
         if self.untrained:
             lines.append("NOTE: untrained model (random weights): this output is NOT a stylization")
         return "\n".join(lines)
@@ -238,6 +241,7 @@ def render(
         untrained=config.stylizer.untrained,
         audio_streams=0 if mp4 is None else mp4.audio_streams,
         padded_size=None if mp4 is None else mp4.padded_size,
+        temporal=stylizer.status() if isinstance(stylizer, TemporalStylizer) else None,
     )
 
 

@@ -79,8 +79,6 @@ class StreamRuntime:
         self.spec = spec
         self.name = spec.name
         self.stylizer = stylizer
-        if stylizer.temporal is None:  # this stream's own state; an outage or reconnect resets it
-            stylizer.use_temporal(spec.motion, watch=self._outages)
         self.publisher = publisher
         self.inbox: FrameQueue = newest_frames(queue_frames)
         self.outbox: FrameQueue = newest_frames(queue_frames)
@@ -115,6 +113,8 @@ class StreamRuntime:
         self._reader = threading.Thread(target=self._read, name=f"serve-{self.name}-reader")
         self._writer = threading.Thread(target=self._write, name=f"serve-{self.name}-writer")
         self._reader.daemon = self._writer.daemon = True
+        if stylizer.temporal is None:  # this stream's own state; an outage or reconnect resets it
+            stylizer.use_temporal(spec.motion, watch=self._outages)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> StreamRuntime:

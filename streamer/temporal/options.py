@@ -43,10 +43,12 @@ def _in_range(name: str, value: float, low: float, high: float, *, open_high: bo
 class TemporalOptions:
     """How consecutive frames of one stream are tied together (see the module docstring)."""
 
-    temporal: TemporalMode = option(
+    # str, not the TemporalMode Literal: a bad value is then one error line from the check
+    # below, not argparse's usage text.
+    temporal: str = option(
         "off", "temporal stability: off (each frame alone), stats (smooth the attention "
         "statistics where nothing moved; ~free) or flow (blend the motion-compensated previous "
-        "output; a few ms per frame)",
+        "output; a few ms per frame)", metavar="off|stats|flow",
     )  # fmt: skip
     keyframe_interval: int = option(
         1, "stylize every N-th frame and warp the last stylized one for the others (1 = every "
