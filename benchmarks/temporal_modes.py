@@ -21,10 +21,8 @@ Numbers, not a pass/fail test.
 from __future__ import annotations
 
 import itertools
-import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -32,11 +30,16 @@ import numpy as np
 import torch
 
 from streamer.temporal.options import TemporalOptions
-from streamer.temporal.state import TemporalCounters
 from streamer.temporal.stylizer import TemporalStylizer
 from training.evaluate import ClipMotion, inside_mask, synthetic_clip, warping_error
-
-LONG_OFFSET = 5
+from training.temporal_eval import (
+    LONG_OFFSET,
+    TemporalRow,
+    measure_settings,
+    psnr,
+    run_clip,
+)
+from training.temporal_eval import long_warping_error as _long_warping_error
 
 
 @dataclass(frozen=True)
@@ -95,56 +98,9 @@ def pan_cut_clip(
 
 
 def long_warping_error(frames: np.ndarray, clip: PanCutClip) -> float:
-    """Warping error between frames ``LONG_OFFSET`` apart, averaged over every valid pair."""
-    total = count = 0.0
-    for offset, motion in enumerate(clip.long_motions):
-        pairs = sum(bool(m.any()) for m in motion.masks)
-        if pairs:
-            total += warping_error(frames[offset::LONG_OFFSET], motion) * pairs
-            count += pairs
-    return total / count if count else math.nan
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two uint8 arrays over all their values (inf when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-@dataclass
-class TemporalRow:
-    """One setting's numbers (``temporal`` "input": the unstylized clip)."""
-
-    model: str
-    style: str
-    temporal: str
-    keyframe_interval: int
-    work_size: int | str | None
-    warping_error: float
-    long_warping_error: float
-    psnr_vs_per_frame: float | None
-    fps: float | None
-    fps_cpu: float | None = None
-    stylized: int | None = None
-    warped: int | None = None
-    fallbacks: int | None = None
-    resets: int | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def run_clip(stylizer: Any, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame by frame (a frame is done when its uint8 result is back, so no CUDA sync is
-    needed); returns outputs (T, H, W, 3) uint8 and the seconds of every frame but the first
-    (warm-up), (T - 1, 2): wall clock and CPU time of this process."""
-    outputs = [stylizer(frames[0])]
-    seconds = np.zeros((len(frames) - 1, 2))
-    for i, frame in enumerate(frames[1:]):
-        wall, cpu = time.perf_counter(), time.process_time()
-        outputs.append(stylizer(frame))
-        seconds[i] = time.perf_counter() - wall, time.process_time() - cpu
-    return np.stack(outputs), seconds
+    """Warping error between frames ``LONG_OFFSET`` apart (the clip's exact motion), averaged
+    over every valid pair (:func:`training.temporal_eval.long_warping_error`)."""
+    return _long_warping_error(frames, clip.long_motions)
 
 
 DEFAULT_SETTINGS: tuple[TemporalOptions, ...] = (
@@ -160,36 +116,6 @@ DEFAULT_SETTINGS: tuple[TemporalOptions, ...] = (
 )
 
 
-@dataclass
-class _Run:
-    outputs: np.ndarray
-    counters: TemporalCounters
-    seconds: np.ndarray  # (T - 1, 2) per frame, wall and CPU: the least over the repeats
-
-    def fps(self, clock: int) -> float:
-        return len(self.seconds) / max(float(self.seconds[:, clock].sum()), 1e-9)
-
-
-def _timed_runs(
-    clip: PanCutClip, stylizer: Any, settings: Sequence[TemporalOptions], repeats: int
-) -> list[_Run]:
-    """Each setting ``repeats`` times, round robin; each frame's time is the least over the
-    repeats, which filters out the time other processes took from this one (the outputs are
-    deterministic: the first run's are kept)."""
-    runs: list[_Run | None] = [None] * len(settings)
-    for _ in range(repeats):
-        for i, options in enumerate(settings):
-            wrapper = TemporalStylizer(stylizer, options)
-            outputs, seconds = run_clip(wrapper, clip.frames)
-            wrapper.close()
-            best = runs[i]
-            if best is None:
-                runs[i] = _Run(outputs, wrapper.counters, seconds)
-            else:
-                best.seconds = np.minimum(best.seconds, seconds)
-    return [run for run in runs if run is not None]
-
-
 def measure_modes(
     clip: PanCutClip,
     stylizer: Any,
@@ -199,8 +125,9 @@ def measure_modes(
     style: str = "style",
     repeats: int = 1,
 ) -> list[TemporalRow]:
-    """The input row, then one row per setting; the plain setting (the per-frame reference of
-    ``psnr_vs_per_frame``) always comes first, added when ``settings`` lacks it."""
+    """The input row, then one row per setting (:func:`training.temporal_eval.measure_settings`,
+    the same measurement as ``stylestream eval``); the plain setting (the per-frame reference
+    of ``psnr_vs_per_frame``) always comes first, added when ``settings`` lacks it."""
     rows = [
         TemporalRow(
             model="input", style="-", temporal="-", keyframe_interval=1, work_size=None,
@@ -211,20 +138,10 @@ def measure_modes(
     ]  # fmt: skip
     plain = TemporalOptions()
     settings = [plain, *(s for s in settings if s != plain)]
-    runs = _timed_runs(clip, stylizer, settings, repeats)
-    reference = runs[0].outputs
-    for options, run in zip(settings, runs, strict=True):
-        rows.append(
-            TemporalRow(
-                model=model, style=style, temporal=options.temporal,
-                keyframe_interval=options.keyframe_interval, work_size=options.work_size,
-                warping_error=warping_error(run.outputs, clip.motion),
-                long_warping_error=long_warping_error(run.outputs, clip),
-                psnr_vs_per_frame=psnr(run.outputs, reference), fps=run.fps(0),
-                fps_cpu=run.fps(1), stylized=run.counters.stylized, warped=run.counters.warped,
-                fallbacks=run.counters.fallbacks, resets=run.counters.resets,
-            )
-        )  # fmt: skip
+    rows += measure_settings(
+        clip.frames, clip.motion, clip.long_motions, stylizer, settings, TemporalStylizer,
+        model=model, style=style, repeats=repeats,
+    )  # fmt: skip
     return rows
 
 

@@ -53,6 +53,7 @@ from streamer.stats import (
     StatsSnapshot,
     latency_percentiles,
 )
+from streamer.temporal.options import TemporalOptions
 from streamer.zeromq.endpoints import check_bind_endpoint
 from streamer.zeromq.publisher import DEFAULT_ENDPOINT, PublishOptions, ZmqSink, ZmqSinkConfig
 
@@ -124,6 +125,9 @@ class LiveConfig:
     )
     seconds: float | None = option(None, "stop after S seconds", metavar="S", check=positive)
     source_options: LiveOptions = option(LiveOptions(), flatten=True)
+    motion: TemporalOptions = option(
+        TemporalOptions(temporal="flow"), "temporal stability (docs/temporal.md)", flatten=True
+    )
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -190,6 +194,7 @@ class LiveResult:
     record: Path | None
     restylized_batches: int = 0
     outputs: tuple[dict[str, Any], ...] = ()  # every output's final status (redacted)
+    temporal: dict[str, Any] | None = None  # mode, settings and counters (get-status's)
 
     def summary(self) -> str:
         s = self.stats
@@ -202,6 +207,12 @@ class LiveResult:
         p50, p95 = latency_percentiles(self.latencies_ms)
         if p50 is not None:
             parts.append(f"latency capture->publish p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+        if self.temporal is not None and self.temporal["mode"] != "off":
+            t = self.temporal
+            parts.append(
+                f"temporal {t['mode']}: {t['stylized']} stylized, {t['warped']} warped, "
+                f"{t['resets']} resets"
+            )
         if self.record is not None:
             parts.append(f"recorded to {self.record}")
         parts += [
@@ -260,6 +271,8 @@ def _run_opened(
     except BaseException:
         outputs.close()
         raise
+    if switch.temporal is None:  # a source outage or reconnect starts a fresh temporal state
+        switch.use_temporal(config.motion, watch=lambda: _outages(source))
     labeled = SwitchSafeStylizer(switch)
 
     # From the outputs' creation on, a signal only stops the run (which closes them): never a
@@ -302,6 +315,8 @@ def _run_opened(
         finally:
             if control is not None:
                 control.close()
+            if switch.temporal is not None:
+                switch.temporal.close()
     final = tracker.interval_status(stats)
     return LiveResult(
         stats=stats,
@@ -312,7 +327,13 @@ def _run_opened(
         record=record_path,
         restylized_batches=labeled.restylized_batches,
         outputs=tuple(outputs.status_dicts()),
+        temporal=switch.temporal_status()["temporal"],
     )
+
+
+def _outages(source: FrameSource) -> tuple[int, int]:
+    counters = source.counters()
+    return counters.outages, counters.reconnects
 
 
 def _check_before_model(config: LiveConfig) -> Path | None:

@@ -33,6 +33,8 @@ from streamer.sinks.images import ImageSequenceSink, ImageSequenceSinkConfig, ch
 from streamer.sinks.mp4 import Mp4Sink, Mp4SinkConfig, VideoEncoderConfig
 from streamer.sources import InputDamagedError, open_source
 from streamer.stats import StatsSnapshot
+from streamer.temporal.options import TemporalOptions, TemporalSettingError
+from streamer.temporal.stylizer import TemporalStylizer
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ class RenderConfig:
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and style", flatten=True)
     batch_size: int = option(
         0, "frames per model call (0: 4 on CUDA, 1 elsewhere)", metavar="N", check=non_negative
+    )
+    motion: TemporalOptions = option(
+        TemporalOptions(temporal="flow"), "temporal stability (docs/temporal.md)", flatten=True
     )
     codec: str = option("libx264", "video encoder")
     crf: float | None = option(18, "quality, lower is better")
@@ -120,6 +125,7 @@ class RenderResult:
     untrained: bool
     audio_streams: int = 0
     padded_size: tuple[int, int] | None = None  # (height, width) when odd sides were padded
+    temporal: str | None = None  # the temporal wrapper's status line (None: every lever off)
 
     @property
     def interrupted_by(self) -> int | None:
@@ -143,6 +149,8 @@ class RenderResult:
             lines.append(
                 f"odd frame size padded to {w}x{h} for the encoder (last row/column repeated)"
             )
+        if self.temporal:
+            lines.append(self.temporal)
         if self.untrained:
             lines.append("NOTE: untrained model (random weights): this output is NOT a stylization")
         return "\n".join(lines)
@@ -207,6 +215,7 @@ def render(
                 stylizer, start_s=config.start_s, duration_s=config.duration_s,
                 fps=None if rate is None else float(rate),
             )  # fmt: skip
+        stylizer = _with_motion(config.motion, stylizer, regions)
         bar = _progress_bar(info.expected_frames, enabled=progress)
 
         def on_stats(snapshot: StatsSnapshot) -> None:
@@ -222,6 +231,8 @@ def render(
         finally:
             if bar is not None:
                 bar.close()
+            if isinstance(stylizer, TemporalStylizer):
+                stylizer.close()
     mp4 = sink if isinstance(sink, Mp4Sink) else None
     return RenderResult(
         output=Path(config.output),
@@ -230,7 +241,21 @@ def render(
         untrained=config.stylizer.untrained,
         audio_streams=0 if mp4 is None else mp4.audio_streams,
         padded_size=None if mp4 is None else mp4.padded_size,
+        temporal=stylizer.status() if isinstance(stylizer, TemporalStylizer) else None,
     )
+
+
+def _with_motion(options: TemporalOptions, stylizer: Any, regions: RegionPlan | None) -> Any:
+    """``stylizer`` with the temporal memory of ``options`` (itself when every lever is off).
+    Keyframes would put mask sequences out of step (skipped frames advance no mask)."""
+    if not options.active:
+        return stylizer
+    if regions is not None and options.keyframe_interval > 1:
+        raise TemporalSettingError(
+            "keyframe_interval > 1 cannot be combined with --region (mask sequences follow "
+            "the stylized frames)"
+        )
+    return TemporalStylizer(stylizer, options)
 
 
 def _pipeline_settings(

@@ -25,10 +25,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -261,7 +261,9 @@ def check_metric(
 # -- evaluating models --------------------------------------------------------------------------
 @dataclass
 class EvalRow:
-    """One line of the report. ``model`` "input" is the unstylised clip (the floor)."""
+    """One line of the report. ``model`` "input" is the unstylised clip (the floor). The
+    temporal fields name the setting (``off``, 1, None: plain per-frame) and compare its frames
+    with the same model's per-frame ones (see :mod:`training.temporal_eval`)."""
 
     model: str
     style: str | None
@@ -269,6 +271,18 @@ class EvalRow:
     style_loss: float | None = None
     content_loss: float | None = None
     fps: float | None = None
+    temporal: str = "off"
+    keyframe_interval: int = 1
+    work_size: int | str | None = None
+    long_warping_error: float | None = None
+    psnr_vs_per_frame: float | None = None
+    mean_abs_diff: float | None = None
+
+
+_TEMPORAL_FIELDS = (
+    "temporal", "keyframe_interval", "work_size", "long_warping_error", "psnr_vs_per_frame",
+    "mean_abs_diff",
+)  # fmt: skip
 
 
 @dataclass
@@ -291,14 +305,19 @@ class EvalReport:
 
     def table(self) -> str:
         """A fixed-width text table (what ``stylestream eval`` prints)."""
-        header = ("model", "style", "warp err", "style loss", "content loss", "fps")
+        header = (
+            "model", "style", "temporal", "kf", "work", "warp err", "long warp", "PSNR vs pf",
+            "style loss", "content loss", "fps",
+        )  # fmt: skip
 
         def number(value: float | None, digits: int = 4) -> str:
             return "-" if value is None else f"{value:.{digits}g}"
 
         lines = [
-            (r.model, r.style or "-", number(r.warping_error), number(r.style_loss),
-             number(r.content_loss), number(r.fps, 3))
+            (r.model, r.style or "-", r.temporal if r.model != "input" else "-",
+             str(r.keyframe_interval), str(r.work_size or "-"), number(r.warping_error),
+             number(r.long_warping_error), number(r.psnr_vs_per_frame, 3),
+             number(r.style_loss), number(r.content_loss), number(r.fps, 3))
             for r in self.rows
         ]  # fmt: skip
         widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
@@ -362,19 +381,33 @@ def evaluate(
     precision: str = "fp32",
     style_size: int | None = None,
     loss_encoder: torch.nn.Module | None = None,
+    settings: Sequence[Any] = (),
+    wrap: Callable[[Any, Any], Any] | None = None,
 ) -> EvalReport:
     """Warping error of the input and of every (model, style); losses when an encoder is given.
+
+    ``settings`` (temporal settings other than plain per-frame) with ``wrap(stylizer,
+    setting)`` (the temporal wrapper, from ``streamer``) add one row per (model, style,
+    setting) after the per-frame row, measured by :func:`training.temporal_eval.setting_row`.
 
     ``device``/``precision`` are resolved values (see :func:`adaattn_video.settings.resolve_device`
     and :func:`~adaattn_video.settings.resolve_precision`, which ``stylestream eval`` uses).
 
     frames: (T, H, W, 3) uint8; motion: from :func:`estimate_motion` (or a synthetic clip's).
     """
+    from training.temporal_eval import estimate_long_motions, long_warping_error, measure_setting
+
     t, h, w = frames.shape[:3]
     report = EvalReport(
         clip_name, t, h, w, motion.source, motion.valid_fraction, device=device, precision=precision
     )
-    report.rows.append(EvalRow("input", None, warping_error(frames, motion)))
+    long_motions = estimate_long_motions(frames)
+    report.rows.append(
+        EvalRow(
+            "input", None, warping_error(frames, motion),
+            long_warping_error=long_warping_error(frames, long_motions),
+        )
+    )  # fmt: skip
     if loss_encoder is not None:
         loss_encoder = loss_encoder.to(device)
     for label, model in models.items():
@@ -382,7 +415,11 @@ def evaluate(
         for style in styles:
             stylizer.set_style(style)
             outputs, fps = stylize_clip(stylizer, frames)
-            row = EvalRow(label, Path(style).name, warping_error(outputs, motion), fps=fps)
+            row = EvalRow(
+                label, Path(style).name, warping_error(outputs, motion), fps=fps,
+                long_warping_error=long_warping_error(outputs, long_motions),
+                psnr_vs_per_frame=math.inf, mean_abs_diff=0.0,
+            )  # fmt: skip
             if loss_encoder is not None:
                 style_image = read_image(style).permute(1, 2, 0).numpy()
                 row.style_loss, row.content_loss = clip_losses(
@@ -392,4 +429,15 @@ def evaluate(
             log.info(
                 "%s with %s: warping error %.5f, %.2f fps", label, row.style, row.warping_error, fps
             )
+            for setting in settings if wrap is not None else ():
+                numbers = measure_setting(
+                    stylizer, setting, wrap, frames, outputs, motion, long_motions,
+                    model=label, style=row.style or "-",
+                )  # fmt: skip
+                report.rows.append(
+                    EvalRow(
+                        label, row.style, numbers.warping_error, fps=numbers.fps,
+                        **{k: getattr(numbers, k) for k in _TEMPORAL_FIELDS},
+                    )
+                )  # fmt: skip
     return report

@@ -21,6 +21,7 @@ from streamer.live import LiveConfigError
 from streamer.render import RenderConfigError
 from streamer.serve.config import ServeConfigError
 from streamer.studio.config import StudioConfig, StudioConfigError
+from streamer.temporal.options import with_preset
 from training.config import TrainConfigError
 
 GROUPS: tuple[Group, ...] = (
@@ -114,7 +115,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("live",), live.LiveCommandOptions, live.run_live_command,
             "stylize a webcam, RTSP stream or file live and publish it over ZeroMQ", _LIVE_HELP,
             defaults=live.LIVE_DEFAULTS, help_overrides=live.MODEL_HELP,
-            prepare=live.with_outputs_key, error=LiveConfigError),
+            prepare=live.prepare_live, error=LiveConfigError),
     Command(("view",), live.ViewOptions, live.run_view_command,
             "watch a published stream in a browser page (and/or record it to MP4)",
             "Subscribe to a `stylestream live` publisher, serve a local page that shows the "
@@ -149,6 +150,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("studio",), StudioConfig, studio.run_studio_command,
             "the browser studio: your webcam in a page, stylized by the server (WebRTC)",
             _STUDIO_HELP, defaults=studio.STUDIO_DEFAULTS, help_overrides=studio.STUDIO_HELP,
+            prepare=with_preset,
             error=StudioConfigError),
     # -- export, train, eval
     Command(("export", "onnx"), export.ExportOnnxOptions, export.run_export_onnx,

@@ -19,6 +19,7 @@ from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
 from streamer.guard import command_inputs, refuse_overlap
 from streamer.live import LiveConfig, endpoint_or_none
+from streamer.temporal.options import preset_option, with_preset
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.zeromq.publisher import DEFAULT_ENDPOINT
 
@@ -37,18 +38,25 @@ class LiveCommandOptions:
     live: LiveConfig = option(flatten=True)
     regions: RegionOptions = option(RegionOptions(), flatten=True)
     outputs: tuple[str, ...] = option((), "YAML only: another name of the 'output' list", cli=False)
+    temporal_preset: str | None = preset_option()
     config_file: str | None = option(None, cli=False)
 
 
 def with_outputs_key(data: dict[str, Any]) -> dict[str, Any]:
-    """A ``prepare`` step: a YAML file's ``outputs:`` list joins ``output:`` (both names work,
-    as in a serve stream entry), then ``live``'s region step runs."""
+    """A YAML file's ``outputs:`` list joins ``output:`` (both names work, as in a serve stream
+    entry)."""
     extra = data.pop("outputs", None) or ()
     if extra:
         given = data.get("output") or ()
         given = [given] if isinstance(given, str) else list(given)
         data = {**data, "output": [*given, *([extra] if isinstance(extra, str) else extra)]}
-    return with_region_styles(data)
+    return data
+
+
+def prepare_live(data: dict[str, Any]) -> dict[str, Any]:
+    """``live``'s ``prepare`` step: the ``outputs:`` key, the region styles, then ``--preset``
+    (it fills the temporal keys no flag and no YAML key gave)."""
+    return with_preset(with_region_styles(with_outputs_key(data)))
 
 
 LIVE_DEFAULTS = {"control": DEFAULT_CONTROL_ENDPOINT}

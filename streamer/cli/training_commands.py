@@ -11,6 +11,7 @@ Thin wrappers: arguments -> a typed config -> a function in :mod:`training` that
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -18,12 +19,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adaattn_video.errors import StylestreamError
-from adaattn_video.settings import StylizerSpec, resolve_device, resolve_precision
+from adaattn_video.settings import (
+    StylizerSpec,
+    format_size,
+    parse_size,
+    resolve_device,
+    resolve_precision,
+)
 from configkit.checks import at_least, positive
 from configkit.convert import option, option_like
 from streamer.cli.clips import read_clip
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
+from streamer.temporal.options import TemporalOptions
 from training.config import TrainConfig
 
 
@@ -97,6 +105,19 @@ def _checkpoints(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(result)
 
 
+def _work_sizes(value: Any) -> tuple[int | tuple[int, int] | None, ...]:
+    """``--work-size 384 640x360 full`` -> (384, (360, 640), None)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(
+        None if item is None or str(item).lower() in ("full", "none") else parse_size(item)
+        for item in items
+    )
+
+
+def _format_work_sizes(value: tuple[Any, ...]) -> list[Any]:
+    return ["full" if size is None else format_size(size) for size in value]
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     clip: str | None = option(
@@ -136,6 +157,28 @@ class EvalOptions:
         False, "losses through a random VGG (tests only; the numbers mean nothing)"
     )
     json: str | None = option(None, "also write the report as JSON", metavar="OUT.json")
+    temporal: tuple[str, ...] = option(
+        ("off", "flow"), "temporal modes to measure (off, stats, flow; one row each per model, "
+        "style, keyframe interval and work size)", metavar="MODE",
+    )  # fmt: skip
+    keyframe_interval: tuple[int, ...] = option(
+        (1,), "keyframe intervals to measure (each >= 1)", metavar="N"
+    )
+    work_size: tuple[int | tuple[int, int] | None, ...] = option(
+        (None,), "work sizes to measure (N, WxH, or 'full')", metavar="N|WxH|full",
+        parse=_work_sizes, format=_format_work_sizes,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        self.temporal_settings()  # a bad value: one line, before any work
+
+    def temporal_settings(self) -> list[TemporalOptions]:
+        """Every combination of ``temporal`` x ``keyframe_interval`` x ``work_size`` but the
+        plain per-frame one (always measured: it is the reference), in the order given."""
+        combos = itertools.product(self.temporal, self.keyframe_interval, self.work_size)
+        settings = [TemporalOptions(temporal=t, keyframe_interval=k, work_size=w)  # type: ignore[arg-type]
+                    for t, k, w in combos]  # fmt: skip
+        return list(dict.fromkeys(s for s in settings if s.active))
 
     def spec(self) -> StylizerSpec:
         """The stylizer settings of the run (checked like every command's)."""
@@ -152,6 +195,7 @@ def run_eval(args: EvalOptions) -> int:
     from adaattn_video.checkpoint import load_checkpoint, open_model
     from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
     from adaattn_video.image_io import read_image
+    from streamer.temporal.stylizer import TemporalStylizer
     from training.evaluate import check_metric, estimate_motion, evaluate, synthetic_clip
     from training.losses import load_loss_encoder
 
@@ -213,6 +257,7 @@ def run_eval(args: EvalOptions) -> int:
     report = evaluate(
         np.asarray(frames), motion, models, styles, clip_name=clip_name, device=device,
         precision=precision, style_size=spec.style_size, loss_encoder=loss_encoder,
+        settings=args.temporal_settings(), wrap=TemporalStylizer,
     )  # fmt: skip
     print(report.table())
     if models and loss_encoder is None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -21,6 +21,10 @@ from adaattn_video.model import StyleTransferModel
 from adaattn_video.region_stylizer import RegionStylizer
 from adaattn_video.stylizer import ActiveStyle, FrameStylizer, StylizerConfig
 from streamer.regions.specs import RegionPlan
+
+if TYPE_CHECKING:
+    from streamer.temporal.options import TemporalOptions
+    from streamer.temporal.stylizer import TemporalStylizer
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,14 +60,40 @@ class RegionSwitch:
     go straight to the plain stylizer. The default style, ``alpha``, ``config``, ``device``,
     ``model`` and ``pad`` are the plain stylizer's. It is the
     :class:`~streamer.zeromq.control.targets.StyleTarget` of the control commands.
+
+    :meth:`use_temporal` gives the stream a memory (a
+    :class:`~streamer.temporal.stylizer.TemporalStylizer` around whichever stylizer a batch
+    uses); a style, alpha or region change resets it, and so does a change of the value a
+    ``watch`` callable returns (e.g. the source's outage and reconnect counts).
     """
 
     def __init__(self, plain: FrameStylizer, plan: RegionPlan | None = None) -> None:
         self.plain = plain
         self._lock = threading.Lock()
         self._regional: tuple[RegionStylizer, RegionPlan] | None = None
+        self.temporal: TemporalStylizer | None = None
         if plan is not None:
             self.apply(plan)
+
+    def use_temporal(self, options: TemporalOptions, watch: Any = None) -> None:
+        """Tie consecutive frames together with ``options`` (nothing when they are all off).
+        ``watch``: a callable read before each batch; a new value resets the state."""
+        from streamer.temporal.stylizer import TemporalStylizer
+
+        if options.work_size is not None and self.has_regions:
+            raise_work_size_with_regions()
+        self.temporal = TemporalStylizer(self.plain, options, watch=watch)
+
+    def _reset_temporal(self) -> None:
+        if self.temporal is not None:
+            self.temporal.reset()
+
+    def temporal_status(self) -> dict[str, Any]:
+        """``{"temporal": {"mode", "keyframe_interval", "work_size", counters...}}`` (mode
+        ``off`` and zero counters without :meth:`use_temporal`)."""
+        from streamer.temporal.stylizer import temporal_status
+
+        return {"temporal": temporal_status(self.temporal)}
 
     @property
     def alpha(self) -> float:
@@ -72,6 +102,7 @@ class RegionSwitch:
     @alpha.setter
     def alpha(self, value: float) -> None:
         self.plain.alpha = value
+        self._reset_temporal()
 
     @property
     def config(self) -> StylizerConfig:
@@ -93,8 +124,11 @@ class RegionSwitch:
     def set_style(
         self, styles: Sequence[str | Path], weights: Sequence[float] | None = None
     ) -> ActiveStyle:
-        """Encode and switch the default style (the regions keep theirs)."""
-        return self.plain.set_style(list(styles), weights)
+        """Encode and switch the default style (the regions keep theirs); resets the temporal
+        state."""
+        active = self.plain.set_style(list(styles), weights)
+        self._reset_temporal()
+        return active
 
     def pad(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
         return self.plain.pad(images)
@@ -117,14 +151,18 @@ class RegionSwitch:
         """Check ``plan``'s files (still masks and chroma keys only), encode its styles, then
         swap it in. A bad plan raises and changes nothing."""
         plan.check(sequences=False)
+        if self.temporal is not None and self.temporal.options.work_size is not None:
+            raise_work_size_with_regions()
         regional = RegionStylizer(self.plain, plan.build(self.plain), uncovered=plan.uncovered)
         with self._lock:
             self._regional = (regional, plan)
+        self._reset_temporal()
 
     def clear(self) -> None:
         """Back to the plain style (from the next batch on)."""
         with self._lock:
             self._regional = None
+        self._reset_temporal()
 
     def state(self) -> RegionState:
         current = self._regional  # one read: the pair is replaced whole
@@ -152,7 +190,7 @@ class RegionSwitch:
         while True:
             before = self.state()
             stylizer = before.regional if before.regional is not None else self.plain
-            out = stylizer.stylize_uint8(frames)
+            out = self._through_temporal(stylizer, frames)
             if self.state().same(before):
                 return out, before.style_id, retries
             retries += 1
@@ -161,9 +199,31 @@ class RegionSwitch:
         current = self._regional
         return self.plain if current is None else current[0]
 
+    def _through_temporal(self, stylizer: Any, frames: Tensor) -> Tensor:
+        """``stylizer`` on ``frames``, through the temporal memory when there is one (its
+        inner stylizer follows the regions: plain or regional, one state either way)."""
+        temporal = self.temporal
+        if temporal is None:
+            return stylizer.stylize_uint8(frames)
+        temporal.inner = stylizer
+        return temporal.stylize_uint8(frames)
+
     def stylize_uint8(self, frames: Tensor) -> Tensor:
-        return self._current().stylize_uint8(frames)
+        return self._through_temporal(self._current(), frames)
 
     def __call__(self, frames: Any) -> Any:
         """(H, W, 3) or (B, H, W, 3) uint8 numpy/torch -> the same type and layout."""
-        return self._current()(frames)
+        if self.temporal is None:
+            return self._current()(frames)
+        self.temporal.inner = self._current()
+        return self.temporal(frames)
+
+
+def raise_work_size_with_regions() -> None:
+    """Regions' masks are made at the frame's size: ``work_size`` cannot shrink those frames."""
+    from streamer.temporal.options import TemporalSettingError
+
+    raise TemporalSettingError(
+        "work_size cannot be combined with regions (their masks need full-size frames); "
+        "leave --work-size out or clear the regions"
+    )

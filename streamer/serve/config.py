@@ -26,6 +26,7 @@ from streamer.live import LiveConfig
 from streamer.outputs.spec import parse_outputs, redact
 from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
+from streamer.temporal.options import TemporalOptions
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
 from streamer.zeromq.endpoints import check_bind_endpoint
 from streamer.zeromq.publisher import PublishOptions
@@ -74,6 +75,9 @@ class StreamSpec:
             its own model call (see :mod:`streamer.serve.scheduler`).
         source_options: the source options of ``live`` (webcam, network; the same keys),
             always ``realtime``.
+        motion: the stream's temporal settings (``temporal``, ``keyframe_interval``,
+            ``work_size``, ``temporal_*``; default off: see docs/temporal.md); a stream with
+            any of them on keeps its own state and is stylized in its own model call.
     """
 
     name: str = option("", "the stream's name (and ZeroMQ topic)", metavar="NAME")
@@ -95,6 +99,7 @@ class StreamSpec:
         "style", "positions covered by no region: the stream's style or the content"
     )
     source_options: LiveOptions = option(LiveOptions(realtime=True), flatten=True)
+    motion: TemporalOptions = option(TemporalOptions(), "temporal stability", flatten=True)
 
     def __post_init__(self) -> None:
         try:

@@ -20,7 +20,12 @@ Streams with regions (``region:`` or ``set-regions``) are not in the shared batc
 frames is one model call of its own, through the stream's
 :class:`~streamer.regions.switch.RegionSwitch` (masks, per-region style sums), in the same round after
 the batches. Their label names the regions too (``STYLE|regions:A,B``); a switch that lands
-during the call makes it stylize the frame again, so the label is exact.
+during the call makes it stylize the frame again, so the label is exact. Streams with temporal
+settings on (``temporal: stats|flow``, ``keyframe_interval`` > 1, ``work_size``) go alone the
+same way, through their own :class:`~streamer.temporal.stylizer.TemporalStylizer` (inside the
+stream's RegionSwitch): its state (previous output, keyframe, statistics) belongs to that
+stream only, its flow and warps are per stream anyway, and a warped (keyframe) frame costs no
+model call at all. Temporal-off streams keep sharing the batch.
 
 A failing call is logged and counted; its frames are lost, the loop goes on. Out of memory
 (CUDA or MPS) is handled so that it does not spread: the allocator's cache is freed (else every
@@ -121,7 +126,7 @@ class Scheduler:
         for stream, _ in taken:
             self._last_served[stream.name] = now
         groups: dict[tuple[int, int], list[tuple[StreamRuntime, Frame]]] = {}
-        alone = [(stream, frame) for stream, frame in taken if stream.stylizer.has_regions]
+        alone = [(stream, frame) for stream, frame in taken if stream.stylized_alone]
         for stream, frame in taken:
             if any(stream is other for other, _ in alone):
                 continue
@@ -194,7 +199,8 @@ class Scheduler:
             stream.deliver(replace(frame, image=picture, style_id=style_id))
 
     def _stylize_alone(self, stream: StreamRuntime, frame: Frame) -> None:
-        """One frame of a stream with regions, in its own model call (see the module doc)."""
+        """One frame of a stream with regions or temporal state, in its own model call (see the
+        module doc)."""
         started = time.perf_counter()
         try:
             with torch.inference_mode():

@@ -127,6 +127,8 @@ class StreamRuntime:
         self._reader = threading.Thread(target=self._read, name=f"serve-{self.name}-reader")
         self._writer = threading.Thread(target=self._write, name=f"serve-{self.name}-writer")
         self._reader.daemon = self._writer.daemon = True
+        if stylizer.temporal is None:  # this stream's own state; an outage or reconnect resets it
+            stylizer.use_temporal(spec.motion, watch=self._outages)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> StreamRuntime:
@@ -243,6 +245,17 @@ class StreamRuntime:
         source = self.source
         return SourceCounters() if source is None else source.counters()
 
+    def _outages(self) -> tuple[int, int]:
+        counters = self.counters()
+        return counters.outages, counters.reconnects
+
+    @property
+    def stylized_alone(self) -> bool:
+        """Stylized in its own model call, not in the shared batch: regions (per-region
+        masks and styles) or temporal state (frames tied to this stream's previous ones)."""
+        temporal = self.stylizer.temporal
+        return self.stylizer.has_regions or (temporal is not None and temporal.options.active)
+
     def _style_id(self) -> str | None:
         try:
             return self.stylizer.style_id
@@ -259,6 +272,7 @@ class StreamRuntime:
             "source": self.spec.source,
             "alpha": self.stylizer.alpha,
             **self.stylizer.regions_status(),
+            **self.stylizer.temporal_status(),
             **self.tracker.current_dict(),
             "record": None if self.record_path is None else str(self.record_path),
             "outputs": self.standard_outputs.status_dicts(),

@@ -270,6 +270,7 @@ class Studio:
             recordings_dir=self.run_dir / "recordings",
             stamp_markers=self.config.stamp_markers,
             ice_servers=ice_servers(self.config),
+            motion=self.config.motion,
         )
         self.connections[connection_id] = connection
         try:

@@ -15,6 +15,7 @@ from configkit.checks import positive
 from configkit.convert import option
 from streamer.live import endpoint_or_none
 from streamer.serve.config import ServeConfig
+from streamer.temporal.options import TemporalOptions, preset_option
 from streamer.zeromq.endpoints import is_loopback_host
 
 INSTALL_HINT = "pip install -e '.[studio]'"
@@ -90,6 +91,9 @@ class StudioConfig:
         seconds: stop after this long (tests, benchmarks); None: until Ctrl-C.
         stamp_markers: copy the frame marker of each received frame into its stylized frame
             (``bench studio`` measures the round trip with it; it marks the picture).
+        motion / temporal_preset: each connection's temporal settings (its own state; default
+            off, as ``serve``'s streams: a stream with state is stylized alone, not in the
+            shared batch) and ``--preset steady|fast`` (the command's ``prepare`` expands it).
     """
 
     host: str = option("127.0.0.1", "address to serve on", metavar="HOST")
@@ -132,6 +136,11 @@ class StudioConfig:
     )  # fmt: skip
     seconds: float | None = option(None, "stop after S seconds", metavar="S")
     stamp_markers: bool = option(False, "draw each received frame's marker into its result")
+    motion: TemporalOptions = option(
+        TemporalOptions(), "each connection's temporal stability (docs/temporal.md)",
+        flatten=True,
+    )  # fmt: skip
+    temporal_preset: str | None = preset_option()
 
     def __post_init__(self) -> None:
         if not isinstance(self.stylizer, StylizerSpec):

@@ -34,6 +34,7 @@ from streamer.serve.config import StreamSpec
 from streamer.serve.push import PushSource
 from streamer.serve.server import StreamServer
 from streamer.studio.markers import draw_marker, fits, read_marker
+from streamer.temporal.options import TemporalOptions
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ class Connection:
         recordings_dir: Path,
         stamp_markers: bool = False,
         ice_servers: list[Any] | None = None,
+        motion: TemporalOptions | None = None,
     ) -> None:
         """``ice_servers``: aiortc ``RTCIceServer`` objects; None or [] = none at all (not
         aiortc's default public STUN server)."""
@@ -167,6 +169,7 @@ class Connection:
             styles=(str(style_path),),
             alpha=alpha,
             size=size,
+            motion=motion or TemporalOptions(),
         )
         self.runtime = None
 
@@ -277,6 +280,7 @@ class Connection:
             "dropped": int(stream.get("dropped", 0)) + self.stats.dropped_send,
             "recording": None if self.record_path is None else self.record_path.name,
             "record_error": self.record_error,
+            "temporal": stream.get("temporal"),
             **{f"link_{k}": v for k, v in self.stats.snapshot().items()},
         }
 

@@ -98,6 +98,9 @@ class Motion:
         return float(self.valid.mean())
 
 
+MIN_FLOW_SIDE = 12  # DIS refuses smaller frames
+
+
 class FlowEstimator:
     """DIS flow with a reliability mask between small grayscale frames (one per stream: the DIS
     object keeps buffers and is not thread-safe; one thread at a time).
@@ -123,6 +126,9 @@ class FlowEstimator:
         """The backward motion target -> reference of two :meth:`prepare` results."""
         if target.shape != reference.shape:
             raise ValueError(f"frame sizes differ: {target.shape} vs {reference.shape}")
+        h, w = target.shape[:2]
+        if min(h, w) < MIN_FLOW_SIDE:  # DIS cannot work on slivers: no motion is trusted
+            return Motion(np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32))
         backward = self._dis.calc(target, reference, None)
         forward = self._dis.calc(reference, target, None)
         valid = reliable_mask(backward, forward, target, reference, self.brightness_tol)

@@ -43,10 +43,12 @@ def _in_range(name: str, value: float, low: float, high: float, *, open_high: bo
 class TemporalOptions:
     """How consecutive frames of one stream are tied together (see the module docstring)."""
 
-    temporal: TemporalMode = option(
+    # str, not the TemporalMode Literal: a bad value is then one error line from the check
+    # below, not argparse's usage text.
+    temporal: str = option(
         "off", "temporal stability: off (each frame alone), stats (smooth the attention "
         "statistics where nothing moved; ~free) or flow (blend the motion-compensated previous "
-        "output; a few ms per frame)",
+        "output; a few ms per frame)", metavar="off|stats|flow",
     )  # fmt: skip
     keyframe_interval: int = option(
         1, "stylize every N-th frame and warp the last stylized one for the others (1 = every "
@@ -143,4 +145,42 @@ def preset(name: str, **changes: Any) -> TemporalOptions:
     return TemporalOptions(**{**PRESETS[name], **changes})
 
 
-__all__ = ["MODES", "PRESETS", "TemporalMode", "TemporalOptions", "TemporalSettingError", "preset"]
+PRESET_KEY = "preset"  # the flag / YAML key of a preset (``--preset fast``)
+
+
+def check_preset(name: str | None) -> None:
+    if name is not None and name not in PRESETS:
+        raise TemporalSettingError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+
+
+def preset_option() -> Any:
+    """The ``--preset steady|fast`` field of a command's options (``live``, ``studio``)."""
+    return option(
+        None, "temporal preset: steady (flow) or fast (flow, keyframe interval 2, work size "
+        "384); --temporal / --keyframe-interval / --work-size given too win over it",
+        flag=PRESET_KEY, metavar="steady|fast", check=check_preset,
+    )  # fmt: skip
+
+
+def with_preset(data: dict[str, Any]) -> dict[str, Any]:
+    """A command's ``prepare`` step: a ``preset`` key fills in the temporal keys the flags
+    and the YAML file did not give (so an explicit ``--keyframe-interval 1`` beats ``fast``)."""
+    name = data.get(PRESET_KEY)
+    if name is None:
+        return data
+    check_preset(name)
+    return {**PRESETS[name], **data}
+
+
+__all__ = [
+    "MODES",
+    "PRESETS",
+    "PRESET_KEY",
+    "TemporalMode",
+    "TemporalOptions",
+    "TemporalSettingError",
+    "check_preset",
+    "preset",
+    "preset_option",
+    "with_preset",
+]

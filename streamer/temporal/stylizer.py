@@ -22,6 +22,7 @@ which may be called from any thread and takes effect on the next frame.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adaattn_video.settings import output_size
+from adaattn_video.settings import format_size, output_size
 from adaattn_video.stylizer import Uint8FrameInterface
 from adaattn_video.temporal_stats import TemporalStats, stats_scope
 from streamer.temporal.cuts import SceneCutDetector
@@ -58,8 +59,19 @@ class TemporalStylizer(Uint8FrameInterface):
     order, and returns the same layout. ``counters`` count frames by how they were made.
     """
 
-    def __init__(self, inner: Any, options: TemporalOptions | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        options: TemporalOptions | None = None,
+        *,
+        watch: Callable[[], object] | None = None,
+    ) -> None:
+        """``watch``: read before every batch; a value different from the last one resets the
+        state (e.g. a network source's outage and reconnect counts: the picture after an outage
+        is not the one before it)."""
         self.inner = inner
+        self.watch = watch
+        self._watched: object = None if watch is None else watch()
         self.options = options or TemporalOptions()
         if self.options.work_size is not None and not hasattr(inner, "fit_content"):
             raise TemporalSettingError(
@@ -123,6 +135,7 @@ class TemporalStylizer(Uint8FrameInterface):
             )
         if not self.options.active:
             return self.inner.stylize_uint8(frames)
+        self._check_watch()
         content = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
         fit = getattr(self.inner, "fit_content", None)
         if fit is not None:
@@ -151,6 +164,14 @@ class TemporalStylizer(Uint8FrameInterface):
         return self.stylize_uint8(frames).permute(0, 3, 1, 2).float().div_(255.0)
 
     # -- resets ------------------------------------------------------------------------------
+    def _check_watch(self) -> None:
+        if self.watch is None:
+            return
+        value = self.watch()
+        if value != self._watched:
+            self._watched = value
+            self._reset_requested = True
+
     def _check_context(self, size: tuple[int, int]) -> None:
         """Reset when the style, alpha or frame size changed, or a reset was requested."""
         style = _style_of(self.inner)
@@ -256,4 +277,19 @@ class TemporalStylizer(Uint8FrameInterface):
         return blend(current, warp(previous, flow), valid.mul_(self.options.temporal_strength))
 
 
-__all__ = ["TemporalStylizer"]
+def temporal_status(stylizer: TemporalStylizer | None) -> dict[str, Any]:
+    """JSON-ready settings and counters of a stream's wrapper (``get-status``,
+    ``list-streams``): ``mode``, ``keyframe_interval``, ``work_size`` and every counter of
+    :class:`~streamer.temporal.state.TemporalCounters` (zeros without a wrapper)."""
+    options = TemporalOptions() if stylizer is None else stylizer.options
+    counters = TemporalCounters() if stylizer is None else stylizer.counters
+    work = options.work_size
+    return {
+        "mode": options.temporal,
+        "keyframe_interval": options.keyframe_interval,
+        "work_size": None if work is None else format_size(work),
+        **counters.to_dict(),
+    }
+
+
+__all__ = ["TemporalStylizer", "temporal_status"]

@@ -53,6 +53,10 @@ class StyleTarget(Protocol):
     def check_style_memory(self, styles: Sequence[str]) -> None:
         """Refuse styles whose encoding would not fit in memory (MemoryLimitError)."""
 
+    def temporal_status(self) -> dict[str, Any]:
+        """``{"temporal": {"mode": ..., counters...}}`` (set-style, set-alpha, set-regions and
+        clear-regions reset the temporal state: ``resets`` counts them)."""
+
 
 def _ms_since(started: float) -> float:
     return round(1000 * (time.perf_counter() - started), 1)
@@ -83,14 +87,22 @@ def clear_regions(target: StyleTarget, request: ClearRegions) -> Json:
     return {"style_id": target.style_id, **target.regions_status(), "encode_ms": _ms_since(started)}
 
 
+def _temporal_status(target: StyleTarget) -> dict[str, Any]:
+    """The target's temporal counters; a target without them (a test double) has none."""
+    status = getattr(target, "temporal_status", None)
+    return status() if status is not None else {}
+
+
 def get_status(
     target: StyleTarget, status: Callable[[], Mapping[str, Any]] | None, request: GetStatus
 ) -> Json:
-    """The style, alpha and regions, and ``status()``'s numbers (fps, latency, drops...)."""
+    """The style, alpha, regions and temporal counters, and ``status()``'s numbers (fps,
+    latency, drops...)."""
     return {
         "style_id": target.style_id,
         "alpha": target.alpha,
         **target.regions_status(),
+        **_temporal_status(target),
         **(status() if status is not None else {}),
     }
 

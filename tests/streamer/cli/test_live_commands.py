@@ -103,6 +103,7 @@ def test_rtsp_stream_is_stylized_published_and_recorded(tmp_path: Path, model) -
                 "--style-size", "64", "--zmq", ANY_PORT, "--control", "none",
                 "--encoding", "rgb24", "--end-of-stream", "stop", "--record", str(record),
                 "--status-interval-s", "1",
+                "--temporal", "off",  # each payload is compared with per-frame stylization
             ]
         )  # fmt: skip
         received = []

@@ -29,6 +29,7 @@ from streamer.cluster.plan import cut_segments, plan_video
 from streamer.cluster.segment import render_segment
 from streamer.guard import OutputOverlapError
 from streamer.render import RenderConfig, build_stylizer, render
+from streamer.temporal.options import TemporalOptions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -48,6 +49,7 @@ def _config(clip: Path, output: Path | str, **changes) -> RenderConfig:
         **{k: v for k, v in changes.items() if k in spec_fields},
     )
     rest = {k: v for k, v in changes.items() if k not in spec_fields}
+    rest.setdefault("motion", TemporalOptions(temporal="off"))  # segments == one render, exactly
     return RenderConfig(input=str(clip), output=str(output), stylizer=spec, **rest)
 
 

@@ -27,6 +27,7 @@ from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.regions.masks import ChromaKeyMask, MaskError, StillMask, count_frames
 from streamer.regions.specs import RegionPlan, RegionSpec
 from streamer.render import RenderConfig, render
+from streamer.temporal.options import TemporalOptions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -145,6 +146,7 @@ def test_a_mask_video_moves_the_boundary_frame_by_frame(tmp_path, styles, styliz
     config = RenderConfig(
         input=str(clip), output=str(out),
         stylizer=StylizerSpec(styles=(styles[0],), style_size=None),
+        motion=TemporalOptions(temporal="off"),  # compared with per-frame stylization
     )  # fmt: skip
     result = render(config, stylizer=stylizer, regions=plan, progress=False)
     assert result.stats.frames_out == 5
@@ -284,6 +286,7 @@ def test_a_chroma_keyed_live_stream_switches_regions_where_the_key_is(
     config = LiveConfig(
         source="synthetic", stylizer=StylizerSpec(styles=(styles[0],), device="cpu"), zmq=None,
         record=str(record), control=None, status_interval_s=0,
+        motion=TemporalOptions(temporal="off"),  # compared with per-frame stylization
     )  # fmt: skip
     plan = RegionPlan((RegionSpec(style=styles[1], key="green"),))
     result = run_live(config, stylizer=stylizer, source=source, regions=plan)

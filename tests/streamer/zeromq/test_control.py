@@ -99,6 +99,9 @@ def test_alpha_and_status(server: ControlServer, switch: RegionSwitch) -> None:
     assert status == {
         "ok": True, "style_id": STYLE_A.stem, "alpha": 0.25, "regions": [], "uncovered": None,
         "fps_out": 12.5,
+        "temporal": {"mode": "off", "keyframe_interval": 1, "work_size": None, "frames": 0,
+                     "stylized": 0, "warped": 0, "fallbacks": 0, "blended": 0, "resets": 0,
+                     "cuts": 0},
     }  # fmt: skip
 
 
