@@ -254,7 +254,9 @@ def _run_opened(
 ) -> LiveResult:
     record_path = _check_before_model(config)
     # every output URL parsed, its programs/devices checked: before the model loads
-    outputs = OutputSet.from_urls(config.outputs, info=source.info())
+    outputs = OutputSet.from_urls(
+        config.outputs, info=source.info(), audio=getattr(source, "audio", None)
+    )
     try:
         switch = _region_switch(config, source, stylizer)
     except BaseException:
