@@ -42,6 +42,7 @@ from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
 from streamer.outputs import OutputSet, parse_outputs
+from streamer.outputs.encoder_options import encoder_settings, parse_output_options
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.regions.specs import RegionPlan
 from streamer.regions.switch import RegionSwitch
@@ -107,6 +108,11 @@ class LiveConfig:
         (), "also send the stylized stream to URL (repeat): rtmp://HOST/APP/KEY, "
         "rtsp://HOST/PATH, srt://HOST:PORT, hls:DIR, ndi:NAME, virtualcam[:/dev/videoN] "
         "(docs/outputs.md)", flag="output", metavar="URL", repeat=True,
+    )  # fmt: skip
+    output_options: tuple[str, ...] = option(
+        (), "H.264 setting of every --output (repeat): codec, preset, tune, bitrate, crf, gop "
+        "(docs/outputs.md)", flag="output_option", metavar="KEY=VALUE", repeat=True,
+        parse=parse_output_options,
     )  # fmt: skip
     control: str | None = option(
         None, "control endpoint for `stylestream control` ('none' to disable)",
@@ -255,7 +261,10 @@ def _run_opened(
     record_path = _check_before_model(config)
     # every output URL parsed, its programs/devices checked: before the model loads
     outputs = OutputSet.from_urls(
-        config.outputs, info=source.info(), audio=getattr(source, "audio", None)
+        config.outputs,
+        info=source.info(),
+        audio=getattr(source, "audio", None),
+        encoder=encoder_settings(config.output_options) if config.output_options else None,
     )
     try:
         switch = _region_switch(config, source, stylizer)

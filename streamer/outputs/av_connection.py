@@ -46,7 +46,8 @@ class EncoderSettings:
 
     Attributes:
         codec: FFmpeg encoder (``libx264``; ``h264_nvenc`` where there is an NVIDIA GPU).
-        preset / tune: libx264's speed preset and tuning (``zerolatency``: no frame delay).
+        preset / tune: libx264's speed preset and tuning (``zerolatency``: no frame delay;
+            ``none``: no tuning).
         gop_s: seconds between keyframes (GOP = round(gop_s * frame rate), at least 1 frame).
         bitrate: target bits per second, or 0 for constant quality (``crf``).
         crf: constant quality when ``bitrate`` is 0.
@@ -79,7 +80,9 @@ class EncoderSettings:
         gop = str(self.gop(frame_rate))
         options = {"g": gop, "keyint_min": gop, "bf": "0", "sc_threshold": "0"}
         if self.codec.startswith("libx264"):
-            options.update(preset=self.preset, tune=self.tune)
+            options["preset"] = self.preset
+            if self.tune not in ("", "none"):
+                options["tune"] = self.tune
             if not self.bitrate:
                 options["crf"] = str(self.crf)
         if self.bitrate:

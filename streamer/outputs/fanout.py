@@ -81,12 +81,24 @@ class OutputSet(FrameSink):
         info: SourceInfo | None = None,
         options: OutputOptions | None = None,
         audio: AudioFeed | None = None,
+        encoder: EncoderSettings | None = None,
     ) -> OutputSet:
         """Parse every URL, then build (and preflight) every output; nothing starts before all
         passed. Duplicate URLs are refused (two publishers on one key fight each other).
-        ``audio``: the source's audio (:meth:`set_audio`)."""
+        ``audio``: the source's audio (:meth:`set_audio`); ``encoder``: the H.264 settings of
+        every RTMP/RTSP/SRT/HLS output (None: the defaults)."""
         specs = parse_outputs(list(urls))
-        outputs = cls([build_output(spec, info=info, options=options) for spec in specs])
+        outputs = cls(
+            [
+                build_output(
+                    spec,
+                    info=info,
+                    options=options,
+                    encoder=None if spec.kind in ("ndi", "virtualcam") else encoder,
+                )
+                for spec in specs
+            ]
+        )
         if audio is not None:
             outputs.set_audio(audio)
         return outputs
