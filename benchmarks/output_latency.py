@@ -4,8 +4,11 @@ Frames carry frame-counter markers (:mod:`streamer.studio.markers`); the submit 
 counter is kept, and a PyAV reader on the far side of a real server reads the counter of every
 decoded picture: latency = decode time - submit time, one clock (one process). Reported:
 
-- RTMP through nginx-rtmp (``nginx`` + ``libnginx-mod-rtmp``) and SRT through
-  ``srt-live-transmit`` (caller -> listener -> the reader's pipe): p50 / p95 in ms;
+- RTMP through nginx-rtmp (``nginx`` + ``libnginx-mod-rtmp``), SRT through
+  ``srt-live-transmit`` (caller -> listener -> the reader's pipe), RTSP publish to GStreamer's
+  RTSP server in RECORD mode (``tests/helpers/rtsp_record_server.py``) whose MPEG-TS goes into
+  a FIFO the reader reads, and HLS (FFmpeg's live HLS demuxer reading the playlist as it
+  rolls): p50 / p95 in ms;
 - the CPU cost of one extra 720p output (HLS, libx264 zerolatency veryfast): process CPU
   seconds per second of video, with and without it;
 - frames lost across an RTMP server restart (kill, 1 s outage, restart).
@@ -16,9 +19,11 @@ Run: ``python -m benchmarks.output_latency [--seconds 6]`` (needs the Debian pac
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -179,6 +184,56 @@ def srt(seconds: float) -> dict[str, object]:
     return {"p50_ms": p50, "p95_ms": p95}
 
 
+def hls(seconds: float) -> dict[str, object]:
+    """Submit -> decoded by FFmpeg's HLS demuxer following the playlist (1 s segments)."""
+    folder = Path(tempfile.mkdtemp())
+    output = build_output(f"hls:{folder}", info=INFO)
+    submitted: dict[int, float] = {}
+    decoded: dict[int, float] = {}
+    stop = threading.Event()
+    _feed(output, 2 * FPS, submitted)  # a playlist with segments before the reader starts
+    playlist = str(folder / "index.m3u8")
+    options = {"live_start_index": "-1", "http_persistent": "0"}
+    reader = threading.Thread(
+        target=_read, args=(lambda: av.open(playlist, format="hls", options=options), decoded, stop)
+    )
+    reader.start()
+    _feed(output, int(seconds * FPS), submitted, start=2 * FPS)
+    stop.set()
+    output.close()
+    reader.join(5)
+    shutil.rmtree(folder, ignore_errors=True)
+    p50, p95 = latency_percentiles(_latencies(submitted, decoded))
+    return {"p50_ms": p50, "p95_ms": p95}
+
+
+def rtsp(seconds: float) -> dict[str, object]:
+    """Submit -> decoded from the MPEG-TS a RECORD-mode RTSP server writes into a FIFO."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from helpers.rtsp_record_server import RtspRecordServer
+
+    folder = Path(tempfile.mkdtemp())
+    fifo = folder / "out.ts"
+    os.mkfifo(fifo)
+    submitted: dict[int, float] = {}
+    decoded: dict[int, float] = {}
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_read,
+        args=(lambda: av.open(str(fifo), format="mpegts", options=PROBE), decoded, stop),
+    )
+    reader.start()  # opening the FIFO for reading lets the server's filesink open it
+    with RtspRecordServer(fifo) as server:
+        output = build_output(server.url(), info=INFO)
+        _feed(output, int(seconds * FPS), submitted)
+        output.close()
+    stop.set()
+    reader.join(5)
+    shutil.rmtree(folder, ignore_errors=True)
+    p50, p95 = latency_percentiles(_latencies(submitted, decoded))
+    return {"p50_ms": p50, "p95_ms": p95}
+
+
 def cpu_cost(seconds: float) -> dict[str, float]:
     """Process CPU seconds per second of 720p video with no output and with one HLS output."""
     result = {}
@@ -201,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print("rtmp (nginx-rtmp):", rtmp(args.seconds))
     print("srt (srt-live-transmit):", srt(args.seconds))
+    print("rtsp (GStreamer RECORD server -> FIFO):", rtsp(args.seconds))
+    print("hls (FFmpeg HLS demuxer on the playlist):", hls(args.seconds))
     print("cpu per 720p output:", cpu_cost(args.seconds))
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,17 +40,16 @@ from configkit.convert import check_fields, option
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
 from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
+from streamer.live_report import LiveResult, log_route, status_monitor
 from streamer.outputs import OutputSet, parse_outputs
+from streamer.outputs.encoder_options import encoder_settings, parse_output_options
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.regions.specs import RegionPlan
 from streamer.regions.switch import RegionSwitch
 from streamer.sources import LiveOptions, open_source
 from streamer.stats import (
     LatencyProbe,
-    LiveStatus,
     LiveStatusTracker,
-    StatsSnapshot,
-    latency_percentiles,
 )
 from streamer.temporal.options import TemporalOptions
 from streamer.zeromq.endpoints import check_bind_endpoint
@@ -108,6 +106,11 @@ class LiveConfig:
         (), "also send the stylized stream to URL (repeat): rtmp://HOST/APP/KEY, "
         "rtsp://HOST/PATH, srt://HOST:PORT, hls:DIR, ndi:NAME, virtualcam[:/dev/videoN] "
         "(docs/outputs.md)", flag="output", metavar="URL", repeat=True,
+    )  # fmt: skip
+    output_options: tuple[str, ...] = option(
+        (), "H.264 setting of every --output (repeat): codec, preset, tune, bitrate, crf, gop "
+        "(docs/outputs.md)", flag="output_option", metavar="KEY=VALUE", repeat=True,
+        parse=parse_output_options,
     )  # fmt: skip
     control: str | None = option(
         None, "control endpoint for `stylestream control` ('none' to disable)",
@@ -182,48 +185,6 @@ def live_options(config: LiveConfig) -> LiveOptions:
 
 
 # -- running ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LiveResult:
-    """What a live run did."""
-
-    stats: StatsSnapshot
-    status: LiveStatus
-    latencies_ms: tuple[float, ...]
-    endpoint: str | None
-    control_endpoint: str | None
-    record: Path | None
-    restylized_batches: int = 0
-    outputs: tuple[dict[str, Any], ...] = ()  # every output's final status (redacted)
-    temporal: dict[str, Any] | None = None  # mode, settings and counters (get-status's)
-
-    def summary(self) -> str:
-        s = self.stats
-        parts = [
-            f"{'interrupted: ' if s.interrupted_by else ''}live run ended after "
-            f"{s.elapsed_s:.1f} s: {self.status.frames_in} frames in, {s.frames_out} out "
-            f"({s.fps_out:.2f} fps), {self.status.dropped} dropped, "
-            f"{self.status.reconnects} reconnect(s)"
-        ]
-        p50, p95 = latency_percentiles(self.latencies_ms)
-        if p50 is not None:
-            parts.append(f"latency capture->publish p50 {p50:.0f} ms, p95 {p95:.0f} ms")
-        if self.temporal is not None and self.temporal["mode"] != "off":
-            t = self.temporal
-            parts.append(
-                f"temporal {t['mode']}: {t['stylized']} stylized, {t['warped']} warped, "
-                f"{t['resets']} resets"
-            )
-        if self.record is not None:
-            parts.append(f"recorded to {self.record}")
-        parts += [
-            f"output {o['output']}: {o['state']}, {o['frames']} frames, {o['drops']} dropped, "
-            f"{o['reconnects']} reconnect(s)" + (f" ({o['error']})" if o["error"] else "")
-            for o in self.outputs
-            if o["kind"] not in ("zmq", "record")
-        ]
-        return "\n".join(parts)
-
-
 Hook = Callable[[dict[str, Any]], None]
 
 
@@ -265,7 +226,12 @@ def _run_opened(
 ) -> LiveResult:
     record_path = _check_before_model(config)
     # every output URL parsed, its programs/devices checked: before the model loads
-    outputs = OutputSet.from_urls(config.outputs, info=source.info())
+    outputs = OutputSet.from_urls(
+        config.outputs,
+        info=source.info(),
+        audio=getattr(source, "audio", None),
+        encoder=encoder_settings(config.output_options) if config.output_options else None,
+    )
     try:
         switch = _region_switch(config, source, stylizer)
     except BaseException:
@@ -289,7 +255,7 @@ def _run_opened(
         sinks, publisher, control = _open_outputs(
             config, source, record_path, switch, tracker, probe, outputs
         )
-        _log_route(config, source, publisher, record_path, control)
+        log_route(config, source, publisher, record_path, control)
         pipeline = Pipeline(
             source,
             labeled,
@@ -301,7 +267,7 @@ def _run_opened(
             ),
         )
         emit = print_status or (lambda line: log.info("%s", line))
-        pipeline.monitor = _monitor(config, pipeline, tracker, emit, stop_event)
+        pipeline.monitor = status_monitor(config, pipeline, tracker, emit, stop_event)
         if on_ready is not None:
             on_ready(
                 {
@@ -424,54 +390,3 @@ def _open_outputs(
             sink.close()
         raise
     return sinks, publisher, control
-
-
-def _log_route(
-    config: LiveConfig,
-    source: FrameSource,
-    publisher: ZmqSink | None,
-    record_path: Path | None,
-    control: ControlServer | None,
-) -> None:
-    log.info(
-        "%s source %s -> %s",
-        "live" if source.live else "file (every frame, as fast as the model goes)",
-        config.source,
-        ", ".join(
-            part
-            for part in (
-                f"ZeroMQ {publisher.endpoint}" if publisher else "",
-                f"recording {record_path}" if record_path else "",
-                *(f"output {spec}" for spec in parse_outputs(config.outputs)),
-                f"control {control.endpoint}" if control else "",
-            )
-            if part
-        ),
-    )
-
-
-def _monitor(
-    config: LiveConfig,
-    pipeline: Pipeline,
-    tracker: LiveStatusTracker,
-    emit: Callable[[str], None],
-    stop_event: threading.Event | None,
-) -> Callable[[StatsSnapshot], None]:
-    """The pipeline's monitor: stops the run after ``seconds`` or on ``stop_event``, feeds the
-    status tracker and prints a status line every ``status_interval_s``."""
-    started = time.monotonic()
-    next_status = started + config.status_interval_s
-
-    def monitor(snapshot: StatsSnapshot) -> None:
-        nonlocal next_status
-        now = time.monotonic()
-        if config.seconds is not None and now - started >= config.seconds:
-            pipeline.stop()
-        if stop_event is not None and stop_event.is_set():
-            pipeline.stop()
-        tracker.observe(snapshot)
-        if config.status_interval_s and now >= next_status:
-            next_status = now + config.status_interval_s
-            emit(tracker.interval_status(snapshot).line())
-
-    return monitor

@@ -5,7 +5,9 @@
 - :mod:`~streamer.outputs.base`: :class:`Output`, a non-blocking, self-healing
   :class:`~streamer.frames.FrameSink` (own thread, newest-frame-wins queue, reconnect with
   backoff, state and counters).
-- :mod:`~streamer.outputs.encoder`: low-latency H.264 (+ silent AAC) into a PyAV container.
+- :mod:`~streamer.outputs.av_connection`: low-latency H.264 into a PyAV container;
+  :mod:`~streamer.outputs.audio_track` its AAC track (the source's audio or silence);
+  :mod:`~streamer.outputs.encoder_options` `--output-option KEY=VALUE`.
 - :mod:`~streamer.outputs.network` (RTMP, RTSP, SRT, HLS), :mod:`~streamer.outputs.devices`
   (NDI, virtual camera).
 - :mod:`~streamer.outputs.fanout`: :func:`build_output` and :class:`OutputSet` (one stream to
@@ -15,8 +17,8 @@
 
 from __future__ import annotations
 
+from streamer.outputs.av_connection import EncoderSettings
 from streamer.outputs.base import Output, OutputOptions, OutputState, OutputStatus
-from streamer.outputs.encoder import EncoderSettings
 from streamer.outputs.fanout import OutputSet, build_output
 from streamer.outputs.spec import (
     OutputSpec,

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from streamer.frames import Frame, FrameSink, SourceInfo
+from streamer.outputs.av_connection import EncoderSettings
 from streamer.outputs.base import Output, OutputOptions, OutputStatus
 from streamer.outputs.devices import NdiOutput, VirtualcamOutput
-from streamer.outputs.encoder import EncoderSettings
 from streamer.outputs.network import HlsOutput, RtmpOutput, RtspOutput, SrtOutput
 from streamer.outputs.spec import OutputSpec, OutputUrlError, parse_output, parse_outputs
+from streamer.sources.audio_feed import AudioFeed
 
 _CLASSES: dict[str, type[Output]] = {
     "rtmp": RtmpOutput,
@@ -79,11 +80,38 @@ class OutputSet(FrameSink):
         *,
         info: SourceInfo | None = None,
         options: OutputOptions | None = None,
+        audio: AudioFeed | None = None,
+        encoder: EncoderSettings | None = None,
     ) -> OutputSet:
         """Parse every URL, then build (and preflight) every output; nothing starts before all
-        passed. Duplicate URLs are refused (two publishers on one key fight each other)."""
+        passed. Duplicate URLs are refused (two publishers on one key fight each other).
+        ``audio``: the source's audio (:meth:`set_audio`); ``encoder``: the H.264 settings of
+        every RTMP/RTSP/SRT/HLS output (None: the defaults)."""
         specs = parse_outputs(list(urls))
-        return cls([build_output(spec, info=info, options=options) for spec in specs])
+        outputs = cls(
+            [
+                build_output(
+                    spec,
+                    info=info,
+                    options=options,
+                    encoder=None if spec.kind in ("ndi", "virtualcam") else encoder,
+                )
+                for spec in specs
+            ]
+        )
+        if audio is not None:
+            outputs.set_audio(audio)
+        return outputs
+
+    def set_audio(self, feed: AudioFeed) -> None:
+        """Pass the source's audio to the outputs that carry audio (RTMP, SRT) and, when there
+        is one, activate the feed (the source then demuxes its audio); call before the first
+        frame."""
+        takers = [o for o in self.outputs if getattr(o, "carries_audio", False)]
+        for output in takers:
+            output.audio = feed  # type: ignore[attr-defined]
+        if takers:
+            feed.activate()
 
     def set_info(self, info: SourceInfo) -> None:
         """The source's properties (frame rate: GOP length, declared rate), for a source

@@ -1,7 +1,8 @@
 """Outputs that encode H.264 with PyAV: RTMP (FLV), RTSP publish, SRT (MPEG-TS) and HLS.
 
-- RTMP/RTMPS: ``format="flv"`` straight to the URL, with a silent AAC track (ingest services
-  such as YouTube/Twitch and nginx-rtmp's HLS expect audio).
+- RTMP/RTMPS: ``format="flv"`` straight to the URL, with the source's audio when it has some,
+  else a silent AAC track (ingest services such as YouTube/Twitch and nginx-rtmp's HLS expect
+  audio). SRT carries the source's audio too; RTSP and HLS are video only.
 - RTSP: ``format="rtsp"`` (ANNOUNCE/RECORD to a server that accepts publishing, e.g.
   MediaMTX or GStreamer's RTSP server in RECORD mode), TCP interleaved by default, frame-threaded
   encoding (single-slice frames).
@@ -27,9 +28,10 @@ import av
 
 from configkit.errors import StylestreamError
 from streamer.frames import Frame, SourceInfo
+from streamer.outputs.av_connection import AvConnection, EncoderSettings
 from streamer.outputs.base import Connection, Output, OutputOptions
-from streamer.outputs.encoder import AvConnection, EncoderSettings
 from streamer.outputs.spec import OutputSpec
+from streamer.sources.audio_feed import AudioFeed
 
 DEFAULT_FRAME_RATE = Fraction(30)
 SRT_PROGRAM = "srt-live-transmit"
@@ -55,9 +57,15 @@ class HlsSettings:
 
 class AvOutput(Output):
     """An :class:`Output` whose connections are :class:`AvConnection` s (subclasses say how to
-    open the container)."""
+    open the container).
+
+    ``carries_audio``: the kind passes the source's audio (:attr:`audio`, set by
+    :meth:`~streamer.outputs.fanout.OutputSet.set_audio`) through; ``silent_audio``: without
+    it, a silent track is added.
+    """
 
     silent_audio = False
+    carries_audio = False
 
     def __init__(
         self,
@@ -68,6 +76,7 @@ class AvOutput(Output):
     ) -> None:
         super().__init__(spec, options, info)
         self.encoder = encoder or EncoderSettings()
+        self.audio: AudioFeed | None = None
 
     @property
     def frame_rate(self) -> Fraction:
@@ -86,13 +95,15 @@ class AvOutput(Output):
             frame,
             self.frame_rate,
             silent_audio=self.silent_audio,
+            audio=self.audio if self.carries_audio else None,
         )
 
 
 class RtmpOutput(AvOutput):
-    """FLV over RTMP(S), H.264 + silent AAC."""
+    """FLV over RTMP(S), H.264 + the source's audio (or silent AAC)."""
 
     silent_audio = True
+    carries_audio = True
 
     def _open_container(self) -> Any:
         return av.open(
@@ -139,7 +150,10 @@ def srt_command(spec: OutputSpec) -> list[str]:
 
 
 class SrtOutput(AvOutput):
-    """MPEG-TS over SRT through ``srt-live-transmit`` reading the TS from its stdin."""
+    """MPEG-TS over SRT through ``srt-live-transmit`` reading the TS from its stdin (with the
+    source's audio when it has some)."""
+
+    carries_audio = True
 
     def preflight(self) -> None:
         if shutil.which(SRT_PROGRAM) is None:
@@ -170,8 +184,9 @@ class SrtOutput(AvOutput):
 
         try:
             connection = AvConnection(
-                open_container, self.encoder, frame, self.frame_rate, on_close=reap
-            )
+                open_container, self.encoder, frame, self.frame_rate, on_close=reap,
+                audio=self.audio,
+            )  # fmt: skip
         except Exception:
             reap()
             raise

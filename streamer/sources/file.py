@@ -9,7 +9,10 @@ Timing contract (what sinks rely on):
       stream's time base;
     - with ``start_s = S``, frames with presentation time < S are skipped and every pts is
       shifted by ``round(S / time_base)`` ticks, so the part starts at time 0. Audio copied by
-      :class:`streamer.sinks.mp4.Mp4Sink` is shifted by the same S seconds.
+      :class:`streamer.sinks.mp4.Mp4Sink` is shifted by the same S seconds;
+    - the first audio stream is :attr:`FileSource.audio`, an
+      :class:`~streamer.sources.audio_feed.AudioFeed` the network outputs read: once an output
+      activated it, its packets are demuxed along with the video, on the same (shifted) clock.
 
 Damage: a read or decode error part-way through ends the iteration with
 :class:`~streamer.sources.InputDamagedError` AFTER every frame decoded before the damage was
@@ -40,6 +43,7 @@ import numpy as np
 
 from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.sources import InputDamagedError, SourceError, SourceNotFoundError
+from streamer.sources.audio_feed import AudioFeed
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,7 @@ class FileSource(FrameSource):
         self.frames_read = 0
         self._container: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
+        self.audio: AudioFeed | None = None  # the first audio stream, for the outputs
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -121,6 +126,8 @@ class FileSource(FrameSource):
         if cfg.decoder_threads:
             stream.codec_context.thread_count = cfg.decoder_threads
         self._container, self._stream = container, stream
+        if container.streams.audio and not is_lavfi:
+            self.audio = AudioFeed(container.streams.audio[0])
         end = self.end_s
         if cfg.start_s and end is not None and cfg.start_s >= end:
             self.close()
@@ -266,8 +273,13 @@ class FileSource(FrameSource):
         pace_origin: tuple[float, int] | None = None
         reached_end = False
         self.frames_read = 0
+        audio = self.audio if self.audio is not None and self.audio.active else None
+        streams = (stream,) if audio is None else (stream, container.streams.audio[0])
         try:
-            for packet in container.demux(stream):
+            for packet in container.demux(*streams):
+                if audio is not None and packet.stream.type == "audio":
+                    audio.add_packet(packet, cfg.start_s)
+                    continue
                 for av_frame in packet.decode():
                     pts = av_frame.pts
                     if pts is None:  # some raw/streamed inputs: continue the frame clock

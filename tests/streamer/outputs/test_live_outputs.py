@@ -10,12 +10,15 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from helpers.cli import main_error
+from helpers.media import write_clip
 from helpers.output_readers import SHORT_PROBE, StreamReader
 from helpers.rtmp_server import RtmpServer
 
@@ -107,6 +110,73 @@ def test_live_sends_to_rtmp_and_hls_shows_them_in_status_and_closes_them_on_sigt
     assert "rtmp://127.0.0.1:" in out and "/live/***" in out
     everything = out + err + "".join(lines)
     assert SECRET not in everything  # never printed or logged
+
+
+def _read_av(url: str, found: dict[str, list], stop: threading.Event) -> None:
+    """Decode ``url``'s video and audio until it ends: video pts (s), audio (pts s, seconds,
+    peak) into ``found``; retries until a publisher is there."""
+    while not stop.is_set():
+        try:
+            with av.open(url, options=SHORT_PROBE, timeout=(5, 5)) as container:
+                if not container.streams.video or not container.streams.audio:
+                    time.sleep(0.1)
+                    continue
+                for frame in container.decode(*container.streams):
+                    t = float(frame.pts * frame.time_base)
+                    if isinstance(frame, av.AudioFrame):
+                        peak = float(np.abs(frame.to_ndarray()).max())
+                        found["audio"].append((t, frame.samples / frame.sample_rate, peak))
+                    else:
+                        found["video"].append(t)
+                return
+        except (av.error.FFmpegError, OSError):
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_audio", [True, False], ids=["sine", "no-audio"])
+def test_rtmp_carries_the_source_audio_in_sync_or_silence(tmp_path: Path, with_audio: bool) -> None:
+    clip = write_clip(tmp_path / "in.mp4", frames=75, size=(48, 64), fps=15, audio=with_audio)
+    with RtmpServer() as server:
+        url = server.url(SECRET)
+        found: dict[str, list] = {"video": [], "audio": []}
+        stop = threading.Event()
+        reader = threading.Thread(target=_read_av, args=(url, found, stop), daemon=True)
+        reader.start()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from streamer.cli import main; sys.exit(main())",
+                "live",
+                "--source",
+                str(clip.path),
+                "--style",
+                STYLE,
+                "--untrained",
+                "--style-size",
+                "32",
+                "--realtime",
+                "--zmq",
+                "none",
+                "--output",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip  (the file ends: live ends)
+        reader.join(15)
+        stop.set()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    video, audio = found["video"], found["audio"]
+    assert len(video) >= 30 and audio, (len(video), len(audio))
+    video_s = video[-1] + 1 / 15 - video[0]
+    audio_s = audio[-1][0] + audio[-1][1] - audio[0][0]
+    assert abs(audio_s - video_s) < 0.3 and abs(audio[0][0] - video[0]) < 0.3
+    peak = max(p for _, _, p in audio)
+    assert peak > 0.1 if with_audio else peak == 0.0
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ first frame of the connection, in a 1/90000 s encoder time base; frames without 
 capture time. Non-increasing times (a source restart) are bumped one tick. Players then pace
 the video as the source did and can keep it in sync with audio.
 
-Silent audio: ingest services (RTMP) expect an audio track, so :class:`AvConnection` can add a
-stereo 48 kHz AAC track of silence that follows the video clock. Passing the source's audio
-through is the ``audio`` hook of :class:`AvConnection` (phase B wires it).
+Audio (:mod:`streamer.outputs.audio_track`): given the source's
+:class:`~streamer.sources.audio_feed.AudioFeed`, the connection carries the source's audio on the
+same clock as the video (AAC copied, other codecs encoded to AAC); without one, ingest services
+(RTMP) still get a track: stereo 48 kHz AAC silence that follows the video clock.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ import numpy as np
 from av.video.reformatter import Colorspace
 
 from streamer.frames import Frame
+from streamer.outputs.audio_track import AudioTrack, SilentAudio, SourceAudio
 from streamer.sinks import EncoderError
+from streamer.sources.audio_feed import AudioFeed
 
 log = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = Fraction(1, 90000)
-AUDIO_RATE = 48000
-AAC_FRAME = 1024
-AUDIO_LEAD_S = 0.1  # silence is muxed this far ahead of the last video frame
 BT709 = 1
 MPEG_RANGE = 1
 
@@ -46,7 +46,8 @@ class EncoderSettings:
 
     Attributes:
         codec: FFmpeg encoder (``libx264``; ``h264_nvenc`` where there is an NVIDIA GPU).
-        preset / tune: libx264's speed preset and tuning (``zerolatency``: no frame delay).
+        preset / tune: libx264's speed preset and tuning (``zerolatency``: no frame delay;
+            ``none``: no tuning).
         gop_s: seconds between keyframes (GOP = round(gop_s * frame rate), at least 1 frame).
         bitrate: target bits per second, or 0 for constant quality (``crf``).
         crf: constant quality when ``bitrate`` is 0.
@@ -79,7 +80,9 @@ class EncoderSettings:
         gop = str(self.gop(frame_rate))
         options = {"g": gop, "keyint_min": gop, "bf": "0", "sc_threshold": "0"}
         if self.codec.startswith("libx264"):
-            options.update(preset=self.preset, tune=self.tune)
+            options["preset"] = self.preset
+            if self.tune not in ("", "none"):
+                options["tune"] = self.tune
             if not self.bitrate:
                 options["crf"] = str(self.crf)
         if self.bitrate:
@@ -95,6 +98,11 @@ class TimestampMapper:
     def __init__(self) -> None:
         self._origin: float | None = None
         self._last = -1
+
+    @property
+    def origin_s(self) -> float | None:
+        """The first frame's time on the source clock (seconds), None before it."""
+        return self._origin
 
     def __call__(self, frame: Frame) -> int:
         seconds = frame.time_s
@@ -132,16 +140,16 @@ def to_video_frame(image: np.ndarray, size: tuple[int, int], pix_fmt: str) -> av
 
 
 class AvConnection:
-    """One PyAV output container with an H.264 stream (and optionally silent AAC).
+    """One PyAV output container with an H.264 stream (and optionally an AAC track).
 
     Args:
         open_container: returns the opened output container (the caller picks URL/format/IO).
         settings: the video encoder.
         frame: the first frame (its size sizes the stream).
         frame_rate: nominal rate (GOP length, the stream's declared rate).
-        silent_audio: add a silent AAC track (RTMP ingest expects audio).
-        audio: phase B's pass-through hook: a callable returning the source's audio frames up
-            to a time (seconds); None = no source audio (TODO: wire from SourceInfo.audio_path).
+        silent_audio: without source ``audio``, add a silent AAC track (RTMP ingest expects
+            audio).
+        audio: the source's audio (read from this connection's start on), or None.
         on_close: called after the container is closed (e.g. to reap a helper process).
     """
 
@@ -153,7 +161,7 @@ class AvConnection:
         frame_rate: Fraction,
         *,
         silent_audio: bool = False,
-        audio: Callable[[float], list[av.AudioFrame]] | None = None,
+        audio: AudioFeed | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self._on_close = on_close
@@ -162,14 +170,18 @@ class AvConnection:
             h, w = frame.image.shape[:2]
             self.size = even_size(w, h)
             self.video = self._add_video(settings, frame_rate)
-            self.audio = self._add_silence() if silent_audio and audio is None else None
-            self._audio_source = audio
+            self.audio: AudioTrack | None = None
+            if audio is not None:
+                self.audio = SourceAudio(self.container, audio)
+            elif silent_audio:
+                self.audio = SilentAudio(self.container)
             self.container.start_encoding()  # connect and write the header now, not later
         except Exception:
             self._close_container()
             raise
         self._pts = TimestampMapper()
-        self._audio_samples = 0
+        self._frame_s = float(1 / frame_rate)
+        self._video_end_s = 0.0
         self._closed = False
 
     def _add_video(self, settings: EncoderSettings, frame_rate: Fraction) -> Any:
@@ -190,29 +202,15 @@ class AvConnection:
         ctx.color_range = MPEG_RANGE
         return stream
 
-    def _add_silence(self) -> Any:
-        stream = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-        stream.codec_context.time_base = Fraction(1, AUDIO_RATE)
-        return stream
-
     def send(self, frame: Frame) -> None:
         video_frame = to_video_frame(frame.image, self.size, "yuv420p")
         video_frame.pts = self._pts(frame)
         video_frame.time_base = VIDEO_TIME_BASE
         self.container.mux(self.video.encode(video_frame))
-        if self.audio is not None:
-            self._send_silence(float(video_frame.pts * VIDEO_TIME_BASE) + AUDIO_LEAD_S)
-
-    def _send_silence(self, until_s: float) -> None:
-        while self._audio_samples < until_s * AUDIO_RATE:
-            chunk = av.AudioFrame.from_ndarray(
-                np.zeros((2, AAC_FRAME), np.float32), format="fltp", layout="stereo"
-            )
-            chunk.sample_rate = AUDIO_RATE
-            chunk.pts = self._audio_samples
-            chunk.time_base = Fraction(1, AUDIO_RATE)
-            self._audio_samples += AAC_FRAME
-            self.container.mux(self.audio.encode(chunk))
+        video_s = float(video_frame.pts * VIDEO_TIME_BASE)
+        self._video_end_s = video_s + self._frame_s
+        if self.audio is not None and self._pts.origin_s is not None:
+            self.audio.advance(self._pts.origin_s, video_s)
 
     def close(self) -> None:
         """Flush the encoders and close the container (never raises)."""
@@ -222,7 +220,7 @@ class AvConnection:
         try:
             self.container.mux(self.video.encode(None))
             if self.audio is not None:
-                self.container.mux(self.audio.encode(None))
+                self.audio.finish(self._pts.origin_s, self._video_end_s)
         except Exception as err:
             log.debug("flush failed: %s", err)
         self._close_container()
