@@ -113,6 +113,11 @@ def run_ray_render(
               "continue", file=sys.stderr)  # fmt: skip
         return err.exit_code if isinstance(err, interrupts.Interrupted) else 130
     print(result.summary())
+    if result.failed:  # the others were rendered; these are listed last, exit 2 like one input
+        lines = "".join(f"\n  {line}" for line in result.failures())
+        print(f"stylestream: error: {len(result.failed)} of {len(result.videos)} input(s) "
+              f"failed:{lines}", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 
