@@ -59,7 +59,7 @@ class RayOptions:
     )
     shared_dir: str | None = option(
         None, "a folder every node mounts: workers write segments there instead of sending "
-        "them through Ray's object store", metavar="DIR",
+        "them through Ray's object store", metavar="DIR", role="none",
     )  # fmt: skip
     ray_timeout_s: float = option(
         30.0, "give up reaching a --ray HOST:PORT cluster after S seconds", metavar="S",

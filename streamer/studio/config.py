@@ -99,7 +99,7 @@ class StudioConfig:
     )
     run_dir: str | None = option(
         None, "uploads and recordings (default: ./studio-YYYYMMDD-HHMMSS, made when needed)",
-        metavar="DIR",
+        metavar="DIR", role="output",
     )  # fmt: skip
     max_batch: int = option(8, "most frames (of all browsers) per model call", metavar="N")
     zmq: str | None = option(
@@ -116,8 +116,8 @@ class StudioConfig:
         "certificate) and an access token in the URL",
     )  # fmt: skip
     https: bool = option(False, "HTTPS on loopback too")
-    cert: str | None = option(None, "TLS certificate (with --key)", metavar="PEM")
-    key: str | None = option(None, "TLS private key", metavar="PEM")
+    cert: str | None = option(None, "TLS certificate (with --key)", metavar="PEM", role="input")
+    key: str | None = option(None, "TLS private key", metavar="PEM", role="input")
     token: str | None = option(None, "access token (default: random when remote)")
     ice_server: tuple[str, ...] = option(
         (), "a STUN/TURN server for WebRTC (stun:HOST:PORT, turn:HOST:PORT; repeat); default "
@@ -132,6 +132,7 @@ class StudioConfig:
     )  # fmt: skip
     seconds: float | None = option(None, "stop after S seconds", metavar="S")
     stamp_markers: bool = option(False, "draw each received frame's marker into its result")
+    config_file: str | None = option(None, cli=False, role="input")
 
     def __post_init__(self) -> None:
         if not isinstance(self.stylizer, StylizerSpec):
