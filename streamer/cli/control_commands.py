@@ -216,7 +216,9 @@ class AddStreamOptions:
 
     target: ControlTarget = option(flatten=True)
     name: str = option(help="the stream's name", positional=True, metavar="NAME")
-    source: str = option(help="rtsp://..., a file, lavfi:...", positional=True, metavar="SOURCE")
+    source: str = option(
+        help="rtsp://..., a file, lavfi:...", positional=True, metavar="SOURCE", role="input"
+    )
     style: tuple[str, ...] = option(
         (), "style image (repeat)", metavar="IMAGE", repeat=True, role="input"
     )
