@@ -6,7 +6,6 @@ it, and in a folder it fails alone (a real local Ray runtime, ``ray``-marked tes
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -84,26 +83,6 @@ def test_resume_reads_only_validated_manifests_and_a_file_is_no_job_folder(tmp_p
 
 
 # -- damaged inputs on a real local Ray runtime -----------------------------------------------
-@pytest.fixture(scope="module")
-def ray_runtime():
-    import ray
-
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    yield ray
-    if started:
-        ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 def _truncated_clip(path: Path) -> Path:
     """A real MP4 (index first: it opens and probes) cut at 60 %: its frames break off."""
     write_clip(path, frames=48, size=(64, 96), audio=False, gop=12,
