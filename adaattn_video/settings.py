@@ -268,14 +268,14 @@ class StylizerSpec:
 
     styles: tuple[str, ...] = option(
         (), "style image; repeat to mix several (see --style-weights)", flag="style",
-        metavar="IMAGE", parse=parse_paths, repeat=True,
+        metavar="IMAGE", parse=parse_paths, repeat=True, role="input",
     )  # fmt: skip
     style_weights: tuple[float, ...] | None = option(
         None, "one weight per --style (normalised to sum 1; default equal)", metavar="W"
     )
     weights: str | None = option(
         None, "a .safetensors checkpoint (default: the cached model, see `stylestream weights "
-        "download`)", metavar="W",
+        "download`)", metavar="W", role="input",
     )  # fmt: skip
     untrained: bool = option(
         False, "random weights: output is NOT a stylization (smoke tests, benchmarks)"

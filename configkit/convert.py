@@ -39,6 +39,9 @@ class ConfigError(StylestreamError, ValueError):
     """A config file, flag or override is malformed, has an unknown key or a bad value."""
 
 
+ROLES = ("input", "output", "declared", "none")
+
+
 def option(
     default: Any = dataclasses.MISSING,
     help: str = "",
@@ -76,9 +79,15 @@ def option(
         repeat: a list given by repeating the flag (``--style A --style B``), not by
             ``--flag A B``.
         const: the value of the flag given without a value (``--ray`` = ``--ray local``).
-        role: ``"input"`` for a path the command reads, ``"output"`` for a path it writes
-            (collected and checked by :func:`streamer.guard.guard_declared`).
+        role: what a path-like field holds (one of :data:`ROLES`): ``"input"`` a path the
+            command reads, ``"output"`` a path it writes (both collected and checked by
+            :func:`streamer.guard.guard_declared`), ``"declared"`` paths inside a structured
+            value (region specs) that the config's ``io_paths()`` lists, ``"none"`` no file of
+            this machine the command reads or writes (a URL, an endpoint, a scratch folder).
+            Every path-like field of a command declares one (a test walks the command table).
     """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     metadata = {
         "help": help, "flag": flag, "metavar": metavar, "parse": parse, "format": format,
         "flatten": flatten, "check": check, "cli": cli, "positional": positional,
@@ -394,6 +403,7 @@ def to_mapping(config: Any) -> dict[str, Any]:
 
 
 __all__ = [
+    "ROLES",
     "ConfigError",
     "check_fields",
     "check_keys",

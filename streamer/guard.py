@@ -15,7 +15,7 @@ The policy:
   output exactly as it was.
 
 Every command declares its paths once: fields of its config marked ``option(..., role="input")``
-or ``role="output"``, plus an ``io_paths() -> (inputs, outputs)`` method on any config (or nested
+or ``role="output"`` (fields of nested configs and of lists of configs too), plus an ``io_paths() -> (inputs, outputs)`` method on any config (or nested
 config) for paths that are not plain fields -- region and mask files, derived outputs such as
 ``X-style.onnx``. :func:`guard_declared` collects them all and checks every output against every
 input (and, with ``overwrite`` given, against ``--overwrite``) before the command opens anything
@@ -226,10 +226,12 @@ def declared_paths(config: Any) -> CommandPaths:
     outputs: list[str] = []
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            inner = declared_paths(value)
-            inputs += inner.inputs
-            outputs += inner.outputs
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:  # a nested config, or a list of them (serve's streams)
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                inner = declared_paths(item)
+                inputs += inner.inputs
+                outputs += inner.outputs
         role = field.metadata.get("role")
         if role == "input":
             inputs += _as_paths(value)
@@ -243,16 +245,22 @@ def declared_paths(config: Any) -> CommandPaths:
     return CommandPaths(tuple(dict.fromkeys(inputs)), tuple(dict.fromkeys(outputs)))
 
 
-def guard_declared(config: Any, *, overwrite: bool | None = None) -> CommandPaths:
-    """Check every output ``config`` declares against every input it declares (no output
-    writes over an input, ``--overwrite`` or not); with ``overwrite`` given, an existing
-    output file is refused without it. Call before anything is opened for writing.
+def guard_declared(*configs: Any, overwrite: bool | None = None) -> CommandPaths:
+    """Check every output the ``configs`` declare against every input they declare (no
+    output writes over an input, ``--overwrite`` or not); with ``overwrite`` given, an
+    existing output file is refused without it. Call before anything is opened for writing.
+    Several configs: their paths together (serve checks a new stream with the server's
+    model settings).
 
     Raises:
         OutputOverlapError: an output is an input (or a link to one, or inside an input folder).
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
-    paths = declared_paths(config)
+    parts = [declared_paths(config) for config in configs]
+    paths = CommandPaths(
+        tuple(dict.fromkeys(p for part in parts for p in part.inputs)),
+        tuple(dict.fromkeys(p for part in parts for p in part.outputs)),
+    )
     for output in paths.outputs:
         refuse_overlap(output, paths.inputs)
         target = Path(output).expanduser()

@@ -39,7 +39,7 @@ from configkit.checks import non_negative, positive
 from configkit.convert import check_fields, option
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
-from streamer.guard import command_inputs, frame_size, memory_settings, refuse_overlap
+from streamer.guard import frame_size, guard_declared, memory_settings
 from streamer.live_report import LiveResult, log_route, status_monitor
 from streamer.outputs import OutputSet, parse_outputs
 from streamer.outputs.encoder_options import encoder_settings, parse_output_options
@@ -92,7 +92,7 @@ class LiveConfig:
 
     source: str = option(
         "", "0 or /dev/video0 (webcam), rtsp://... (or rtmp/http/hls/srt), a video file, or "
-        "lavfi:GRAPH", metavar="SRC",
+        "lavfi:GRAPH", metavar="SRC", role="input",
     )  # fmt: skip
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and style", flatten=True)
     zmq: str | None = option(
@@ -100,17 +100,19 @@ class LiveConfig:
         parse=endpoint_or_none,
     )  # fmt: skip
     publish: PublishOptions = option(PublishOptions(), flatten=True)
-    record: str | None = option(None, "also record the stylized stream", metavar="OUT.mp4")
+    record: str | None = option(
+        None, "also record the stylized stream", metavar="OUT.mp4", role="output"
+    )
     overwrite: bool = option(False, "replace an existing --record file")
     outputs: tuple[str, ...] = option(
         (), "also send the stylized stream to URL (repeat): rtmp://HOST/APP/KEY, "
         "rtsp://HOST/PATH, srt://HOST:PORT, hls:DIR, ndi:NAME, virtualcam[:/dev/videoN] "
-        "(docs/outputs.md)", flag="output", metavar="URL", repeat=True,
+        "(docs/outputs.md)", flag="output", metavar="URL", repeat=True, role="none",
     )  # fmt: skip
     output_options: tuple[str, ...] = option(
         (), "H.264 setting of every --output (repeat): codec, preset, tune, bitrate, crf, gop "
         "(docs/outputs.md)", flag="output_option", metavar="KEY=VALUE", repeat=True,
-        parse=parse_output_options,
+        parse=parse_output_options, role="none",
     )  # fmt: skip
     control: str | None = option(
         None, "control endpoint for `stylestream control` ('none' to disable)",
@@ -121,7 +123,7 @@ class LiveConfig:
     )
     curve_keys_dir: str | None = option(
         None, "encrypt and accept only authorized subscribers (`stylestream keys generate DIR`)",
-        flag="curve_keys", metavar="DIR",
+        flag="curve_keys", metavar="DIR", role="input",
     )  # fmt: skip
     status_interval_s: float = option(
         5.0, "seconds between status lines (0: none)", metavar="S", check=non_negative
@@ -309,10 +311,7 @@ def _check_before_model(config: LiveConfig) -> Path | None:
     if config.record is not None:
         from streamer.sinks import check_output_file
 
-        refuse_overlap(
-            config.record,
-            command_inputs(config.source, config.stylizer.styles, config.stylizer.weights),
-        )
+        guard_declared(config)  # source, styles, weights, keys: never under --record
         record_path = check_output_file(config.record, overwrite=config.overwrite)
     if config.curve_keys_dir is not None:
         from streamer.zeromq.curve import load_server_keys

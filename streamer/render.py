@@ -60,11 +60,11 @@ class RenderConfig:
 
     input: str = option(
         "", "video file, image folder, frames/%06d.png pattern, or lavfi:GRAPH (e.g. "
-        "lavfi:testsrc2=size=320x240:rate=30:duration=5)", metavar="INPUT", positional=True,
+        "lavfi:testsrc2=size=320x240:rate=30:duration=5)", metavar="INPUT", positional=True, role="input",
     )  # fmt: skip
     output: str = option(
         "", "output .mp4/.mov/.mkv, or a folder / %06d.png pattern for PNG frames",
-        metavar="OUT.mp4", short="-o",
+        metavar="OUT.mp4", short="-o", role="output",
     )  # fmt: skip
     stylizer: StylizerSpec = option(StylizerSpec(), "the model and style", flatten=True)
     batch_size: int = option(

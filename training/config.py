@@ -101,10 +101,14 @@ class TrainConfig:
         tensorboard, export_name, resume (None, "auto" = latest in output_dir, or a path).
     """
 
-    content_dir: str = option("", "folder of photos (any depth; jpg/png/webp/gif), or 'bundled'")
-    style_dir: str = option("", "folder of paintings (any depth), or 'bundled'")
+    content_dir: str = option(
+        "", "folder of photos (any depth; jpg/png/webp/gif), or 'bundled'", role="input"
+    )
+    style_dir: str = option("", "folder of paintings (any depth), or 'bundled'", role="input")
     video_dir: str | None = option(
-        None, "folder of clips (a sub-folder of frames each): content pairs are consecutive frames"
+        None,
+        "folder of clips (a sub-folder of frames each): content pairs are consecutive frames",
+        role="input",
     )
     load_size: int = option(512, "shorter side images are resized to before cropping")
     crop_size: int = option(256, "side of the square random crop (a multiple of 16)")
@@ -120,7 +124,9 @@ class TrainConfig:
     encoder_family: EncoderFamily = option(
         "vgg_normalised", "the loss encoder's VGG; recorded in the exported model"
     )
-    encoder_weights: str | None = option(None, "vgg_normalised.pth, or a torchvision vgg19 file")
+    encoder_weights: str | None = option(
+        None, "vgg_normalised.pth, or a torchvision vgg19 file", role="input"
+    )
     allow_random_encoder: bool = option(
         False, "train against a RANDOM encoder (tests and benchmarks only)"
     )
@@ -170,7 +176,7 @@ class TrainConfig:
     )
 
     output_dir: str = option(
-        "runs/video", "checkpoints/, tensorboard/ and the exported model go here"
+        "runs/video", "checkpoints/, tensorboard/ and the exported model go here", role="output"
     )
     checkpoint_every: int = option(5000, "steps between training checkpoints")
     keep_checkpoints: int = option(3, "training checkpoints kept (0 = all)")

@@ -14,6 +14,7 @@ from configkit.convert import option, option_like
 from streamer.cli.ray_options import RayBenchOptions, run_ray_bench
 from streamer.cli.reports import report_result
 from streamer.cli.values import OptionValueError, format_wh, wh
+from streamer.guard import guard_declared
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,13 @@ class BenchRenderOptions:
     codec: str = option("libx264", "video encoder")
     preset: str = option("veryfast", "encoder speed preset")
     model: SpeedModel = option(SpeedModel(), flatten=True)
-    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE")
+    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE", role="output")
     ray: RayBenchOptions = option(RayBenchOptions(), flatten=True)
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def run_bench_render(args: BenchRenderOptions) -> int:
+    guard_declared(args)  # --json never onto --weights
     from benchmarks.render_overlap import RenderBenchConfig, run_render_benchmark
 
     spec = args.model.spec()

@@ -45,7 +45,9 @@ class ControlTarget:
         30.0, "wait this long for the reply (encoding a style takes a moment)", metavar="S",
         check=positive,
     )  # fmt: skip
-    curve_keys: str | None = option(None, "keys when the run uses CURVE", metavar="DIR")
+    curve_keys: str | None = option(
+        None, "keys when the run uses CURVE", metavar="DIR", role="input"
+    )
 
     def send(self, request: Request, stream: str | None = None) -> dict[str, Any]:
         """Send ``request`` (aimed at serve stream ``stream`` when given); the reply."""
@@ -74,7 +76,9 @@ def _absolute(path: str) -> str:
 @dataclass(frozen=True)
 class SetStyleOptions:
     target: ControlTarget = option(flatten=True)
-    images: tuple[str, ...] = option(help="style image(s)", positional=True, metavar="IMAGE")
+    images: tuple[str, ...] = option(
+        help="style image(s)", positional=True, metavar="IMAGE", role="input"
+    )
     weights: tuple[float, ...] | None = option(None, "one weight per IMAGE", metavar="W")
     stream: str | None = option(None, STREAM_HELP, metavar="NAME")
 
@@ -117,11 +121,22 @@ class SetRegionsOptions:
     region: tuple[Any, ...] = option(
         (), "as `live --region`: a still mask picture or a chroma key (key=green|blue|#RRGGBB); "
         "repeat", metavar="style=IMG,mask=PNG[,invert=1]", parse=items, repeat=True,
+        role="declared",
     )  # fmt: skip
     uncovered: Literal["style", "content"] | None = option(
         None, "positions covered by no region: the stream's style (default) or the content"
     )
     stream: str | None = option(None, STREAM_HELP, metavar="NAME")
+
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        return region_paths(self.region), []
+
+
+def region_paths(region: tuple[Any, ...]) -> list[str]:
+    """The files ``--region`` entries read (styles, masks): declared inputs."""
+    from streamer.regions.specs import parse_regions
+
+    return [path for spec in parse_regions(list(region)) for path in spec.paths]
 
 
 def _print_regions(reply: dict[str, Any]) -> None:
@@ -201,25 +216,34 @@ class AddStreamOptions:
 
     target: ControlTarget = option(flatten=True)
     name: str = option(help="the stream's name", positional=True, metavar="NAME")
-    source: str = option(help="rtsp://..., a file, lavfi:...", positional=True, metavar="SOURCE")
-    style: tuple[str, ...] = option((), "style image (repeat)", metavar="IMAGE", repeat=True)
+    source: str = option(
+        help="rtsp://..., a file, lavfi:...", positional=True, metavar="SOURCE", role="input"
+    )
+    style: tuple[str, ...] = option(
+        (), "style image (repeat)", metavar="IMAGE", repeat=True, role="input"
+    )
     style_weights: tuple[float, ...] | None = option(None, "one weight per --style", metavar="W")
     alpha: float | None = option(None, "content strength 0..1")
     size: str | None = option(None, "stylize at N (longer side) or WxH", metavar="N|WxH")
-    record: str | None = option(None, "also record the stream", metavar="OUT.mp4")
+    record: str | None = option(None, "also record the stream", metavar="OUT.mp4", role="output")
     output: tuple[str, ...] = option(
         (), "also send the stream to URL (repeat; as `live --output`: rtmp://, rtsp://, "
-        "srt://, hls:DIR, ndi:NAME, virtualcam)", metavar="URL", repeat=True,
+        "srt://, hls:DIR, ndi:NAME, virtualcam)", metavar="URL", repeat=True, role="none",
     )  # fmt: skip
     region: tuple[Any, ...] = option(
         (), "a region (as `live --region`: still masks and chroma keys; repeat)",
-        metavar="style=IMG,mask=PNG|key=COLOUR", parse=items, repeat=True,
+        metavar="style=IMG,mask=PNG|key=COLOUR", parse=items, repeat=True, role="declared",
     )  # fmt: skip
     uncovered: Literal["style", "content"] | None = option(None, "positions covered by no region")
     set: tuple[str, ...] = option(
         (), "any other stream key (YAML value), e.g. --set give_up_after_s=30",
         metavar="KEY=VALUE", repeat=True,
     )  # fmt: skip
+
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        """What the server reads and writes for it (checked there, where the paths mean what
+        they say: :meth:`streamer.serve.server.StreamServer.add_stream`)."""
+        return region_paths(self.region), []
 
     def entry(self) -> dict[str, Any]:
         """The ``add-stream`` request's stream entry (paths made absolute)."""

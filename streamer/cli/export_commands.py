@@ -100,12 +100,18 @@ class BenchFidelityOptions:
     )  # fmt: skip
     size: int = option(384, "photo longer side", metavar="N", check=at_least(16))
     device: str = option("auto", "cpu, cuda, cuda:N or auto")
-    video_weights: str | None = option(None, "video checkpoint (default random)", metavar="W")
-    image_weights: str | None = option(None, "image checkpoint (default random)", metavar="W")
-    json: str | None = option(None, "also write the rows as JSON", metavar="FILE")
+    video_weights: str | None = option(
+        None, "video checkpoint (default random)", metavar="W", role="input"
+    )
+    image_weights: str | None = option(
+        None, "image checkpoint (default random)", metavar="W", role="input"
+    )
+    json: str | None = option(None, "also write the rows as JSON", metavar="FILE", role="output")
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def run_bench_fidelity(args: BenchFidelityOptions) -> int:
+    guard_declared(args)  # --json never onto a checkpoint
     from adaattn_video.checkpoint import open_model
     from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
     from adaattn_video.stylizer import resolve_device

@@ -17,7 +17,7 @@ from streamer.cli.bench_commands import SpeedModel
 from streamer.cli.region_options import RegionOptions, with_region_styles
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
-from streamer.guard import command_inputs, refuse_overlap
+from streamer.guard import guard_declared
 from streamer.live import LiveConfig, endpoint_or_none
 from streamer.temporal.options import preset_option, with_preset
 from streamer.zeromq.control import DEFAULT_CONTROL_ENDPOINT
@@ -37,9 +37,11 @@ class LiveCommandOptions:
 
     live: LiveConfig = option(flatten=True)
     regions: RegionOptions = option(RegionOptions(), flatten=True)
-    outputs: tuple[str, ...] = option((), "YAML only: another name of the 'output' list", cli=False)
+    outputs: tuple[str, ...] = option(
+        (), "YAML only: another name of the 'output' list", cli=False, role="none"
+    )
     temporal_preset: str | None = preset_option()
-    config_file: str | None = option(None, cli=False)
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def with_outputs_key(data: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +73,7 @@ def run_live_command(args: LiveCommandOptions) -> int:
 
     config = args.live
     regions = args.regions.plan(sequences=False)  # still masks or chroma keys
-    if config.record:  # the other inputs (source, styles, weights): in run_live()
-        refuse_overlap(config.record, command_inputs(args.config_file, config.curve_keys_dir))
+    guard_declared(args)  # source, styles, weights, keys, regions, config file vs --record
 
     def announce(info: dict[str, Any]) -> None:
         parts = []
@@ -111,9 +112,13 @@ class ViewOptions:
         "127.0.0.1:8080", "serve the viewer page here (port 0: any; 'none': no page)",
         metavar="HOST:PORT", parse=endpoint_or_none,
     )  # fmt: skip
-    record: str | None = option(None, "record every received frame", metavar="OUT.mp4")
+    record: str | None = option(
+        None, "record every received frame", metavar="OUT.mp4", role="output"
+    )
     overwrite: bool = option(False, "replace an existing --record")
-    curve_keys: str | None = option(None, "keys for an encrypted stream", metavar="DIR")
+    curve_keys: str | None = option(
+        None, "keys for an encrypted stream", metavar="DIR", role="input"
+    )
     seconds: float | None = option(None, "stop after S seconds", metavar="S", check=positive)
     frames: int | None = option(None, "stop after N frames", metavar="N")
     timeout_s: float | None = option(
@@ -126,9 +131,13 @@ class ViewOptions:
     )
     hls: tuple[str, ...] = option(
         (), "also serve an HLS output's folder at /hls/NAME/ (a player; repeat)",
-        metavar="[NAME=]DIR", repeat=True,
+        metavar="[NAME=]DIR", repeat=True, role="declared",
     )  # fmt: skip
-    config_file: str | None = option(None, cli=False)
+    config_file: str | None = option(None, cli=False, role="input")
+
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        """The HLS folders the page serves (read): ``[NAME=]DIR``."""
+        return [entry.partition("=")[2] or entry for entry in self.hls], []
 
 
 def run_view_command(args: ViewOptions) -> int:
@@ -140,8 +149,7 @@ def run_view_command(args: ViewOptions) -> int:
         receive_timeout_s=args.timeout_s, allow_remote_http=args.allow_remote_http,
         stream=args.stream, hls=args.hls,
     )  # fmt: skip
-    if config.record:
-        refuse_overlap(config.record, command_inputs(args.config_file, config.curve_keys_dir))
+    guard_declared(args)  # --record never onto the keys or the config file
 
     def announce(info: dict[str, Any]) -> None:
         if info["url"]:
@@ -167,14 +175,14 @@ def run_view_command(args: ViewOptions) -> int:
 # -- keys --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KeysGenerateOptions:
-    directory: str = option(help="where the keys go", positional=True, metavar="DIR")
+    directory: str = option(help="where the keys go", positional=True, metavar="DIR", role="output")
     overwrite: bool = option(False, "replace existing keys")
 
 
 def run_keys_generate(args: KeysGenerateOptions) -> int:
-    from streamer.zeromq.curve import KEY_FILES, generate_keys
+    from streamer.zeromq.curve import generate_keys
 
-    refuse_overlap(args.directory, [], kind="folder", names=KEY_FILES)
+    guard_declared(args)
     try:
         folder = generate_keys(args.directory, overwrite=args.overwrite)
     except FileExistsError as err:
@@ -194,7 +202,7 @@ def run_keys_generate(args: KeysGenerateOptions) -> int:
 class BenchLiveOptions:
     source: str | None = option(
         None, "a live source (default: a 30 fps lavfi test pattern at --size, paced in real "
-        "time)", metavar="SRC",
+        "time)", metavar="SRC", role="input",
     )  # fmt: skip
     size: tuple[int, int] = option(
         (360, 640), "frame size", metavar="WxH", parse=wh, format=format_wh
@@ -203,12 +211,14 @@ class BenchLiveOptions:
     seconds: float = option(20.0, "length of the run", check=positive)
     encoding: Literal["jpeg", "rgb24"] = option("jpeg", "payload of published frames")
     model: SpeedModel = option(SpeedModel(), flatten=True)
-    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE")
+    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE", role="output")
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def run_bench_live_command(args: BenchLiveOptions) -> int:
     from benchmarks.live_latency import BenchLiveConfig, run_bench_live
 
+    guard_declared(args)  # --json never onto an input
     config = BenchLiveConfig(
         source=args.source, size=args.size, fps=args.fps, seconds=args.seconds,
         encoding=args.encoding, stylizer=args.model.spec(),

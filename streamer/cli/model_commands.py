@@ -48,27 +48,28 @@ class UsageError(StylestreamError, ValueError):
 @dataclass(frozen=True)
 class WeightsImportOptions:
     src: str = option(
-        help="directory or .zip holding the published files", positional=True, metavar="SRC"
+        help="directory or .zip holding the published files",
+        positional=True,
+        metavar="SRC",
+        role="input",
     )
     output: str | None = option(
         None, "where to write (default: the cache, where commands look without --weights)",
-        short="-o", metavar="OUT.safetensors",
+        short="-o", metavar="OUT.safetensors", role="output",
     )  # fmt: skip
     variant: Variant | None = option(
         None, "which model when SRC holds both packages (they share file names)"
     )
     overwrite: bool = option(False, "replace an existing -o file")
-    config_file: str | None = option(None, cli=False)
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def run_weights_import(args: WeightsImportOptions) -> int:
     if args.output is not None and Path(args.output).suffix != ".safetensors":
         raise UsageError(f"-o {args.output}: the output must be a .safetensors file")
-    if args.output is not None:
-        guard_output(
-            args.output, inputs=[args.src, args.config_file], overwrite=args.overwrite,
-            kind="file",
-        )  # fmt: skip
+    if args.output is not None:  # declared: SRC and the config file in, -o out
+        inputs = guard_declared(args).inputs
+        guard_output(args.output, inputs=inputs, overwrite=args.overwrite, kind="file")
     result = import_weights(args.src, args.output, variant=args.variant)
     sources = json.loads(result.metadata["source_files"])
     print(f"wrote {result.path} ({result.model.config.variant} model) from:")
@@ -97,7 +98,9 @@ class ImageOptions:
     """``image``: the content, the stylizer (styles at native size unless --style-size), the
     regions and the output."""
 
-    content: str = option(help="content image (JPEG, PNG, ...)", positional=True, metavar="CONTENT")
+    content: str = option(
+        help="content image (JPEG, PNG, ...)", positional=True, metavar="CONTENT", role="input"
+    )
     stylizer: StylizerSpec = option(StylizerSpec(), flatten=True)
     regions: RegionOptions = option(RegionOptions(), flatten=True)
     output: str | None = option(
@@ -105,11 +108,6 @@ class ImageOptions:
     )
     overwrite: bool = option(False, "replace an existing output")
     config_file: str | None = option(None, cli=False, role="input")
-
-    def io_paths(self) -> tuple[list[str | None], list[str]]:
-        """The content, styles and weights (region files: ``regions``)."""
-        spec = self.stylizer
-        return [self.content, *spec.styles, spec.weights], []
 
 
 IMAGE_DEFAULTS = {"style_size": None}  # native size: what --help promises
@@ -182,7 +180,9 @@ def checkpoint_info(path: str | Path) -> dict:
 
 @dataclass(frozen=True)
 class InfoOptions:
-    weights_file: str = option(help="a stylestream .safetensors file", positional=True, metavar="W")
+    weights_file: str = option(
+        help="a stylestream .safetensors file", positional=True, metavar="W", role="input"
+    )
     json: bool = option(False, "print JSON")
 
 
@@ -247,10 +247,11 @@ class BenchModelOptions:
     gpu_precision: Precision = option("fp16", "precision of the --gpu-sizes rows")
     no_reference: bool = option(False, "skip the published (quadratic) form, which is slow on CPU")
     variant: Variant = option("video", "video or the published image model")
-    json: str | None = option(None, "also write the results as JSON", metavar="FILE")
+    json: str | None = option(None, "also write the results as JSON", metavar="FILE", role="output")
 
 
 def run_bench_model(args: BenchModelOptions) -> int:
+    guard_declared(args)  # --json never onto an input
     from benchmarks.model_speed import ModelBenchConfig, format_table, run_model_benchmark
 
     try:

@@ -59,7 +59,7 @@ class RayOptions:
     )
     shared_dir: str | None = option(
         None, "a folder every node mounts: workers write segments there instead of sending "
-        "them through Ray's object store", metavar="DIR",
+        "them through Ray's object store", metavar="DIR", role="none",
     )  # fmt: skip
     ray_timeout_s: float = option(
         30.0, "give up reaching a --ray HOST:PORT cluster after S seconds", metavar="S",
@@ -113,6 +113,11 @@ def run_ray_render(
               "continue", file=sys.stderr)  # fmt: skip
         return err.exit_code if isinstance(err, interrupts.Interrupted) else 130
     print(result.summary())
+    if result.failed:  # the others were rendered; these are listed last, exit 2 like one input
+        lines = "".join(f"\n  {line}" for line in result.failures())
+        print(f"stylestream: error: {len(result.failed)} of {len(result.videos)} input(s) "
+              f"failed:{lines}", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 

@@ -23,6 +23,7 @@ from configkit.checks import positive
 from configkit.convert import option
 from streamer.cli.reports import report_result
 from streamer.cli.values import OptionValueError, format_wh, items, wh
+from streamer.guard import guard_declared
 from streamer.regions.specs import RegionPlan, parse_region, parse_regions, region_from_mapping
 
 __all__ = [
@@ -42,7 +43,7 @@ class RegionOptions:
         (), "a style for one region: mask=PNG (white = region), a mask video or frames in step "
         "with the input, or key=green|blue|#RRGGBB (chroma key; tolerance=, softness=); "
         "style_mask=PNG uses part of the style; repeat for more regions",
-        metavar="style=IMG,mask=FILE[,invert=1]", parse=items, repeat=True,
+        metavar="style=IMG,mask=FILE[,invert=1]", parse=items, repeat=True, role="declared",
     )  # fmt: skip
     uncovered: Literal["style", "content"] = option(
         "style", "positions covered by no region: style (--style, or the first region's "
@@ -86,10 +87,11 @@ class BenchRegionsOptions:
     device: str = option("auto", "cpu, cuda, cuda:N or auto")
     precision: Literal["bf16", "fp16", "fp32"] = option("fp32", "precision of the convolutions")
     variant: Literal["video", "image"] = option("video", "video or the published image model")
-    json: str | None = option(None, "also write the result as JSON", metavar="FILE")
+    json: str | None = option(None, "also write the result as JSON", metavar="FILE", role="output")
 
 
 def run_bench_regions(args: BenchRegionsOptions) -> int:
+    guard_declared(args)  # --json never onto an input
     from adaattn_video.stylizer import resolve_device
     from benchmarks.region_cost import RegionBenchConfig, run_region_benchmark
 

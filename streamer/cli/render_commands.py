@@ -31,12 +31,6 @@ class RenderOptions:
     ray: RayOptions = option(RayOptions(), flatten=True)
     config_file: str | None = option(None, cli=False, role="input")
 
-    def io_paths(self) -> tuple[list[str | None], list[str]]:
-        """The render's input, styles and weights; its output (region files: ``regions``)."""
-        config = self.render
-        spec = config.stylizer
-        return [config.input, *spec.styles, spec.weights], [config.output]
-
 
 RENDER_HELP = {"size": "output frame size: WIDTHxHEIGHT, or N = longer side (default: the input's)"}
 
@@ -75,8 +69,8 @@ DEMO_INPUT = "stylestream-demo-input.mp4"
 
 @dataclass(frozen=True)
 class DemoOptions:
-    output_dir: str = option(".", "where to write", metavar="DIR")
-    weights: str | None = option(None, "a .safetensors checkpoint", metavar="W")
+    output_dir: str = option(".", "where to write", metavar="DIR", role="output")
+    weights: str | None = option(None, "a .safetensors checkpoint", metavar="W", role="input")
     untrained: bool = option(False, "force random weights")
     device: str = option("auto", DEVICE_HELP)
     size: tuple[int, int] = option((144, 256), "clip size", metavar="WxH", parse=wh,
@@ -95,6 +89,7 @@ def run_demo(args: DemoOptions) -> int:
     from adaattn_video.checkpoint import default_checkpoint
     from streamer.demo import make_demo_clip
 
+    guard_declared(args)
     folder = Path(args.output_dir)
     if not folder.is_dir():
         raise RenderConfigError(f"output folder {folder} does not exist")

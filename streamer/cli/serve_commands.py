@@ -13,7 +13,7 @@ from configkit.checks import at_least, positive
 from configkit.convert import option
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
-from streamer.guard import command_inputs, refuse_overlap
+from streamer.guard import guard_declared
 from streamer.serve.config import ServeConfig
 
 
@@ -33,7 +33,7 @@ class ServeOptions:
         "'streams:' is the full form (per-stream style, alpha, size, record, source options)",
         metavar="NAME=SOURCE", repeat=True,
     )  # fmt: skip
-    config_file: str | None = option(None, cli=False)
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def with_flag_streams(data: dict[str, Any]) -> dict[str, Any]:
@@ -57,9 +57,7 @@ def run_serve_command(args: ServeOptions) -> int:
     from streamer.serve.server import run_serve
 
     config = args.serve
-    for spec in config.streams:  # the other inputs (source, styles): when the stream starts
-        if spec.record:
-            refuse_overlap(spec.record, command_inputs(args.config_file, config.curve_keys_dir))
+    guard_declared(args)  # every stream's record vs every source, style, region, key, config
 
     def announce(info: dict[str, Any]) -> None:
         parts = []
@@ -95,17 +93,19 @@ class BenchServeOptions:
     )
     fps: float = option(15.0, "rate of each test source", check=positive)
     seconds: float = option(20.0, "length of each run", check=positive)
-    weights: str | None = option(None, "default: random weights", metavar="W")
+    weights: str | None = option(None, "default: random weights", metavar="W", role="input")
     device: str = option("auto", "cpu, cuda, cuda:N or auto")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = option("auto", "model precision")
     threads: int | None = option(
         None, "torch threads per process (default: cores / processes, at least 1)",
         metavar="N", check=positive,
     )  # fmt: skip
-    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE")
+    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE", role="output")
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def run_bench_serve_command(args: BenchServeOptions) -> int:
+    guard_declared(args)  # --json never onto --weights
     from benchmarks.serve_scaling import BenchServeConfig, run_bench_serve
 
     config = BenchServeConfig(

@@ -10,6 +10,7 @@ from typing import Any
 from adaattn_video.settings import StylizerSpec, format_size, parse_wh
 from configkit.convert import option, option_like
 from streamer.cli.reports import write_json_report
+from streamer.guard import guard_declared
 
 STUDIO_DEFAULTS = {"size": "640x360"}
 STUDIO_HELP = {
@@ -26,6 +27,7 @@ def run_studio_command(config: Any) -> int:
     from streamer.studio.server import run_studio
 
     require_studio_packages()
+    guard_declared(config)  # --run-dir never an input (cert, key, styles, weights, config file)
     if config.stylizer.untrained:
         print("NOTE: untrained model (random weights): the output is NOT a stylization")
 
@@ -70,10 +72,12 @@ class BenchStudioOptions:
     model: str = option_like(StylizerSpec, "model")
     device: str = option_like(StylizerSpec, "device")
     precision: str = option_like(StylizerSpec, "precision")
-    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE")
+    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE", role="output")
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def run_bench_studio_command(args: BenchStudioOptions) -> int:
+    guard_declared(args)  # --json never onto --weights
     from benchmarks.studio_latency import (
         BenchStudioConfig,
         BenchStudioConfigError,

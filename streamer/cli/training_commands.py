@@ -31,6 +31,7 @@ from configkit.convert import option, option_like
 from streamer.cli.clips import read_clip
 from streamer.cli.reports import write_json_report
 from streamer.cli.values import format_wh, wh
+from streamer.guard import guard_declared
 from streamer.temporal.options import TemporalOptions
 from training.config import TrainConfig
 
@@ -51,6 +52,7 @@ class TrainOptions:
         metavar="KEY=VALUE",
     )  # fmt: skip
     print_config: bool = option(False, "print the resolved config and exit")
+    config_file: str | None = option(None, cli=False, role="input")
 
 
 def apply_overrides(data: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def run_train(args: TrainOptions) -> int:
     import yaml
 
     config = args.train
+    guard_declared(args)  # output_dir is no data folder, weights file or the config file
     # An unavailable device or an impossible precision: one line now, not a traceback later.
     resolve_precision(config.precision, resolve_device(config.device), training=True)
     if args.print_config:
@@ -121,17 +124,19 @@ def _format_work_sizes(value: tuple[Any, ...]) -> list[Any]:
 @dataclass(frozen=True)
 class EvalOptions:
     clip: str | None = option(
-        None, "video file or folder of frames", positional=True, metavar="CLIP"
+        None, "video file or folder of frames", positional=True, metavar="CLIP", role="input"
     )
     synthetic: Literal["pan", "zoom", "static"] | None = option(
         None, "use a clip of exactly known motion made from a photo (checks the metric too)"
     )
-    synthetic_image: str | None = option(None, "photo for --synthetic", metavar="IMAGE")
+    synthetic_image: str | None = option(
+        None, "photo for --synthetic", metavar="IMAGE", role="input"
+    )
     frames: int = option(12, "frames of --synthetic", metavar="N", check=positive)
     speed: float = option(2.0, "--synthetic pan px/frame or zoom %/frame")
     checkpoint: tuple[tuple[str, str], ...] = option(
         (), "a stylestream .safetensors model; repeat to compare", metavar="[LABEL=]FILE",
-        parse=_checkpoints, repeat=True,
+        parse=_checkpoints, repeat=True, role="declared",
     )  # fmt: skip
     untrained: tuple[Literal["video", "image"], ...] = option(
         (), "add a random-weights model (pipeline checks only; NOT a stylization)",
@@ -152,11 +157,15 @@ class EvalOptions:
     encoder_family: Literal["vgg_normalised", "torchvision_vgg19"] = option(
         "vgg_normalised", "VGG the style/content losses look through"
     )
-    encoder_weights: str | None = option(None, "its weights (vgg_normalised.pth)", metavar="FILE")
+    encoder_weights: str | None = option(
+        None, "its weights (vgg_normalised.pth)", metavar="FILE", role="input"
+    )
     allow_random_encoder: bool = option(
         False, "losses through a random VGG (tests only; the numbers mean nothing)"
     )
-    json: str | None = option(None, "also write the report as JSON", metavar="OUT.json")
+    json: str | None = option(
+        None, "also write the report as JSON", metavar="OUT.json", role="output"
+    )
     temporal: tuple[str, ...] = option(
         ("off", "flow"), "temporal modes to measure (off, stats, flow; one row each per model, "
         "style, keyframe interval and work size)", metavar="MODE",
@@ -180,6 +189,12 @@ class EvalOptions:
                     for t, k, w in combos]  # fmt: skip
         return list(dict.fromkeys(s for s in settings if s.active))
 
+    config_file: str | None = option(None, cli=False, role="input")
+
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        """The --checkpoint files (``[LABEL=]FILE``)."""
+        return [path for _label, path in self.checkpoint], []
+
     def spec(self) -> StylizerSpec:
         """The stylizer settings of the run (checked like every command's)."""
         return StylizerSpec(
@@ -198,6 +213,8 @@ def run_eval(args: EvalOptions) -> int:
     from streamer.temporal.stylizer import TemporalStylizer
     from training.evaluate import check_metric, estimate_motion, evaluate, synthetic_clip
     from training.losses import load_loss_encoder
+
+    guard_declared(args)  # --json never onto the clip, a checkpoint, a style or the config
 
     if args.clip is None and args.synthetic is None:
         raise EvalUsageError(
@@ -287,10 +304,13 @@ class BenchTrainOptions:
     )  # fmt: skip
     device: str = option("cpu", "cpu or cuda")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "training precision")
-    json: str | None = option(None, "also write the numbers as JSON", metavar="OUT.json")
+    json: str | None = option(
+        None, "also write the numbers as JSON", metavar="OUT.json", role="output"
+    )
 
 
 def run_bench_train(args: BenchTrainOptions) -> int:
+    guard_declared(args)  # --json never onto an input
     from benchmarks.train_throughput import TrainBenchConfig, format_results, run_train_benchmark
 
     resolve_device(args.device)  # an unavailable device: one line, not a traceback in a worker

@@ -35,6 +35,7 @@ class VideoOutcome:
     skipped: bool = False
     audio_streams: int = 0
     join_s: float = 0.0
+    error: str | None = None  # why it failed (one line); None: rendered or skipped
 
 
 @dataclass
@@ -54,21 +55,36 @@ class ClusterRenderResult:
     interrupted_by: int | None = None
 
     @property
+    def rendered(self) -> list[VideoOutcome]:
+        """The videos this run rendered (not skipped, not failed)."""
+        return [v for v in self.videos if not v.skipped and v.error is None]
+
+    @property
+    def failed(self) -> list[VideoOutcome]:
+        return [v for v in self.videos if v.error is not None]
+
+    @property
     def frames(self) -> int:
-        return sum(v.frames for v in self.videos if not v.skipped)
+        return sum(v.frames for v in self.rendered)
 
     @property
     def segments_rendered(self) -> int:
-        return sum(v.segments - v.reused for v in self.videos if not v.skipped)
+        return sum(v.segments - v.reused for v in self.rendered)
 
     @property
     def segments_reused(self) -> int:
-        return sum(v.reused for v in self.videos if not v.skipped)
+        return sum(v.reused for v in self.rendered)
+
+    def failures(self) -> list[str]:
+        """One line per failed input: ``INPUT: why`` (what the command prints last)."""
+        return [f"{v.input}: {v.error}" for v in self.failed]
 
     def summary(self) -> str:
-        rendered = [v for v in self.videos if not v.skipped]
-        skipped = len(self.videos) - len(rendered)
+        rendered = self.rendered
+        skipped = sum(v.skipped for v in self.videos)
         if not rendered:
+            if self.failed:
+                return f"nothing rendered: {len(self.failed)} input(s) failed"
             return f"nothing to render: {skipped} complete output(s) skipped"
         total = sum(self.stage_s.values())
         target = rendered[0].output if len(rendered) == 1 else f"{len(rendered)} outputs"

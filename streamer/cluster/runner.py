@@ -95,7 +95,9 @@ def render_on_ray(
     """Render ``config.input`` (a video, or a folder/glob of videos) on Ray workers.
 
     Every user mistake is found before Ray starts (inputs probed, outputs and job folders
-    checked). Raises :class:`~adaattn_video.errors.StylestreamError` subclasses for those, and
+    checked). An input that turns out damaged while it renders fails alone: with many inputs
+    the others are rendered and ``result.failed`` lists it; a single input raises its one-line
+    error (naming the input). Raises :class:`~adaattn_video.errors.StylestreamError` subclasses for those, and
     :class:`~streamer.cluster.ClusterError` when the cluster cannot finish the job.
     """
     if config.start_s or config.duration_s is not None:
@@ -112,7 +114,13 @@ def render_on_ray(
     outcomes: list[VideoOutcome] = []
     for work in works:
         video_config = dataclasses.replace(config, input=work.input, output=work.output)
-        plan = plan_video(work.input, cluster.segment_s)
+        try:
+            plan = plan_video(work.input, cluster.segment_s)
+        except StylestreamError as err:  # many inputs: one that cannot be read stops no other
+            if not many:
+                raise
+            outcomes.append(VideoOutcome(work.input, work.output, error=str(err)))
+            continue
         outcome = VideoOutcome(work.input, work.output, frames=plan.frames,
                                segments=len(plan.segments))  # fmt: skip
         outcomes.append(outcome)
@@ -147,6 +155,8 @@ def render_on_ray(
             if not video.job.done:
                 video.job.finish()
         raise
+    if result.failed and not many:  # one input: its failure is the command's one-line error
+        raise ClusterInputError(result.failed[0].error)
     return result
 
 

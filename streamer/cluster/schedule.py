@@ -197,18 +197,27 @@ class _Scheduler:
     def _finished(self, ref: Any) -> None:
         """A segment came back: store it (join its video when it was the last), or retry it
         when its worker died."""
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import RayActorError, RayTaskError, UnserializableException
 
         actor, key, segment = self.inflight.pop(ref)
         video = self.videos[key]
         try:
             seg_result: SegmentResult = self.ray.get(ref)
         except RayTaskError as err:
-            raise _user_error(err) from err
+            self.free.append(actor)  # the worker is fine: its input was not
+            self._fail(key, _user_error(err))
+            return
+        except UnserializableException as err:  # an error Ray could not send back whole
+            self.free.append(actor)
+            last = str(err).strip().splitlines()[-1]
+            self._fail(key, ClusterError(f"a worker failed on {video.work.input}: {last}"))
+            return
         except RayActorError as err:
             self._retry(actor, key, segment, err)
             return
         self.free.append(actor)
+        if video.outcome.error is not None:
+            return  # another segment of this video failed: this one is not needed any more
         _store(video, segment, seg_result, self.cluster)
         self.result.segment_s.append(seg_result.seconds)
         self.frames_done += segment.frames
@@ -217,8 +226,29 @@ class _Scheduler:
         video.remaining.discard(segment.index)
         if not video.remaining:
             t = time.perf_counter()
-            finish_video(video, self.result)
+            try:
+                finish_video(video, self.result)
+            except StylestreamError as err:
+                self._fail(key, err)
             self.join_s += time.perf_counter() - t
+
+    def _fail(self, key: int, err: BaseException) -> None:
+        """A video failed because of its input (damaged, unreadable): drop its queued segments
+        and its job folder, record the one-line reason, go on with the other videos. An error
+        that is not the user's (a bug, a broken cluster) still ends the job."""
+        if not isinstance(err, StylestreamError):
+            raise err
+        video = self.videos[key]
+        if video.outcome.error is not None:
+            return
+        video.outcome.error = str(err)
+        self.queue = deque((k, s) for k, s in self.queue if k != key)
+        left = [s for s in video.plan.segments if s.index in video.remaining]
+        self.segments_total -= len(left)  # progress counts what can still be rendered
+        self.frames_total -= sum(s.frames for s in left)
+        video.remaining.clear()
+        video.job.finish()
+        log.warning("%s failed: %s", video.work.input, err)
 
     def _retry(self, actor: Any, key: int, segment: Segment, err: Exception) -> None:
         tries = self.attempts.get((key, segment.index), 0) + 1

@@ -45,6 +45,32 @@ class SegmentMismatchError(StylestreamError, RuntimeError):
     disagrees with the demuxer)."""
 
 
+class SegmentFailedError(StylestreamError, RuntimeError):
+    """A segment could not be rendered because of its input (damaged, unreadable): one line
+    naming the input, never a worker's temporary file. Built from a message only, so Ray can
+    send it back to the driver (an error with more constructor arguments cannot be unpickled
+    there and arrives as a page of traceback instead)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def segment_error(err: StylestreamError, input: str, segment: Segment, work: Path) -> str:
+    """The one line a failed segment reports: the input's own error (a damaged input's message,
+    without the "frames rendered before it are in <temporary file>" the single render adds),
+    and the input named when the message does not name it."""
+    from streamer.pipeline import PipelineUserError
+    from streamer.sources import InputDamagedError
+
+    cause = err.__cause__
+    if isinstance(err, InputDamagedError) and isinstance(cause, PipelineUserError):
+        err = cause.error  # the source's own message
+    message = str(err).replace(str(work), "<segment>")
+    if input not in message:
+        message = f"input {input} (segment {segment.index}): {message}"
+    return message
+
+
 class SegmentSource(FrameSource):
     """The frames of one segment of a video file: pts from the segment start (input time
     base), frame numbers of the whole video.
@@ -169,8 +195,13 @@ def render_segment(
             config, output=target, overwrite=True, crash_safe=False, start_s=0.0, duration_s=None
         )
         source = SegmentSource(config.input, segment, time_base)
-        result = render(seg_config, progress=False, stylizer=stylizer, monitor=monitor,
-                        source=source)  # fmt: skip
+        try:
+            result = render(seg_config, progress=False, stylizer=stylizer, monitor=monitor,
+                            source=source)  # fmt: skip
+        except SegmentFailedError:
+            raise
+        except StylestreamError as err:
+            raise SegmentFailedError(segment_error(err, config.input, segment, work)) from None
         if result.stats.frames_out != segment.frames:
             raise SegmentMismatchError(
                 f"segment {segment.index}: rendered {result.stats.frames_out} frames, "

@@ -93,7 +93,7 @@ class StreamSpec:
     outputs: tuple[str, ...] = _like(LiveConfig, "outputs")
     region: tuple[RegionSpec, ...] = option(
         (), "regions: a list of style=IMG,mask=PNG|key=COLOUR (or mappings)",
-        parse=_parse_regions, format=_format_regions,
+        parse=_parse_regions, format=_format_regions, role="declared",
     )  # fmt: skip
     uncovered: Literal["style", "content"] = option(
         "style", "positions covered by no region: the stream's style or the content"
@@ -148,6 +148,10 @@ class StreamSpec:
                 f"stream {self.name}: {err} (give the stream a 'style', or the server one)"
             ) from err
         return spec
+
+    def io_paths(self) -> tuple[list[str], list[str]]:
+        """The files its regions read (styles, masks): inputs of the guard."""
+        return [path for region in self.region for path in region.paths], []
 
     def complete(self, base: StylizerSpec) -> StreamSpec:
         """This stream with the server's style / alpha / size filled in where it has none."""

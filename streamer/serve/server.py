@@ -22,7 +22,7 @@ from adaattn_video.settings import StylizerSpec
 from adaattn_video.stylizer import open_spec_model, open_stylizer
 from streamer import interrupts
 from streamer.frames import FrameSink, FrameSource
-from streamer.guard import command_inputs, memory_settings, refuse_overlap, region_images
+from streamer.guard import guard_declared, memory_settings, region_images
 from streamer.regions.switch import RegionSwitch
 from streamer.serve.config import ServeConfig, StreamSpec
 from streamer.serve.scheduler import Scheduler
@@ -122,12 +122,7 @@ class StreamServer:
         plan = spec.regions()
         if plan is not None:
             plan.check(sequences=False)
-        if spec.record is not None:
-            region_files = [path for region in spec.region for path in region.paths]
-            refuse_overlap(
-                spec.record,
-                command_inputs(spec.source, spec.styles, self.spec.weights, region_files),
-            )
+        guard_declared(spec, self.spec)  # its record vs its source, styles, regions, weights
         stylizer_spec = spec.stylizer(self.spec)
         masks = [] if plan is None else region_images(plan)
         self._check_memory(stylizer_spec, None, masks)

@@ -103,7 +103,7 @@ class StudioConfig:
     )
     run_dir: str | None = option(
         None, "uploads and recordings (default: ./studio-YYYYMMDD-HHMMSS, made when needed)",
-        metavar="DIR",
+        metavar="DIR", role="output",
     )  # fmt: skip
     max_batch: int = option(8, "most frames (of all browsers) per model call", metavar="N")
     zmq: str | None = option(
@@ -120,8 +120,8 @@ class StudioConfig:
         "certificate) and an access token in the URL",
     )  # fmt: skip
     https: bool = option(False, "HTTPS on loopback too")
-    cert: str | None = option(None, "TLS certificate (with --key)", metavar="PEM")
-    key: str | None = option(None, "TLS private key", metavar="PEM")
+    cert: str | None = option(None, "TLS certificate (with --key)", metavar="PEM", role="input")
+    key: str | None = option(None, "TLS private key", metavar="PEM", role="input")
     token: str | None = option(None, "access token (default: random when remote)")
     ice_server: tuple[str, ...] = option(
         (), "a STUN/TURN server for WebRTC (stun:HOST:PORT, turn:HOST:PORT; repeat); default "
@@ -141,6 +141,7 @@ class StudioConfig:
         flatten=True,
     )  # fmt: skip
     temporal_preset: str | None = preset_option()
+    config_file: str | None = option(None, cli=False, role="input")
 
     def __post_init__(self) -> None:
         if not isinstance(self.stylizer, StylizerSpec):

@@ -241,16 +241,7 @@ def test_ray_options_from_a_config_file(clip3, tmp_path, capsys):
 
 
 # -- on a real local Ray runtime ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_runtime():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    yield ray
-    if started:
-        ray.shutdown()
+# ``ray_runtime``: tests/streamer/cluster/conftest.py (one runtime for the whole session)
 
 
 def _cluster(**changes):

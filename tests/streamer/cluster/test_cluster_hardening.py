@@ -1,6 +1,7 @@
-"""``render --ray`` mistakes that never reach Ray: an unreachable cluster is one line after
-``--ray-timeout-s``; junk in a job folder is one line naming the file and ``--resume`` trusts
-only a manifest it validated. Real clips and the real planner; no Ray runtime is started."""
+"""``render --ray`` mistakes: an unreachable cluster is one line after ``--ray-timeout-s``; junk
+in a job folder is one line naming the file and ``--resume`` trusts only a manifest it
+validated (real clips and the real planner, no Ray runtime); a damaged input is one line naming
+it, and in a folder it fails alone (a real local Ray runtime, ``ray``-marked tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import main_error
-from helpers.media import write_clip, write_contrast_styles
+from helpers.media import count_decodable_frames, write_clip, write_contrast_styles
 
 from streamer.cluster.job import Job, JobExistsError, JobMismatchError, read_manifest
 from streamer.cluster.plan import plan_video
@@ -79,3 +80,61 @@ def test_resume_reads_only_validated_manifests_and_a_file_is_no_job_folder(tmp_p
             Job.open(taken, fingerprint="f", output="o.mp4", plan=plan, resume=resume,
                      overwrite=False)  # fmt: skip
     assert taken.read_text() == "not a folder"
+
+
+# -- damaged inputs on a real local Ray runtime -----------------------------------------------
+def _truncated_clip(path: Path) -> Path:
+    """A real MP4 (index first: it opens and probes) cut at 60 %: its frames break off."""
+    write_clip(path, frames=48, size=(64, 96), audio=False, gop=12,
+               container_options={"movflags": "faststart"})  # fmt: skip
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    return path
+
+
+def _ray_render(source: Path | str, output: str, style: str) -> list[str]:
+    return ["render", str(source), "-o", output, "--style", style, "--untrained", "--style-size",
+            "32", "--device", "cpu", "--precision", "fp32", "--ray", "--workers", "2",
+            "--segment-s", "0.5", "--no-progress"]  # fmt: skip
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_damaged_input_is_one_line_naming_it(ray_runtime, tmp_path, capsys) -> None:
+    bad = _truncated_clip(tmp_path / "bad.mp4")
+    style = write_contrast_styles(tmp_path)["warm"]
+    line = main_error(_ray_render(bad, str(tmp_path / "o.mp4"), style), capsys)
+    assert f"input {bad} " in line and "truncated" in line
+    assert "stylestream-seg" not in line and "segment_" not in line  # no worker temp file
+    assert not (tmp_path / "o.mp4").exists()
+    assert not (tmp_path / "o.mp4.stylestream-job").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_damaged_video_in_a_folder_fails_alone(ray_runtime, tmp_path, capsys) -> None:
+    from streamer.cli import main
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = {
+        name: write_clip(inputs / name, frames=frames, size=(64, 96), audio=False, gop=12)
+        for name, frames in (("a.mp4", 30), ("c.mp4", 20))
+    }
+    _truncated_clip(inputs / "b.mp4")
+    (inputs / "d.mp4").write_bytes(b"not a video " * 300)  # garbage with a video name
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    style = write_contrast_styles(tmp_path)["warm"]
+    code = main(_ray_render(inputs, f"{outdir}/", style))
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert sorted(p.name for p in outdir.iterdir()) == ["a.mp4", "c.mp4"]  # no job folder left
+    for name, clip in good.items():
+        assert count_decodable_frames(outdir / name) == len(clip.pts)
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert lines[-3] == "stylestream: error: 2 of 4 input(s) failed:", captured.err
+    assert lines[-2].startswith(f"  {inputs / 'b.mp4'}: ") and "truncated" in lines[-2]
+    assert lines[-1].startswith(f"  {inputs / 'd.mp4'}: ")
+    assert "Traceback" not in captured.err
+    assert "-> 2 outputs" in captured.out
