@@ -362,7 +362,8 @@ def test_killed_driver_resumes(ray_runtime, tmp_path, kind):
     command = [str(Path(sys.executable).with_name("stylestream")), "render", str(clip.path),
                "-o", str(out) + ("/" if kind == "png" else ""), "--style", str(DEFAULT_STYLE),
                "--untrained", "--style-size", "32", "--device", "cpu", "--precision", "fp32",
-               "--ray", address, "--workers", "2", "--segment-s", "0.5", "--no-progress"]  # fmt: skip
+               "--ray", address, "--workers", "2", "--segment-s", "0.5", "--no-progress",
+               "--temporal", "off"]  # fmt: skip
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and driver.poll() is None:
