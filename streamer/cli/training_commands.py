@@ -203,19 +203,60 @@ class EvalOptions:
         )  # fmt: skip
 
 
+def _eval_models(args: EvalOptions) -> dict[str, Any]:
+    """label -> model: the --checkpoint files, then the --untrained variants."""
+    from adaattn_video.checkpoint import load_checkpoint, open_model
+    from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
+
+    models: dict[str, Any] = {}
+    for label, path in args.checkpoint:
+        if label in models:
+            raise EvalUsageError(f"two --checkpoint entries are labelled {label!r}; use LABEL=FILE")
+        models[label] = load_checkpoint(path)
+    for variant in args.untrained or ():
+        config = VIDEO_MODEL if variant == "video" else IMAGE_MODEL
+        models[f"untrained-{variant}"] = open_model(None, untrained=True, config=config)
+    return models
+
+
+def _eval_clip(args: EvalOptions) -> tuple[Any, Any, str, dict[str, Any] | None]:
+    """(frames, motion, clip name, metric check): a synthetic clip of exactly known motion
+    (with the metric's own check against it), or the CLIP read through the streamer's sources."""
+    from adaattn_video.assets import DEFAULT_CONTENT
+    from adaattn_video.image_io import read_image
+    from training.evaluate import check_metric, estimate_motion, synthetic_clip
+
+    if args.synthetic is None:
+        frames = read_clip(args.clip, max_frames=args.max_frames, size=args.size)
+        return frames, estimate_motion(frames), str(args.clip), None
+    source = args.synthetic_image or DEFAULT_CONTENT
+    image = read_image(source).permute(1, 2, 0).numpy()
+    size = args.size or (128, 128)
+    check = check_metric(
+        image, motion=args.synthetic, frames=args.frames, size=size, speed=args.speed
+    )
+    frames, motion = synthetic_clip(
+        image, frames=args.frames, size=size, motion=args.synthetic, speed=args.speed
+    )
+    print(
+        f"metric check ({args.synthetic}, {args.frames} frames {size[1]}x{size[0]}): DIS flow "
+        f"end-point error {check['flow_epe_px']:.3f} px; input warping error "
+        f"{check['input_error_exact']:.5f} with the exact flow, "
+        f"{check['input_error_dis']:.5f} with DIS"
+    )
+    return frames, motion, f"synthetic {args.synthetic} over {Path(source).name}", check
+
+
 def run_eval(args: EvalOptions) -> int:
     import numpy as np
 
-    from adaattn_video.assets import DEFAULT_CONTENT, DEFAULT_STYLE
-    from adaattn_video.checkpoint import load_checkpoint, open_model
-    from adaattn_video.config import IMAGE_MODEL, VIDEO_MODEL
+    from adaattn_video.assets import DEFAULT_STYLE
     from adaattn_video.image_io import read_image
     from streamer.temporal.stylizer import TemporalStylizer
-    from training.evaluate import check_metric, estimate_motion, evaluate, synthetic_clip
+    from training.evaluate import evaluate
     from training.losses import load_loss_encoder
 
     guard_declared(args)  # --json never onto the clip, a checkpoint, a style or the config
-
     if args.clip is None and args.synthetic is None:
         raise EvalUsageError(
             "give a CLIP (video file or frame folder) or --synthetic pan|zoom|static"
@@ -225,41 +266,11 @@ def run_eval(args: EvalOptions) -> int:
     spec = args.spec()
     device = resolve_device(spec.device)  # an unavailable device: one line, before any work
     precision = resolve_precision(spec.precision, device)
-    models = {}
-    for label, path in args.checkpoint:
-        if label in models:
-            raise EvalUsageError(f"two --checkpoint entries are labelled {label!r}; use LABEL=FILE")
-        models[label] = load_checkpoint(path)
-    if args.untrained:
-        for variant in args.untrained:
-            config = VIDEO_MODEL if variant == "video" else IMAGE_MODEL
-            models[f"untrained-{variant}"] = open_model(None, untrained=True, config=config)
+    models = _eval_models(args)
     styles = list(spec.styles) or ([str(DEFAULT_STYLE)] if models else [])
     for style in styles:
         read_image(style)  # a bad style path fails now, before any model runs
-
-    metric_check = None
-    if args.synthetic is not None:
-        source = args.synthetic_image or DEFAULT_CONTENT
-        image = read_image(source).permute(1, 2, 0).numpy()
-        size = args.size or (128, 128)
-        metric_check = check_metric(
-            image, motion=args.synthetic, frames=args.frames, size=size, speed=args.speed
-        )
-        frames, motion = synthetic_clip(
-            image, frames=args.frames, size=size, motion=args.synthetic, speed=args.speed
-        )
-        clip_name = f"synthetic {args.synthetic} over {Path(source).name}"
-        print(
-            f"metric check ({args.synthetic}, {args.frames} frames {size[1]}x{size[0]}): DIS flow "
-            f"end-point error {metric_check['flow_epe_px']:.3f} px; input warping error "
-            f"{metric_check['input_error_exact']:.5f} with the exact flow, "
-            f"{metric_check['input_error_dis']:.5f} with DIS"
-        )
-    else:
-        frames = read_clip(args.clip, max_frames=args.max_frames, size=args.size)
-        motion = estimate_motion(frames)
-        clip_name = str(args.clip)
+    frames, motion, clip_name, metric_check = _eval_clip(args)
 
     loss_encoder = None
     wants_losses = (

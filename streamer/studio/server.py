@@ -55,6 +55,31 @@ def run_studio(
         engine.close()
 
 
+def _tls_files(config: StudioConfig, run_dir: Path) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with (the user's, or a generated self-signed
+    pair in the run folder), or None for plain HTTP."""
+    from streamer.studio.tls import generate_self_signed
+
+    if not config.tls:
+        return None
+    if config.cert is not None and config.key is not None:
+        return Path(config.cert), Path(config.key)
+    return generate_self_signed(run_dir / "tls", config.host)
+
+
+def _studio_url(config: StudioConfig, port: int, https: bool, token: str | None) -> str:
+    """The address a browser opens: this machine's name when serving every interface."""
+    host = config.host
+    if host in ("127.0.0.1", "localhost"):
+        host = "localhost"
+    elif host in ("0.0.0.0", "::", ""):  # every interface: name this machine
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    url = f"{'https' if https else 'http'}://{host}:{port}/"
+    return url + (f"?token={token}" if token else "")
+
+
 async def _serve(
     config: StudioConfig,
     engine: Any,
@@ -64,18 +89,13 @@ async def _serve(
 ) -> dict[str, Any]:
     from aiohttp import web
 
-    from streamer.studio.tls import generate_self_signed, new_token, server_context
+    from streamer.studio.tls import new_token, server_context
 
     token = config.token or (new_token() if config.remote else None)
     studio = Studio(config, engine, token)
-    ssl_context = None
-    cert_path = None
-    if config.tls:
-        if config.cert is not None and config.key is not None:
-            cert_path, key_path = Path(config.cert), Path(config.key)
-        else:
-            cert_path, key_path = generate_self_signed(studio.run_dir / "tls", config.host)
-        ssl_context = server_context(cert_path, key_path)
+    tls = _tls_files(config, studio.run_dir)
+    cert_path = None if tls is None else tls[0]
+    ssl_context = None if tls is None else server_context(*tls)
     runner = web.AppRunner(studio.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
@@ -88,16 +108,7 @@ async def _serve(
             "(another program uses the port? try --port 0 for a free one)"
         ) from err
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    host = config.host
-    if host in ("127.0.0.1", "localhost"):
-        host = "localhost"
-    elif host in ("0.0.0.0", "::", ""):  # every interface: name this machine
-        host = socket.gethostname()
-    elif ":" in host:
-        host = f"[{host}]"
-    url = f"{'https' if ssl_context else 'http'}://{host}:{port}/"
-    if token:
-        url += f"?token={token}"
+    url = _studio_url(config, port, ssl_context is not None, token)
     publisher = engine.publisher
     info = StudioInfo(
         url,

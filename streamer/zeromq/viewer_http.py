@@ -74,98 +74,108 @@ def _page() -> bytes:
     return resources.files("streamer").joinpath("web/index.html").read_bytes()
 
 
+class ViewerHandler(BaseHTTPRequestHandler):
+    """The viewer's HTTP routes; :func:`make_handler` binds a subclass to its frames."""
+
+    server_version = "stylestream-viewer"
+    latest: LatestFrame
+    named: dict[str, LatestFrame]
+    playlists: dict[str, Path]
+    page: bytes
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s: " + format, self.client_address[0], *args)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, value: Any) -> None:
+        self._send(HTTPStatus.OK, json.dumps(value).encode(), "application/json")
+
+    def _jpeg(self, source: LatestFrame) -> None:
+        jpeg = source.jpeg
+        if jpeg is None:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+        else:
+            self._send(HTTPStatus.OK, jpeg, "image/jpeg")
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            answer = output_route(path, self.playlists)
+        except FileNotFoundError:
+            return self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        if answer is not None:
+            self._send(HTTPStatus.OK, *answer)
+        elif path.startswith(("/stream/", "/frame/")):
+            self._named(path)
+        elif path == "/streams.json":
+            self._json({name: self.named[name].status() for name in list(self.named)})
+        elif path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, self.page, "text/html; charset=utf-8")
+        elif path == "/status.json":
+            status = self.latest.status()
+            self._json({**status, "streams": sorted(self.named), "hls": sorted(self.playlists)})
+        elif path == "/frame.jpg":
+            self._jpeg(self.latest)
+        elif path == "/stream.mjpg":
+            self._stream(self.latest)
+        else:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+    def _named(self, path: str) -> None:
+        kind, _, file = path[1:].partition("/")
+        name, _, suffix = file.rpartition(".")
+        source = self.named.get(name)
+        if source is None or (kind, suffix) not in (("stream", "mjpg"), ("frame", "jpg")):
+            self._send(HTTPStatus.NOT_FOUND, b"no such stream\n", "text/plain")
+        elif kind == "stream":
+            self._stream(source)
+        else:
+            self._jpeg(source)
+
+    def _stream(self, latest: LatestFrame) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        sequence = 0
+        try:
+            while not latest.closed:
+                sequence, jpeg = latest.wait_newer(sequence, timeout_s=1.0)
+                if jpeg is None:
+                    continue
+                self.wfile.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the browser went away
+
+
 def make_handler(
     latest: LatestFrame,
     streams: dict[str, LatestFrame] | None = None,
     hls: dict[str, Path] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
-    """``latest``: the newest frame of any stream; ``streams``: per stream name (serve);
-    ``hls``: HLS outputs (name -> playlist) served with the outputs' pages."""
-    page = _page()
-    named = streams if streams is not None else {}
-    playlists = hls or {}
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "stylestream-viewer"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http %s: " + format, self.client_address[0], *args)
-
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            try:
-                answer = output_route(path, playlists)
-            except FileNotFoundError:
-                return self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-            if answer is not None:
-                self._send(HTTPStatus.OK, *answer)
-            elif path.startswith(("/stream/", "/frame/")):
-                self._named(path)
-            elif path == "/streams.json":
-                body = json.dumps({name: named[name].status() for name in list(named)}).encode()
-                self._send(HTTPStatus.OK, body, "application/json")
-            elif path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
-            elif path == "/status.json":
-                body = json.dumps(
-                    {**latest.status(), "streams": sorted(named), "hls": sorted(playlists)}
-                ).encode()
-                self._send(HTTPStatus.OK, body, "application/json")
-            elif path == "/frame.jpg":
-                jpeg = latest.jpeg
-                if jpeg is None:
-                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
-                else:
-                    self._send(HTTPStatus.OK, jpeg, "image/jpeg")
-            elif path == "/stream.mjpg":
-                self._stream(latest)
-            else:
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-
-        def _named(self, path: str) -> None:
-            kind, _, file = path[1:].partition("/")
-            name, _, suffix = file.rpartition(".")
-            source = named.get(name)
-            if source is None or (kind, suffix) not in (("stream", "mjpg"), ("frame", "jpg")):
-                self._send(HTTPStatus.NOT_FOUND, b"no such stream\n", "text/plain")
-            elif kind == "stream":
-                self._stream(source)
-            elif source.jpeg is None:
-                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
-            else:
-                self._send(HTTPStatus.OK, source.jpeg, "image/jpeg")
-
-        def _stream(self, latest: LatestFrame) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            sequence = 0
-            try:
-                while not latest.closed:
-                    sequence, jpeg = latest.wait_newer(sequence, timeout_s=1.0)
-                    if jpeg is None:
-                        continue
-                    self.wfile.write(
-                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                        f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
-                        + jpeg
-                        + b"\r\n"
-                    )
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the browser went away
-
-    return Handler
+    """A :class:`ViewerHandler` bound to ``latest`` (the newest frame of any stream),
+    ``streams`` (per stream name: serve) and ``hls`` (HLS outputs: name -> playlist)."""
+    bound = {
+        "latest": latest,
+        "named": streams if streams is not None else {},
+        "playlists": hls or {},
+        "page": _page(),
+    }
+    return type("BoundViewerHandler", (ViewerHandler,), bound)
 
 
-__all__ = ["BOUNDARY", "LatestFrame", "make_handler"]
+__all__ = ["BOUNDARY", "LatestFrame", "ViewerHandler", "make_handler"]
