@@ -245,11 +245,11 @@ def test_rtmp_carries_the_audio_of_an_rtsp_source(tmp_path: Path) -> None:
         stop = threading.Event()
         reader = threading.Thread(target=_read_av, args=(url, found, stop), daemon=True)
         reader.start()
+        cli = "import sys; from streamer.cli import main; sys.exit(main())"
         args = ["live", "--source", camera.url("av"), "--end-of-stream", "stop", "--style",
                 STYLE, "--untrained", "--style-size", "32", "--zmq", "none", "--output", url]  # fmt: skip
         proc = subprocess.run(
-            [sys.executable, "-c", "import sys; from streamer.cli import main; sys.exit(main())"]
-            + args,
+            [sys.executable, "-c", cli, *args],
             capture_output=True,
             text=True,
             timeout=180,
