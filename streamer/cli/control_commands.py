@@ -230,6 +230,10 @@ class AddStreamOptions:
         (), "also send the stream to URL (repeat; as `live --output`: rtmp://, rtsp://, "
         "srt://, hls:DIR, ndi:NAME, virtualcam)", metavar="URL", repeat=True, role="none",
     )  # fmt: skip
+    output_option: tuple[str, ...] = option(
+        (), "H.264 setting of the stream's outputs (repeat; as `live --output-option`: codec, "
+        "preset, tune, bitrate, crf, gop)", metavar="KEY=VALUE", repeat=True, role="none",
+    )  # fmt: skip
     region: tuple[Any, ...] = option(
         (), "a region (as `live --region`: still masks and chroma keys; repeat)",
         metavar="style=IMG,mask=PNG|key=COLOUR", parse=items, repeat=True, role="declared",
@@ -272,6 +276,11 @@ class AddStreamOptions:
             entry["output"] = [
                 f"hls:{_absolute(s.url[4:])}" if s.kind == "hls" else s.url for s in specs
             ]
+        if self.output_option:
+            from streamer.outputs.encoder_options import parse_output_options
+
+            # a bad key or value: one line here, nothing sent
+            entry["output_option"] = list(parse_output_options(list(self.output_option)))
         if self.region:
             from streamer.regions.specs import RegionPlan, parse_regions
 

@@ -23,6 +23,8 @@ from adaattn_video.settings import StylizerSpec, format_size, parse_size
 from configkit.checks import positive
 from configkit.convert import check_fields, from_mapping, option, option_like, to_mapping
 from streamer.live import LiveConfig
+from streamer.outputs.av_connection import EncoderSettings
+from streamer.outputs.encoder_options import encoder_settings
 from streamer.outputs.spec import parse_outputs, redact
 from streamer.regions.specs import RegionPlan, RegionSpec, parse_regions, refuse_sequences
 from streamer.sources import LiveOptions
@@ -69,7 +71,10 @@ class StreamSpec:
         record: also write this stream's stylized frames to this MP4 file.
         outputs: standard outputs of this stream (YAML ``output:`` or ``outputs:``, a list of
             URLs as ``live --output`` takes: rtmp://, rtsp://, srt://, hls:DIR, ndi:NAME,
-            virtualcam); each stream's outputs are its own (:mod:`streamer.outputs`).
+            virtualcam); each stream's outputs are its own (:mod:`streamer.outputs`). They
+            carry the source's audio (RTMP, SRT) as ``live``'s do.
+        output_options: the H.264 settings of its RTMP/RTSP/SRT/HLS outputs (YAML
+            ``output_option:``, ``KEY=VALUE`` as ``live --output-option``); none: the defaults.
         region / uncovered: a style per region (``--region`` syntax, still masks and chroma
             keys) and what positions covered by none get; a stream with regions is stylized in
             its own model call (see :mod:`streamer.serve.scheduler`).
@@ -91,6 +96,7 @@ class StreamSpec:
     )  # fmt: skip
     record: str | None = _like(LiveConfig, "record")
     outputs: tuple[str, ...] = _like(LiveConfig, "outputs")
+    output_options: tuple[str, ...] = _like(LiveConfig, "output_options")
     region: tuple[RegionSpec, ...] = option(
         (), "regions: a list of style=IMG,mask=PNG|key=COLOUR (or mappings)",
         parse=_parse_regions, format=_format_regions, role="declared",
@@ -120,6 +126,10 @@ class StreamSpec:
             object.__setattr__(self, "outputs", tuple(spec.url for spec in specs))
         except ValueError as err:
             raise ServeConfigError(f"{where}: {err}") from err
+
+    def encoder(self) -> EncoderSettings | None:
+        """The H.264 settings of the stream's outputs (None: the outputs' defaults)."""
+        return encoder_settings(self.output_options) if self.output_options else None
 
     def regions(self) -> RegionPlan | None:
         """The stream's regions as a plan (None without regions); files are read when the

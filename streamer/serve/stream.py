@@ -113,7 +113,8 @@ class StreamRuntime:
         self._stop = threading.Event()
         self._recorder = None
         self.record_path: Path | None = None
-        self.standard_outputs = OutputSet.from_urls(spec.outputs)  # checked: nothing started
+        # checked: nothing started; the source's audio is set once it is open
+        self.standard_outputs = OutputSet.from_urls(spec.outputs, encoder=spec.encoder())
         if publisher is not None:
             self.standard_outputs.list_also(
                 f"zmq {publisher.endpoint} {self.name}", "zmq", lambda: self.stats.frames_out
@@ -168,6 +169,9 @@ class StreamRuntime:
                 if self._stop.is_set():
                     return
                 self.standard_outputs.set_info(source.info())  # frame rate: before any frame
+                audio = getattr(source, "audio", None)
+                if audio is not None:  # a file's or a network stream's sound (RTMP, SRT)
+                    self.standard_outputs.set_audio(audio)
                 self.state = "running"
                 log.info("stream %s: %s open", self.name, self.spec.source)
                 for frame in source:

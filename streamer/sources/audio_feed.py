@@ -14,10 +14,15 @@ Two kinds of chunk: an AAC input is passed through unchanged (``data``: the pack
 the output copies the stream's parameters from :attr:`AudioFeed.template`); any other codec is
 decoded once here and resampled to stereo 48 kHz float (``samples``, shape (2, n)), which the
 outputs encode to AAC.
+
+The AAC template is a copy of the input stream's parameters held by the feed itself (in a
+private, never-written output container): a network source closes its input container on every
+reconnect, and an output connecting after that must not read the closed stream.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections import deque
@@ -58,7 +63,9 @@ class AudioFeed:
 
     def __init__(self, stream: Any, capacity: int = CAPACITY) -> None:
         self.codec = stream.codec_context.name
-        self.template = stream if self.codec == "aac" else None
+        self._holder: Any = None  # owns the template's copy of the input's parameters
+        self.template = self._detach(stream) if self.codec == "aac" else None
+        self._rate = getattr(stream.codec_context, "sample_rate", None)
         self._resampler = (
             None if self.template is not None else av.AudioResampler("fltp", "stereo", PCM_RATE)
         )
@@ -66,6 +73,31 @@ class AudioFeed:
         self._next = 0
         self._lock = threading.Lock()
         self.active = False  # nothing is kept until an output asks for audio
+
+    def _detach(self, stream: Any) -> Any:
+        """The stream's parameters, copied into a stream this feed owns (see the module doc)."""
+        if not isinstance(stream, av.stream.Stream):
+            return stream  # a stand-in (tests): nothing to outlive
+        self._holder = av.open(io.BytesIO(), "w", format="matroska")
+        return self._holder.add_stream_from_template(stream)
+
+    def accepts(self, stream: Any) -> bool:
+        """Whether packets of ``stream`` (e.g. a reconnected network input's) can go on into
+        this feed: the same codec and, when copied, the same sample rate as the template."""
+        ctx = stream.codec_context
+        if ctx.name != self.codec:
+            return False
+        return not self.copies or getattr(ctx, "sample_rate", None) == self._rate
+
+    def stream_in(self, container: Any, where: str) -> Any:
+        """``container``'s first audio stream when :meth:`accepts` it, else None (logged)."""
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        if self.accepts(stream):
+            return stream
+        log.warning("%s: the audio changed codec or rate: not passed on", where)
+        return None
 
     def activate(self) -> None:
         """Start keeping chunks (an output will read them); before, :meth:`add_packet` is free,

@@ -12,6 +12,9 @@
 - Output timestamps are continuous across reconnects: each new connection's timestamps (which
   restart at a random offset, and the first of which may be None) are rebased after the last
   frame's, plus the outage's duration, so a recording of a relayed stream stays monotonic.
+- Audio: the first audio stream is :attr:`NetworkSource.audio` (an
+  :class:`~streamer.sources.audio_feed.AudioFeed` the outputs read), demuxed from the same
+  container as the video, on the frames' rebased clock; after a reconnect it goes on.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from adaattn_video.errors import StylestreamError
 from streamer.frames import Frame, FrameSource, SourceCounters, SourceInfo
 from streamer.queues import END
 from streamer.sources import NETWORK_SCHEMES, is_network_url
+from streamer.sources.audio_feed import AudioFeed
 from streamer.sources.reader_thread import newest_frames, run_producer
 
 log = logging.getLogger(__name__)
@@ -156,6 +160,23 @@ class NetworkStats:
     last_error: str | None = None
 
 
+@dataclass
+class _Segment:
+    """One connection's timestamps mapped onto the output timeline: a frame's output time is
+    ``offset`` ticks + its time since ``first_pts`` (stream ticks of ``time_base``)."""
+
+    time_base: Fraction  # the video stream's
+    offset: int  # output ticks (DEFAULT_TIME_BASE) where this connection continues
+    start_wall: float
+    first_pts: int | None = None  # anchored by the first timestamped frame
+
+    def shift_s(self, output_time_base: Fraction) -> float | None:
+        """Seconds from a packet's input time to the output timeline (None before a frame)."""
+        if self.first_pts is None:
+            return None
+        return float(self.first_pts * self.time_base - self.offset * output_time_base)
+
+
 @dataclass(frozen=True)
 class _Decoded:
     index: int
@@ -191,6 +212,7 @@ class NetworkSource(FrameSource):
         self._last_pts: int | None = None
         self._last_wall: float | None = None
         self._next_index = 0
+        self.audio: AudioFeed | None = None  # the first audio stream, for the outputs
 
     @property
     def url(self) -> str:
@@ -261,6 +283,8 @@ class NetworkSource(FrameSource):
                 + (", or try --transport udp" if self.config.scheme.startswith("rtsp") else "")
             ) from err
         self.stats.connected = True
+        if self._container.streams.audio:
+            self.audio = AudioFeed(self._container.streams.audio[0])
         log.info(
             "opened %s (%sx%s, %.1f fps) in %.2f s",
             self.config.url,
@@ -313,44 +337,55 @@ class NetworkSource(FrameSource):
 
     def _stream(self, container: av.container.InputContainer) -> None:
         stream = container.streams.video[0]
-        source_time_base = stream.time_base or DEFAULT_TIME_BASE
-        segment_first_pts: int | None = None
-        segment_start_wall = time.time()
         # Where this connection's timestamps continue the output timeline.
         if self._last_pts is None:
             offset = 0
         else:
             gap_s = max(0.0, time.time() - (self._last_wall or time.time()))
             offset = self._last_pts + max(1, round(gap_s / self.time_base))
-        for decoded in container.decode(stream):
+        segment = _Segment(stream.time_base or DEFAULT_TIME_BASE, offset, time.time())
+        sound = None if self.audio is None else self.audio.stream_in(container, self.url)
+        for packet in container.demux(stream, *([sound] if sound is not None else [])):
             if self._stop.is_set():
                 return
-            now = time.time()
-            if self._outage_started is not None:
-                lasted = time.monotonic() - self._outage_started
-                self.stats.outage_time_s += lasted
-                self.stats.reconnects += 1
-                self._outage_started = None
-                log.warning("%s: stream back after %.1f s outage", self.config.url, lasted)
-            if decoded.pts is None or segment_first_pts is None:
-                relative_s = now - segment_start_wall
-                if decoded.pts is not None:
-                    # First timestamped frame anchors the segment at its wall-clock position.
-                    segment_first_pts = decoded.pts - round(relative_s / source_time_base)
-            else:
-                relative_s = float((decoded.pts - segment_first_pts) * source_time_base)
-            pts = offset + round(relative_s / self.time_base)
-            if self._last_pts is not None and pts <= self._last_pts:
-                pts = self._last_pts + 1
-            if self._last_wall is not None:
-                interval = now - self._last_wall
-                if 0 < interval < 1:
-                    self.frame_interval_s += 0.1 * (interval - self.frame_interval_s)
-            self._last_pts = pts
-            self._last_wall = now
-            self._buffer.put(_Decoded(self._next_index, decoded, pts, now))
-            self._next_index += 1
-            self.stats.frames_read += 1
+            if packet.stream.type == "audio":
+                shift_s = segment.shift_s(self.time_base)
+                if self.audio is not None and shift_s is not None:  # after the first frame
+                    self.audio.add_packet(packet, shift_s)
+                continue
+            for decoded in packet.decode():
+                if self._stop.is_set():
+                    return
+                self._take(decoded, segment)
+
+    def _take(self, decoded: av.VideoFrame, segment: _Segment) -> None:
+        """One decoded frame onto the output timeline and into the newest-frames buffer."""
+        now = time.time()
+        if self._outage_started is not None:
+            lasted = time.monotonic() - self._outage_started
+            self.stats.outage_time_s += lasted
+            self.stats.reconnects += 1
+            self._outage_started = None
+            log.warning("%s: stream back after %.1f s outage", self.config.url, lasted)
+        if decoded.pts is None or segment.first_pts is None:
+            relative_s = now - segment.start_wall
+            if decoded.pts is not None:
+                # First timestamped frame anchors the segment at its wall-clock position.
+                segment.first_pts = decoded.pts - round(relative_s / segment.time_base)
+        else:
+            relative_s = float((decoded.pts - segment.first_pts) * segment.time_base)
+        pts = segment.offset + round(relative_s / self.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        if self._last_wall is not None:
+            interval = now - self._last_wall
+            if 0 < interval < 1:
+                self.frame_interval_s += 0.1 * (interval - self.frame_interval_s)
+        self._last_pts = pts
+        self._last_wall = now
+        self._buffer.put(_Decoded(self._next_index, decoded, pts, now))
+        self._next_index += 1
+        self.stats.frames_read += 1
 
     def _reconnect(self, reason: str) -> av.container.InputContainer | None:
         """Reconnect with exponential backoff; None when stopped; raises on give-up."""

@@ -7,7 +7,8 @@ are not in the project's virtual environment). Tests start it as a subprocess::
     /usr/bin/python3 tests/rtsp_server.py --port 0 [--file CLIP.mp4] [--live 64x64@15]
 
 Mounts: ``/file`` streams an H.264 MP4 (``filesrc ! qtdemux ! h264parse ! rtph264pay``; clips
-must be single-slice, i.e. written with ``thread_type="FRAME"``), ``/live`` streams an endless
+must be single-slice, i.e. written with ``thread_type="FRAME"``), ``/av`` the same MP4's video
+and its AAC audio (``aacparse ! rtpmp4gpay``; the clip needs an audio track), ``/live`` streams an endless
 moving test pattern (``videotestsrc is-live=true ! x264enc tune=zerolatency ! rtph264pay``).
 Prints ``PORT <n>`` (the bound port; ``--port 0`` picks a free one) once it accepts
 connections, and exits on SIGTERM/SIGINT or when its stdin is closed.
@@ -144,6 +145,8 @@ def main() -> int:
         "rtph264pay": "gstreamer1.0-plugins-good",
         "qtdemux": "gstreamer1.0-plugins-good",
         "h264parse": "gstreamer1.0-plugins-bad",
+        "aacparse": "gstreamer1.0-plugins-good",
+        "rtpmp4gpay": "gstreamer1.0-plugins-good",
     }
     missing = [
         f"{name} ({package})"
@@ -178,6 +181,13 @@ def main() -> int:
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
         mounts.add_factory("/file", clip)
+        both = GstRtspServer.RTSPMediaFactory()
+        both.set_launch(
+            f'( filesrc location="{args.file}" ! qtdemux name=d '
+            "d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 "
+            "d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 )"
+        )
+        mounts.add_factory("/av", both)
 
     loop = GLib.MainLoop()
     if server.attach(None) == 0:

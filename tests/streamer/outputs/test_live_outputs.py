@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 from helpers.cli import main_error
-from helpers.media import write_clip
+from helpers.media import encode_tone, write_clip
 from helpers.output_readers import SHORT_PROBE, StreamReader
 from helpers.rtmp_server import RtmpServer
 
@@ -216,3 +216,51 @@ def test_outputs_from_yaml_under_either_name_and_flags(tmp_path: Path) -> None:
     options = command_config([*BASE, "--output", "ndi:Studio A"])
     assert options.live.outputs == ("ndi:Studio A",)
     assert command_config(BASE).live.outputs == ()  # none by default
+
+
+def _write_av_clip(path: Path, frames: int = 90, fps: int = 15) -> None:
+    """Single-slice H.264 (what RTP carries whole; see write_rtsp_clip) + an AAC sine."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.thread_type = "FRAME"
+        sound = container.add_stream("aac", rate=48000)
+        sound.layout = "mono"
+        for i in range(frames):
+            image = np.full((48, 64, 3), 40 + 2 * i, np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode(None))
+        encode_tone(container, sound, round(frames / fps * 48000), 440.0)
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_rtmp_carries_the_audio_of_an_rtsp_source(tmp_path: Path) -> None:
+    from helpers.rtsp_server import RtspServer
+
+    _write_av_clip(tmp_path / "av.mp4")
+    with RtspServer(tmp_path / "av.mp4") as camera, RtmpServer() as server:
+        url = server.url(SECRET)
+        found: dict[str, list] = {"video": [], "audio": []}
+        stop = threading.Event()
+        reader = threading.Thread(target=_read_av, args=(url, found, stop), daemon=True)
+        reader.start()
+        cli = "import sys; from streamer.cli import main; sys.exit(main())"
+        args = ["live", "--source", camera.url("av"), "--end-of-stream", "stop", "--style",
+                STYLE, "--untrained", "--style-size", "32", "--zmq", "none", "--output", url]  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-c", cli, *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # the RTSP clip ends: live ends
+        reader.join(15)
+        stop.set()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    video, audio = found["video"], found["audio"]
+    assert len(video) >= 20 and audio, (len(video), len(audio))
+    assert max(p for _, _, p in audio) > 0.1  # the camera's sine, not the silent track
+    video_s = video[-1] - video[0]
+    audio_s = audio[-1][0] + audio[-1][1] - audio[0][0]
+    assert abs(audio_s - video_s) < 1.0 and abs(audio[0][0] - video[0]) < 0.5, (video_s, audio_s)
