@@ -44,6 +44,7 @@ def test_options_parse_from_a_flat_mapping_and_round_trip() -> None:
         {"temporal_strength": "1.0"},
         {"temporal_min_valid": "1.5"},
         {"temporal_flow_size": "16"},
+        {"temporal_flow_preset": "slow"},
     ],
 )
 def test_bad_options_are_one_line_user_errors(values: dict) -> None:
