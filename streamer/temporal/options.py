@@ -137,12 +137,18 @@ class TemporalOptions:
 
 
 # Named settings, from benchmarks/temporal_modes.py (640x360 pan + cut, untrained video model,
-# CPU, 2 threads): "steady" cut the warping error to 0.36x of per-frame at ~0 extra time (PSNR
-# 38 dB against per-frame); "fast" ran 5.4x the per-frame fps at 0.25x its warping error
-# (PSNR 29 dB).
+# CPU; docs/temporal.md): "steady" is the default flow blend (strength 0.95, DIS "medium" at
+# 480 px). "fast" trades exactness of the motion for speed: the DIS "fast" preset at 320 px
+# (a few ms per frame on a CPU core; the stylized frames are half size and half of them warped).
 PRESETS: dict[str, dict[str, Any]] = {
     "steady": {"temporal": "flow"},
-    "fast": {"temporal": "flow", "keyframe_interval": 2, "work_size": 384},
+    "fast": {
+        "temporal": "flow",
+        "keyframe_interval": 2,
+        "work_size": 384,
+        "temporal_flow_size": 320,
+        "temporal_flow_preset": "fast",
+    },
 }
 
 
@@ -167,7 +173,7 @@ def preset_option() -> Any:
     """The ``--preset steady|fast`` field of a command's options (``live``, ``studio``)."""
     return option(
         None, "temporal preset: steady (flow) or fast (flow, keyframe interval 2, work size "
-        "384); --temporal / --keyframe-interval / --work-size given too win over it",
+        "384, a coarser flow); temporal flags given too win over it",
         flag=PRESET_KEY, metavar="steady|fast", check=check_preset,
     )  # fmt: skip
 
