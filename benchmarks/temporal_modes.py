@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from streamer.temporal.options import TemporalOptions
+from streamer.temporal.options import TemporalOptions, preset
 from streamer.temporal.stylizer import TemporalStylizer
 from training.evaluate import ClipMotion, inside_mask, synthetic_clip, warping_error
 from training.temporal_eval import (
@@ -112,6 +112,7 @@ DEFAULT_SETTINGS: tuple[TemporalOptions, ...] = (
     TemporalOptions(work_size=384),
     TemporalOptions(temporal="flow", work_size=384),
     TemporalOptions(temporal="flow", keyframe_interval=2, work_size=384),
+    preset("fast"),  # the above with the coarser, faster flow
     TemporalOptions(temporal="flow", keyframe_interval=3, work_size=384),
 )
 

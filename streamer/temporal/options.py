@@ -27,6 +27,7 @@ from configkit.errors import StylestreamError
 
 TemporalMode = Literal["off", "stats", "flow"]
 MODES: tuple[str, ...] = ("off", "stats", "flow")
+FLOW_PRESETS: tuple[str, ...] = ("ultrafast", "fast", "medium")  # streamer.temporal.flow.PRESETS
 
 
 class TemporalSettingError(StylestreamError, ValueError):
@@ -61,7 +62,7 @@ class TemporalOptions:
         metavar="N|WxH", parse=parse_size, format=format_size,
     )  # fmt: skip
     temporal_strength: float = option(
-        0.6, "flow: weight of the warped previous output where the motion is reliable, in "
+        0.95, "flow: weight of the warped previous output where the motion is reliable, in "
         "[0, 1) (higher = steadier, more trailing)",
     )  # fmt: skip
     temporal_stats_momentum: float = option(
@@ -72,8 +73,12 @@ class TemporalOptions:
         "frame's statistics win",
     )  # fmt: skip
     temporal_flow_size: int = option(
-        320, "longer side (pixels) the optical flow is computed at (smaller = faster)"
+        480, "longer side (pixels) the optical flow is computed at (smaller = faster)"
     )
+    temporal_flow_preset: str = option(
+        "medium", "DIS optical flow preset: ultrafast, fast or medium (finer = more exact "
+        "motion, steadier flow blending; slower)", metavar="ultrafast|fast|medium",
+    )  # fmt: skip
     temporal_min_valid: float = option(
         0.7, "keyframes: stylize a frame anyway when less than this fraction of it has "
         "reliable motion",
@@ -110,6 +115,11 @@ class TemporalOptions:
             raise TemporalSettingError(
                 f"temporal_flow_size must be >= 32 pixels, got {self.temporal_flow_size}"
             )
+        if self.temporal_flow_preset not in FLOW_PRESETS:
+            raise TemporalSettingError(
+                f"temporal_flow_preset must be one of {', '.join(FLOW_PRESETS)}, "
+                f"got {self.temporal_flow_preset!r}"
+            )
         _in_range("temporal_min_valid", self.temporal_min_valid, 0.0, 1.0)
         _in_range("temporal_cut_threshold", self.temporal_cut_threshold, 0.0, 2.0)
 
@@ -127,12 +137,18 @@ class TemporalOptions:
 
 
 # Named settings, from benchmarks/temporal_modes.py (640x360 pan + cut, untrained video model,
-# CPU, 2 threads): "steady" cut the warping error to 0.36x of per-frame at ~0 extra time (PSNR
-# 38 dB against per-frame); "fast" ran 5.4x the per-frame fps at 0.25x its warping error
-# (PSNR 29 dB).
+# CPU; docs/temporal.md): "steady" is the default flow blend (strength 0.95, DIS "medium" at
+# 480 px). "fast" trades exactness of the motion for speed: the DIS "fast" preset at 320 px
+# (a few ms per frame on a CPU core; the stylized frames are half size and half of them warped).
 PRESETS: dict[str, dict[str, Any]] = {
     "steady": {"temporal": "flow"},
-    "fast": {"temporal": "flow", "keyframe_interval": 2, "work_size": 384},
+    "fast": {
+        "temporal": "flow",
+        "keyframe_interval": 2,
+        "work_size": 384,
+        "temporal_flow_size": 320,
+        "temporal_flow_preset": "fast",
+    },
 }
 
 
@@ -157,7 +173,7 @@ def preset_option() -> Any:
     """The ``--preset steady|fast`` field of a command's options (``live``, ``studio``)."""
     return option(
         None, "temporal preset: steady (flow) or fast (flow, keyframe interval 2, work size "
-        "384); --temporal / --keyframe-interval / --work-size given too win over it",
+        "384, a coarser flow); temporal flags given too win over it",
         flag=PRESET_KEY, metavar="steady|fast", check=check_preset,
     )  # fmt: skip
 
@@ -173,6 +189,7 @@ def with_preset(data: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "FLOW_PRESETS",
     "MODES",
     "PRESETS",
     "PRESET_KEY",

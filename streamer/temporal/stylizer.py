@@ -84,7 +84,7 @@ class TemporalStylizer(Uint8FrameInterface):
             TemporalStats(opts.temporal_stats_momentum, opts.temporal_stats_threshold),
             SceneCutDetector(hist_threshold=opts.temporal_cut_threshold),
         )
-        self.flow = FlowEstimator(opts.temporal_flow_size)
+        self.flow = FlowEstimator(opts.temporal_flow_size, opts.temporal_flow_preset)
         self._flow_thread = FlowThread()
         self._reset_requested = False
 

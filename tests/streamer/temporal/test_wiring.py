@@ -48,6 +48,12 @@ def test_preset_fast_sets_the_three_and_an_explicit_flag_wins() -> None:
     assert _levers(command_config([*LIVE, "--preset", "fast"]).live.motion) == ("flow", 2, 384)
     explicit = command_config([*LIVE, "--preset", "fast", "--keyframe-interval", "1"])
     assert _levers(explicit.live.motion) == ("flow", 1, 384)
+    fast = command_config([*LIVE, "--preset", "fast"]).live.motion
+    assert (fast.temporal_flow_preset, fast.temporal_flow_size) == ("fast", 320)
+    exact = command_config([*LIVE, "--preset", "fast", "--temporal-flow-preset", "medium"])
+    assert exact.live.motion.temporal_flow_preset == "medium"
+    steady = command_config([*LIVE, "--preset", "steady"]).live.motion
+    assert (steady.temporal_flow_preset, steady.temporal_strength) == ("medium", 0.95)
     off = command_config([*LIVE, "--preset", "steady", "--temporal", "off"])
     assert _levers(off.live.motion) == ("off", 1, None)
     studio = command_config(["studio", "--untrained", "--preset", "fast", "--work-size", "256"])
