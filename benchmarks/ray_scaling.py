@@ -30,6 +30,7 @@ from streamer.cluster.segment import render_segment
 from streamer.cluster.worker import connect_ray
 from streamer.demo import make_demo_clip
 from streamer.render import RenderConfig, build_stylizer, render
+from streamer.temporal.options import TemporalOptions
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def _measure_join(result: RayBenchResult, folder: Path, config: RayBenchConfig) 
     encode = RenderConfig(
         input=str(clip), output=str(folder / "seg.mp4"),
         stylizer=StylizerSpec(styles=(str(DEFAULT_STYLE),), untrained=True),
+        motion=TemporalOptions(temporal="off"),  # an identity "stylizer": nothing to stabilize
     )  # fmt: skip
     identity = ArrayStylizer(lambda images: images)  # segments at decode + encode speed
     files = []

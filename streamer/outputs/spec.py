@@ -176,9 +176,17 @@ def parse_output(url: str) -> OutputSpec:
         return _ndi(text)
     scheme = lowered.partition("://")[0] if "://" in lowered else ""
     if scheme not in NETWORK_KINDS:  # a mistyped scheme's path may still be a key: hidden
-        shown = f"{scheme}://{urllib.parse.urlsplit(text).hostname or ''}/..." if scheme else text
+        shown = f"{scheme}://{_hostname(text)}/..." if scheme else text
         raise OutputUrlError(f"unknown output {shown!r}; expected one of: {FORMS}")
     return _network(text, scheme)
+
+
+def _hostname(text: str) -> str:
+    """The host of a URL-shaped text, or '' (an unclosed ``[`` is no URL at all)."""
+    try:
+        return urllib.parse.urlsplit(text).hostname or ""
+    except ValueError:
+        return ""
 
 
 def parse_outputs(urls: str | Iterable[str]) -> tuple[OutputSpec, ...]:

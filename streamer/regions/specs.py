@@ -254,6 +254,8 @@ def _value(name: str, raw: Any, where: str) -> Any:
         return number
     if not isinstance(raw, (str, int, float)) or isinstance(raw, bool) or str(raw) == "":
         raise RegionError(f"{where}: {name} must be a file name or text, got {raw!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(raw)):  # every message stays one line
+        raise RegionError(f"{where}: {name} must not contain control characters, got {raw!r}")
     return str(raw)
 
 

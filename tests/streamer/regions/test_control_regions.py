@@ -190,7 +190,7 @@ def test_set_regions_requests_are_checked_before_anything_is_read(tmp_path: Path
         ({"command": "set-regions", "regions": [{"style": "/a.png", "mask": "/f/%04d.png"}]},
          "sequence"),
         ({"command": "set-regions", "regions": [{"style": "/a\x00.png", "key": "green"}]},
-         "not a usable file name"),
+         "must not contain control characters"),
         ({"command": "set-regions", "regions": [{"style": "/a.png", "key": "green",
                                                  "invert": "maybe"}]}, "invert"),
     ):  # fmt: skip

@@ -23,6 +23,7 @@ from adaattn_video.assets import style_images
 from adaattn_video.stylizer import FrameStylizer, StylizerConfig, StylizerSpec
 from streamer.live import LiveConfig
 from streamer.regions.switch import RegionSwitch
+from streamer.temporal.options import TemporalOptions
 from streamer.zeromq.control import (
     ControlError,
     ControlServer,
@@ -155,6 +156,7 @@ def test_style_switch_on_a_running_stream_applies_from_the_next_frame(
     config = LiveConfig(
         "pattern", stylizer=StylizerSpec(styles=(str(STYLE_A),)), zmq=ANY_PORT, publish=PublishOptions(encoding="rgb24", send_hwm=64),
         control=ANY_PORT, status_interval_s=0,
+        motion=TemporalOptions(temporal="off"),  # each frame exactly its style's per-frame output
     )  # fmt: skip
     run = LiveRun(config, stylizer=stylizer, source=source)
     try:
