@@ -18,7 +18,6 @@ Run: ``python -m benchmarks.output_latency [--seconds 6]`` (needs the Debian pac
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -250,16 +249,22 @@ def cpu_cost(seconds: float) -> dict[str, float]:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=6.0)
-    args = parser.parse_args(argv)
-    print("rtmp (nginx-rtmp):", rtmp(args.seconds))
-    print("srt (srt-live-transmit):", srt(args.seconds))
-    print("rtsp (GStreamer RECORD server -> FIFO):", rtsp(args.seconds))
-    print("hls (FFmpeg HLS demuxer on the playlist):", hls(args.seconds))
-    print("cpu per 720p output:", cpu_cost(args.seconds))
-
-
-if __name__ == "__main__":
-    main()
+def run_report(seconds: float = 6.0) -> dict[str, dict[str, object]]:
+    """Every kind's loopback latency and the CPU cost of one 720p output
+    (``stylestream bench outputs``); a kind whose server program is missing says so in its row."""
+    kinds = {
+        "rtmp (nginx-rtmp)": rtmp,
+        "srt (srt-live-transmit)": srt,
+        "rtsp (GStreamer RECORD server -> FIFO)": rtsp,
+        "hls (FFmpeg HLS demuxer on the playlist)": hls,
+    }
+    report: dict[str, dict[str, object]] = {}
+    for name, measure in kinds.items():
+        try:
+            report[name] = measure(seconds)
+        except (OSError, RuntimeError, ImportError) as err:  # a server that is not installed
+            report[name] = {"skipped": str(err).splitlines()[0] if str(err) else type(err).__name__}
+        print(f"{name}: {report[name]}")
+    report["cpu per 720p output"] = cpu_cost(seconds)
+    print(f"cpu per 720p output: {report['cpu per 720p output']}")
+    return report

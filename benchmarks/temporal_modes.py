@@ -165,27 +165,24 @@ def table(rows: Sequence[TemporalRow]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    """The report's run: 640x360, two bundled photos, untrained video model, CPU, 2 threads."""
-    import json
-    import sys
-
+def run_report(
+    *, size: tuple[int, int] = (360, 640), repeats: int = 3, threads: int = 2
+) -> list[TemporalRow]:
+    """The documented run (``stylestream bench temporal``): a pan over two bundled photos with a
+    cut, at ``size`` (height, width), the untrained video model on the CPU with ``threads``
+    torch threads, every default setting ``repeats`` times in turn (each frame's best time)."""
     from adaattn_video.assets import CONTENTS_DIR, DEFAULT_STYLE
     from adaattn_video.checkpoint import open_model
     from adaattn_video.image_io import read_image
     from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     names = ("tubingen.jpg", "venice-boat.jpg")
     photos = [read_image(CONTENTS_DIR / n).permute(1, 2, 0).numpy() for n in names]
-    clip = pan_cut_clip(photos, speed=2.5)  # sub-pixel resampling: the input's floor is > 0
+    clip = pan_cut_clip(photos, size=size, speed=2.5)  # sub-pixel: the input's floor is > 0
     stylizer = FrameStylizer(open_model(None, untrained=True), StylizerConfig(device="cpu"))
     stylizer.set_style(DEFAULT_STYLE)
-    rows = measure_modes(clip, stylizer, style="udnie", repeats=3)
-    print(table(rows))
-    if len(sys.argv) > 1:
-        with open(sys.argv[1], "w") as out:
-            json.dump([r.to_dict() for r in rows], out, indent=2, allow_nan=True)
+    return measure_modes(clip, stylizer, style="udnie", repeats=repeats)
 
 
 __all__ = [
@@ -198,9 +195,6 @@ __all__ = [
     "pan_cut_clip",
     "psnr",
     "run_clip",
+    "run_report",
     "table",
 ]
-
-
-if __name__ == "__main__":
-    main()

@@ -77,3 +77,48 @@ def run_bench_render(args: BenchRenderOptions) -> int:
         raise OptionValueError(str(err)) from err
     result = run_render_benchmark(config, progress=print)
     return report_result(result, args.json)
+
+
+# -- bench temporal / bench outputs ------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchTemporalOptions:
+    size: tuple[int, int] = option(
+        (360, 640), "size of the pan + cut clip", metavar="WxH", parse=wh, format=format_wh
+    )
+    repeats: int = option(3, "every setting this many times in turn", metavar="N", check=positive)
+    threads: int = option(2, "torch threads (CPU)", metavar="N", check=positive)
+    json: str | None = option(None, "also write the rows as JSON", metavar="FILE", role="output")
+
+
+def run_bench_temporal(args: BenchTemporalOptions) -> int:
+    """Warping error, long-range error, PSNR vs per-frame and fps of every temporal setting on a
+    clip of exactly known motion with a cut (docs/temporal.md)."""
+    from benchmarks.temporal_modes import run_report, table
+    from streamer.cli.reports import write_json_report
+
+    guard_declared(args)
+    rows = run_report(size=args.size, repeats=args.repeats, threads=args.threads)
+    print(table(rows))
+    if args.json:
+        write_json_report(args.json, [row.to_dict() for row in rows])
+    return 0
+
+
+@dataclass(frozen=True)
+class BenchOutputsOptions:
+    seconds: float = option(6.0, "seconds of 30 fps video per output kind", metavar="S",
+                            check=positive)  # fmt: skip
+    json: str | None = option(None, "also write the numbers as JSON", metavar="FILE", role="output")
+
+
+def run_bench_outputs(args: BenchOutputsOptions) -> int:
+    """Frame-to-reader latency of every network output kind on loopback and the CPU cost of one
+    720p output (docs/outputs.md); needs nginx-rtmp, srt-tools and GStreamer's RTSP server."""
+    from benchmarks.output_latency import run_report
+    from streamer.cli.reports import write_json_report
+
+    guard_declared(args)
+    report = run_report(args.seconds)
+    if args.json:
+        write_json_report(args.json, report)
+    return 0

@@ -187,6 +187,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(("bench", "regions"), regions.BenchRegionsOptions, regions.run_bench_regions,
             "per-frame time without regions vs with N regions (random weights, masks half/half)",
             config_file=False),
+    Command(("bench", "temporal"), bench.BenchTemporalOptions, bench.run_bench_temporal,
+            "flicker and speed of every temporal setting on a pan + cut clip (random weights)",
+            config_file=False),
+    Command(("bench", "outputs"), bench.BenchOutputsOptions, bench.run_bench_outputs,
+            "loopback latency of the RTMP, SRT, RTSP and HLS outputs; CPU of one 720p output",
+            config_file=False),
 )  # fmt: skip
 
 __all__ = ["COMMANDS", "GROUPS"]

@@ -56,3 +56,26 @@ def test_rows_for_each_setting(untrained_stylizer) -> None:
     assert all(r.fps > 0 and r.fps_cpu > 0 for r in rows[1:])
     assert all(np.isfinite(r.long_warping_error) for r in rows)
     assert table(rows).count("\n") == len(rows) + 1
+
+
+@pytest.mark.slow
+def test_bench_temporal_command_writes_one_row_per_setting(tmp_path, capsys) -> None:
+    import json
+
+    from streamer.cli import command_config, main
+
+    defaults = command_config(["bench", "temporal"])  # the documented run, without flags
+    assert (defaults.size, defaults.repeats, defaults.threads) == ((360, 640), 3, 2)
+    report = tmp_path / "temporal.json"
+    code = main(["bench", "temporal", "--size", "64x48", "--repeats", "1", "--json", str(report)])
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads(report.read_text())
+    assert rows[0]["model"] == "input" and len(rows) >= 5
+    assert {"warping_error", "long_warping_error", "psnr_vs_per_frame", "fps"} <= set(rows[1])
+    assert "| temporal |" in capsys.readouterr().out
+
+
+def test_bench_outputs_defaults() -> None:
+    from streamer.cli import command_config
+
+    assert command_config(["bench", "outputs"]).seconds == 6.0
