@@ -189,21 +189,9 @@ def main() -> int:
         )
         mounts.add_factory("/av", both)
 
-    loop = GLib.MainLoop()
-    if server.attach(None) == 0:
-        print(f"ERROR cannot listen on port {args.port}", flush=True)
-        return 1
-    print(f"PORT {server.get_bound_port()}", flush=True)
+    from gst_loop import serve_until_stopped  # beside this script (run as a script)
 
-    def stop(*_: object) -> bool:
-        loop.quit()
-        return False
-
-    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, stop)
-    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, stop)
-    GLib.io_add_watch(sys.stdin.fileno(), GLib.IO_HUP | GLib.IO_ERR | GLib.IO_IN, stop)
-    loop.run()
-    return 0
+    return serve_until_stopped(server, GLib, args.port, stdin_input=True)
 
 
 if __name__ == "__main__":
