@@ -23,6 +23,7 @@ from adaattn_video.stylizer import FrameStylizer, StylizerConfig
 from streamer.cli import main
 from streamer.live import LiveConfig
 from streamer.regions.specs import RegionSpec
+from streamer.temporal.options import TemporalOptions
 from streamer.zeromq.control import (
     ClearRegions,
     ControlError,
@@ -85,6 +86,7 @@ def test_set_regions_and_clear_regions_on_a_running_live_stream(
     config = LiveConfig(
         "synthetic", stylizer=StylizerSpec(styles=(styles["warm"],), device="cpu"), zmq=ANY_PORT,
         publish=PublishOptions(encoding="rgb24", send_hwm=64), control=ANY_PORT, status_interval_s=0,
+        motion=TemporalOptions(temporal="off"),  # frames compared with per-frame stylizations
     )  # fmt: skip
     run = LiveRun(config, stylizer=_plain(model, styles["warm"]), source=source)
     keyed_label = "warm|regions:cold"
