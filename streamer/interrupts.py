@@ -80,6 +80,19 @@ def _exit_now(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
 
+def interrupt_in_chain(err: BaseException) -> Interrupted | None:
+    """The :class:`Interrupted` that ``err`` wraps (its ``__cause__``/``__context__`` chain),
+    or None: an interrupt re-raised as another error by the code it arrived in."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Interrupted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def install_for_imports() -> None:
     """Until :func:`install`: a signal prints one line and ends the process at once with
     ``128 + signal``. For the command line's own imports (torch alone takes most of a

@@ -69,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         print("stylestream: interrupted", file=sys.stderr)
         return err.exit_code if isinstance(err, interrupts.Interrupted) else 130
+    except Exception as err:
+        # A signal during start-up raises Interrupted wherever Python is; a few places re-raise
+        # it as another error (a class body's __set_name__: RuntimeError). Still an interrupt.
+        interrupted = interrupts.interrupt_in_chain(err)
+        if interrupted is None:
+            raise
+        print("stylestream: interrupted", file=sys.stderr)
+        return interrupted.exit_code
     finally:
         interrupts.uninstall()
 

@@ -130,3 +130,25 @@ def test_signals_during_a_run_stop_it_then_later_ones_are_quiet(gate):
     stats = pipeline.run()
     assert stats.interrupted_by == signal.SIGINT and 3 <= stats.frames_out < 10_000
     _sigint()  # after the interrupted run: logged, no exception
+
+
+def test_an_interrupt_rewrapped_by_python_is_still_found() -> None:
+    """A signal during start-up raises Interrupted wherever Python is; inside a class body's
+    ``__set_name__`` (seen in a library's import on a fresh venv) Python re-raises it as a
+    RuntimeError. The command line must still see the interrupt (exit 130, no traceback)."""
+    import signal as signals
+
+    from streamer.interrupts import Interrupted, interrupt_in_chain
+
+    class Descriptor:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise Interrupted(signals.SIGINT)
+
+    with pytest.raises(RuntimeError) as caught:
+
+        class Owner:
+            field = Descriptor()
+
+    found = interrupt_in_chain(caught.value)
+    assert isinstance(found, Interrupted) and found.exit_code == 130
+    assert interrupt_in_chain(RuntimeError("plain")) is None
