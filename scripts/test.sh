@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs, then runs it:
-#   - Debian packages for the real RTSP server (GStreamer, driven by the system python3-gi)
+#   - Debian packages for the real RTSP server (GStreamer, driven by the system python3-gi;
+#     gstreamer1.0-libav: the H.264 decoder the independent GStreamer reader of Ray joins uses)
 #     and for the browser tests (chromium), nginx-rtmp and srt-tools for the output tests, iproute2 for the two-node Ray test (ip netns),
 #     when apt-get is available;
 #   - a virtual environment .venv with the project and its test extras.
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-tools python3-gi
+  gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav python3-gi
   chromium
   nginx libnginx-mod-rtmp srt-tools
   iproute2
